@@ -1,0 +1,28 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: test demo bench lint clean
+
+$(BIN)/activate: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(BIN)/activate
+
+test: $(BIN)/activate
+	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest benchmarks --benchmark-disable -q
+
+demo: $(BIN)/activate
+	$(BIN)/python -m tinygrad_like
+
+bench: $(BIN)/activate
+	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-group-by=group \
+		--benchmark-columns=median,iqr,rounds --benchmark-json=benchmarks/results.json
+
+lint: $(BIN)/activate
+	$(BIN)/python -m ruff check tinygrad_like tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks

@@ -1,0 +1,30 @@
+"""tinygrad_like: a small, readable deep-learning framework.
+
+    import tinygrad_like as tg
+    x = tg.randn(3, 4, requires_grad=True)
+    (x @ x.T).relu().sum().backward()
+"""
+
+from tinygrad_like import autograd, ops
+from tinygrad_like.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from tinygrad_like.backend import manual_seed
+from tinygrad_like.creation import (arange, empty, eye, from_dlpack, from_numpy, full, full_like,
+                                    linspace, ones, ones_like, rand, rand_like, randint, randn,
+                                    randn_like, randperm, tensor, zeros, zeros_like)
+from tinygrad_like.dtypes import (bfloat16, bool_, float16, float32, float64, int32, int64,
+                                  DType)
+from tinygrad_like.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from tinygrad_like.ops import PUBLIC_OPS
+from tinygrad_like.tensor import Tensor
+from tinygrad_like import cuda
+
+bool = bool_  # noqa: A001  (tg.bool, as torch.bool)
+float = float32  # noqa: A001
+double = float64
+half = float16
+long = int64
+int = int32  # noqa: A001
+
+globals().update(PUBLIC_OPS)  # tg.add, tg.cat, tg.where, ... (the op table in ops/__init__.py)
+
+__version__ = "0.1.0"

@@ -1,0 +1,56 @@
+"""Devices. Each device is a `Backend`: an array module (`xp`), a kernel table
+(`kernels`) and the device's random generator. Ops reach the device only
+through their tensor's backend, so adding a device means adding a module here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import SimpleNamespace
+
+import numpy as np
+
+_MODULES = {"cpu": "tinygrad_like.backend.cpu", "cuda": "tinygrad_like.backend.cuda"}
+_loaded: dict[str, "Backend"] = {}
+DEFAULT_SEED = 67280421310721  # PyTorch's default CPU seed: runs are reproducible by default
+_seed = DEFAULT_SEED
+
+
+class Backend:
+    """What an op needs from a device: its array module, its kernels, its RNG."""
+
+    def __init__(self, name: str, xp, kernels: SimpleNamespace, seed: int):
+        self.name = name
+        self.xp = xp
+        self.kernels = kernels
+        self.manual_seed(seed)
+
+    def manual_seed(self, seed: int) -> None:
+        self.rng = self.xp.random.default_rng(seed)
+
+    def asarray(self, data, dtype=None):
+        return self.xp.asarray(data, dtype=dtype)
+
+    def to_numpy(self, array) -> np.ndarray:
+        return np.asarray(array)
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r})"
+
+
+def get_backend(device) -> Backend:
+    """The backend for a device name such as "cpu" or "cuda" (a trailing ":0" is accepted)."""
+    name = str(device).split(":")[0]
+    if name not in _loaded:
+        if name not in _MODULES:
+            raise ValueError(f"unknown device {device!r}; expected one of {', '.join(_MODULES)}")
+        _loaded[name] = importlib.import_module(_MODULES[name]).make_backend(_seed)
+    return _loaded[name]
+
+
+def manual_seed(seed: int) -> None:
+    """Reseed every device's generator; devices loaded later start from the same seed."""
+    global _seed
+    _seed = int(seed)
+    for backend in _loaded.values():
+        backend.manual_seed(_seed)

@@ -1,0 +1,146 @@
+"""Tensor creation functions: tg.zeros, tg.randn, tg.arange, ... with PyTorch's signatures.
+
+Random draws come from the device's generator, seeded by `tg.manual_seed`, so
+they are reproducible and independent of NumPy's and PyTorch's global seeds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_like import dtypes
+from tinygrad_like.backend import get_backend, manual_seed  # noqa: F401  (re-exported)
+from tinygrad_like.tensor import Tensor
+
+
+def _shape(size: tuple) -> tuple:
+    shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+    if any(not isinstance(n, (int, np.integer)) or n < 0 for n in shape):
+        raise ValueError(f"invalid shape {shape}: sizes must be non-negative integers")
+    return tuple(int(n) for n in shape)
+
+
+def _make(array_fn, dtype, device, requires_grad, default=None) -> Tensor:
+    backend = get_backend(device)
+    dtype = dtypes.to_dtype(dtype) if dtype is not None else (default or dtypes.default_float())
+    if dtype.np_dtype is None:
+        raise TypeError(f"dtype {dtype.name} is not supported on device {backend.name!r}")
+    t = Tensor._wrap(array_fn(backend, dtype.np_dtype), backend)
+    return t.requires_grad_(requires_grad) if requires_grad else t
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+
+
+def zeros(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    shape = _shape(size)
+    return _make(lambda b, dt: b.xp.zeros(shape, dtype=dt), dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    shape = _shape(size)
+    return _make(lambda b, dt: b.xp.ones(shape, dtype=dt), dtype, device, requires_grad)
+
+
+def empty(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    shape = _shape(size)
+    return _make(lambda b, dt: b.xp.empty(shape, dtype=dt), dtype, device, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    shape = _shape((size,) if isinstance(size, int) else tuple(size))
+    default = dtypes.result_type(fill_value)
+    return _make(lambda b, dt: b.xp.full(shape, fill_value, dtype=dt), dtype, device,
+                 requires_grad, default)
+
+
+def eye(n: int, m: int | None = None, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    return _make(lambda b, dt: b.xp.eye(n, m, dtype=dt), dtype, device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    default = dtypes.result_type(start, end, step)
+    return _make(lambda b, dt: b.xp.arange(start, end, step).astype(dt), dtype, device,
+                 requires_grad, default)
+
+
+def linspace(start, end, steps: int, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    return _make(lambda b, dt: b.xp.linspace(start, end, steps, dtype=dt), dtype, device,
+                 requires_grad)
+
+
+def zeros_like(x: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return zeros(x.shape, dtype=dtype or x.dtype, device=device or x.device,
+                 requires_grad=requires_grad)
+
+
+def ones_like(x: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return ones(x.shape, dtype=dtype or x.dtype, device=device or x.device,
+                requires_grad=requires_grad)
+
+
+def full_like(x: Tensor, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return full(x.shape, fill_value, dtype=dtype or x.dtype, device=device or x.device,
+                requires_grad=requires_grad)
+
+
+def _random_floats(draw, size, dtype, device, requires_grad) -> Tensor:
+    shape = _shape(size)
+    # drawn in float64 then cast, so a seed gives the same numbers in every float dtype
+    return _make(lambda b, dt: draw(b.rng, shape).astype(dt), dtype, device, requires_grad)
+
+
+def rand(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    return _random_floats(lambda rng, s: rng.random(s), size, dtype, device, requires_grad)
+
+
+def randn(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    return _random_floats(lambda rng, s: rng.standard_normal(s), size, dtype, device,
+                          requires_grad)
+
+
+def rand_like(x: Tensor, dtype=None, requires_grad=False) -> Tensor:
+    return rand(x.shape, dtype=dtype or x.dtype, device=x.device, requires_grad=requires_grad)
+
+
+def randn_like(x: Tensor, dtype=None, requires_grad=False) -> Tensor:
+    return randn(x.shape, dtype=dtype or x.dtype, device=x.device, requires_grad=requires_grad)
+
+
+def randint(low, high=None, size=(), dtype=None, device="cpu") -> Tensor:
+    if high is None:
+        low, high = 0, low
+    if high <= low:
+        raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
+    shape = _shape(tuple(size))
+    return _make(lambda b, dt: b.rng.integers(low, high, shape).astype(dt), dtype, device, False,
+                 dtypes.int64)
+
+
+def randperm(n: int, dtype=None, device="cpu") -> Tensor:
+    return _make(lambda b, dt: b.rng.permutation(n).astype(dt), dtype, device, False, dtypes.int64)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A CPU tensor that shares memory with `array` (writes show in both)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    dtypes.from_numpy_dtype(array.dtype)  # raises for dtypes with no equivalent
+    return Tensor._wrap(array, get_backend("cpu"))
+
+
+def from_dlpack(obj) -> Tensor:
+    """A tensor sharing memory with any DLPack producer (NumPy, PyTorch, CuPy, ...)."""
+    device_type, _ = obj.__dlpack_device__()
+    if device_type == 1:  # kDLCPU
+        return from_numpy(np.from_dlpack(obj))
+    if device_type == 2:  # kDLCUDA
+        import cupy
+
+        return Tensor._wrap(cupy.from_dlpack(obj), get_backend("cuda"))
+    raise RuntimeError(f"from_dlpack: unsupported DLPack device type {device_type}")

@@ -1,0 +1,118 @@
+"""Dtypes and PyTorch's type-promotion rules.
+
+A `DType` names a storage type and knows its NumPy equivalent. Promotion follows
+PyTorch, not NumPy: Python scalars never widen a tensor within its category
+(`int32_tensor + 1` stays int32, `float16_tensor * 2.0` stays float16), and a
+zero-dimensional tensor only decides the result when it is of a higher category
+than every dimensioned operand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DType:
+    name: str
+    itemsize: int
+    category: int  # 0 bool, 1 integer, 2 floating: promotion never moves down
+    np_dtype: np.dtype | None  # None where NumPy has no such type (bfloat16)
+
+    @property
+    def is_floating_point(self) -> bool:
+        return self.category == 2
+
+    def __repr__(self) -> str:
+        return f"tinygrad_like.{self.name}"
+
+
+bool_ = DType("bool", 1, 0, np.dtype(np.bool_))
+int32 = DType("int32", 4, 1, np.dtype(np.int32))
+int64 = DType("int64", 8, 1, np.dtype(np.int64))
+float16 = DType("float16", 2, 2, np.dtype(np.float16))
+bfloat16 = DType("bfloat16", 2, 2, None)
+float32 = DType("float32", 4, 2, np.dtype(np.float32))
+float64 = DType("float64", 8, 2, np.dtype(np.float64))
+
+ALL = (bool_, int32, int64, float16, bfloat16, float32, float64)
+_BY_NUMPY = {d.np_dtype: d for d in ALL if d.np_dtype is not None}
+_BY_NUMPY.update({np.dtype(np.int8): int32, np.dtype(np.int16): int32, np.dtype(np.uint8): int32})
+_BY_NAME = {d.name: d for d in ALL} | {"float": float32, "double": float64, "half": float16,
+                                         "long": int64, "int": int32}
+_DEFAULT_FOR_CATEGORY = {0: bool_, 1: int64, 2: float32}
+
+
+def default_float() -> DType:
+    return float32
+
+
+def to_dtype(value) -> DType:
+    """Accept a DType, a NumPy dtype, a Python type or a name and return the DType."""
+    if isinstance(value, DType):
+        return value
+    if value is float:
+        return float32
+    if value is int:
+        return int64
+    if value is bool:
+        return bool_
+    if isinstance(value, str) and value in _BY_NAME:
+        return _BY_NAME[value]
+    try:
+        return _BY_NUMPY[np.dtype(value)]
+    except (TypeError, KeyError):
+        raise TypeError(f"unsupported dtype {value!r}; expected one of "
+                        f"{', '.join(d.name for d in ALL)}") from None
+
+
+def from_numpy_dtype(np_dtype: np.dtype) -> DType:
+    try:
+        return _BY_NUMPY[np.dtype(np_dtype)]
+    except KeyError:
+        raise TypeError(f"NumPy dtype {np_dtype} has no tinygrad_like equivalent") from None
+
+
+def scalar_category(value) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        return 0
+    if isinstance(value, (int, np.integer)):
+        return 1
+    return 2
+
+
+def _promote_pair(a: DType, b: DType) -> DType:
+    if a.category != b.category:
+        return a if a.category > b.category else b
+    if {a, b} == {float16, bfloat16}:
+        return float32  # neither holds the other, as in PyTorch
+    return a if a.itemsize >= b.itemsize else b
+
+
+def _promote_all(dtypes) -> DType | None:
+    result = None
+    for d in dtypes:
+        result = d if result is None else _promote_pair(result, d)
+    return result
+
+
+def result_type(*operands) -> DType:
+    """The dtype of an elementwise op over Tensors and Python scalars, as in torch.result_type."""
+    dimensioned, zero_dim, scalar_categories = [], [], []
+    for x in operands:
+        dtype = getattr(x, "dtype", None)
+        if isinstance(dtype, DType):
+            (dimensioned if x.ndim else zero_dim).append(dtype)
+        else:
+            scalar_categories.append(scalar_category(x))
+    result = _promote_all(dimensioned)
+    zero_dim_result = _promote_all(zero_dim)
+    if zero_dim_result is not None and (result is None or zero_dim_result.category > result.category):
+        result = zero_dim_result
+    if scalar_categories:
+        top = max(scalar_categories)
+        if result is None or top > result.category:
+            result = _DEFAULT_FOR_CATEGORY[top]
+    return result

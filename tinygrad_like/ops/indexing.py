@@ -1,0 +1,129 @@
+"""Indexing: `x[index]` (ints, slices, None, Ellipsis, integer and boolean arrays) and gather.
+
+Each backward is a scatter-add into zeros (`np.add.at` accumulates repeated
+integer indices, which plain assignment would drop), and each scatter's own
+backward is the gather again, so second derivatives flow through indexing.
+"""
+
+from __future__ import annotations
+
+from tinygrad_like import dtypes
+from tinygrad_like.autograd import Function
+from tinygrad_like.tensor import Tensor
+
+
+def normalize_index(x: Tensor, index, op: str):
+    """Tensors and lists inside `index` become backend arrays on x's device."""
+    items = index if isinstance(index, tuple) else (index,)
+    out = []
+    for item in items:
+        if isinstance(item, Tensor):
+            if item.backend is not x.backend:
+                raise RuntimeError(f"{op}: index on {item.device}, tensor on {x.device}")
+            if item.dtype.is_floating_point:
+                raise IndexError(f"{op}: tensors used as indices must be integer or bool, got "
+                                 f"{item.dtype.name}")
+            item = item.data
+        elif isinstance(item, list):
+            item = x.backend.asarray(item)
+            if item.dtype.kind == "f":
+                raise IndexError(f"{op}: lists used as indices must hold integers or bools")
+        elif isinstance(item, float):
+            raise IndexError(f"{op}: float index {item!r}; indices must be integers")
+        out.append(item)
+    return tuple(out)
+
+
+def _index_error(op: str, x: Tensor, index, error: Exception) -> IndexError:
+    return IndexError(f"{op}: {error} (indexing a tensor of shape {x.shape} with {index!r})")
+
+
+class GetItem(Function):
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.input_shape, ctx.index = x.shape, index
+        try:
+            return x.data[index]
+        except IndexError as error:
+            raise _index_error("getitem", x, index, error) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return IndexScatter.apply(grad, ctx.index, ctx.input_shape)
+
+
+class IndexScatter(Function):
+    """zeros(shape) with `grad` added at `index`: the adjoint of GetItem."""
+
+    @staticmethod
+    def forward(ctx, grad, index, shape):
+        ctx.index = index
+        xp = grad.backend.xp
+        out = xp.zeros(shape, dtype=grad.data.dtype)
+        xp.add.at(out, index, grad.data)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[ctx.index]
+
+
+def getitem(x: Tensor, index) -> Tensor:
+    return GetItem.apply(x, normalize_index(x, index, "getitem"))
+
+
+def _gather_indices(xp, index, dim: int) -> tuple:
+    """Full index arrays that address x[..., index[i, j, ...], ...] along `dim`."""
+    axes = list(xp.indices(index.shape, sparse=True))
+    axes[dim] = index
+    return tuple(axes)
+
+
+class Gather(Function):
+    @staticmethod
+    def forward(ctx, x, dim, index):
+        ctx.dim, ctx.index, ctx.input_shape = dim, index, x.shape
+        return x.data[_gather_indices(x.backend.xp, index.data, dim)]
+
+    @staticmethod
+    def backward(ctx, grad):
+        return GatherScatter.apply(grad, ctx.dim, ctx.index, ctx.input_shape)
+
+
+class GatherScatter(Function):
+    """zeros(shape) with `grad` added along `dim` at `index`: the adjoint of Gather."""
+
+    @staticmethod
+    def forward(ctx, grad, dim, index, shape):
+        ctx.dim, ctx.index = dim, index
+        xp = grad.backend.xp
+        out = xp.zeros(shape, dtype=grad.data.dtype)
+        xp.add.at(out, _gather_indices(xp, index.data, dim), grad.data)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Gather.apply(grad, ctx.dim, ctx.index)
+
+
+def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
+    """out[i][j] = x[index[i][j]][j] for dim=0 (torch.gather); index may be smaller than x."""
+    from tinygrad_like.ops.reduce import normalize_dims
+
+    if not isinstance(index, Tensor) or index.dtype not in (dtypes.int64, dtypes.int32):
+        raise TypeError(f"gather: index must be an int64 tensor, got "
+                        f"{getattr(index, 'dtype', type(index).__name__)}")
+    if index.backend is not x.backend:
+        raise RuntimeError(f"gather: index on {index.device}, input on {x.device}")
+    (axis,) = normalize_dims("gather", x.shape, dim) or (0,)
+    if index.ndim != x.ndim or any(i > n for d, (i, n) in enumerate(zip(index.shape, x.shape))
+                                   if d != axis):
+        raise ValueError(f"gather: index of shape {index.shape} does not fit input of shape "
+                         f"{x.shape} outside dimension {dim}")
+    if index.numel() and not (0 <= int(index.data.min()) and int(index.data.max()) < x.shape[axis]):
+        raise IndexError(f"gather: index values must lie in [0, {x.shape[axis] - 1}] for "
+                         f"dimension {dim} of the input of shape {x.shape}; got "
+                         f"[{int(index.data.min())}, {int(index.data.max())}]")
+    return Gather.apply(x, axis, index)

@@ -1,0 +1,296 @@
+"""Movement ops: reshape, permute, expand, concatenate, pad and what is built from them.
+
+Reshape, Permute, Expand, Cat and Pad are the primitives; squeeze, transpose,
+stack, split, repeat and friends are compositions, so they need no backward of
+their own. Views share memory (and the version counter) with their input.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tinygrad_like.autograd import Function
+from tinygrad_like.ops.elementwise import promote
+from tinygrad_like.ops.reduce import normalize_dims
+from tinygrad_like.tensor import Tensor
+
+
+def _shape_arg(shape: tuple) -> tuple:
+    """Accept both f(2, 3) and f((2, 3))."""
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+
+def _resolve_shape(op: str, x: Tensor, shape: tuple) -> tuple:
+    """Fill in one -1 and check that the element count is unchanged."""
+    shape = tuple(int(n) for n in shape)
+    unknown = [i for i, n in enumerate(shape) if n == -1]
+    if len(unknown) > 1 or any(n < -1 for n in shape):
+        raise ValueError(f"{op}: invalid shape {shape}: at most one -1 and no other negatives")
+    known = math.prod(n for n in shape if n != -1)
+    if unknown:
+        if known == 0 or x.numel() % known:
+            raise ValueError(f"{op}: shape {shape} is invalid for input of shape {x.shape}")
+        shape = shape[: unknown[0]] + (x.numel() // known,) + shape[unknown[0] + 1:]
+    if math.prod(shape) != x.numel():
+        raise ValueError(f"{op}: shape {shape} is invalid for input of shape {x.shape} "
+                         f"({x.numel()} elements)")
+    return shape
+
+
+class Reshape(Function):
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x, shape, require_view):
+        ctx.input_shape = x.shape
+        if require_view:
+            try:
+                return x.backend.xp.reshape(x.data, shape, copy=False)
+            except ValueError:
+                raise RuntimeError(f"view: shape {shape} is not compatible with the input's "
+                                   f"strides (shape {x.shape}); use .reshape(...) instead") from None
+        return x.data.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.input_shape)
+
+
+class Permute(Function):
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x, axes):
+        ctx.axes = axes
+        return x.data.transpose(axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        inverse = [0] * len(ctx.axes)
+        for i, axis in enumerate(ctx.axes):
+            inverse[axis] = i
+        return grad.permute(inverse)
+
+
+class Expand(Function):
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.input_shape = x.shape
+        return x.backend.xp.broadcast_to(x.data, shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        from tinygrad_like.ops.elementwise import unbroadcast
+
+        return unbroadcast(grad, ctx.input_shape)
+
+
+class Contiguous(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.backend.xp.ascontiguousarray(x.data)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class Cat(Function):
+    @staticmethod
+    def forward(ctx, *tensors, axis):
+        ctx.axis = axis
+        ctx.sizes = [t.shape[axis] for t in tensors]
+        return tensors[0].backend.xp.concatenate([t.data for t in tensors], axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(split(grad, ctx.sizes, ctx.axis))
+
+
+class Pad(Function):
+    """Constant padding with non-negative widths; negative widths are crops done before."""
+
+    @staticmethod
+    def forward(ctx, x, widths, value):
+        ctx.widths = widths
+        return x.backend.xp.pad(x.data, widths, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[tuple(slice(before, n - after) for (before, after), n in
+                          zip(ctx.widths, grad.shape))]
+
+
+# ---- public functions ----------------------------------------------------------------------
+def reshape(x: Tensor, *shape) -> Tensor:
+    shape = _resolve_shape("reshape", x, _shape_arg(shape))
+    return x if shape == x.shape else Reshape.apply(x, shape, False)
+
+
+def view(x: Tensor, *shape) -> Tensor:
+    shape = _resolve_shape("view", x, _shape_arg(shape))
+    return Reshape.apply(x, shape, True)
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    if x.ndim == 0:
+        return x.reshape(1)
+    (start,) = normalize_dims("flatten", x.shape, start_dim)
+    (end,) = normalize_dims("flatten", x.shape, end_dim)
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    return x.reshape(x.shape[:start] + (math.prod(x.shape[start:end + 1]),) + x.shape[end + 1:])
+
+
+def squeeze(x: Tensor, dim=None) -> Tensor:
+    axes = normalize_dims("squeeze", x.shape, dim)
+    return x.reshape(tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1)))
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    if not -x.ndim - 1 <= dim <= x.ndim:
+        raise IndexError(f"unsqueeze: dimension {dim} is out of range for a tensor of shape "
+                         f"{x.shape} (expected to be in [{-x.ndim - 1}, {x.ndim}])")
+    dim = dim % (x.ndim + 1)
+    return x.reshape(x.shape[:dim] + (1,) + x.shape[dim:])
+
+
+def permute(x: Tensor, *dims) -> Tensor:
+    dims = _shape_arg(dims)
+    if len(dims) != x.ndim:
+        raise ValueError(f"permute: got {len(dims)} dims {dims} for a tensor of shape {x.shape}")
+    normalize_dims("permute", x.shape, dims)  # checks range and repeats
+    return Permute.apply(x, tuple(d % x.ndim for d in dims))
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    if x.ndim == 0:
+        normalize_dims("transpose", x.shape, (dim0,) if dim0 == dim1 else (dim0, dim1))
+        return x
+    (a,) = normalize_dims("transpose", x.shape, dim0)
+    (b,) = normalize_dims("transpose", x.shape, dim1)
+    if a == b:
+        return x
+    axes = list(range(x.ndim))
+    axes[a], axes[b] = axes[b], axes[a]
+    return Permute.apply(x, tuple(axes))
+
+
+def T(x: Tensor) -> Tensor:
+    """All dimensions reversed (the matrix transpose for 2-D tensors)."""
+    return Permute.apply(x, tuple(reversed(range(x.ndim))))
+
+
+def mT(x: Tensor) -> Tensor:
+    """The last two dimensions swapped (a batch of matrix transposes)."""
+    return transpose(x, -2, -1)
+
+
+def expand(x: Tensor, *shape) -> Tensor:
+    shape = _shape_arg(shape)
+    extra = len(shape) - x.ndim
+    if extra < 0:
+        raise ValueError(f"expand: the target shape {shape} has fewer dimensions than the input "
+                         f"{x.shape}")
+    target = tuple(x.shape[i - extra] if n == -1 and i >= extra else n for i, n in enumerate(shape))
+    for i, n in enumerate(x.shape):
+        if n != 1 and n != target[i + extra]:
+            raise ValueError(f"expand: the input of shape {x.shape} cannot be expanded to {shape} "
+                             f"(dimension {i}: {n} must be 1 or equal {target[i + extra]})")
+    return x if target == x.shape else Expand.apply(x, target)
+
+
+def contiguous(x: Tensor) -> Tensor:
+    return x if x.is_contiguous() else Contiguous.apply(x)
+
+
+def cat(tensors, dim: int = 0) -> Tensor:
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    tensors = list(promote("cat", *tensors))
+    first = tensors[0]
+    if first.ndim == 0:
+        raise ValueError("cat: zero-dimensional tensors cannot be concatenated")
+    axis = normalize_dims("cat", first.shape, dim)[0]
+    for i, t in enumerate(tensors):
+        if t.ndim != first.ndim or any(a != b for d, (a, b) in enumerate(zip(t.shape, first.shape))
+                                       if d != axis):
+            raise ValueError(f"cat: tensor {i} has shape {t.shape}, which does not match "
+                             f"{first.shape} outside dimension {axis}")
+    return Cat.apply(*tensors, axis=axis)
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"stack: expects tensors of equal shape, but tensor 0 has shape "
+                             f"{tensors[0].shape} and tensor {i} has shape {t.shape}")
+    return cat([t.unsqueeze(dim) for t in tensors], dim)
+
+
+def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    axis = normalize_dims("split", x.shape, dim)[0]
+    length = x.shape[axis]
+    if isinstance(split_size_or_sections, int):
+        if split_size_or_sections <= 0:
+            raise ValueError(f"split: split_size must be positive, got {split_size_or_sections}")
+        sizes = [min(split_size_or_sections, length - start)
+                 for start in range(0, length, split_size_or_sections)] or [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != length:
+            raise ValueError(f"split: sections {sizes} sum to {sum(sizes)}, but dimension {dim} "
+                             f"of the tensor of shape {x.shape} has size {length}")
+    pieces, start = [], 0
+    prefix = (slice(None),) * axis
+    for size in sizes:
+        pieces.append(x[prefix + (slice(start, start + size),)])
+        start += size
+    return tuple(pieces)
+
+
+def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    length = x.shape[normalize_dims("chunk", x.shape, dim)[0]]
+    return split(x, max(math.ceil(length / chunks), 1), dim)
+
+
+def unbind(x: Tensor, dim: int = 0) -> tuple:
+    return tuple(piece.squeeze(dim) for piece in split(x, 1, dim))
+
+
+def pad(x: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
+    """PyTorch's F.pad: `pad` lists (before, after) pairs starting from the last dimension."""
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: padding {tuple(pad)} must have an even length of at most "
+                         f"2 * ndim = {2 * x.ndim} for a tensor of shape {x.shape}")
+    widths = [(0, 0)] * x.ndim
+    for i in range(len(pad) // 2):
+        widths[x.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    if any(before < 0 or after < 0 for before, after in widths):
+        crop = tuple(slice(-min(before, 0), n + min(after, 0))
+                     for (before, after), n in zip(widths, x.shape))
+        x = x[crop]
+        widths = [(max(before, 0), max(after, 0)) for before, after in widths]
+    return Pad.apply(x, tuple(widths), value)
+
+
+def repeat(x: Tensor, *repeats) -> Tensor:
+    """Tile `x` (torch.Tensor.repeat), as an expand of interleaved unit axes then a reshape."""
+    repeats = _shape_arg(repeats)
+    if len(repeats) < x.ndim:
+        raise ValueError(f"repeat: {len(repeats)} repeat counts for a tensor of shape {x.shape}; "
+                         "need at least one per dimension")
+    shape = (1,) * (len(repeats) - x.ndim) + x.shape
+    interleaved = x.reshape(tuple(d for n in shape for d in (1, n)))
+    expanded = interleaved.expand(tuple(d for r, n in zip(repeats, shape) for d in (r, n)))
+    return expanded.reshape(tuple(r * n for r, n in zip(repeats, shape)))

@@ -1,0 +1,190 @@
+"""Reductions: sum, mean, var, std, max/min (amax/amin), argmax/argmin, logsumexp.
+
+`sum` and `amax`/`amin` are the primitives with their own backward; the others
+are compositions of differentiable ops, so their gradients (and second
+derivatives) follow from the primitives'.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections import namedtuple
+
+from tinygrad_like import dtypes
+from tinygrad_like.autograd import Function
+from tinygrad_like.ops.elementwise import maximum, minimum, where
+from tinygrad_like.tensor import Tensor
+
+MaxResult = namedtuple("MaxResult", ["values", "indices"])  # what torch.max(x, dim) returns
+
+
+def normalize_dims(op: str, shape: tuple, dim) -> tuple:
+    """`dim` (None, an int or a sequence, negatives allowed) as sorted non-negative axes."""
+    ndim = len(shape)
+    bound = builtins.max(ndim, 1)  # a 0-d tensor accepts dim 0 and -1, as in PyTorch
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    axes = []
+    for d in dims:
+        if not isinstance(d, int):
+            raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
+        if not -bound <= d < bound:
+            raise IndexError(f"{op}: dimension {d} is out of range for a tensor of shape {shape} "
+                             f"(expected to be in [{-bound}, {bound - 1}])")
+        axes.append(d % ndim if ndim else 0)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{op}: dim {dim!r} repeats a dimension")
+    return tuple(sorted(axes)) if ndim else ()
+
+
+def keepdim_shape(shape: tuple, axes: tuple) -> tuple:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        ctx.input_shape, ctx.axes = x.shape, axes
+        # Integer and bool sums accumulate in int64, as in PyTorch
+        dtype = None if x.dtype.is_floating_point else dtypes.int64.np_dtype
+        return x.data.sum(axis=axes, keepdims=keepdim, dtype=dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(keepdim_shape(ctx.input_shape, ctx.axes)).expand(ctx.input_shape)
+
+
+class _Extreme(Function):
+    """amax/amin: the gradient is shared evenly among the elements that tie for the extreme."""
+
+    saves_output = True
+
+    @classmethod
+    def forward(cls, ctx, x, axes, keepdim):
+        if x.numel() == 0:
+            raise RuntimeError(f"{cls.__name__.lower()}: cannot reduce an empty tensor of shape "
+                               f"{x.shape}")
+        ctx.axes = axes
+        ctx.save_for_backward(x)
+        return cls.compute(x.data, axes, keepdim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        shape = keepdim_shape(x.shape, ctx.axes)
+        ties = (x == out.detach().reshape(shape)).to(grad.dtype)
+        return grad.reshape(shape) * ties / ties.sum(ctx.axes, keepdim=True)
+
+
+class Amax(_Extreme):
+    compute = staticmethod(lambda x, axes, keepdim: x.max(axis=axes, keepdims=keepdim))
+
+
+class Amin(_Extreme):
+    compute = staticmethod(lambda x, axes, keepdim: x.min(axis=axes, keepdims=keepdim))
+
+
+class _ArgExtreme(Function):
+    @classmethod
+    def forward(cls, ctx, x, dim, keepdim):
+        if x.numel() == 0:
+            raise RuntimeError(f"{cls.__name__.lower()}: cannot reduce an empty tensor of shape "
+                               f"{x.shape}")
+        if dim is None:
+            index = cls.compute(x.data.reshape(-1), 0)
+            return index.reshape((1,) * x.ndim) if keepdim else index
+        return cls.compute(x.data, dim, keepdims=keepdim).astype(dtypes.int64.np_dtype)
+
+
+class Argmax(_ArgExtreme):
+    compute = staticmethod(lambda x, axis, keepdims=False: x.argmax(axis=axis, keepdims=keepdims))
+
+
+class Argmin(_ArgExtreme):
+    compute = staticmethod(lambda x, axis, keepdims=False: x.argmin(axis=axis, keepdims=keepdims))
+
+
+# ---- public functions ----------------------------------------------------------------------
+def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return Sum.apply(x, normalize_dims("sum", x.shape, dim), keepdim)
+
+
+def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"mean: input dtype must be floating point, got {x.dtype.name}; "
+                        "cast with .float() first")
+    axes = normalize_dims("mean", x.shape, dim)
+    count = 1
+    for axis in axes:
+        count *= x.shape[axis]
+    return Sum.apply(x, axes, keepdim) / count
+
+
+def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: int | None = None) -> Tensor:
+    """Variance with Bessel's correction by default (correction=1), as torch.var."""
+    if unbiased is not None and correction is not None:
+        raise ValueError("var: pass either unbiased or correction, not both")
+    correction = (1 if unbiased is None or unbiased else 0) if correction is None else correction
+    axes = normalize_dims("var", x.shape, dim)
+    count = 1
+    for axis in axes:
+        count *= x.shape[axis]
+    centered = x - mean(x, axes, keepdim=True)
+    return sum(centered * centered, axes, keepdim) / builtins.max(count - correction, 0)
+
+
+def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: int | None = None) -> Tensor:
+    return var(x, dim, unbiased, keepdim, correction=correction).sqrt()
+
+
+def amax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return Amax.apply(x, normalize_dims("amax", x.shape, dim), keepdim)
+
+
+def amin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return Amin.apply(x, normalize_dims("amin", x.shape, dim), keepdim)
+
+
+def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    axis = None if dim is None else normalize_dims("argmax", x.shape, dim)[0]
+    return Argmax.apply(x, axis if x.ndim else None, keepdim)
+
+
+def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    axis = None if dim is None else normalize_dims("argmin", x.shape, dim)[0]
+    return Argmin.apply(x, axis if x.ndim else None, keepdim)
+
+
+def _max_or_min(name, extreme, arg_extreme, elementwise):
+    def op(x: Tensor, dim=None, keepdim: bool = False):
+        """No dim: the extreme value. An int dim: (values, indices). A tensor: elementwise."""
+        if isinstance(dim, Tensor):
+            return elementwise(x, dim)
+        if dim is None:
+            return extreme(x)
+        indices = arg_extreme(x, dim, keepdim=True)
+        values = x.gather(dim, indices)
+        if not keepdim:
+            values, indices = values.squeeze(dim), indices.squeeze(dim)
+        return MaxResult(values, indices)
+
+    op.__name__ = name
+    return op
+
+
+max = _max_or_min("max", amax, argmax, maximum)
+min = _max_or_min("min", amin, argmin, minimum)
+
+
+def logsumexp(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """log(sum(exp(x))) computed stably by shifting by the (constant) maximum."""
+    if not x.dtype.is_floating_point:
+        x = x.float()
+    axes = normalize_dims("logsumexp", x.shape, dim)
+    shift = amax(x.detach(), axes, keepdim=True)
+    shift = where(shift.abs() == float("inf"), 0.0, shift)
+    out = (x - shift).exp().sum(axes, keepdim=True).log() + shift
+    return out if keepdim else out.squeeze(axes)

@@ -1,0 +1,350 @@
+"""Tensor: an array on a device, its gradient, and the graph node that made it.
+
+`data` is the raw backend array (a NumPy array on "cpu", a CuPy array on
+"cuda"), as in micrograd and early tinygrad. The differentiable ops live in
+`tinygrad_like/ops/` and are attached here as methods and operators from the
+table in `ops/__init__.py`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_like import autograd, dtypes
+from tinygrad_like.backend import Backend, get_backend
+from tinygrad_like.dtypes import DType
+
+
+def _infer_dtype(data) -> DType:
+    """PyTorch's inference for Python data: floats give float32, ints int64, bools bool."""
+    array = np.asarray(data)
+    if array.dtype == np.float64 and not isinstance(data, np.ndarray):
+        return dtypes.default_float()
+    if array.dtype.kind in "iu" and not isinstance(data, np.ndarray):
+        return dtypes.int64
+    return dtypes.from_numpy_dtype(array.dtype)
+
+
+class Tensor:
+    __slots__ = ("data", "backend", "_requires_grad", "grad", "_ctx", "_version",
+                 "_retains_grad", "__weakref__")
+    _is_tinygrad_tensor = True
+    __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operators
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None, device=None):
+        if isinstance(data, Tensor):
+            device = data.device if device is None else device
+            data = data.backend.to_numpy(data.data)
+        backend = get_backend("cpu" if device is None else device)
+        dtype = _infer_dtype(data) if dtype is None else dtypes.to_dtype(dtype)
+        self.data = backend.asarray(np.array(data, dtype=_storage_dtype(dtype, backend)))
+        self.backend = backend
+        self.grad = None
+        self._ctx = None
+        self._version = [0]
+        self._retains_grad = False
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def _wrap(cls, array, backend: Backend) -> "Tensor":
+        """A new leaf around an existing backend array, without copying."""
+        t = cls.__new__(cls)
+        t.data = array
+        t.backend = backend
+        t._requires_grad = False
+        t.grad = None
+        t._ctx = None
+        t._version = [0]
+        t._retains_grad = False
+        return t
+
+    # ---- attributes ---------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    def size(self, dim: int | None = None):
+        return self.shape if dim is None else self.shape[dim]
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    @property
+    def dtype(self) -> DType:
+        return dtypes.from_numpy_dtype(self.data.dtype)
+
+    @property
+    def device(self) -> str:
+        return self.backend.name
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if value and not self.dtype.is_floating_point:
+            raise RuntimeError(f"only floating-point tensors can require gradients; this tensor "
+                               f"has dtype {self.dtype.name}")
+        if not value and self._ctx is not None:
+            raise RuntimeError("requires_grad can only be cleared on leaf tensors; use .detach()")
+        self._requires_grad = bool(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        return self._ctx
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` on this non-leaf tensor after backward, as PyTorch does."""
+        if not self._requires_grad:
+            raise RuntimeError("retain_grad: the tensor does not require grad")
+        self._retains_grad = True
+        if self._ctx is not None:
+            self._ctx.retained_output = self
+
+    def is_contiguous(self) -> bool:
+        return bool(self.data.flags.c_contiguous)
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    # ---- conversion ---------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        if self._requires_grad:
+            raise RuntimeError("numpy(): can't call numpy() on a tensor that requires grad; "
+                               "use tensor.detach().numpy()")
+        return self.backend.to_numpy(self.data)
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.backend.to_numpy(self.data)
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+    def __dlpack__(self, *args, **kwargs):
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
+    def item(self):
+        if self.numel() != 1:
+            raise ValueError(f"item(): only a one-element tensor can be converted to a Python "
+                             f"scalar; this one has shape {self.shape}")
+        return self.backend.to_numpy(self.data).reshape(()).item()
+
+    def tolist(self):
+        return self.backend.to_numpy(self.data).tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.numel() != 1:
+            raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+        return bool(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.is_floating_point or self.numel() != 1:
+            raise TypeError("only one-element integer tensors can be used as an index")
+        return int(self.item())
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    __hash__ = object.__hash__
+
+    def detach(self) -> "Tensor":
+        """The same memory and version counter, cut from the graph."""
+        t = Tensor._wrap(self.data, self.backend)
+        t._version = self._version
+        return t
+
+    def to(self, *args, dtype=None, device=None, **kwargs) -> "Tensor":
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype, device = arg.dtype, arg.device
+            elif isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda", "interp"):
+                device = arg
+            else:
+                dtype = arg
+        from tinygrad_like.ops.elementwise import cast, to_device
+
+        out = self if device is None else to_device(self, device)
+        return out if dtype is None else cast(out, dtype)
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self) -> "Tensor":
+        return self.to("cuda")
+
+    def float(self) -> "Tensor":
+        return self.to(dtypes.float32)
+
+    def double(self) -> "Tensor":
+        return self.to(dtypes.float64)
+
+    def half(self) -> "Tensor":
+        return self.to(dtypes.float16)
+
+    def long(self) -> "Tensor":
+        return self.to(dtypes.int64)
+
+    def int(self) -> "Tensor":
+        return self.to(dtypes.int32)
+
+    def bool(self) -> "Tensor":
+        return self.to(dtypes.bool_)
+
+    def type(self, dtype) -> "Tensor":
+        return self.to(dtypes.to_dtype(dtype))
+
+    # ---- in place (only where no gradient can be silently invalidated) --------------------
+    def _check_inplace(self, op: str) -> None:
+        if autograd.is_grad_enabled() and self._requires_grad:
+            kind = "a leaf tensor" if self._ctx is None else "a tensor in the autograd graph"
+            raise RuntimeError(f"{op}: cannot modify {kind} that requires grad in place; "
+                               "wrap the update in tg.no_grad() or use an out-of-place op")
+
+    def _bump_version(self) -> None:
+        self._version[0] += 1
+
+    def _inplace(self, op: str, value) -> "Tensor":
+        """Write `value` (a Tensor, array or scalar) into this tensor's memory."""
+        self._check_inplace(op)
+        if isinstance(value, Tensor):
+            if value.device != self.device:
+                raise RuntimeError(f"{op}: tensor on {value.device} cannot be written into a "
+                                   f"tensor on {self.device}")
+            value = value.data
+        try:
+            self.data[...] = value
+        except ValueError as error:
+            raise RuntimeError(f"{op}: cannot write a value of shape "
+                               f"{getattr(value, 'shape', ())} into a tensor of shape "
+                               f"{self.shape}") from error
+        self._bump_version()
+        return self
+
+    def zero_(self) -> "Tensor":
+        return self._inplace("zero_", 0)
+
+    def fill_(self, value) -> "Tensor":
+        return self._inplace("fill_", value)
+
+    def copy_(self, source) -> "Tensor":
+        return self._inplace("copy_", source)
+
+    def add_(self, other, alpha=1) -> "Tensor":
+        return self._inplace("add_", (self + other * alpha) if alpha != 1 else (self + other))
+
+    def sub_(self, other, alpha=1) -> "Tensor":
+        return self._inplace("sub_", (self - other * alpha) if alpha != 1 else (self - other))
+
+    def mul_(self, other) -> "Tensor":
+        return self._inplace("mul_", self * other)
+
+    def div_(self, other) -> "Tensor":
+        return self._inplace("div_", self / other)
+
+    def clamp_(self, min=None, max=None) -> "Tensor":
+        return self._inplace("clamp_", self.clamp(min, max))
+
+    def __setitem__(self, index, value) -> None:
+        from tinygrad_like.ops.indexing import normalize_index
+
+        self._check_inplace("__setitem__")
+        if isinstance(value, Tensor):
+            if value.device != self.device:
+                raise RuntimeError(f"__setitem__: value on {value.device}, tensor on "
+                                   f"{self.device}")
+            value = value.data
+        index = normalize_index(self, index, "__setitem__")
+        try:
+            self.data[index] = value
+        except ValueError as error:
+            raise RuntimeError(f"__setitem__: cannot assign a value of shape "
+                               f"{getattr(value, 'shape', ())} to tensor{list(self.shape)}"
+                               f"[{index!r}]") from error
+        self._bump_version()
+
+    # ---- autograd -----------------------------------------------------------------------
+    def backward(self, gradient=None, retain_graph: bool | None = None,
+                 create_graph: bool = False) -> None:
+        if not self._requires_grad:
+            raise RuntimeError("backward: the tensor does not require grad and has no grad_fn")
+        (gradient,) = _initial_gradients((self,), None if gradient is None else (gradient,),
+                                         "backward")
+        retain_graph = create_graph if retain_graph is None else retain_graph
+        autograd.run_backward((self,), (gradient,), retain_graph, create_graph)
+
+    # ---- printing -----------------------------------------------------------------------
+    def __repr__(self) -> str:
+        array = self.backend.to_numpy(self.data)
+        body = np.array2string(array, separator=", ", prefix="tensor(", precision=4)
+        extras = []
+        if self.device != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_):
+            extras.append(f"dtype={self.dtype!r}")
+        if self._ctx is not None:
+            extras.append(f"grad_fn={self._ctx!r}")
+        elif self._requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body] + extras) + ")"
+
+
+def _storage_dtype(dtype: DType, backend: Backend):
+    if dtype.np_dtype is None:
+        raise TypeError(f"dtype {dtype.name} is not supported on device {backend.name!r}")
+    return dtype.np_dtype
+
+
+def _initial_gradients(outputs, grad_outputs, op: str) -> tuple:
+    """The gradients that seed a backward pass: given ones, or 1 for scalar outputs."""
+    if grad_outputs is None:
+        grad_outputs = (None,) * len(outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"{op}: got {len(grad_outputs)} gradients for {len(outputs)} outputs")
+    seeds = []
+    for out, grad in zip(outputs, grad_outputs):
+        if not out.requires_grad:
+            raise RuntimeError(f"{op}: an output of shape {out.shape} does not require grad")
+        if grad is None:
+            if out.numel() != 1:
+                raise RuntimeError(f"{op}: grad can be implicitly created only for scalar "
+                                   f"outputs; this output has shape {out.shape}, so pass "
+                                   "`gradient` with that shape")
+            grad = Tensor._wrap(out.backend.xp.ones_like(out.data), out.backend)
+        elif not isinstance(grad, Tensor):
+            grad = Tensor._wrap(out.backend.asarray(grad, dtype=out.data.dtype), out.backend)
+        if grad.shape != out.shape:
+            raise RuntimeError(f"{op}: gradient of shape {grad.shape} does not match the output "
+                               f"shape {out.shape}")
+        seeds.append(grad)
+    return tuple(seeds)

@@ -7,6 +7,7 @@ setup(
         "tinygrad_like",
         "tinygrad_like.backend",
         "tinygrad_like.ops",
+        "tinygrad_like.nn",
         "tinygrad_like.kernels",
     ],
     package_dir={"tinygrad_like": "tinygrad_like", "tinygrad_like.kernels": "kernels"},

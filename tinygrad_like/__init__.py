@@ -5,7 +5,7 @@
     (x @ x.T).relu().sum().backward()
 """
 
-from tinygrad_like import autograd, ops
+from tinygrad_like import autograd, nn, ops
 from tinygrad_like.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tinygrad_like.backend import manual_seed
 from tinygrad_like.creation import (arange, empty, eye, from_dlpack, from_numpy, full, full_like,

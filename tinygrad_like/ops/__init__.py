@@ -46,6 +46,10 @@ _NOT_METHODS = {"cat", "stack", "where", "pad"}
 _PROPERTIES = {"T": movement.T, "mT": movement.mT}
 
 
+# every name the op registry in tests/ must cover: the table, the properties, indexing
+REGISTERED_NAMES = set(PUBLIC_OPS) | set(_PROPERTIES) | {"getitem"}
+
+
 def _reflected(op):
     return lambda self, other: op(other, self)
 

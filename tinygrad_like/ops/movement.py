@@ -234,16 +234,16 @@ def stack(tensors, dim: int = 0) -> Tensor:
     return cat([t.unsqueeze(dim) for t in tensors], dim)
 
 
-def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+def split(x: Tensor, split_size, dim: int = 0) -> tuple:
     axis = normalize_dims("split", x.shape, dim)[0]
     length = x.shape[axis]
-    if isinstance(split_size_or_sections, int):
-        if split_size_or_sections <= 0:
-            raise ValueError(f"split: split_size must be positive, got {split_size_or_sections}")
-        sizes = [min(split_size_or_sections, length - start)
-                 for start in range(0, length, split_size_or_sections)] or [0]
+    if isinstance(split_size, int):
+        if split_size <= 0:
+            raise ValueError(f"split: split_size must be positive, got {split_size}")
+        sizes = [min(split_size, length - start)
+                 for start in range(0, length, split_size)] or [0]
     else:
-        sizes = list(split_size_or_sections)
+        sizes = list(split_size)
         if sum(sizes) != length:
             raise ValueError(f"split: sections {sizes} sum to {sum(sizes)}, but dimension {dim} "
                              f"of the tensor of shape {x.shape} has size {length}")

@@ -70,14 +70,18 @@ class enable_grad(contextlib.ContextDecorator):
 class Context:
     """A graph node: what one Function call saved, and the inputs to send gradients to."""
 
-    __slots__ = ("function", "backend", "inputs", "needs_input_grad", "_saved",
+    __slots__ = ("function", "backend", "needs_input_grad", "edges", "output_shape", "_saved",
                  "_saved_versions", "_freed", "__dict__")
 
-    def __init__(self, function: type, backend, inputs: tuple, needs_input_grad: tuple):
+    def __init__(self, function: type, backend, needs_input_grad: tuple):
         self.function = function
         self.backend = backend
-        self.inputs = inputs  # the call's arguments; Tensors among them are the graph edges
         self.needs_input_grad = needs_input_grad
+        # One edge per argument, set when the node is recorded: the producing node of an
+        # input that needs grad, the input itself if it is a leaf, else None. Holding nodes
+        # rather than tensors lets intermediate activations be freed once backward ran.
+        self.edges = ()
+        self.output_shape = None
         self._saved = ()
         self._saved_versions = ()
         self._freed = False
@@ -113,7 +117,7 @@ class Context:
 
     @property
     def next_functions(self) -> tuple:
-        return tuple(getattr(x, "_ctx", None) for x in self.inputs if _is_tensor(x))
+        return tuple(e for e in self.edges if type(e) is Context)
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
@@ -150,7 +154,7 @@ class Function:
         needs_input_grad = tuple(_is_tensor(a) and a.requires_grad for a in args)
         record = _grad_enabled and any(needs_input_grad)
         first = next(a for a in args if _is_tensor(a))
-        ctx = Context(cls, first.backend, args, needs_input_grad)
+        ctx = Context(cls, first.backend, needs_input_grad)
         previous, _grad_enabled = _grad_enabled, False
         try:
             result = cls.forward(ctx, *args, **kwargs)
@@ -168,6 +172,9 @@ class Function:
         if record and result.dtype.is_floating_point:
             result._requires_grad = True
             result._ctx = ctx
+            ctx.output_shape = result.shape
+            ctx.edges = tuple((a._ctx or a) if needs else None
+                              for a, needs in zip(args, needs_input_grad))
             if cls.saves_output:
                 ctx.save_for_backward(*ctx._saved, result)
         return result
@@ -180,14 +187,13 @@ def _topological_order(roots: list[Context]) -> list[Context]:
         if id(root) in visited:
             continue
         visited.add(id(root))
-        stack = [(root, iter(root.inputs))]
+        stack = [(root, iter(root.edges))]
         while stack:
-            node, inputs = stack[-1]
-            for x in inputs:
-                child = getattr(x, "_ctx", None) if _is_tensor(x) else None
-                if child is not None and id(child) not in visited:
+            node, edges = stack[-1]
+            for child in edges:
+                if type(child) is Context and id(child) not in visited:
                     visited.add(id(child))
-                    stack.append((child, iter(child.inputs)))
+                    stack.append((child, iter(child.edges)))
                     break
             else:
                 stack.pop()
@@ -196,13 +202,14 @@ def _topological_order(roots: list[Context]) -> list[Context]:
     return order
 
 
-def _check_gradient(node: Context, index: int, tensor, grad) -> None:
+def _check_gradient(node: Context, index: int, edge, grad) -> None:
     if not _is_tensor(grad):
         raise TypeError(f"{node.function.__name__}.backward returned {type(grad).__name__} for "
                         f"input {index}; expected a Tensor or None")
-    if grad.shape != tensor.shape:
+    shape = edge.output_shape if type(edge) is Context else edge.shape
+    if grad.shape != shape:
         raise RuntimeError(f"{node.function.__name__}.backward returned a gradient of shape "
-                           f"{grad.shape} for input {index} of shape {tensor.shape}")
+                           f"{grad.shape} for input {index} of shape {shape}")
 
 
 def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, inputs=None):
@@ -212,31 +219,31 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, 
     are returned for `inputs` (leaf or not) and no `.grad` is touched.
     """
     grads: dict[int, object] = {}  # id(node) -> gradient of the node's output
-    leaf_grads: dict[int, object] = {}  # id(tensor) -> gradient, when `inputs` is given
-    wanted = {id(t): t for t in inputs} if inputs is not None else None
+    wanted_grads: dict[int, object] = {}  # id(input) -> gradient, when `inputs` is given
+    wanted_leaves = {id(t) for t in inputs if t._ctx is None} if inputs is not None else None
     wanted_nodes = {id(t._ctx): t for t in inputs if t._ctx is not None} if inputs else {}
 
-    def accumulate(tensor, grad):
-        if tensor._ctx is not None:
-            key = id(tensor._ctx)
+    def accumulate(edge, grad):
+        if type(edge) is Context:
+            key = id(edge)
             grads[key] = grad if key not in grads else grads[key] + grad
-        elif wanted is not None:
-            if id(tensor) in wanted:
-                key = id(tensor)
-                leaf_grads[key] = grad if key not in leaf_grads else leaf_grads[key] + grad
-        elif tensor.requires_grad:
-            tensor.grad = grad if tensor.grad is None else tensor.grad + grad
+        elif wanted_leaves is not None:
+            if id(edge) in wanted_leaves:
+                key = id(edge)
+                wanted_grads[key] = grad if key not in wanted_grads else wanted_grads[key] + grad
+        elif edge.requires_grad:
+            edge.grad = grad if edge.grad is None else edge.grad + grad
 
     with set_grad_enabled(create_graph):
         for out, grad in zip(outputs, grad_outputs):
-            accumulate(out, grad)
+            accumulate(out._ctx or out, grad)
         roots = [out._ctx for out in outputs if out._ctx is not None]
         for node in _topological_order(roots):
             grad = grads.pop(id(node), None)
             if id(node) in wanted_nodes:
-                leaf_grads[id(wanted_nodes[id(node)])] = grad
+                wanted_grads[id(wanted_nodes[id(node)])] = grad
             retained = getattr(node, "retained_output", None)
-            if retained is not None and grad is not None and wanted is None:
+            if retained is not None and grad is not None and inputs is None:
                 retained.grad = grad if retained.grad is None else retained.grad + grad
             if grad is None:
                 continue
@@ -245,15 +252,12 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, 
                 input_grads = (input_grads,)
             if not retain_graph:
                 node.free_saved()
-            if len(input_grads) < len(node.inputs):
-                input_grads = input_grads + (None,) * (len(node.inputs) - len(input_grads))
-            for index, (x, needs, g) in enumerate(zip(node.inputs, node.needs_input_grad,
-                                                      input_grads)):
-                if needs and g is not None:
-                    _check_gradient(node, index, x, g)
-                    accumulate(x, g)
+            for index, (edge, g) in enumerate(zip(node.edges, input_grads)):
+                if edge is not None and g is not None:
+                    _check_gradient(node, index, edge, g)
+                    accumulate(edge, g)
     if inputs is not None:
-        return tuple(leaf_grads.get(id(t)) for t in inputs)
+        return tuple(wanted_grads.get(id(t)) for t in inputs)
     return None
 
 

@@ -114,6 +114,7 @@ OPS = [
     OpCase("T", lambda lib, x: x.T, [S(((3, 4),))]),
     OpCase("mT", lambda lib, x: x.mT, [S(((2, 3, 4),))]),
     OpCase("expand", lambda lib, x: x.expand(2, 3, 4), [S(((3, 1),)), S(((4,),)), S(((),))]),
+    OpCase("clone", lambda lib, x: x.clone(), [S(((3, 4),), noncontiguous=True)]),
     OpCase("contiguous", lambda lib, x: x.contiguous(), [S(((3, 4),), noncontiguous=True)]),
     OpCase("cat", lambda lib, x, y, **kw: lib.cat([x, y], **kw),
            [S(((2, 3), (4, 3))), S(((2, 3), (2, 5)), {"dim": -1}, noncontiguous=True)]),

@@ -34,7 +34,7 @@ PUBLIC_OPS = {
     "reshape": movement.reshape, "view": movement.view, "flatten": movement.flatten,
     "squeeze": movement.squeeze, "unsqueeze": movement.unsqueeze,
     "transpose": movement.transpose, "permute": movement.permute, "expand": movement.expand,
-    "contiguous": movement.contiguous, "cat": movement.cat, "stack": movement.stack,
+    "contiguous": movement.contiguous, "clone": movement.clone, "cat": movement.cat, "stack": movement.stack,
     "split": movement.split, "chunk": movement.chunk, "unbind": movement.unbind,
     "pad": movement.pad, "repeat": movement.repeat,
     # indexing and linear algebra

@@ -87,10 +87,12 @@ class Expand(Function):
         return unbroadcast(grad, ctx.input_shape)
 
 
-class Contiguous(Function):
+class Copy(Function):
+    """A fresh C-contiguous copy (clone, and contiguous on a non-contiguous input)."""
+
     @staticmethod
     def forward(ctx, x):
-        return x.backend.xp.ascontiguousarray(x.data)
+        return x.data.copy()
 
     @staticmethod
     def backward(ctx, grad):
@@ -203,7 +205,11 @@ def expand(x: Tensor, *shape) -> Tensor:
 
 
 def contiguous(x: Tensor) -> Tensor:
-    return x if x.is_contiguous() else Contiguous.apply(x)
+    return x if x.is_contiguous() else Copy.apply(x)
+
+
+def clone(x: Tensor) -> Tensor:
+    return Copy.apply(x)
 
 
 def cat(tensors, dim: int = 0) -> Tensor:

@@ -1,0 +1,5 @@
+import sys
+
+from tinygrad_like.cli import main
+
+sys.exit(main())

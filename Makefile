@@ -20,6 +20,7 @@ demo: $(BIN)/activate
 bench: $(BIN)/activate
 	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-group-by=group \
 		--benchmark-columns=median,iqr,rounds --benchmark-json=benchmarks/results.json
+	$(BIN)/python benchmarks/report.py benchmarks/results.json > benchmarks/RESULTS.md
 
 lint: $(BIN)/activate
 	$(BIN)/python -m ruff check tinygrad_like tests benchmarks

@@ -19,6 +19,7 @@ class Sample:
     kwargs: dict = field(default_factory=dict)
     positive: bool = False  # draw inputs from [0.5, 2] (log, sqrt, pow bases)
     noncontiguous: bool = False  # hand the op transposed views instead of fresh arrays
+    constant: tuple = ()  # positions of inputs that take no gradient (class weights)
 
     def __repr__(self) -> str:
         extras = "".join(f",{k}={v}" for k, v in self.kwargs.items())
@@ -34,6 +35,9 @@ class OpCase:
     gradgrad: bool = True
     atol: float = 1e-5  # gradcheck tolerance (finite differences in float64)
     eps: float = 1e-6  # finite-difference step
+    torch_parity: bool = True  # False only for random ops (dropout), checked in test_nn.py
+    # False where the gradient is deliberately not the derivative (embedding's padding_idx)
+    finite_differences: bool = True
 
     def __repr__(self) -> str:
         return self.name
@@ -141,6 +145,84 @@ OPS = [
     OpCase("matmul", lambda lib, x, y: lib.matmul(x, y),
            [S(((3, 4), (4, 5))), S(((2, 3, 4), (4, 2))), S(((2, 1, 3, 4), (3, 4, 2)), noncontiguous=True),
             S(((4,), (4, 3))), S(((3, 4), (4,))), S(((4,), (4,)))]),
+    # neural-network functions (tg.nn.functional / torch.nn.functional)
+    OpCase("linear", lambda lib, x, w, *b: lib.nn.functional.linear(x, w, *b),
+           [S(((4, 3), (5, 3), (5,))), S(((2, 4, 3), (5, 3))), S(((3,), (2, 3), (2,)))]),
+    OpCase("conv2d", lambda lib, x, w, *b, **kw: lib.nn.functional.conv2d(x, w, *b, **kw),
+           [S(((2, 2, 5, 5), (3, 2, 3, 3), (3,))),
+            S(((1, 3, 7, 6), (2, 3, 3, 2)), {"stride": 2, "padding": 1, "dilation": 2}),
+            S(((1, 4, 4, 4), (6, 2, 3, 3), (6,)), {"groups": 2, "padding": "same"}),
+            S(((1, 3, 5, 4), (2, 3, 2, 2)), {"stride": (2, 1), "padding": (0, 1)},
+              noncontiguous=True)]),
+    OpCase("max_pool2d", lambda lib, x, **kw: lib.nn.functional.max_pool2d(x, **kw),
+           [S(((2, 2, 4, 6),), {"kernel_size": 2}),
+            S(((1, 2, 7, 7),), {"kernel_size": 3, "stride": 2, "padding": 1}),
+            S(((1, 1, 7, 6),), {"kernel_size": 2, "dilation": 2})]),
+    OpCase("avg_pool2d", lambda lib, x, **kw: lib.nn.functional.avg_pool2d(x, **kw),
+           [S(((2, 2, 4, 6),), {"kernel_size": 2}),
+            S(((1, 2, 7, 7),), {"kernel_size": 3, "stride": 2, "padding": 1}),
+            S(((1, 2, 5, 5),), {"kernel_size": 3, "stride": 2, "padding": 1,
+                                "count_include_pad": False})]),
+    OpCase("softmax", lambda lib, x, **kw: lib.nn.functional.softmax(x, **kw),
+           [S(((3, 5),), {"dim": -1}), S(((2, 3, 4),), {"dim": 1}, noncontiguous=True)]),
+    OpCase("log_softmax", lambda lib, x, **kw: lib.nn.functional.log_softmax(x, **kw),
+           [S(((3, 5),), {"dim": -1}), S(((2, 3, 4),), {"dim": 0}, noncontiguous=True)]),
+    OpCase("dropout", lambda lib, x: (lib.manual_seed(0), lib.nn.functional.dropout(x, 0.4))[1],
+           [S(((4, 5),))], torch_parity=False),
+    OpCase("embedding", lambda lib, w, **kw: lib.nn.functional.embedding(
+        lib.tensor([[0, 2, 2], [3, 1, 0]]), w, **kw),
+           [S(((4, 3),))]),
+    OpCase("embedding_padding_idx", lambda lib, w: lib.nn.functional.embedding(
+        lib.tensor([[0, 2, 2], [3, 1, 0]]), w, padding_idx=2), [S(((4, 3),))],
+           finite_differences=False),
+    OpCase("layer_norm", lambda lib, x, *wb, **kw: lib.nn.functional.layer_norm(x, x.shape[-1:], *wb),
+           [S(((2, 3, 4), (4,), (4,))), S(((3, 5),)), S(((2, 4, 3), (3,)), noncontiguous=True)]),
+    OpCase("batch_norm", lambda lib, x, w, b: lib.nn.functional.batch_norm(
+        x, None, None, w, b, training=True),
+           [S(((4, 3), (3,), (3,))), S(((2, 3, 2, 2), (3,), (3,)))]),
+    OpCase("batch_norm_eval", lambda lib, x, w, b: lib.nn.functional.batch_norm(
+        x, lib.tensor([0.5, -0.2, 0.1], dtype=x.dtype),
+        lib.tensor([1.5, 0.7, 2.0], dtype=x.dtype), w, b, training=False),
+           [S(((2, 3, 2, 2), (3,), (3,)))]),
+    OpCase("scaled_dot_product_attention",
+           lambda lib, q, k, v, **kw: lib.nn.functional.scaled_dot_product_attention(q, k, v, **kw),
+           [S(((2, 3, 4), (2, 5, 4), (2, 5, 3))), S(((1, 2, 4, 4),) * 3, {"is_causal": True}),
+            S(((2, 3, 4), (2, 5, 4), (2, 5, 3)), {"scale": 0.3}, noncontiguous=True)]),
+    OpCase("scaled_dot_product_attention_masks",
+           lambda lib, q, k, v, mask: lib.nn.functional.scaled_dot_product_attention(
+               q, k, v, attn_mask=(mask > 0) if q.shape[-1] == 4 else mask),
+           [S(((2, 3, 4), (2, 5, 4), (2, 5, 3), (3, 5))),
+            S(((2, 3, 2), (2, 5, 2), (2, 5, 3), (3, 5)))]),
+    OpCase("leaky_relu", lambda lib, x: lib.nn.functional.leaky_relu(x, 0.2), UNARY),
+    OpCase("one_hot", lambda lib, x: lib.nn.functional.one_hot((x.abs() * 2).long(), 5),
+           [S(((3, 4),))], differentiable=False),
+    OpCase("mse_loss", lambda lib, x, y, **kw: lib.nn.functional.mse_loss(x, y, **kw),
+           [S(((3, 4), (3, 4))), S(((3, 4), (3, 4)), {"reduction": "sum"}),
+            S(((3, 4), (3, 4)), {"reduction": "none"})]),
+    OpCase("l1_loss", lambda lib, x, y, **kw: lib.nn.functional.l1_loss(x, y, **kw),
+           [S(((3, 4), (3, 4))), S(((2, 3), (2, 3)), {"reduction": "none"})]),
+    OpCase("cross_entropy", lambda lib, x, *w, **kw: lib.nn.functional.cross_entropy(
+        x, lib.tensor([1, 0, 4, 2]), *w, **kw),
+           [S(((4, 5),)), S(((4, 5), (5,)), positive=True, constant=(1,)),
+            S(((4, 5),), {"ignore_index": 0}), S(((4, 5),), {"label_smoothing": 0.2}),
+            S(((4, 5), (5,)), {"label_smoothing": 0.1, "ignore_index": 4}, positive=True,
+              constant=(1,)),
+            S(((4, 5),), {"reduction": "sum"}), S(((4, 5),), {"reduction": "none"})]),
+    OpCase("cross_entropy_nd", lambda lib, x: lib.nn.functional.cross_entropy(
+        x, lib.tensor([[0, 2, 1, 2], [1, 1, 0, 2]])), [S(((2, 3, 4),))]),
+    OpCase("cross_entropy_probabilities", lambda lib, x, p, **kw: lib.nn.functional.cross_entropy(
+        x, lib.nn.functional.softmax(p, -1), **kw), [S(((3, 4), (3, 4))), S(((3, 4), (3, 4)), {"label_smoothing": 0.3})]),
+    OpCase("nll_loss", lambda lib, x, **kw: lib.nn.functional.nll_loss(
+        x, lib.tensor([1, 0, 3]), **kw),
+           [S(((3, 4),)), S(((3, 4),), {"ignore_index": 1}), S(((3, 4),), {"reduction": "none"})]),
+    OpCase("binary_cross_entropy", lambda lib, x, **kw: lib.nn.functional.binary_cross_entropy(
+        x.sigmoid(), lib.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]], dtype=x.dtype), **kw),
+           [S(((2, 3),)), S(((2, 3),), {"reduction": "sum"})]),
+    OpCase("binary_cross_entropy_with_logits",
+           lambda lib, x, *pw: lib.nn.functional.binary_cross_entropy_with_logits(
+               x, lib.tensor([[1.0, 0.0, 1.0], [0.0, 0.3, 1.0]], dtype=x.dtype),
+               pos_weight=pw[0] if pw else None),
+           [S(((2, 3),)), S(((2, 3), (3,)), positive=True, constant=(1,))]),
     # casts and devices
     OpCase("to", lambda lib, x: (x.to(lib.float32) * 2).to(lib.float64), [S(((3, 4),))],
            eps=1e-3, atol=1e-3),  # the float32 round trip needs a coarser step

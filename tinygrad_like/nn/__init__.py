@@ -1,3 +1,10 @@
-"""tg.nn: layers and functional ops (the layers arrive with the nn issue)."""
+"""tg.nn: modules, layers, losses, initialisation, and the functional namespace F."""
 
-from tinygrad_like.nn import functional  # noqa: F401
+from tinygrad_like.nn import functional, init  # noqa: F401
+from tinygrad_like.nn.layers import *  # noqa: F401,F403
+from tinygrad_like.nn.losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss,  # noqa: F401
+                                     L1Loss, MSELoss, NLLLoss)
+from tinygrad_like.nn.transformer import (MultiheadAttention, TransformerEncoder,  # noqa: F401
+                                          TransformerEncoderLayer)
+from tinygrad_like.nn.module import (Module, ModuleDict, ModuleList, Parameter,  # noqa: F401
+                                     Sequential)

@@ -6,7 +6,7 @@ fails for any name that has no gradcheck/parity case in `tests/op_registry.py`.
 
 from __future__ import annotations
 
-from tinygrad_like.ops import elementwise, indexing, linalg, movement, reduce
+from tinygrad_like.ops import elementwise, indexing, linalg, movement, nn, reduce
 from tinygrad_like.tensor import Tensor
 
 # name -> function; each is also a Tensor method of the same name
@@ -39,6 +39,8 @@ PUBLIC_OPS = {
     "pad": movement.pad, "repeat": movement.repeat,
     # indexing and linear algebra
     "gather": indexing.gather, "matmul": linalg.matmul,
+    # neural-network primitives (also in tg.nn.functional)
+    "softmax": nn.softmax, "log_softmax": nn.log_softmax,
 }
 
 # names that are functions only (tg.cat(...)), not Tensor methods, as in PyTorch

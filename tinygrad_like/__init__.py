@@ -16,7 +16,8 @@ from tinygrad_like.dtypes import (bfloat16, bool_, float16, float32, float64, in
 from tinygrad_like.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from tinygrad_like.ops import PUBLIC_OPS
 from tinygrad_like.tensor import Tensor
-from tinygrad_like import cuda
+from tinygrad_like import cuda, data, metrics, optim
+from tinygrad_like.serialization import load, save
 
 bool = bool_  # noqa: A001  (tg.bool, as torch.bool)
 float = float32  # noqa: A001

@@ -1,0 +1,111 @@
+"""Datasets: the indexable-collection protocol, tensors as a dataset, and random splits.
+
+A dataset may also define `get_batch(indices)`, returning exactly what the default
+collate would make of `[dataset[i] for i in indices]`; the DataLoader then fetches a
+whole batch with one fancy index per tensor instead of one Python call per item.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from itertools import pairwise
+
+import numpy as np
+
+from tinygrad_like.creation import randint
+from tinygrad_like.tensor import Tensor
+
+
+class Dataset:
+    """Base class: subclasses define `__getitem__(index)` and `__len__()`."""
+
+    def __getitem__(self, index: int):
+        raise NotImplementedError(f"{type(self).__name__} must implement __getitem__")
+
+    def __len__(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+
+
+class TensorDataset(Dataset):
+    """Item i is the tuple `(t[i] for t in tensors)`; every tensor must share dimension 0."""
+
+    def __init__(self, *tensors: Tensor):
+        if not tensors:
+            raise ValueError("TensorDataset: expected at least one tensor")
+        for i, t in enumerate(tensors):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"TensorDataset: argument {i} is a {type(t).__name__}, "
+                                "expected a Tensor")
+            if t.ndim == 0:
+                raise ValueError(f"TensorDataset: tensor {i} is 0-dimensional; every tensor "
+                                 "needs a first (sample) dimension")
+        sizes = [t.shape[0] for t in tensors]
+        if len(set(sizes)) > 1:
+            shapes = ", ".join(str(t.shape) for t in tensors)
+            raise ValueError(f"TensorDataset: size mismatch between tensors: first dimensions "
+                             f"{sizes} (shapes {shapes}) must all be equal")
+        self.tensors = tensors
+
+    def __getitem__(self, index: int) -> tuple:
+        return tuple(t[index] for t in self.tensors)
+
+    def __len__(self) -> int:
+        return self.tensors[0].shape[0]
+
+    def get_batch(self, indices: np.ndarray) -> list:
+        # a list, as default collate returns for tuple samples (PyTorch's convention)
+        return [t[Tensor(indices, device=t.device)] for t in self.tensors]
+
+
+class Subset(Dataset):
+    """The items of `dataset` at `indices`, in that order."""
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int]):
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    def __getitem__(self, index: int):
+        return self.dataset[int(self.indices[index])]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getattr__(self, name: str):
+        # expose get_batch only when the wrapped dataset has one, so the loader's check works
+        if name == "get_batch" and hasattr(self.dataset, "get_batch"):
+            return lambda indices: self.dataset.get_batch(self.indices[indices])
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+
+def _split_lengths(total: int, lengths: Sequence[float]) -> list[int]:
+    """Absolute lengths, or fractions summing to 1 distributed as PyTorch does."""
+    if all(isinstance(n, (int, np.integer)) for n in lengths):
+        counts = [int(n) for n in lengths]
+    elif math.isclose(sum(lengths), 1.0) and all(0 <= f <= 1 for f in lengths):
+        counts = [math.floor(total * f) for f in lengths]
+        for i in range(total - sum(counts)):  # the remainder goes round-robin from the front
+            counts[i % len(counts)] += 1
+    else:
+        raise ValueError(f"random_split: lengths {list(lengths)} must be integers or fractions "
+                         "summing to 1")
+    if any(n < 0 for n in counts) or sum(counts) != total:
+        raise ValueError(f"random_split: lengths {counts} must be non-negative and sum to the "
+                         f"dataset's length ({total})")
+    return counts
+
+
+def random_split(dataset: Dataset, lengths: Sequence[float],
+                 generator_seed: int | None = None) -> list[Subset]:
+    """Disjoint random subsets of the given lengths (or fractions).
+
+    The permutation comes from a NumPy generator seeded with `generator_seed`, so a seed
+    gives the same split in every process; with None the seed is drawn from tinygrad_like's
+    global generator, which `tg.manual_seed` controls.
+    """
+    counts = _split_lengths(len(dataset), lengths)
+    if generator_seed is None:
+        generator_seed = randint(0, 2**31, ()).item()
+    order = np.random.default_rng(generator_seed).permutation(len(dataset))
+    bounds = np.cumsum([0] + counts)
+    return [Subset(dataset, order[start:stop]) for start, stop in pairwise(bounds)]

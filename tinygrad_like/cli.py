@@ -1,7 +1,7 @@
 """The `tinygrad-like` command (also `python -m tinygrad_like`).
 
-Subcommands:
-  demo   fit a tiny model with autograd and gradcheck one of its ops (the default)
+  tinygrad-like train MODEL [options]   train a seed model on its bundled data
+  tinygrad-like demo                    a tiny autograd example and a gradient check
 """
 
 from __future__ import annotations
@@ -9,11 +9,88 @@ from __future__ import annotations
 import argparse
 import sys
 
-import tinygrad_like as tg
+MODELS = ("mlp", "cnn", "perceptron", "gru-lm", "bilstm", "transformer", "gan")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinygrad-like",
+                                     description="tinygrad_like: train the seed models")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train a seed model on its bundled data")
+    train.add_argument("model", choices=MODELS)
+    train.add_argument("--device", choices=("cpu", "cuda", "interp"), default="cpu")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "adagrad", "rmsprop"))
+    train.add_argument("--weight-decay", type=float, help="L2 through the optimizer")
+    train.add_argument("--l1", type=float, help="weight of an L1 penalty added to the loss")
+    train.add_argument("--dropout", type=float)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--save", metavar="CKPT", help="write a .safetensors checkpoint")
+    train.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
+    train.add_argument("--plot", metavar="PNG", help="write loss/metric curves")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    commands.add_parser("demo", help="fit a line with autograd and run a gradient check")
+    return parser
+
+
+def _format_row(row: dict, columns: list[str]) -> str:
+    cells = []
+    for column in columns:
+        value = row.get(column, "")
+        cells.append(f"{value:>12.4f}" if isinstance(value, float) else f"{value!s:>12}")
+    return " ".join(cells)
+
+
+def train_command(args) -> int:
+    from tqdm import tqdm
+
+    from tinygrad_like.models import get_task, train
+
+    task = get_task(args.model)
+    options = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+               "optimizer": args.optimizer, "weight_decay": args.weight_decay, "l1": args.l1,
+               "dropout": args.dropout, "seed": args.seed, "device": args.device}
+    config = task.config(**{k: v for k, v in options.items() if v is not None})
+    if args.device != "cpu":
+        from tinygrad_like.backend import get_backend
+
+        get_backend(args.device)  # fail fast with the device's own message
+    columns: list[str] = []
+
+    def on_epoch(row: dict) -> None:
+        if not columns:
+            columns.extend(row)
+            print(" ".join(f"{c:>12}" for c in columns))
+        print(_format_row(row, columns), flush=True)
+
+    def progress(iterable, **kwargs):
+        return tqdm(iterable, leave=False, disable=args.quiet, file=sys.stderr, **kwargs)
+
+    print(f"training {task.name} for {config.epochs} epochs on {config.device} "
+          f"({config.optimizer}, lr {config.lr}, batch {config.batch_size})")
+    result = train(task, config, on_epoch, progress, args.save, args.resume)
+    print("final test metrics: " + ", ".join(f"{k.removeprefix('test_')} {v:.4f}"
+                                             for k, v in result.final.items()))
+    if task.name == "gru-lm":
+        print("sample: " + repr(task.sample_text(result.model, config)))
+    if args.save:
+        print(f"checkpoint written to {args.save}")
+    if args.plot:
+        from tinygrad_like.models.plot import plot_history
+
+        plot_history(result.history, args.plot, title=task.name)
+        print(f"curves written to {args.plot}")
+    if task.summary_metric in result.final:
+        print(f"{task.summary_metric.replace('_', ' ')}: {result.final[task.summary_metric]:.4f}")
+    return 0
 
 
 def demo() -> None:
     """Least-squares fit of y = 3x - 1 by gradient descent, then a gradient check."""
+    import tinygrad_like as tg
+
     tg.manual_seed(0)
     x = tg.randn(64, 1)
     y = 3 * x - 1 + 0.01 * tg.randn(64, 1)
@@ -35,13 +112,16 @@ def demo() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tinygrad-like", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("demo", help="fit a tiny model with autograd and run a gradient check")
-    args = parser.parse_args(argv)
-    if args.command in (None, "demo"):
-        demo()
-    return 0
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            demo()
+            return 0
+        return train_command(args)
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as error:
+        # bad arguments, files or devices: one line, not a traceback
+        print(f"tinygrad-like: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

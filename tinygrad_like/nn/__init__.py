@@ -4,6 +4,7 @@ from tinygrad_like.nn import functional, init, utils  # noqa: F401
 from tinygrad_like.nn.layers import *  # noqa: F401,F403
 from tinygrad_like.nn.losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss,  # noqa: F401
                                      L1Loss, MSELoss, NLLLoss)
+from tinygrad_like.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
 from tinygrad_like.nn.transformer import (MultiheadAttention, TransformerEncoder,  # noqa: F401
                                           TransformerEncoderLayer)
 from tinygrad_like.nn.module import (Module, ModuleDict, ModuleList, Parameter,  # noqa: F401

@@ -62,7 +62,10 @@ class IndexScatter(Function):
         ctx.index = index
         xp = grad.backend.xp
         out = xp.zeros(shape, dtype=grad.data.dtype)
-        xp.add.at(out, index, grad.data)
+        if all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in index):
+            out[index] += grad.data  # basic indexing never repeats a position: no scatter needed
+        else:
+            xp.add.at(out, index, grad.data)
         return out
 
     @staticmethod

@@ -1,0 +1,128 @@
+"""What every seed model shares: its training configuration, the epoch loop, checkpoints.
+
+A `Task` knows how to build its model and data and how to run one training epoch
+and one evaluation; `train()` drives the epochs, the optimizer, resuming and
+saving, and reports each epoch's metrics to a callback (the CLI prints a table).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable, Iterable
+
+from tinygrad_like import autograd, optim
+from tinygrad_like.backend import manual_seed
+from tinygrad_like.nn.module import Module
+from tinygrad_like.nn.utils import l1_penalty
+from tinygrad_like.serialization import load, save
+from tinygrad_like.tensor import Tensor
+
+OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW,
+              "adagrad": optim.Adagrad, "rmsprop": optim.RMSprop}
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0  # coupled L2 through the optimizer (decoupled with adamw)
+    l1: float = 0.0  # weight of the L1 penalty added to the loss
+    dropout: float = 0.0
+    device: str = "cpu"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from "
+                             f"{', '.join(OPTIMIZERS)}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.l1 < 0:
+            raise ValueError("lr must be positive and weight_decay and l1 non-negative")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class TrainResult:
+    model: Module
+    history: list[dict] = field(default_factory=list)  # one row of metrics per epoch
+    final: dict = field(default_factory=dict)  # the test metrics after the last epoch
+
+
+def identity_progress(iterable: Iterable, **_) -> Iterable:
+    return iterable
+
+
+class Task:
+    """A seed model, its data and how to train and evaluate it (subclasses fill these in)."""
+
+    name = ""
+    defaults: dict = {}  # this task's TrainConfig overrides (epochs, lr, ...)
+    summary_metric = "test_accuracy"  # what the CLI announces at the end
+
+    def config(self, **overrides) -> TrainConfig:
+        return replace(TrainConfig(**self.defaults), **overrides)
+
+    def build(self, config: TrainConfig) -> Module:
+        raise NotImplementedError
+
+    def train_epoch(self, model, optimizer, config, progress) -> dict:
+        raise NotImplementedError
+
+    def evaluate(self, model, config) -> dict:
+        raise NotImplementedError
+
+    def parameters_to_optimize(self, model):
+        return model.parameters()
+
+    def make_optimizer(self, model, config: TrainConfig):
+        return OPTIMIZERS[config.optimizer](self.parameters_to_optimize(model), lr=config.lr,
+                                            weight_decay=config.weight_decay)
+
+    def loss_with_penalty(self, loss: Tensor, model: Module, config: TrainConfig) -> Tensor:
+        if config.l1:
+            weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
+            loss = loss + config.l1 * l1_penalty(weights)
+        return loss
+
+
+def train(task: Task, config: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
+          progress=identity_progress, save_path: str | None = None,
+          resume_path: str | None = None) -> TrainResult:
+    """Train `task`'s model for `config.epochs` epochs (continuing a checkpoint if given)."""
+    manual_seed(config.seed)
+    model = task.build(config).to(config.device)
+    optimizer = task.make_optimizer(model, config)
+    start_epoch, history = 0, []
+    if resume_path is not None:
+        checkpoint = load(resume_path, device=config.device)
+        if checkpoint.get("task") != task.name:
+            raise ValueError(f"checkpoint {resume_path} was written by task "
+                             f"{checkpoint.get('task')!r}, not {task.name!r}")
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        start_epoch, history = checkpoint["epoch"], checkpoint["history"]
+    for epoch in range(start_epoch, start_epoch + config.epochs):
+        started = time.perf_counter()
+        model.train()
+        row = {"epoch": epoch + 1}
+        row.update(task.train_epoch(model, optimizer, config,
+                                    lambda it, **kw: progress(it, desc=f"epoch {epoch + 1}", **kw)))
+        model.eval()
+        with autograd.no_grad():
+            row.update(task.evaluate(model, config))
+        row["seconds"] = time.perf_counter() - started
+        history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+    final = {k: v for k, v in history[-1].items() if k.startswith("test_")} if history else {}
+    if save_path is not None:
+        save({"task": task.name, "epoch": start_epoch + config.epochs, "history": history,
+              "config": asdict(config), "model": model.state_dict(),
+              "optimizer": optimizer.state_dict()}, save_path)
+    return TrainResult(model, history, final)

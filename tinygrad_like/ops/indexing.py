@@ -120,7 +120,9 @@ def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
                         f"{getattr(index, 'dtype', type(index).__name__)}")
     if index.backend is not x.backend:
         raise RuntimeError(f"gather: index on {index.device}, input on {x.device}")
-    (axis,) = normalize_dims("gather", x.shape, dim) or (0,)
+    if x.ndim == 0:  # a 0-d input has one element; gather it as a 1-element vector
+        return gather(x.reshape(1), 0, index.reshape(1)).reshape(index.shape)
+    (axis,) = normalize_dims("gather", x.shape, dim)
     if index.ndim != x.ndim or any(i > n for d, (i, n) in enumerate(zip(index.shape, x.shape))
                                    if d != axis):
         raise ValueError(f"gather: index of shape {index.shape} does not fit input of shape "

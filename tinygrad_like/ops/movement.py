@@ -168,8 +168,8 @@ def permute(x: Tensor, *dims) -> Tensor:
 
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
-    if x.ndim == 0:
-        normalize_dims("transpose", x.shape, (dim0,) if dim0 == dim1 else (dim0, dim1))
+    if x.ndim == 0:  # dims 0 and -1 both name the one (absent) dimension
+        normalize_dims("transpose", x.shape, dim0), normalize_dims("transpose", x.shape, dim1)
         return x
     (a,) = normalize_dims("transpose", x.shape, dim0)
     (b,) = normalize_dims("transpose", x.shape, dim1)
@@ -265,7 +265,9 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     length = x.shape[normalize_dims("chunk", x.shape, dim)[0]]
-    return split(x, max(math.ceil(length / chunks), 1), dim)
+    if length == 0:
+        return split(x, [0] * chunks, dim)  # as PyTorch: `chunks` empty pieces
+    return split(x, math.ceil(length / chunks), dim)
 
 
 def unbind(x: Tensor, dim: int = 0) -> tuple:

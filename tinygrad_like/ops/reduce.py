@@ -38,6 +38,13 @@ def normalize_dims(op: str, shape: tuple, dim) -> tuple:
     return tuple(sorted(axes)) if ndim else ()
 
 
+def _check_nonempty(op: str, shape: tuple, axes: tuple) -> None:
+    """max/min-like reductions have no identity: an empty reduced dimension is an error."""
+    if any(shape[axis] == 0 for axis in axes) or (not axes and 0 in shape):
+        raise IndexError(f"{op}: cannot reduce over an empty dimension of a tensor of shape "
+                         f"{shape} (dims {axes})")
+
+
 def keepdim_shape(shape: tuple, axes: tuple) -> tuple:
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
@@ -62,9 +69,7 @@ class _Extreme(Function):
 
     @classmethod
     def forward(cls, ctx, x, axes, keepdim):
-        if x.numel() == 0:
-            raise RuntimeError(f"{cls.__name__.lower()}: cannot reduce an empty tensor of shape "
-                               f"{x.shape}")
+        _check_nonempty(cls.__name__.lower(), x.shape, axes)
         ctx.axes = axes
         ctx.save_for_backward(x)
         return cls.compute(x.data, axes, keepdim)
@@ -88,9 +93,8 @@ class Amin(_Extreme):
 class _ArgExtreme(Function):
     @classmethod
     def forward(cls, ctx, x, dim, keepdim):
-        if x.numel() == 0:
-            raise RuntimeError(f"{cls.__name__.lower()}: cannot reduce an empty tensor of shape "
-                               f"{x.shape}")
+        axes = tuple(range(x.ndim)) if dim is None else (dim,)
+        _check_nonempty(cls.__name__.lower(), x.shape, axes)
         if dim is None:
             index = cls.compute(x.data.reshape(-1), 0)
             return index.reshape((1,) * x.ndim) if keepdim else index
@@ -148,14 +152,18 @@ def amin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return Amin.apply(x, normalize_dims("amin", x.shape, dim), keepdim)
 
 
+def _arg_axis(op: str, x: Tensor, dim) -> int | None:
+    """The one axis to reduce, or None for all of them (and for 0-d tensors)."""
+    axes = () if dim is None else normalize_dims(op, x.shape, dim)
+    return axes[0] if axes else None
+
+
 def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
-    axis = None if dim is None else normalize_dims("argmax", x.shape, dim)[0]
-    return Argmax.apply(x, axis if x.ndim else None, keepdim)
+    return Argmax.apply(x, _arg_axis("argmax", x, dim), keepdim)
 
 
 def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
-    axis = None if dim is None else normalize_dims("argmin", x.shape, dim)[0]
-    return Argmin.apply(x, axis if x.ndim else None, keepdim)
+    return Argmin.apply(x, _arg_axis("argmin", x, dim), keepdim)
 
 
 def _max_or_min(name, extreme, arg_extreme, elementwise):
@@ -184,6 +192,8 @@ def logsumexp(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     if not x.dtype.is_floating_point:
         x = x.float()
     axes = normalize_dims("logsumexp", x.shape, dim)
+    if any(x.shape[axis] == 0 for axis in axes):
+        return x.sum(axes, keepdim) + float("-inf")  # log of an empty sum
     shift = amax(x.detach(), axes, keepdim=True)
     shift = where(shift.abs() == float("inf"), 0.0, shift)
     out = (x - shift).exp().sum(axes, keepdim=True).log() + shift

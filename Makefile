@@ -15,7 +15,7 @@ test: $(BIN)/activate
 	$(BIN)/python -m pytest benchmarks --benchmark-disable -q
 
 demo: $(BIN)/activate
-	$(BIN)/python -m tinygrad_like
+	$(BIN)/tinygrad-like train cnn --plot runs/cnn_curves.png
 
 bench: $(BIN)/activate
 	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-group-by=group \

@@ -77,13 +77,13 @@ def train_command(args) -> int:
         print("sample: " + repr(task.sample_text(result.model, config)))
     if args.save:
         print(f"checkpoint written to {args.save}")
+    if task.summary_metric in result.final:
+        print(f"{task.summary_metric.replace('_', ' ')}: {result.final[task.summary_metric]:.4f}")
     if args.plot:
         from tinygrad_like.models.plot import plot_history
 
         plot_history(result.history, args.plot, title=task.name)
         print(f"curves written to {args.plot}")
-    if task.summary_metric in result.final:
-        print(f"{task.summary_metric.replace('_', ' ')}: {result.final[task.summary_metric]:.4f}")
     return 0
 
 

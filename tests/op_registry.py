@@ -208,8 +208,11 @@ OPS = [
             S(((4, 5), (5,)), {"label_smoothing": 0.1, "ignore_index": 4}, positive=True,
               constant=(1,)),
             S(((4, 5),), {"reduction": "sum"}), S(((4, 5),), {"reduction": "none"})]),
-    OpCase("cross_entropy_nd", lambda lib, x: lib.nn.functional.cross_entropy(
-        x, lib.tensor([[0, 2, 1, 2], [1, 1, 0, 2]])), [S(((2, 3, 4),))]),
+    OpCase("cross_entropy_nd", lambda lib, x, **kw: lib.nn.functional.cross_entropy(
+        x, lib.tensor([[0, 2, 1, 2], [1, 1, 0, 2]]), **kw),
+           [S(((2, 3, 4),)), S(((2, 3, 4),), {"label_smoothing": 0.2, "ignore_index": 1})]),
+    OpCase("cross_entropy_1d", lambda lib, x: lib.nn.functional.cross_entropy(x, lib.tensor(2)),
+           [S(((5,),))]),
     OpCase("cross_entropy_probabilities", lambda lib, x, p, **kw: lib.nn.functional.cross_entropy(
         x, lib.nn.functional.softmax(p, -1), **kw), [S(((3, 4), (3, 4))), S(((3, 4), (3, 4)), {"label_smoothing": 0.3})]),
     OpCase("nll_loss", lambda lib, x, **kw: lib.nn.functional.nll_loss(

@@ -1,7 +1,8 @@
 """The "cpu" device: NumPy arrays, with NumPy's BLAS-backed matmul.
 
-The kernel table also holds the NumPy references that the GPU kernels are
-tested against, so a kernel's reference lives in one place.
+These NumPy kernels are also the references the GPU kernels are tested against,
+so each one's definition lives in exactly one place. Every kernel takes and
+returns raw arrays.
 """
 
 from __future__ import annotations
@@ -12,11 +13,64 @@ import numpy as np
 import scipy.special
 
 
+def softmax(x, axis: int):
+    exps = np.exp(x - x.max(axis=axis, keepdims=True))
+    return exps / exps.sum(axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis: int):
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def softmax_backward(grad, out, axis: int):
+    """J^T g for y = softmax(x): y * (g - <g, y>) along the axis."""
+    return out * (grad - (grad * out).sum(axis=axis, keepdims=True))
+
+
+def log_softmax_backward(grad, out, axis: int):
+    """J^T g for y = log_softmax(x): g - exp(y) * sum(g) along the axis."""
+    return grad - np.exp(out) * grad.sum(axis=axis, keepdims=True)
+
+
+def cross_entropy(logits, target, ignore_index: int, label_smoothing: float):
+    """Per-row loss of log-softmax + NLL over (N, C) logits, and each row's log-sum-exp.
+
+    loss_i = lse_i - (1 - s) x[i, y_i] - (s / C) sum_c x[i, c], and 0 where y_i is ignored.
+    Only the log-sum-exp is kept for backward, never the (N, C) probabilities. Half
+    precision logits are accumulated in float32.
+    """
+    x = logits.astype(np.result_type(logits.dtype, np.float32), copy=False)
+    rows, classes = x.shape
+    top = x.max(axis=1, keepdims=True)
+    lse = (top + np.log(np.exp(x - top).sum(axis=1, keepdims=True)))[:, 0]
+    kept = target != ignore_index
+    picked = x[np.arange(rows), np.where(kept, target, 0)]
+    loss = lse - (1 - label_smoothing) * picked - (label_smoothing / classes) * x.sum(axis=1)
+    return np.where(kept, loss, 0).astype(logits.dtype), lse
+
+
+def cross_entropy_backward(grad_loss, logits, target, lse, ignore_index: int,
+                           label_smoothing: float):
+    """d loss / d logits = g_i (softmax(x_i) - (1 - s) onehot(y_i) - s / C), 0 on ignored rows."""
+    rows, classes = logits.shape
+    kept = target != ignore_index
+    grad = np.exp(logits - lse[:, None]) - label_smoothing / classes
+    grad[np.arange(rows), np.where(kept, target, 0)] -= 1 - label_smoothing
+    return (grad * np.where(kept, grad_loss, 0)[:, None]).astype(logits.dtype)
+
+
 def make_backend(seed: int):
     from tinygrad_like.backend import Backend
 
     kernels = SimpleNamespace(
         matmul=np.matmul,
         erf=scipy.special.erf,
+        softmax=softmax,
+        log_softmax=log_softmax,
+        softmax_backward=softmax_backward,
+        log_softmax_backward=log_softmax_backward,
+        cross_entropy=cross_entropy,
+        cross_entropy_backward=cross_entropy_backward,
     )
     return Backend("cpu", np, kernels, seed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tinygrad_like.nn.module import Module
 from tinygrad_like.ops.elementwise import softplus, where
-from tinygrad_like.ops.nn import log_softmax
+from tinygrad_like.ops.nn import cross_entropy_rows, log_softmax
 from tinygrad_like.tensor import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -88,6 +88,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     class_dim = 1 if input.ndim >= 2 else 0
+    if weight is None and not target.dtype.is_floating_point:
+        return _fused_cross_entropy(input, target, ignore_index, reduction, label_smoothing)
     log_probs = log_softmax(input, class_dim)
     classes = input.shape[class_dim]
     if target.dtype.is_floating_point:
@@ -110,6 +112,17 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     else:
         smooth = _reduce("cross_entropy", smooth, reduction)
     return loss * (1 - label_smoothing) + smooth * (label_smoothing / classes)
+
+
+def _fused_cross_entropy(input, target, ignore_index, reduction, label_smoothing):
+    """Class-index targets without class weights: the fused per-row kernel, then the reduction."""
+    _check_class_target("cross_entropy", input, where(target != ignore_index, target, 0))
+    classes = input.shape[1] if input.ndim >= 2 else input.shape[0]
+    rows = _classes_last(input).reshape(-1, classes)
+    losses = cross_entropy_rows(rows, target.reshape(-1), ignore_index, label_smoothing)
+    if reduction == "mean":
+        return losses.sum() / (target != ignore_index).sum().to(input.dtype)
+    return _reduce("cross_entropy", losses.reshape(target.shape), reduction)
 
 
 def _cross_entropy_probabilities(log_probs, target, weight, reduction, label_smoothing, class_dim):

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-_MODULES = {"cpu": "tinygrad_like.backend.cpu", "cuda": "tinygrad_like.backend.cuda"}
+_MODULES = {"cpu": "tinygrad_like.backend.cpu", "cuda": "tinygrad_like.backend.cuda",
+            "interp": "tinygrad_like.backend.interp"}
 _loaded: dict[str, "Backend"] = {}
 DEFAULT_SEED = 67280421310721  # PyTorch's default CPU seed: runs are reproducible by default
 _seed = DEFAULT_SEED

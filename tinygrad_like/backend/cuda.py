@@ -1,8 +1,8 @@
 """The "cuda" device: CuPy arrays on an NVIDIA GPU.
 
 Elementwise, reduce and movement ops run through CuPy's NumPy-compatible API
-with the same op code as "cpu". The custom Triton and CUDA C kernels arrive
-with the GPU issues; until then matmul is cuBLAS through CuPy.
+with the same op code as "cpu"; matmul, softmax, log-softmax and cross-entropy
+run the Triton kernels in `tinygrad_like.kernels.triton` (backend/triton_kernels.py).
 """
 
 from __future__ import annotations
@@ -32,5 +32,7 @@ def make_backend(seed: int):
         def to_numpy(self, array):
             return cupy.asnumpy(array)
 
-    kernels = SimpleNamespace(matmul=cupy.matmul, erf=cupyx.scipy.special.erf)
-    return CudaBackend("cuda", cupy, kernels, seed)
+    from tinygrad_like.backend.triton_kernels import triton_kernel_table
+
+    fallback = SimpleNamespace(matmul=cupy.matmul, erf=cupyx.scipy.special.erf)
+    return CudaBackend("cuda", cupy, triton_kernel_table(fallback, interpret=False), seed)

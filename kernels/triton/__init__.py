@@ -1,0 +1,6 @@
+"""Triton kernels, one file per op family, each with its launcher beside it.
+
+Every launcher takes raw arrays (CuPy on "cuda", NumPy on "interp") and runs the
+same kernel either compiled for the GPU or through Triton's interpreter; see
+`launch.py`.
+"""

@@ -1,0 +1,81 @@
+"""Running one Triton kernel two ways: compiled on "cuda", interpreted on "interp".
+
+`triton.jit` decides at decoration time whether a kernel is interpreted (the
+TRITON_INTERPRET variable), so the compiled JITFunction is what the module
+defines, and the interpreted form is made on demand by wrapping its Python
+function in `InterpretedFunction`. The interpreter wants torch CPU tensors
+(it reads `untyped_storage()`); `torch.from_numpy` views share memory with the
+NumPy arrays, so a kernel's writes land in the caller's output array.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import numpy as np
+
+
+class Launcher:
+    """Runs kernels for one device: `interpret=True` for "interp", False for "cuda"."""
+
+    def __init__(self, interpret: bool):
+        self.interpret = interpret
+        self.xp = np if interpret else _cupy()
+
+    def kernel(self, jit_function):
+        """The runnable form of a @triton.jit function (or the JITFunction under an autotuner)."""
+        if not self.interpret:
+            return jit_function
+        base = getattr(jit_function, "fn", jit_function)
+        while not hasattr(base, "__code__"):  # Autotuner -> JITFunction -> Python function
+            base = base.fn
+        return _interpreted(base)
+
+    def arg(self, array):
+        """An array as the kernel argument this device's Triton expects."""
+        if not self.interpret:
+            return _CupyArg(array)
+        import torch
+
+        if any(s < 0 for s in array.strides):
+            array = np.ascontiguousarray(array)
+        with warnings.catch_warnings():
+            # read-only views (broadcasts) are only ever read by the kernels
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(array)
+
+    def empty(self, shape, dtype):
+        return self.xp.empty(shape, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _interpreted(python_function):
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return InterpretedFunction(python_function)
+
+
+def _cupy():
+    import cupy
+
+    return cupy
+
+
+class _CupyArg:
+    """What compiled Triton reads from a tensor argument: a device pointer and a dtype name."""
+
+    def __init__(self, array):
+        self.array = array
+        self.dtype = _TritonDtype(array.dtype.name)
+
+    def data_ptr(self) -> int:
+        return self.array.data.ptr
+
+
+class _TritonDtype:
+    def __init__(self, name: str):
+        self.name = name
+
+    def __str__(self) -> str:  # Triton maps "torch.float16"-style names to its types
+        return f"torch.{self.name}"

@@ -184,6 +184,19 @@ class Tensor:
         t._version = self._version
         return t
 
+    def __deepcopy__(self, memo) -> "Tensor":
+        """A leaf copy of data and grad on the same device (copy.deepcopy of modules)."""
+        if self._ctx is not None:
+            raise RuntimeError("deepcopy: only leaf tensors can be deep-copied; use .detach() "
+                               "or .clone() for tensors in the autograd graph")
+        new = type(self).__new__(type(self))
+        new.data, new.backend = self.data.copy(), self.backend
+        new._ctx, new._version, new._retains_grad = None, [0], False
+        new._requires_grad = self._requires_grad
+        new.grad = None if self.grad is None else self.grad.__deepcopy__(memo)
+        memo[id(self)] = new
+        return new
+
     def to(self, *args, dtype=None, device=None, **kwargs) -> "Tensor":
         for arg in args:
             if isinstance(arg, Tensor):

@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 
 from tinygrad_like import dtypes
-from tinygrad_like.nn.losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
-                                     cross_entropy, l1_loss, mse_loss, nll_loss)
-from tinygrad_like.ops.elementwise import gelu, relu, sigmoid, silu, softplus, tanh, where  # noqa: F401
+from tinygrad_like.nn.losses import (  # noqa: F401  (re-exported as F.<loss>)
+    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss,
+    nll_loss)
+from tinygrad_like.ops.elementwise import (  # noqa: F401  (re-exported as F.<activation>)
+    gelu, relu, sigmoid, silu, softplus, tanh, where)
 from tinygrad_like.ops.movement import pad  # noqa: F401
 from tinygrad_like.ops.nn import _pair, log_softmax, softmax, unfold  # noqa: F401
 from tinygrad_like.tensor import Tensor

@@ -89,7 +89,7 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
 
 
 def default_linear_init_(weight: Tensor, bias: Tensor | None) -> None:
-    """What nn.Linear and nn.Conv2d do in PyTorch: kaiming-uniform(a=sqrt 5), bias U(±1/sqrt fan_in)."""
+    """nn.Linear's and nn.Conv2d's PyTorch init: kaiming-uniform(a=sqrt 5), bias U(±1/sqrt fan_in)."""
     kaiming_uniform_(weight, a=math.sqrt(5))
     if bias is not None:
         fan_in, _ = _calculate_fan_in_and_fan_out(weight)

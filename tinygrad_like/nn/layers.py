@@ -193,13 +193,14 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, device="cpu", dtype=None):
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        shape = ((normalized_shape,) if isinstance(normalized_shape, int)
+                 else tuple(normalized_shape))
         self.normalized_shape, self.eps = shape, eps
         affine = elementwise_affine
-        self.register_parameter("weight", Parameter(creation.ones(shape, device=device, dtype=dtype))
-                                if affine else None)
-        self.register_parameter("bias", Parameter(creation.zeros(shape, device=device, dtype=dtype))
-                                if affine and bias else None)
+        ones = creation.ones(shape, device=device, dtype=dtype)
+        zeros = creation.zeros(shape, device=device, dtype=dtype)
+        self.register_parameter("weight", Parameter(ones) if affine else None)
+        self.register_parameter("bias", Parameter(zeros) if affine and bias else None)
 
     def forward(self, x):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)

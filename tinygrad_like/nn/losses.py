@@ -66,7 +66,8 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
              ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """-weight[y] * input[y] per sample; "mean" divides by the summed weights of kept samples."""
     if input.ndim < 1:
-        raise ValueError(f"nll_loss: expected input of shape (C,) or (N, C, ...), got {input.shape}")
+        raise ValueError(f"nll_loss: expected input of shape (C,) or (N, C, ...), got "
+                         f"{input.shape}")
     keep = target != ignore_index
     safe_target = where(keep, target, 0)
     _check_class_target("nll_loss", input, safe_target)
@@ -149,7 +150,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     if input.numel() and (float(data.min()) < 0 or float(data.max()) > 1):
         raise ValueError("binary_cross_entropy: all input values must be probabilities in [0, 1]; "
                          "use binary_cross_entropy_with_logits for raw scores")
-    losses = -(target * input.log().clamp(min=-100) + (1 - target) * (1 - input).log().clamp(min=-100))
+    log_p, log_not_p = input.log().clamp(min=-100), (1 - input).log().clamp(min=-100)
+    losses = -(target * log_p + (1 - target) * log_not_p)
     if weight is not None:
         losses = losses * weight
     return _reduce("binary_cross_entropy", losses, reduction)

@@ -46,10 +46,18 @@ class OpCase:
 S = Sample
 UNARY = [S(((3, 4),)), S(((2, 3, 4),), noncontiguous=True), S(((),))]
 POSITIVE = [S(s.shapes, positive=True, noncontiguous=s.noncontiguous) for s in UNARY]
-BINARY = [S(((3, 4), (3, 4))), S(((2, 3, 4), (3, 1))), S(((4,), (2, 3, 4)), noncontiguous=True),
-          S(((3, 4), ()))]
-REDUCE = [S(((3, 4),)), S(((2, 3, 4),), {"dim": 1}), S(((2, 3, 4),), {"dim": -1, "keepdim": True}),
-          S(((2, 3, 4),), {"dim": (0, 2)}, noncontiguous=True)]
+BINARY = [
+    S(((3, 4), (3, 4))),
+    S(((2, 3, 4), (3, 1))),
+    S(((4,), (2, 3, 4)), noncontiguous=True),
+    S(((3, 4), ())),
+]
+REDUCE = [
+    S(((3, 4),)),
+    S(((2, 3, 4),), {"dim": 1}),
+    S(((2, 3, 4),), {"dim": -1, "keepdim": True}),
+    S(((2, 3, 4),), {"dim": (0, 2)}, noncontiguous=True),
+]
 
 
 def unary(name, method=None, samples=UNARY, **options):
@@ -67,166 +75,400 @@ def reduction(name, samples=REDUCE, **options):
 
 OPS = [
     # elementwise arithmetic
-    binary("add"), binary("sub"), binary("mul"),
+    binary("add"),
+    binary("sub"),
+    binary("mul"),
     OpCase("div", lambda lib, x, y: x / (y.abs() + 0.5), BINARY),
-    OpCase("pow", lambda lib, x, y: lib.pow(x, y), [S(((3, 4), (3, 4)), positive=True),
-                                                    S(((2, 3), (3,)), positive=True)]),
+    OpCase(
+        "pow",
+        lambda lib, x, y: lib.pow(x, y),
+        [S(((3, 4), (3, 4)), positive=True), S(((2, 3), (3,)), positive=True)],
+    ),
     OpCase("neg", lambda lib, x: -x, UNARY),
-    unary("exp"), unary("log", samples=POSITIVE), unary("sqrt", samples=POSITIVE),
-    unary("rsqrt", samples=POSITIVE), unary("abs"), unary("sin"), unary("cos"), unary("tanh"),
-    unary("sigmoid"), unary("relu"), unary("erf"), unary("sign", gradgrad=False),
-    OpCase("gelu", lambda lib, x, **kw: lib.nn.functional.gelu(x, **kw),
-           UNARY + [S(((3, 4),), {"approximate": "tanh"})]),
+    unary("exp"),
+    unary("log", samples=POSITIVE),
+    unary("sqrt", samples=POSITIVE),
+    unary("rsqrt", samples=POSITIVE),
+    unary("abs"),
+    unary("sin"),
+    unary("cos"),
+    unary("tanh"),
+    unary("sigmoid"),
+    unary("relu"),
+    unary("erf"),
+    unary("sign", gradgrad=False),
+    OpCase(
+        "gelu",
+        lambda lib, x, **kw: lib.nn.functional.gelu(x, **kw),
+        UNARY + [S(((3, 4),), {"approximate": "tanh"})],
+    ),
     OpCase("silu", lambda lib, x: lib.nn.functional.silu(x), UNARY),
-    OpCase("softplus", lambda lib, x, **kw: lib.nn.functional.softplus(x, **kw),
-           UNARY + [S(((3, 4),), {"beta": 2.0, "threshold": 1.0})]),
-    OpCase("clamp", lambda lib, x, **kw: x.clamp(**kw),
-           [S(((3, 4),), {"min": -0.5, "max": 0.5}), S(((3, 4),), {"min": 0.1}),
-            S(((2, 3, 4),), {"max": 0.2}, noncontiguous=True)]),
+    OpCase(
+        "softplus",
+        lambda lib, x, **kw: lib.nn.functional.softplus(x, **kw),
+        UNARY + [S(((3, 4),), {"beta": 2.0, "threshold": 1.0})],
+    ),
+    OpCase(
+        "clamp",
+        lambda lib, x, **kw: x.clamp(**kw),
+        [
+            S(((3, 4),), {"min": -0.5, "max": 0.5}),
+            S(((3, 4),), {"min": 0.1}),
+            S(((2, 3, 4),), {"max": 0.2}, noncontiguous=True),
+        ],
+    ),
     OpCase("clip", lambda lib, x, lo, hi: lib.clip(x, lo - 1, hi + 1), [S(((3, 4), (4,), (3, 4)))]),
-    binary("maximum"), binary("minimum"),
+    binary("maximum"),
+    binary("minimum"),
     OpCase("where", lambda lib, x, y: lib.where(x > 0, x, y), BINARY),
     # comparisons and logic: forward parity only
     *[binary(op, differentiable=False) for op in ("eq", "ne", "lt", "le", "gt", "ge")],
-    *[OpCase(op, lambda lib, x, y, op=op: getattr(lib, op)(x > 0, y > 0), BINARY,
-             differentiable=False) for op in ("logical_and", "logical_or", "logical_xor")],
+    *[
+        OpCase(
+            op,
+            lambda lib, x, y, op=op: getattr(lib, op)(x > 0, y > 0),
+            BINARY,
+            differentiable=False,
+        )
+        for op in ("logical_and", "logical_or", "logical_xor")
+    ],
     OpCase("logical_not", lambda lib, x: lib.logical_not(x > 0), UNARY, differentiable=False),
     # reductions
-    reduction("sum"), reduction("mean"), reduction("amax"), reduction("amin"),
-    reduction("logsumexp", [S(((3, 4),), {"dim": 1}), S(((2, 3, 4),), {"dim": (0, 2)}),
-                            S(((2, 3, 4),), {"dim": -1, "keepdim": True}, noncontiguous=True)]),
+    reduction("sum"),
+    reduction("mean"),
+    reduction("amax"),
+    reduction("amin"),
+    reduction(
+        "logsumexp",
+        [
+            S(((3, 4),), {"dim": 1}),
+            S(((2, 3, 4),), {"dim": (0, 2)}),
+            S(((2, 3, 4),), {"dim": -1, "keepdim": True}, noncontiguous=True),
+        ],
+    ),
     reduction("var", REDUCE + [S(((3, 4),), {"dim": 0, "correction": 0})]),
     reduction("std", REDUCE + [S(((3, 4),), {"dim": 1, "unbiased": False})]),
-    OpCase("max", lambda lib, x, **kw: x.max(**kw),
-           [S(((3, 4),)), S(((2, 3, 4),), {"dim": 1}), S(((2, 3, 4),), {"dim": -1, "keepdim": True})]),
-    OpCase("min", lambda lib, x, **kw: x.min(**kw),
-           [S(((3, 4),)), S(((2, 3, 4),), {"dim": 0}), S(((3, 4),), {"dim": 1}, noncontiguous=True)]),
-    OpCase("argmax", lambda lib, x, **kw: x.argmax(**kw),
-           [S(((3, 4),)), S(((2, 3, 4),), {"dim": 1, "keepdim": True})], differentiable=False),
-    OpCase("argmin", lambda lib, x, **kw: x.argmin(**kw),
-           [S(((3, 4),)), S(((2, 3, 4),), {"dim": -1})], differentiable=False),
+    OpCase(
+        "max",
+        lambda lib, x, **kw: x.max(**kw),
+        [S(((3, 4),)), S(((2, 3, 4),), {"dim": 1}), S(((2, 3, 4),), {"dim": -1, "keepdim": True})],
+    ),
+    OpCase(
+        "min",
+        lambda lib, x, **kw: x.min(**kw),
+        [S(((3, 4),)), S(((2, 3, 4),), {"dim": 0}), S(((3, 4),), {"dim": 1}, noncontiguous=True)],
+    ),
+    OpCase(
+        "argmax",
+        lambda lib, x, **kw: x.argmax(**kw),
+        [S(((3, 4),)), S(((2, 3, 4),), {"dim": 1, "keepdim": True})],
+        differentiable=False,
+    ),
+    OpCase(
+        "argmin",
+        lambda lib, x, **kw: x.argmin(**kw),
+        [S(((3, 4),)), S(((2, 3, 4),), {"dim": -1})],
+        differentiable=False,
+    ),
     # movement
-    OpCase("reshape", lambda lib, x: x.reshape(4, -1), [S(((2, 3, 4),)), S(((3, 4),), noncontiguous=True)]),
+    OpCase(
+        "reshape",
+        lambda lib, x: x.reshape(4, -1),
+        [S(((2, 3, 4),)), S(((3, 4),), noncontiguous=True)],
+    ),
     OpCase("view", lambda lib, x: x.view(3, 2, 4), [S(((2, 3, 4),))]),
-    OpCase("flatten", lambda lib, x, **kw: x.flatten(**kw),
-           [S(((2, 3, 4),)), S(((2, 3, 4, 2),), {"start_dim": 1, "end_dim": -2}, noncontiguous=True)]),
-    OpCase("squeeze", lambda lib, x, **kw: x.squeeze(**kw),
-           [S(((2, 1, 3, 1),)), S(((2, 1, 3, 1),), {"dim": 1}), S(((2, 1, 3, 1),), {"dim": -1})]),
+    OpCase(
+        "flatten",
+        lambda lib, x, **kw: x.flatten(**kw),
+        [S(((2, 3, 4),)), S(((2, 3, 4, 2),), {"start_dim": 1, "end_dim": -2}, noncontiguous=True)],
+    ),
+    OpCase(
+        "squeeze",
+        lambda lib, x, **kw: x.squeeze(**kw),
+        [S(((2, 1, 3, 1),)), S(((2, 1, 3, 1),), {"dim": 1}), S(((2, 1, 3, 1),), {"dim": -1})],
+    ),
     OpCase("unsqueeze", lambda lib, x: x.unsqueeze(-1), [S(((2, 3),)), S(((),))]),
-    OpCase("transpose", lambda lib, x: x.transpose(0, -1), [S(((2, 3, 4),)), S(((3, 4),), noncontiguous=True)]),
+    OpCase(
+        "transpose",
+        lambda lib, x: x.transpose(0, -1),
+        [S(((2, 3, 4),)), S(((3, 4),), noncontiguous=True)],
+    ),
     OpCase("permute", lambda lib, x: x.permute(2, 0, 1), [S(((2, 3, 4),), noncontiguous=True)]),
     OpCase("T", lambda lib, x: x.T, [S(((3, 4),))]),
     OpCase("mT", lambda lib, x: x.mT, [S(((2, 3, 4),))]),
     OpCase("expand", lambda lib, x: x.expand(2, 3, 4), [S(((3, 1),)), S(((4,),)), S(((),))]),
     OpCase("clone", lambda lib, x: x.clone(), [S(((3, 4),), noncontiguous=True)]),
     OpCase("contiguous", lambda lib, x: x.contiguous(), [S(((3, 4),), noncontiguous=True)]),
-    OpCase("cat", lambda lib, x, y, **kw: lib.cat([x, y], **kw),
-           [S(((2, 3), (4, 3))), S(((2, 3), (2, 5)), {"dim": -1}, noncontiguous=True)]),
-    OpCase("stack", lambda lib, x, y, **kw: lib.stack([x, y], **kw),
-           [S(((2, 3), (2, 3))), S(((2, 3), (2, 3)), {"dim": -1})]),
-    OpCase("split", lambda lib, x, **kw: x.split(**kw),
-           [S(((5, 3),), {"split_size": 2}), S(((3, 6),), {"split_size": [1, 2, 3], "dim": 1})]),
-    OpCase("chunk", lambda lib, x, **kw: x.chunk(**kw),
-           [S(((5, 3),), {"chunks": 2}), S(((3, 6),), {"chunks": 3, "dim": -1})]),
+    OpCase(
+        "cat",
+        lambda lib, x, y, **kw: lib.cat([x, y], **kw),
+        [S(((2, 3), (4, 3))), S(((2, 3), (2, 5)), {"dim": -1}, noncontiguous=True)],
+    ),
+    OpCase(
+        "stack",
+        lambda lib, x, y, **kw: lib.stack([x, y], **kw),
+        [S(((2, 3), (2, 3))), S(((2, 3), (2, 3)), {"dim": -1})],
+    ),
+    OpCase(
+        "split",
+        lambda lib, x, **kw: x.split(**kw),
+        [S(((5, 3),), {"split_size": 2}), S(((3, 6),), {"split_size": [1, 2, 3], "dim": 1})],
+    ),
+    OpCase(
+        "chunk",
+        lambda lib, x, **kw: x.chunk(**kw),
+        [S(((5, 3),), {"chunks": 2}), S(((3, 6),), {"chunks": 3, "dim": -1})],
+    ),
     OpCase("unbind", lambda lib, x: x.unbind(1), [S(((2, 3, 4),))]),
-    OpCase("pad", lambda lib, x, **kw: lib.nn.functional.pad(x, **kw),
-           [S(((2, 3),), {"pad": (1, 2)}), S(((2, 3, 4),), {"pad": (1, 0, 2, 1), "value": 0.5}),
-            S(((3, 4),), {"pad": (-1, 2, 1, -1)})]),
+    OpCase(
+        "pad",
+        lambda lib, x, **kw: lib.nn.functional.pad(x, **kw),
+        [
+            S(((2, 3),), {"pad": (1, 2)}),
+            S(((2, 3, 4),), {"pad": (1, 0, 2, 1), "value": 0.5}),
+            S(((3, 4),), {"pad": (-1, 2, 1, -1)}),
+        ],
+    ),
     OpCase("repeat", lambda lib, x: x.repeat(2, 1, 3), [S(((3, 2),)), S(((2, 1, 3),))]),
-    OpCase("getitem", lambda lib, x, index: x[index],
-           [S(((4, 5),), {"index": (1,)}), S(((4, 5),), {"index": (slice(1, 3), None, Ellipsis)}),
+    OpCase(
+        "getitem",
+        lambda lib, x, index: x[index],
+        [
+            S(((4, 5),), {"index": (1,)}),
+            S(((4, 5),), {"index": (slice(1, 3), None, Ellipsis)}),
             S(((4, 5, 3),), {"index": (Ellipsis, slice(None, None, 2))}, noncontiguous=True),
             S(((4, 5),), {"index": ([0, 2, 0], [1, 1, 4])}),
-            S(((4, 5),), {"index": (slice(None), [3, 3, 0])})]),
+            S(((4, 5),), {"index": (slice(None), [3, 3, 0])}),
+        ],
+    ),
     OpCase("getitem_mask", lambda lib, x: x[x > 0], [S(((4, 5),))]),
-    OpCase("gather", lambda lib, x, **kw: x.gather(1, lib.tensor([[0, 2, 2], [1, 0, 1]])),
-           [S(((2, 4),)), S(((3, 5),), noncontiguous=True)]),
+    OpCase(
+        "gather",
+        lambda lib, x, **kw: x.gather(1, lib.tensor([[0, 2, 2], [1, 0, 1]], device=x.device)),
+        [S(((2, 4),)), S(((3, 5),), noncontiguous=True)],
+    ),
     # linear algebra
-    OpCase("matmul", lambda lib, x, y: lib.matmul(x, y),
-           [S(((3, 4), (4, 5))), S(((2, 3, 4), (4, 2))), S(((2, 1, 3, 4), (3, 4, 2)), noncontiguous=True),
-            S(((4,), (4, 3))), S(((3, 4), (4,))), S(((4,), (4,)))]),
+    OpCase(
+        "matmul",
+        lambda lib, x, y: lib.matmul(x, y),
+        [
+            S(((3, 4), (4, 5))),
+            S(((2, 3, 4), (4, 2))),
+            S(((2, 1, 3, 4), (3, 4, 2)), noncontiguous=True),
+            S(((4,), (4, 3))),
+            S(((3, 4), (4,))),
+            S(((4,), (4,))),
+        ],
+    ),
     # neural-network functions (tg.nn.functional / torch.nn.functional)
-    OpCase("linear", lambda lib, x, w, *b: lib.nn.functional.linear(x, w, *b),
-           [S(((4, 3), (5, 3), (5,))), S(((2, 4, 3), (5, 3))), S(((3,), (2, 3), (2,)))]),
-    OpCase("conv2d", lambda lib, x, w, *b, **kw: lib.nn.functional.conv2d(x, w, *b, **kw),
-           [S(((2, 2, 5, 5), (3, 2, 3, 3), (3,))),
+    OpCase(
+        "linear",
+        lambda lib, x, w, *b: lib.nn.functional.linear(x, w, *b),
+        [S(((4, 3), (5, 3), (5,))), S(((2, 4, 3), (5, 3))), S(((3,), (2, 3), (2,)))],
+    ),
+    OpCase(
+        "conv2d",
+        lambda lib, x, w, *b, **kw: lib.nn.functional.conv2d(x, w, *b, **kw),
+        [
+            S(((2, 2, 5, 5), (3, 2, 3, 3), (3,))),
             S(((1, 3, 7, 6), (2, 3, 3, 2)), {"stride": 2, "padding": 1, "dilation": 2}),
             S(((1, 4, 4, 4), (6, 2, 3, 3), (6,)), {"groups": 2, "padding": "same"}),
-            S(((1, 3, 5, 4), (2, 3, 2, 2)), {"stride": (2, 1), "padding": (0, 1)},
-              noncontiguous=True)]),
-    OpCase("max_pool2d", lambda lib, x, **kw: lib.nn.functional.max_pool2d(x, **kw),
-           [S(((2, 2, 4, 6),), {"kernel_size": 2}),
+            S(
+                ((1, 3, 5, 4), (2, 3, 2, 2)),
+                {"stride": (2, 1), "padding": (0, 1)},
+                noncontiguous=True,
+            ),
+        ],
+    ),
+    OpCase(
+        "max_pool2d",
+        lambda lib, x, **kw: lib.nn.functional.max_pool2d(x, **kw),
+        [
+            S(((2, 2, 4, 6),), {"kernel_size": 2}),
             S(((1, 2, 7, 7),), {"kernel_size": 3, "stride": 2, "padding": 1}),
-            S(((1, 1, 7, 6),), {"kernel_size": 2, "dilation": 2})]),
-    OpCase("avg_pool2d", lambda lib, x, **kw: lib.nn.functional.avg_pool2d(x, **kw),
-           [S(((2, 2, 4, 6),), {"kernel_size": 2}),
+            S(((1, 1, 7, 6),), {"kernel_size": 2, "dilation": 2}),
+        ],
+    ),
+    OpCase(
+        "avg_pool2d",
+        lambda lib, x, **kw: lib.nn.functional.avg_pool2d(x, **kw),
+        [
+            S(((2, 2, 4, 6),), {"kernel_size": 2}),
             S(((1, 2, 7, 7),), {"kernel_size": 3, "stride": 2, "padding": 1}),
-            S(((1, 2, 5, 5),), {"kernel_size": 3, "stride": 2, "padding": 1,
-                                "count_include_pad": False})]),
-    OpCase("softmax", lambda lib, x, **kw: lib.nn.functional.softmax(x, **kw),
-           [S(((3, 5),), {"dim": -1}), S(((2, 3, 4),), {"dim": 1}, noncontiguous=True)]),
-    OpCase("log_softmax", lambda lib, x, **kw: lib.nn.functional.log_softmax(x, **kw),
-           [S(((3, 5),), {"dim": -1}), S(((2, 3, 4),), {"dim": 0}, noncontiguous=True)]),
-    OpCase("dropout", lambda lib, x: (lib.manual_seed(0), lib.nn.functional.dropout(x, 0.4))[1],
-           [S(((4, 5),))], torch_parity=False),
-    OpCase("embedding", lambda lib, w, **kw: lib.nn.functional.embedding(
-        lib.tensor([[0, 2, 2], [3, 1, 0]]), w, **kw),
-           [S(((4, 3),))]),
-    OpCase("embedding_padding_idx", lambda lib, w: lib.nn.functional.embedding(
-        lib.tensor([[0, 2, 2], [3, 1, 0]]), w, padding_idx=2), [S(((4, 3),))],
-           finite_differences=False),
-    OpCase("layer_norm", lambda lib, x, *wb, **kw: lib.nn.functional.layer_norm(x, x.shape[-1:], *wb),
-           [S(((2, 3, 4), (4,), (4,))), S(((3, 5),)), S(((2, 4, 3), (3,)), noncontiguous=True)]),
-    OpCase("batch_norm", lambda lib, x, w, b: lib.nn.functional.batch_norm(
-        x, None, None, w, b, training=True),
-           [S(((4, 3), (3,), (3,))), S(((2, 3, 2, 2), (3,), (3,)))]),
-    OpCase("batch_norm_eval", lambda lib, x, w, b: lib.nn.functional.batch_norm(
-        x, lib.tensor([0.5, -0.2, 0.1], dtype=x.dtype),
-        lib.tensor([1.5, 0.7, 2.0], dtype=x.dtype), w, b, training=False),
-           [S(((2, 3, 2, 2), (3,), (3,)))]),
-    OpCase("scaled_dot_product_attention",
-           lambda lib, q, k, v, **kw: lib.nn.functional.scaled_dot_product_attention(q, k, v, **kw),
-           [S(((2, 3, 4), (2, 5, 4), (2, 5, 3))), S(((1, 2, 4, 4),) * 3, {"is_causal": True}),
-            S(((2, 3, 4), (2, 5, 4), (2, 5, 3)), {"scale": 0.3}, noncontiguous=True)]),
-    OpCase("scaled_dot_product_attention_masks",
-           lambda lib, q, k, v, mask: lib.nn.functional.scaled_dot_product_attention(
-               q, k, v, attn_mask=(mask > 0) if q.shape[-1] == 4 else mask),
-           [S(((2, 3, 4), (2, 5, 4), (2, 5, 3), (3, 5))),
-            S(((2, 3, 2), (2, 5, 2), (2, 5, 3), (3, 5)))]),
+            S(
+                ((1, 2, 5, 5),),
+                {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False},
+            ),
+        ],
+    ),
+    OpCase(
+        "softmax",
+        lambda lib, x, **kw: lib.nn.functional.softmax(x, **kw),
+        [S(((3, 5),), {"dim": -1}), S(((2, 3, 4),), {"dim": 1}, noncontiguous=True)],
+    ),
+    OpCase(
+        "log_softmax",
+        lambda lib, x, **kw: lib.nn.functional.log_softmax(x, **kw),
+        [S(((3, 5),), {"dim": -1}), S(((2, 3, 4),), {"dim": 0}, noncontiguous=True)],
+    ),
+    OpCase(
+        "dropout",
+        lambda lib, x: (lib.manual_seed(0), lib.nn.functional.dropout(x, 0.4))[1],
+        [S(((4, 5),))],
+        torch_parity=False,
+    ),
+    OpCase(
+        "embedding",
+        lambda lib, w, **kw: lib.nn.functional.embedding(
+            lib.tensor([[0, 2, 2], [3, 1, 0]], device=w.device), w, **kw
+        ),
+        [S(((4, 3),))],
+    ),
+    OpCase(
+        "embedding_padding_idx",
+        lambda lib, w: lib.nn.functional.embedding(
+            lib.tensor([[0, 2, 2], [3, 1, 0]], device=w.device), w, padding_idx=2
+        ),
+        [S(((4, 3),))],
+        finite_differences=False,
+    ),
+    OpCase(
+        "layer_norm",
+        lambda lib, x, *wb, **kw: lib.nn.functional.layer_norm(x, x.shape[-1:], *wb),
+        [S(((2, 3, 4), (4,), (4,))), S(((3, 5),)), S(((2, 4, 3), (3,)), noncontiguous=True)],
+    ),
+    OpCase(
+        "batch_norm",
+        lambda lib, x, w, b: lib.nn.functional.batch_norm(x, None, None, w, b, training=True),
+        [S(((4, 3), (3,), (3,))), S(((2, 3, 2, 2), (3,), (3,)))],
+    ),
+    OpCase(
+        "batch_norm_eval",
+        lambda lib, x, w, b: lib.nn.functional.batch_norm(
+            x,
+            lib.tensor([0.5, -0.2, 0.1], dtype=x.dtype, device=x.device),
+            lib.tensor([1.5, 0.7, 2.0], dtype=x.dtype, device=x.device),
+            w,
+            b,
+            training=False,
+        ),
+        [S(((2, 3, 2, 2), (3,), (3,)))],
+    ),
+    OpCase(
+        "scaled_dot_product_attention",
+        lambda lib, q, k, v, **kw: lib.nn.functional.scaled_dot_product_attention(q, k, v, **kw),
+        [
+            S(((2, 3, 4), (2, 5, 4), (2, 5, 3))),
+            S(((1, 2, 4, 4),) * 3, {"is_causal": True}),
+            S(((2, 3, 4), (2, 5, 4), (2, 5, 3)), {"scale": 0.3}, noncontiguous=True),
+        ],
+    ),
+    OpCase(
+        "scaled_dot_product_attention_masks",
+        lambda lib, q, k, v, mask: lib.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=(mask > 0) if q.shape[-1] == 4 else mask
+        ),
+        [
+            S(((2, 3, 4), (2, 5, 4), (2, 5, 3), (3, 5))),
+            S(((2, 3, 2), (2, 5, 2), (2, 5, 3), (3, 5))),
+        ],
+    ),
     OpCase("leaky_relu", lambda lib, x: lib.nn.functional.leaky_relu(x, 0.2), UNARY),
-    OpCase("one_hot", lambda lib, x: lib.nn.functional.one_hot((x.abs() * 2).long(), 5),
-           [S(((3, 4),))], differentiable=False),
-    OpCase("mse_loss", lambda lib, x, y, **kw: lib.nn.functional.mse_loss(x, y, **kw),
-           [S(((3, 4), (3, 4))), S(((3, 4), (3, 4)), {"reduction": "sum"}),
-            S(((3, 4), (3, 4)), {"reduction": "none"})]),
-    OpCase("l1_loss", lambda lib, x, y, **kw: lib.nn.functional.l1_loss(x, y, **kw),
-           [S(((3, 4), (3, 4))), S(((2, 3), (2, 3)), {"reduction": "none"})]),
-    OpCase("cross_entropy", lambda lib, x, *w, **kw: lib.nn.functional.cross_entropy(
-        x, lib.tensor([1, 0, 4, 2]), *w, **kw),
-           [S(((4, 5),)), S(((4, 5), (5,)), positive=True, constant=(1,)),
-            S(((4, 5),), {"ignore_index": 0}), S(((4, 5),), {"label_smoothing": 0.2}),
-            S(((4, 5), (5,)), {"label_smoothing": 0.1, "ignore_index": 4}, positive=True,
-              constant=(1,)),
-            S(((4, 5),), {"reduction": "sum"}), S(((4, 5),), {"reduction": "none"})]),
-    OpCase("cross_entropy_nd", lambda lib, x, **kw: lib.nn.functional.cross_entropy(
-        x, lib.tensor([[0, 2, 1, 2], [1, 1, 0, 2]]), **kw),
-           [S(((2, 3, 4),)), S(((2, 3, 4),), {"label_smoothing": 0.2, "ignore_index": 1})]),
-    OpCase("cross_entropy_1d", lambda lib, x: lib.nn.functional.cross_entropy(x, lib.tensor(2)),
-           [S(((5,),))]),
-    OpCase("cross_entropy_probabilities", lambda lib, x, p, **kw: lib.nn.functional.cross_entropy(
-        x, lib.nn.functional.softmax(p, -1), **kw), [S(((3, 4), (3, 4))), S(((3, 4), (3, 4)), {"label_smoothing": 0.3})]),
-    OpCase("nll_loss", lambda lib, x, **kw: lib.nn.functional.nll_loss(
-        x, lib.tensor([1, 0, 3]), **kw),
-           [S(((3, 4),)), S(((3, 4),), {"ignore_index": 1}), S(((3, 4),), {"reduction": "none"})]),
-    OpCase("binary_cross_entropy", lambda lib, x, **kw: lib.nn.functional.binary_cross_entropy(
-        x.sigmoid(), lib.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]], dtype=x.dtype), **kw),
-           [S(((2, 3),)), S(((2, 3),), {"reduction": "sum"})]),
-    OpCase("binary_cross_entropy_with_logits",
-           lambda lib, x, *pw: lib.nn.functional.binary_cross_entropy_with_logits(
-               x, lib.tensor([[1.0, 0.0, 1.0], [0.0, 0.3, 1.0]], dtype=x.dtype),
-               pos_weight=pw[0] if pw else None),
-           [S(((2, 3),)), S(((2, 3), (3,)), positive=True, constant=(1,))]),
+    OpCase(
+        "one_hot",
+        lambda lib, x: lib.nn.functional.one_hot((x.abs() * 2).long(), 5),
+        [S(((3, 4),))],
+        differentiable=False,
+    ),
+    OpCase(
+        "mse_loss",
+        lambda lib, x, y, **kw: lib.nn.functional.mse_loss(x, y, **kw),
+        [
+            S(((3, 4), (3, 4))),
+            S(((3, 4), (3, 4)), {"reduction": "sum"}),
+            S(((3, 4), (3, 4)), {"reduction": "none"}),
+        ],
+    ),
+    OpCase(
+        "l1_loss",
+        lambda lib, x, y, **kw: lib.nn.functional.l1_loss(x, y, **kw),
+        [S(((3, 4), (3, 4))), S(((2, 3), (2, 3)), {"reduction": "none"})],
+    ),
+    OpCase(
+        "cross_entropy",
+        lambda lib, x, *w, **kw: lib.nn.functional.cross_entropy(
+            x, lib.tensor([1, 0, 4, 2], device=x.device), *w, **kw
+        ),
+        [
+            S(((4, 5),)),
+            S(((4, 5), (5,)), positive=True, constant=(1,)),
+            S(((4, 5),), {"ignore_index": 0}),
+            S(((4, 5),), {"label_smoothing": 0.2}),
+            S(
+                ((4, 5), (5,)),
+                {"label_smoothing": 0.1, "ignore_index": 4},
+                positive=True,
+                constant=(1,),
+            ),
+            S(((4, 5),), {"reduction": "sum"}),
+            S(((4, 5),), {"reduction": "none"}),
+        ],
+    ),
+    OpCase(
+        "cross_entropy_nd",
+        lambda lib, x, **kw: lib.nn.functional.cross_entropy(
+            x, lib.tensor([[0, 2, 1, 2], [1, 1, 0, 2]], device=x.device), **kw
+        ),
+        [S(((2, 3, 4),)), S(((2, 3, 4),), {"label_smoothing": 0.2, "ignore_index": 1})],
+    ),
+    OpCase(
+        "cross_entropy_1d",
+        lambda lib, x: lib.nn.functional.cross_entropy(x, lib.tensor(2, device=x.device)),
+        [S(((5,),))],
+    ),
+    OpCase(
+        "cross_entropy_probabilities",
+        lambda lib, x, p, **kw: lib.nn.functional.cross_entropy(
+            x, lib.nn.functional.softmax(p, -1), **kw
+        ),
+        [S(((3, 4), (3, 4))), S(((3, 4), (3, 4)), {"label_smoothing": 0.3})],
+    ),
+    OpCase(
+        "nll_loss",
+        lambda lib, x, **kw: lib.nn.functional.nll_loss(
+            x, lib.tensor([1, 0, 3], device=x.device), **kw
+        ),
+        [S(((3, 4),)), S(((3, 4),), {"ignore_index": 1}), S(((3, 4),), {"reduction": "none"})],
+    ),
+    OpCase(
+        "binary_cross_entropy",
+        lambda lib, x, **kw: lib.nn.functional.binary_cross_entropy(
+            x.sigmoid(),
+            lib.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]], dtype=x.dtype, device=x.device),
+            **kw,
+        ),
+        [S(((2, 3),)), S(((2, 3),), {"reduction": "sum"})],
+    ),
+    OpCase(
+        "binary_cross_entropy_with_logits",
+        lambda lib, x, *pw: lib.nn.functional.binary_cross_entropy_with_logits(
+            x,
+            lib.tensor([[1.0, 0.0, 1.0], [0.0, 0.3, 1.0]], dtype=x.dtype, device=x.device),
+            pos_weight=pw[0] if pw else None,
+        ),
+        [S(((2, 3),)), S(((2, 3), (3,)), positive=True, constant=(1,))],
+    ),
     # casts and devices
-    OpCase("to", lambda lib, x: (x.to(lib.float32) * 2).to(lib.float64), [S(((3, 4),))],
-           eps=1e-3, atol=1e-3),  # the float32 round trip needs a coarser step
+    OpCase(
+        "to_device",
+        lambda lib, x: (x.to("interp") * 2).to("cpu") if lib.__name__ == "tinygrad_like" else x * 2,
+        [S(((3, 4),))],
+    ),
+    OpCase(
+        "to",
+        lambda lib, x: (x.to(lib.float32) * 2).to(lib.float64),
+        [S(((3, 4),))],
+        eps=1e-3,
+        atol=1e-3,
+    ),  # the float32 round trip needs a coarser step
 ]

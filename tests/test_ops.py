@@ -122,8 +122,8 @@ def _all_functions(cls=Function):
         yield from _all_functions(sub)
 
 
-# Shared bases hold no op of their own; ToDevice needs a second device (tests/test_devices.py)
-NOT_OPS = {"_Binary", "_Unary", "_Extreme", "_ArgExtreme", "_Compare", "ToDevice"}
+# Shared bases hold no op of their own
+NOT_OPS = {"_Binary", "_Unary", "_Extreme", "_ArgExtreme", "_Compare"}
 
 
 def test_every_function_is_exercised_by_the_registry(monkeypatch):

@@ -13,6 +13,14 @@ import numpy as np
 import scipy.special
 
 
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias for x (..., in) and weight (out, in); BLAS reads weight.T in place."""
+    out = x @ weight.T
+    if bias is not None:
+        out += bias
+    return out
+
+
 def softmax(x, axis: int):
     exps = np.exp(x - x.max(axis=axis, keepdims=True))
     return exps / exps.sum(axis=axis, keepdims=True)
@@ -65,6 +73,7 @@ def make_backend(seed: int):
 
     kernels = SimpleNamespace(
         matmul=np.matmul,
+        linear=linear,
         erf=scipy.special.erf,
         softmax=softmax,
         log_softmax=log_softmax,

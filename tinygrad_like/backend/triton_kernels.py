@@ -14,6 +14,7 @@ from tinygrad_like.kernels.triton import launch
 # kernel-table entry -> (module in tinygrad_like.kernels.triton, launcher function)
 TRITON_KERNELS = {
     "matmul": ("matmul", "matmul"),
+    "linear": ("matmul", "linear"),  # the matmul with a fused bias epilogue
     "softmax": ("softmax", "softmax"),
     "log_softmax": ("softmax", "log_softmax"),
     "softmax_backward": ("softmax", "softmax_backward"),

@@ -15,6 +15,7 @@ from tinygrad_like.nn.losses import (  # noqa: F401  (re-exported as F.<loss>)
     nll_loss)
 from tinygrad_like.ops.elementwise import (  # noqa: F401  (re-exported as F.<activation>)
     gelu, relu, sigmoid, silu, softplus, tanh, where)
+from tinygrad_like.ops.linalg import linear  # noqa: F401
 from tinygrad_like.ops.movement import pad  # noqa: F401
 from tinygrad_like.ops.nn import _pair, log_softmax, softmax, unfold  # noqa: F401
 from tinygrad_like.tensor import Tensor
@@ -25,15 +26,6 @@ __all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "softmax", "log_softm
            "sigmoid", "tanh", "gelu", "silu", "softplus", "leaky_relu", "one_hot", "pad",
            "mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits"]
-
-
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x @ weight.T + bias, with weight of shape (out_features, in_features)."""
-    if x.shape[-1] != weight.shape[-1]:
-        raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1]} features but the "
-                         f"weight of shape {weight.shape} expects {weight.shape[-1]}")
-    out = x @ weight.T
-    return out if bias is None else out + bias
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:

@@ -30,6 +30,41 @@ class Matmul(Function):
         return grad_a, grad_b
 
 
+class Linear(Function):
+    """x @ weight.T + bias as one kernel call (on the GPU path, the bias is the matmul's epilogue)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        return x.backend.kernels.linear(x.data, weight.data, None if bias is None else bias.data)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        rows = grad.reshape(-1, weight.shape[0])  # (batch, out): leading dims folded together
+        grad_x = grad @ weight if ctx.needs_input_grad[0] else None
+        grad_weight = rows.T @ x.reshape(-1, weight.shape[1]) if ctx.needs_input_grad[1] else None
+        grad_bias = rows.sum(0) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias, with weight of shape (out_features, in_features)."""
+    if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[-1]:
+        raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 0} "
+                         f"features but the weight of shape {weight.shape} expects "
+                         f"{weight.shape[-1]}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"linear: input is {x.dtype.name} but {name} is {t.dtype.name}")
+        if t is not None and t.backend is not x.backend:
+            raise RuntimeError(f"linear: input on {x.device}, {name} on {t.device}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias of shape {bias.shape} does not fit a weight of shape "
+                         f"{weight.shape}")
+    return Linear.apply(x, weight, bias)
+
+
 def _check(a: Tensor, b: Tensor) -> None:
     for x in (a, b):
         if not isinstance(x, Tensor):

@@ -6,10 +6,16 @@ defines, and the interpreted form is made on demand by wrapping its Python
 function in `InterpretedFunction`. The interpreter wants torch CPU tensors
 (it reads `untyped_storage()`); `torch.from_numpy` views share memory with the
 NumPy arrays, so a kernel's writes land in the caller's output array.
+
+Library functions such as `tl.max` and `tl.sum` are themselves @triton.jit
+functions, compiled-mode objects that refuse to be called from Python; while an
+interpreted kernel runs, calls to any JITFunction are routed to its interpreted
+form, which is what TRITON_INTERPRET=1 would have made them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 
@@ -30,7 +36,7 @@ class Launcher:
         base = getattr(jit_function, "fn", jit_function)
         while not hasattr(base, "__code__"):  # Autotuner -> JITFunction -> Python function
             base = base.fn
-        return _interpreted(base)
+        return _InterpretedKernel(_interpreted(base))
 
     def arg(self, array):
         """An array as the kernel argument this device's Triton expects."""
@@ -47,6 +53,32 @@ class Launcher:
 
     def empty(self, shape, dtype):
         return self.xp.empty(shape, dtype=dtype)
+
+
+class _InterpretedKernel:
+    """`kernel[grid](*args)` for an interpreted kernel, with device functions interpretable."""
+
+    def __init__(self, interpreted):
+        self.interpreted = interpreted
+
+    def __getitem__(self, grid):
+        def launch(*args, **kwargs):
+            with _jit_calls_interpreted():
+                return self.interpreted[grid](*args, **kwargs)
+
+        return launch
+
+
+@contextlib.contextmanager
+def _jit_calls_interpreted():
+    from triton.runtime.jit import JITFunction
+
+    original = JITFunction.__call__
+    JITFunction.__call__ = lambda self, *args, **kwargs: _interpreted(self.fn)(*args, **kwargs)
+    try:
+        yield
+    finally:
+        JITFunction.__call__ = original
 
 
 @functools.lru_cache(maxsize=None)

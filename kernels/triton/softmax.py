@@ -1,0 +1,370 @@
+"""Softmax and log-softmax along one axis, forward and backward: one program per row.
+
+A "row" is the 1-D slice along the softmax axis; every other index picks a row. One
+program computes one whole row, so every reduction (the max, the sum of exponentials,
+the backward dot product) stays inside the program and nothing but x and y crosses HBM:
+
+- Single pass (the row fits: n_cols <= SINGLE_PASS_MAX_COLS). The row is loaded once into
+  registers as one BLOCK >= n_cols vector (tail lanes masked), reduced, and written once,
+  as in the Triton tutorial 02-fused-softmax. Softmax composed from max, subtract, exp,
+  sum and divide kernels moves the tensor 8 times (5 reads, 3 writes); this moves it twice.
+- Online (wider rows, e.g. a 50,257-word vocabulary, would need hundreds of registers per
+  thread and spill). A first loop over BLOCK-column steps keeps a running max m and a
+  running sum s of exp(x - m); when a step raises the max to m', the sum is rescaled by
+  exp(m - m') (Milakov & Gimelshein, "Online normalizer calculation for softmax", 2018).
+  A second loop writes exp(x - m) / s (or x - m - log s). x is read twice and y written
+  once: 3 passes instead of the 4 of a classic max loop / sum loop / write loop.
+- Backward, with y the saved output and g the incoming gradient:
+  softmax: dx = y * (g - sum(g * y));  log-softmax: dx = g - exp(y) * sum(g).
+  Single pass reads g and y once and writes dx; the online form reads them (g alone for
+  log-softmax) in a first loop for the sum and again in a second loop for dx.
+
+Half precision (fp16, bf16) is loaded, upcast and computed in fp32; fp64 stays fp64 (the
+"interp" device's gradient checks run in float64). Outputs have the input's dtype.
+
+Any axis, no copy: the launcher views the array as (outer, n_cols, inner) with one stride
+each, and program r reads row (r // inner, :, r % inner). For the last axis inner == 1 and
+a row is contiguous. For another axis a row is strided: a program's loads are not
+coalesced, but neighbouring programs read neighbouring addresses that L2 serves, which
+beats moving the axis last with a transposing copy in and out (4 more passes over the
+tensor). Only arrays whose leading or trailing dims cannot share one stride (or with
+negative strides) are copied first.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import triton
+import triton.language as tl
+
+from tinygrad_like.kernels.triton.variants import KernelVariant
+
+SINGLE_PASS_MAX_COLS = 8192  # widest row held whole in registers (16 fp32 per thread at 16 warps)
+ONLINE_BLOCK = 4096  # columns per step of the online kernels' loops
+FLOATING = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "float64": "fp64"}
+BENCH_SHAPE = (4096, 4096)  # the softmax benchmark: rows x columns, last axis
+WIDE_SHAPE = (4096, 50257)  # where the online kernels run: GPT-2's vocabulary
+
+@triton.jit
+def softmax_forward_kernel(x_ptr, out_ptr, n_cols, inner,
+                           x_outer_stride, x_col_stride, x_inner_stride,
+                           out_outer_stride, out_col_stride, out_inner_stride,
+                           LOG: tl.constexpr, BLOCK: tl.constexpr):
+    """One row whole in registers (BLOCK >= n_cols): read x once, write y once."""
+    row = tl.program_id(0).to(tl.int64)
+    x_row = x_ptr + (row // inner) * x_outer_stride + (row % inner) * x_inner_stride
+    out_row = out_ptr + (row // inner) * out_outer_stride + (row % inner) * out_inner_stride
+    compute = tl.float64 if x_ptr.dtype.element_ty == tl.float64 else tl.float32
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n_cols
+    x = tl.load(x_row + cols * x_col_stride, mask=mask, other=float("-inf")).to(compute)
+    shifted = x - tl.max(x, 0)
+    exps = tl.exp(shifted)  # masked lanes: exp(-inf) = 0, so they drop out of the sum
+    total = tl.sum(exps, 0)
+    if LOG:
+        y = shifted - tl.log(total)
+    else:
+        y = exps / total
+    tl.store(out_row + cols * out_col_stride, y.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def softmax_forward_online_kernel(x_ptr, out_ptr, n_cols, inner,
+                                  x_outer_stride, x_col_stride, x_inner_stride,
+                                  out_outer_stride, out_col_stride, out_inner_stride,
+                                  LOG: tl.constexpr, BLOCK: tl.constexpr):
+    """A row of any width: a running max/sum loop over column blocks, then a writing loop."""
+    row = tl.program_id(0).to(tl.int64)
+    x_row = x_ptr + (row // inner) * x_outer_stride + (row % inner) * x_inner_stride
+    out_row = out_ptr + (row // inner) * out_outer_stride + (row % inner) * out_inner_stride
+    compute = tl.float64 if x_ptr.dtype.element_ty == tl.float64 else tl.float32
+    offsets = tl.arange(0, BLOCK)
+    running_max = tl.full([], float("-inf"), compute)
+    running_sum = tl.full([], 0.0, compute)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + offsets
+        x = tl.load(x_row + cols * x_col_stride, mask=cols < n_cols, other=float("-inf"))
+        x = x.to(compute)
+        new_max = tl.maximum(running_max, tl.max(x, 0))
+        # while every value so far is -inf, shift by 0: exp(-inf - 0) = 0 rather than NaN
+        shift = tl.where(new_max == float("-inf"), 0.0, new_max).to(compute)
+        running_sum = running_sum * tl.exp(running_max - shift) + tl.sum(tl.exp(x - shift), 0)
+        running_max = new_max
+    log_sum = tl.log(running_sum)
+    inverse_sum = 1.0 / running_sum
+    for start in range(0, n_cols, BLOCK):
+        cols = start + offsets
+        mask = cols < n_cols
+        shifted = tl.load(x_row + cols * x_col_stride, mask=mask, other=0.0).to(compute)
+        shifted -= running_max
+        if LOG:
+            y = shifted - log_sum
+        else:
+            y = tl.exp(shifted) * inverse_sum
+        tl.store(out_row + cols * out_col_stride, y.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def softmax_backward_kernel(grad_ptr, y_ptr, out_ptr, n_cols, inner,
+                            grad_outer_stride, grad_col_stride, grad_inner_stride,
+                            y_outer_stride, y_col_stride, y_inner_stride,
+                            out_outer_stride, out_col_stride, out_inner_stride,
+                            LOG: tl.constexpr, BLOCK: tl.constexpr):
+    """One row of g and y whole in registers: y (g - <g, y>), or g - exp(y) sum(g)."""
+    row = tl.program_id(0).to(tl.int64)
+    outer, within = row // inner, row % inner
+    grad_row = grad_ptr + outer * grad_outer_stride + within * grad_inner_stride
+    y_row = y_ptr + outer * y_outer_stride + within * y_inner_stride
+    out_row = out_ptr + outer * out_outer_stride + within * out_inner_stride
+    compute = tl.float64 if y_ptr.dtype.element_ty == tl.float64 else tl.float32
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n_cols
+    g = tl.load(grad_row + cols * grad_col_stride, mask=mask, other=0.0).to(compute)
+    y = tl.load(y_row + cols * y_col_stride, mask=mask, other=0.0).to(compute)
+    if LOG:
+        dx = g - tl.exp(y) * tl.sum(g, 0)
+    else:
+        dx = y * (g - tl.sum(g * y, 0))
+    tl.store(out_row + cols * out_col_stride, dx.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def softmax_backward_online_kernel(grad_ptr, y_ptr, out_ptr, n_cols, inner,
+                                   grad_outer_stride, grad_col_stride, grad_inner_stride,
+                                   y_outer_stride, y_col_stride, y_inner_stride,
+                                   out_outer_stride, out_col_stride, out_inner_stride,
+                                   LOG: tl.constexpr, BLOCK: tl.constexpr):
+    """A row of any width: a loop for the row's sum, then a loop writing dx."""
+    row = tl.program_id(0).to(tl.int64)
+    outer, within = row // inner, row % inner
+    grad_row = grad_ptr + outer * grad_outer_stride + within * grad_inner_stride
+    y_row = y_ptr + outer * y_outer_stride + within * y_inner_stride
+    out_row = out_ptr + outer * out_outer_stride + within * out_inner_stride
+    compute = tl.float64 if y_ptr.dtype.element_ty == tl.float64 else tl.float32
+    offsets = tl.arange(0, BLOCK)
+    # per-lane partial sums, reduced across the block once after the loop
+    partial = tl.full([BLOCK], 0.0, compute)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + offsets
+        mask = cols < n_cols
+        g = tl.load(grad_row + cols * grad_col_stride, mask=mask, other=0.0).to(compute)
+        if LOG:
+            partial += g
+        else:
+            partial += g * tl.load(y_row + cols * y_col_stride, mask=mask, other=0.0).to(compute)
+    total = tl.sum(partial, 0)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + offsets
+        mask = cols < n_cols
+        g = tl.load(grad_row + cols * grad_col_stride, mask=mask, other=0.0).to(compute)
+        y = tl.load(y_row + cols * y_col_stride, mask=mask, other=0.0).to(compute)
+        if LOG:
+            dx = g - tl.exp(y) * total
+        else:
+            dx = y * (g - total)
+        tl.store(out_row + cols * out_col_stride, dx.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+# ---- launchers: the kernel table's softmax entries, called as fn(launcher, *reference args) --
+def softmax(launcher, x, axis: int | None):
+    return _forward(launcher, "softmax", x, axis, log=False)
+
+
+def log_softmax(launcher, x, axis: int | None):
+    return _forward(launcher, "log_softmax", x, axis, log=True)
+
+
+def softmax_backward(launcher, grad, out, axis: int | None):
+    return _backward(launcher, "softmax_backward", grad, out, axis, log=False)
+
+
+def log_softmax_backward(launcher, grad, out, axis: int | None):
+    return _backward(launcher, "log_softmax_backward", grad, out, axis, log=True)
+
+
+def _forward(launcher, op: str, x, axis, log: bool):
+    check_floating(op, x)
+    axis = _check_axis(op, x, axis)
+    out = launcher.empty(x.shape, x.dtype)
+    if x.size == 0:
+        return out
+    if x.ndim == 0:  # a single element: softmax 1, log-softmax 0
+        return _forward(launcher, op, x.reshape(1), 0, log).reshape(())
+    x, x_strides = _row_strides(launcher.xp, x, axis)
+    _, out_strides = _row_strides(launcher.xp, out, axis)
+    n_cols, inner = x.shape[axis], _prod(x.shape[axis + 1:])
+    kernel, block = _plan(n_cols, softmax_forward_kernel, softmax_forward_online_kernel)
+    launcher.kernel(kernel)[(x.size // n_cols,)](
+        launcher.arg(x), launcher.arg(out), n_cols, inner, *x_strides, *out_strides,
+        LOG=log, BLOCK=block, num_warps=num_warps_for(block))
+    return out
+
+
+def _backward(launcher, op: str, grad, out, axis, log: bool):
+    check_floating(op, out)
+    check_floating(op, grad)
+    if grad.shape != out.shape:
+        raise ValueError(f"{op}: the gradient of shape {grad.shape} must match the saved output "
+                         f"of shape {out.shape}")
+    axis = _check_axis(op, out, axis)
+    dx = launcher.empty(out.shape, out.dtype)
+    if out.size == 0:
+        return dx
+    if out.ndim == 0:
+        return _backward(launcher, op, grad.reshape(1), out.reshape(1), 0, log).reshape(())
+    grad, grad_strides = _row_strides(launcher.xp, grad, axis)
+    out, y_strides = _row_strides(launcher.xp, out, axis)
+    _, dx_strides = _row_strides(launcher.xp, dx, axis)
+    n_cols, inner = out.shape[axis], _prod(out.shape[axis + 1:])
+    kernel, block = _plan(n_cols, softmax_backward_kernel, softmax_backward_online_kernel)
+    launcher.kernel(kernel)[(out.size // n_cols,)](
+        launcher.arg(grad), launcher.arg(out), launcher.arg(dx), n_cols, inner,
+        *grad_strides, *y_strides, *dx_strides,
+        LOG=log, BLOCK=block, num_warps=num_warps_for(block))
+    return dx
+
+
+def _plan(n_cols: int, single_pass, online):
+    """The kernel and BLOCK for rows of n_cols: whole rows in registers up to the limit."""
+    if n_cols > SINGLE_PASS_MAX_COLS:
+        return online, ONLINE_BLOCK
+    return single_pass, triton.next_power_of_2(n_cols)
+
+
+def check_floating(op: str, array) -> None:
+    if array.dtype.name not in FLOATING:
+        raise TypeError(f"{op}: expected a floating-point array ({', '.join(FLOATING)}), "
+                        f"got {array.dtype.name}")
+
+
+def _check_axis(op: str, array, axis) -> int:
+    if axis is None:
+        if array.ndim > 0:
+            raise ValueError(f"{op}: axis=None is only for 0-d inputs, got shape {array.shape}")
+        return 0
+    if not -array.ndim <= axis < max(array.ndim, 1):
+        raise ValueError(f"{op}: axis {axis} is out of range for shape {array.shape}")
+    return axis % max(array.ndim, 1)
+
+
+def _row_strides(xp, array, axis: int):
+    """(array, (outer, col, inner) element strides) viewing it as (outer, n_cols, inner).
+
+    The array comes back copied (contiguous) only when its dims before or after the axis
+    cannot be walked with a single stride, when a stride is negative, or when a row would
+    span 2**31 elements (the kernels address within a row in int32).
+    """
+    layout = _layout(array, axis)
+    if layout is None:
+        array = xp.ascontiguousarray(array)
+        layout = _layout(array, axis)
+    return array, layout
+
+
+def _layout(array, axis: int) -> tuple | None:
+    strides = [s // array.itemsize for s in array.strides]
+    outer = _single_stride(array.shape[:axis], strides[:axis])
+    inner = _single_stride(array.shape[axis + 1:], strides[axis + 1:])
+    col = strides[axis]
+    if outer is None or inner is None or min(strides) < 0 or col * array.shape[axis] >= 2**31:
+        return None
+    return outer, col, inner
+
+
+def _single_stride(shape, strides) -> int | None:
+    """The one stride that walks these dims in C order as a flat index, or None if none does."""
+    dims = [(n, s) for n, s in zip(shape, strides) if n != 1]
+    for (_, outer_stride), (n, s) in itertools.pairwise(dims):
+        if outer_stride != n * s:
+            return None
+    return dims[-1][1] if dims else 1
+
+
+def _prod(shape) -> int:
+    size = 1
+    for n in shape:
+        size *= n
+    return size
+
+
+def num_warps_for(block: int) -> int:
+    """The tutorial's choice: 4 warps below 2048 columns, 8 at 2048, 16 from 4096 on, so a
+    thread holds at most 16 elements of a tensor (8 at the 4096-column steps)."""
+    return 4 if block < 2048 else 8 if block < 4096 else 16
+
+
+# ---- ahead-of-time compile variants and their roofline model --------------------------------
+def compile_variants() -> list[KernelVariant]:
+    """Every softmax kernel x {fp32, fp16, bf16} x {single pass, online}, as the GPU launches it.
+
+    The single-pass kernels are modelled on the (4096, 4096) benchmark (BLOCK 4096); the online
+    ones on a (4096, 50257) vocabulary softmax, the width they exist for. Strides and sizes that
+    equal 1 are compile-time constants, as the JIT specializes them for a contiguous last axis.
+    """
+    variants = []
+    for dtype in ("fp32", "fp16", "bf16"):
+        for op, log in (("softmax", False), ("log_softmax", True)):
+            for online in (False, True):
+                variants.append(_forward_variant(op, log, online, dtype))
+                variants.append(_backward_variant(op, log, online, dtype))
+    return variants
+
+
+def _forward_variant(op: str, log: bool, online: bool, dtype: str) -> KernelVariant:
+    rows, cols = WIDE_SHAPE if online else BENCH_SHAPE
+    elements, itemsize = rows * cols, ITEMSIZE[dtype]
+    # per element: max, subtract, exp, add; then divide (softmax) or subtract (log); the online
+    # write loop subtracts and (softmax) exponentiates again
+    flops = (7 if not log else 6) if online else 5
+    return _variant(f"{op}_forward", online, dtype, ("x_ptr", "out_ptr"), log, rows, cols,
+                    flops=flops * elements, bytes_moved=(3 if online else 2) * elements * itemsize,
+                    ideal_bytes=2 * elements * itemsize)
+
+
+def _backward_variant(op: str, log: bool, online: bool, dtype: str) -> KernelVariant:
+    rows, cols = WIDE_SHAPE if online else BENCH_SHAPE
+    elements, itemsize = rows * cols, ITEMSIZE[dtype]
+    # the online sum loop re-reads g and y (only g for log-softmax) before the writing loop
+    passes = (4 if log else 5) if online else 3
+    return _variant(f"{op}_backward", online, dtype, ("grad_ptr", "y_ptr", "out_ptr"), log, rows,
+                    cols, flops=4 * elements, bytes_moved=passes * elements * itemsize,
+                    ideal_bytes=3 * elements * itemsize)
+
+
+def _variant(name, online, dtype, pointers, log, rows, cols, **roofline) -> KernelVariant:
+    kernels = ((softmax_backward_kernel, softmax_backward_online_kernel) if len(pointers) == 3
+               else (softmax_forward_kernel, softmax_forward_online_kernel))
+    kernel, block = kernels[online], ONLINE_BLOCK if online else triton.next_power_of_2(cols)
+    constexprs = {"inner": 1, "LOG": log, "BLOCK": block}
+    for pointer in pointers:
+        tensor = pointer[:-len("_ptr")]
+        constexprs[f"{tensor}_col_stride"] = constexprs[f"{tensor}_inner_stride"] = 1
+    signature = signature_of(kernel, dtype, constexprs)
+    # n_cols and every row stride equal the width (contiguous rows)
+    values = {name: cols for name in signature if name == "n_cols" or name.endswith("outer_stride")}
+    return KernelVariant(
+        name=f"{name}_online" if online else name, kernel=kernel, dtype=dtype,
+        signature=signature, constexprs=constexprs, num_warps=num_warps_for(block),
+        shape=f"({rows}, {cols})", notes={"block": block, "attrs": jit_attrs(signature, values),
+                                          "path": "online" if online else "single pass"},
+        **roofline)
+
+
+def signature_of(kernel, dtype: str, constexprs: dict, types: dict | None = None) -> dict:
+    """The ASTSource signature in parameter order: "constexpr" for every name in constexprs,
+    then the type in `types` if given, *dtype for pointers and i32 for sizes and strides."""
+    types = types or {}
+    return {name: "constexpr" if name in constexprs else
+            types.get(name, f"*{dtype}" if name.endswith("_ptr") else "i32")
+            for name in kernel.arg_names}
+
+
+def jit_attrs(signature: dict, values: dict) -> dict:
+    """What Triton's JIT specializes on at launch, for notes["attrs"]: pointers 16-byte aligned
+    (fresh allocations) and the i32 arguments whose value (`values`) is a multiple of 16."""
+    return {name: [["tt.divisibility", 16]] for name, kind in signature.items()
+            if kind.startswith("*") or (kind == "i32" and values.get(name, 1) % 16 == 0)}
+
+
+ITEMSIZE = {"fp32": 4, "fp16": 2, "bf16": 2}

@@ -76,3 +76,13 @@ def test_modules_move_to_a_device():
     out = model(tg.randn(4, 3, device="interp"))
     out.sum().backward()
     assert all(p.grad.device == "interp" for p in model.parameters())
+
+
+def test_backend_info_names_the_kernel_of_each_op():
+    table = tg.backend_info(print_table=False)
+    rows = {tuple(line.split()[:2]): line for line in table.splitlines()}
+    assert "Triton matmul.py" in rows[("interp", "matmul")]
+    assert "Triton cross_entropy.py" in rows[("interp", "cross_entropy")]
+    assert "NumPy" in rows[("cpu", "softmax")]
+    if not tg.cuda.is_available():
+        assert "cuda     unavailable: device 'cuda' is not available" in table

@@ -2,6 +2,8 @@
 
   tinygrad-like train MODEL [options]   train a seed model on its bundled data
   tinygrad-like demo                    a tiny autograd example and a gradient check
+  tinygrad-like kernels                 compile every Triton kernel for sm_80/sm_90 and report
+                                        registers, spills, tensor-core use and a roofline
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--plot", metavar="PNG", help="write loss/metric curves")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     commands.add_parser("demo", help="fit a line with autograd and run a gradient check")
+    commands.add_parser("kernels", help="compile the Triton kernels for sm_80 and sm_90 (no GPU "
+                        "needed) and print registers, spills, tensor-core use and a roofline")
     return parser
 
 
@@ -116,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo":
             demo()
+            return 0
+        if args.command == "kernels":
+            from tinygrad_like.kernel_report import format_table, report_rows
+
+            print(format_table(report_rows()))
             return 0
         return train_command(args)
     except (ValueError, TypeError, KeyError, OSError, RuntimeError) as error:

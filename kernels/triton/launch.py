@@ -71,10 +71,20 @@ class _InterpretedKernel:
 
 @contextlib.contextmanager
 def _jit_calls_interpreted():
+    from triton.runtime.interpreter import _patch_lang
     from triton.runtime.jit import JITFunction
 
+    def call_interpreted(self, *args, **kwargs):
+        # InterpretedFunction.__call__ would patch triton.language and never restore it,
+        # breaking every later triton.compile in this process; restore the patch here.
+        scope = _patch_lang(self.fn)
+        try:
+            return _interpreted(self.fn).rewrite()(*args, **kwargs)
+        finally:
+            scope.restore()
+
     original = JITFunction.__call__
-    JITFunction.__call__ = lambda self, *args, **kwargs: _interpreted(self.fn)(*args, **kwargs)
+    JITFunction.__call__ = call_interpreted
     try:
         yield
     finally:

@@ -8,15 +8,23 @@ running it with grad mode on (`create_graph=True`) records a graph of the
 gradient itself and higher-order derivatives come for free.
 
 A graph node (the `ctx`) is only recorded when grad mode is on and some input
-requires grad. `backward()` orders the nodes with an iterative depth-first
-search (a 10,000-op chain needs no recursion), walks them once in reverse, and
-frees each node's saved tensors unless asked to retain the graph.
+requires grad, and is numbered in the order it was recorded. `backward()`
+collects the reachable nodes with an iterative search (a 10,000-op chain needs
+no recursion), walks them once, newest first, and frees each node's saved
+tensors unless asked to retain the graph.
+
+`apply` and the backward loop run for every op, so they use plain loops and
+avoid per-op allocations where that costs no clarity; the comments there say why.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
+import operator
+
+from tinygrad_like.dtypes import from_numpy_dtype
 
 _grad_enabled = True
 
@@ -70,8 +78,10 @@ class enable_grad(contextlib.ContextDecorator):
 class Context:
     """A graph node: what one Function call saved, and the inputs to send gradients to."""
 
-    __slots__ = ("function", "backend", "needs_input_grad", "edges", "output_shape", "_saved",
-                 "_saved_versions", "_freed", "__dict__")
+    __slots__ = ("function", "backend", "needs_input_grad", "edges", "output_shape",
+                 "sequence_number", "_saved", "_saved_versions", "_writes_before", "_freed",
+                 "__dict__")
+    retained_output = None  # the output Tensor, once `retain_grad()` asks for its `.grad`
 
     def __init__(self, function: type, backend, needs_input_grad: tuple):
         self.function = function
@@ -82,14 +92,15 @@ class Context:
         # rather than tensors lets intermediate activations be freed once backward ran.
         self.edges = ()
         self.output_shape = None
+        self.sequence_number = None  # set when recorded: later nodes get larger numbers
         self._saved = ()
         self._saved_versions = ()
+        self._writes_before = None  # `_inplace_writes` when the node was recorded
         self._freed = False
 
     def save_for_backward(self, *values) -> None:
         """Keep `values` (Tensors, or plain values such as scalars) for backward."""
-        self._saved = values
-        self._saved_versions = tuple(v._version[0] if _is_tensor(v) else 0 for v in values)
+        self._saved = values  # their versions are taken in `Function.apply`, if it records
 
     @property
     def saved_tensors(self) -> tuple:
@@ -98,8 +109,10 @@ class Context:
                 f"{self.name}: trying to backward through the graph a second time (or to read "
                 "saved tensors after they were freed); pass retain_graph=True to the first "
                 "backward() if you need to backward twice")
+        if self._writes_before == _inplace_writes:
+            return self._saved  # no tensor anywhere was written in place since recording
         for index, (tensor, version) in enumerate(zip(self._saved, self._saved_versions)):
-            if _is_tensor(tensor) and tensor._version[0] != version:
+            if isinstance(tensor, Tensor) and tensor._version[0] != version:
                 raise RuntimeError(
                     f"{self.name}: one of the tensors needed for gradient computation has been "
                     f"modified by an in-place operation: saved tensor {index} of shape "
@@ -123,8 +136,24 @@ class Context:
         return f"<{self.name}>"
 
 
-def _is_tensor(x) -> bool:
-    return getattr(x, "_is_tinygrad_tensor", False)
+# How many in-place writes tensors have had, all together (see `Tensor._bump_version`). While
+# it has not moved since a node was recorded, none of the node's saved tensors can have been
+# modified, and reading them back skips checking each one's version.
+_inplace_writes = 0
+
+
+def count_inplace_write() -> None:
+    global _inplace_writes
+    _inplace_writes += 1
+
+
+_node_numbers = itertools.count()  # Context.sequence_number of each recorded node, in order
+
+
+# The Tensor class, set by tensor.py when it is imported: tensor.py imports this module, so
+# this module cannot import it back, and an import inside `apply` would cost a microsecond
+# on every op.
+Tensor: type = None
 
 
 class Function:
@@ -148,19 +177,24 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from tinygrad_like.tensor import Tensor
-
         global _grad_enabled
-        needs_input_grad = tuple(_is_tensor(a) and a.requires_grad for a in args)
-        record = _grad_enabled and any(needs_input_grad)
-        first = next(a for a in args if _is_tensor(a))
+        # Plain loops rather than comprehensions, here and below: on Python 3.11 each
+        # comprehension is a function call of its own, and this runs for every op.
+        needs, edges = [], []
+        for a in args:
+            needs_grad = isinstance(a, Tensor) and a._requires_grad
+            needs.append(needs_grad)
+            edges.append((a._ctx or a) if needs_grad else None)
+        needs_input_grad = tuple(needs)
+        record = _grad_enabled and True in needs_input_grad
+        first = args[0] if isinstance(args[0], Tensor) else first_tensor(args)  # usual case inline
         ctx = Context(cls, first.backend, needs_input_grad)
         previous, _grad_enabled = _grad_enabled, False
         try:
             result = cls.forward(ctx, *args, **kwargs)
         finally:
             _grad_enabled = previous
-        if not _is_tensor(result):
+        if not isinstance(result, Tensor):
             if isinstance(result, (tuple, list)):
                 raise TypeError(f"{cls.__name__}.forward must return one Tensor or array; "
                                 "ops with several outputs are built from single-output Functions")
@@ -169,47 +203,54 @@ class Function:
             result = result.detach()  # an identity forward must not turn its input into a node
         if cls.returns_view and result.backend.xp.may_share_memory(result.data, first.data):
             result._version = first._version
-        if record and result.dtype.is_floating_point:
+        # from_numpy_dtype is what `result.dtype` calls, less the property's Python frame
+        if record and from_numpy_dtype(result.data.dtype).is_floating_point:
             result._requires_grad = True
             result._ctx = ctx
-            ctx.output_shape = result.shape
-            ctx.edges = tuple((a._ctx or a) if needs else None
-                              for a, needs in zip(args, needs_input_grad))
+            ctx.output_shape = result.data.shape
+            ctx.sequence_number = next(_node_numbers)
+            ctx.edges = tuple(edges)
             if cls.saves_output:
-                ctx.save_for_backward(*ctx._saved, result)
+                ctx._saved += (result,)
+            # Versions are taken once forward has returned and only for recorded nodes, as
+            # PyTorch does: an op run without a graph never reads its saved values back.
+            versions = []
+            for value in ctx._saved:
+                versions.append(value._version[0] if isinstance(value, Tensor) else 0)
+            ctx._saved_versions = tuple(versions)
+            ctx._writes_before = _inplace_writes
         return result
 
 
+def first_tensor(args: tuple):
+    """The first Tensor among `args` (op arguments may be Tensors, scalars or options)."""
+    for a in args:
+        if isinstance(a, Tensor):
+            return a
+    raise TypeError("expected at least one Tensor argument")
+
+
 def _topological_order(roots: list[Context]) -> list[Context]:
-    """Nodes reachable from `roots`, each after every node that consumes its output."""
-    order, visited = [], set()
-    for root in roots:
-        if id(root) in visited:
-            continue
-        visited.add(id(root))
-        stack = [(root, iter(root.edges))]
-        while stack:
-            node, edges = stack[-1]
-            for child in edges:
-                if type(child) is Context and id(child) not in visited:
-                    visited.add(id(child))
-                    stack.append((child, iter(child.edges)))
-                    break
-            else:
-                stack.pop()
-                order.append(node)
-    order.reverse()
-    return order
+    """Nodes reachable from `roots`, each after every node that consumes its output.
+
+    A node is recorded after the nodes that made its inputs, so newest first is such an
+    order (PyTorch's engine uses the same sequence numbers).
+    """
+    nodes, stack = set(roots), list(roots)
+    while stack:
+        for child in stack.pop().edges:
+            if type(child) is Context and child not in nodes:
+                nodes.add(child)
+                stack.append(child)
+    return sorted(nodes, key=operator.attrgetter("sequence_number"), reverse=True)
 
 
-def _check_gradient(node: Context, index: int, edge, grad) -> None:
-    if not _is_tensor(grad):
-        raise TypeError(f"{node.function.__name__}.backward returned {type(grad).__name__} for "
-                        f"input {index}; expected a Tensor or None")
-    shape = edge.output_shape if type(edge) is Context else edge.shape
-    if grad.shape != shape:
-        raise RuntimeError(f"{node.function.__name__}.backward returned a gradient of shape "
-                           f"{grad.shape} for input {index} of shape {shape}")
+def _bad_gradient(node: Context, index: int, grad, shape: tuple) -> Exception:
+    if not isinstance(grad, Tensor):
+        return TypeError(f"{node.function.__name__}.backward returned {type(grad).__name__} "
+                         f"for input {index}; expected a Tensor or None")
+    return RuntimeError(f"{node.function.__name__}.backward returned a gradient of shape "
+                        f"{grad.shape} for input {index} of shape {shape}")
 
 
 def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, inputs=None):
@@ -218,15 +259,14 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, 
     With `inputs=None` gradients accumulate into each leaf's `.grad`; otherwise they
     are returned for `inputs` (leaf or not) and no `.grad` is touched.
     """
-    grads: dict[int, object] = {}  # id(node) -> gradient of the node's output
+    grads: dict[Context, object] = {}  # node -> gradient of the node's output
     wanted_grads: dict[int, object] = {}  # id(input) -> gradient, when `inputs` is given
     wanted_leaves = {id(t) for t in inputs if t._ctx is None} if inputs is not None else None
-    wanted_nodes = {id(t._ctx): t for t in inputs if t._ctx is not None} if inputs else {}
+    wanted_nodes = {t._ctx: t for t in inputs if t._ctx is not None} if inputs else {}
 
     def accumulate(edge, grad):
         if type(edge) is Context:
-            key = id(edge)
-            grads[key] = grad if key not in grads else grads[key] + grad
+            grads[edge] = grad if edge not in grads else grads[edge] + grad
         elif wanted_leaves is not None:
             if id(edge) in wanted_leaves:
                 key = id(edge)
@@ -239,10 +279,10 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, 
             accumulate(out._ctx or out, grad)
         roots = [out._ctx for out in outputs if out._ctx is not None]
         for node in _topological_order(roots):
-            grad = grads.pop(id(node), None)
-            if id(node) in wanted_nodes:
-                wanted_grads[id(wanted_nodes[id(node)])] = grad
-            retained = getattr(node, "retained_output", None)
+            grad = grads.pop(node, None)
+            if node in wanted_nodes:
+                wanted_grads[id(wanted_nodes[node])] = grad
+            retained = node.retained_output
             if retained is not None and grad is not None and inputs is None:
                 retained.grad = grad if retained.grad is None else retained.grad + grad
             if grad is None:
@@ -252,9 +292,20 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, 
                 input_grads = (input_grads,)
             if not retain_graph:
                 node.free_saved()
-            for index, (edge, g) in enumerate(zip(node.edges, input_grads)):
-                if edge is not None and g is not None:
-                    _check_gradient(node, index, edge, g)
+            for index, edge in enumerate(node.edges):
+                # Indexing, not zip(): cheaper per edge. A backward may return fewer gradients
+                # than forward had arguments (none for trailing non-Tensor options).
+                if edge is None or index >= len(input_grads):
+                    continue
+                g = input_grads[index]
+                if g is None:
+                    continue
+                shape = edge.output_shape if type(edge) is Context else edge.shape
+                if not isinstance(g, Tensor) or g.data.shape != shape:
+                    raise _bad_gradient(node, index, g, shape)
+                if type(edge) is Context:  # the common case, inlined: a call per edge adds up
+                    grads[edge] = g if edge not in grads else grads[edge] + g
+                else:
                     accumulate(edge, g)
     if inputs is not None:
         return tuple(wanted_grads.get(id(t)) for t in inputs)
@@ -266,8 +317,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     """Gradients of `outputs` with respect to `inputs`, as torch.autograd.grad."""
     from tinygrad_like.tensor import _initial_gradients
 
-    outputs = (outputs,) if _is_tensor(outputs) else tuple(outputs)
-    inputs = (inputs,) if _is_tensor(inputs) else tuple(inputs)
+    outputs = (outputs,) if isinstance(outputs, Tensor) else tuple(outputs)
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError(f"autograd.grad: input of shape {t.shape} does not require grad")

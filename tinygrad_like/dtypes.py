@@ -9,24 +9,27 @@ than every dimensioned operand.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one instance per dtype, so identity is equality (and fast)
 class DType:
     name: str
     itemsize: int
     category: int  # 0 bool, 1 integer, 2 floating: promotion never moves down
     np_dtype: np.dtype | None  # None where NumPy has no such type (bfloat16)
+    is_floating_point: bool = field(init=False)  # a field, not a property: every op reads it
 
-    @property
-    def is_floating_point(self) -> bool:
-        return self.category == 2
+    def __post_init__(self):
+        object.__setattr__(self, "is_floating_point", self.category == 2)  # frozen dataclass
 
     def __repr__(self) -> str:
         return f"tinygrad_like.{self.name}"
+
+    def __reduce__(self):
+        return to_dtype, (self.name,)  # copies and unpickled dtypes stay the singleton
 
 
 bool_ = DType("bool", 1, 0, np.dtype(np.bool_))
@@ -37,8 +40,21 @@ bfloat16 = DType("bfloat16", 2, 2, None)
 float32 = DType("float32", 4, 2, np.dtype(np.float32))
 float64 = DType("float64", 8, 2, np.dtype(np.float64))
 
+
+class _ByNumpyDtype(dict):
+    """NumPy dtype -> DType. `Tensor.dtype` looks up an array's dtype on every op, which as a
+    plain dict lookup costs no Python call; other spellings (np.float32, "float32") and
+    unsupported dtypes land in `__missing__`."""
+
+    def __missing__(self, key) -> DType:
+        dtype = self.get(np.dtype(key))
+        if dtype is None:
+            raise TypeError(f"NumPy dtype {key} has no tinygrad_like equivalent")
+        return dtype
+
+
 ALL = (bool_, int32, int64, float16, bfloat16, float32, float64)
-_BY_NUMPY = {d.np_dtype: d for d in ALL if d.np_dtype is not None}
+_BY_NUMPY = _ByNumpyDtype({d.np_dtype: d for d in ALL if d.np_dtype is not None})
 _BY_NUMPY.update({np.dtype(np.int8): int32, np.dtype(np.int16): int32, np.dtype(np.uint8): int32})
 _BY_NAME = {d.name: d for d in ALL} | {"float": float32, "double": float64, "half": float16,
                                          "long": int64, "int": int32}
@@ -68,11 +84,7 @@ def to_dtype(value) -> DType:
                         f"{', '.join(d.name for d in ALL)}") from None
 
 
-def from_numpy_dtype(np_dtype: np.dtype) -> DType:
-    try:
-        return _BY_NUMPY[np.dtype(np_dtype)]
-    except KeyError:
-        raise TypeError(f"NumPy dtype {np_dtype} has no tinygrad_like equivalent") from None
+from_numpy_dtype = _BY_NUMPY.__getitem__  # (np_dtype) -> DType, or TypeError
 
 
 def scalar_category(value) -> int:

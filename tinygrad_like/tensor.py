@@ -28,7 +28,6 @@ def _infer_dtype(data) -> DType:
 class Tensor:
     __slots__ = ("data", "backend", "_requires_grad", "grad", "_ctx", "_version",
                  "_retains_grad", "__weakref__")
-    _is_tinygrad_tensor = True
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operators
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, device=None):
@@ -245,7 +244,9 @@ class Tensor:
                                "wrap the update in tg.no_grad() or use an out-of-place op")
 
     def _bump_version(self) -> None:
+        """Mark an in-place write; every one must come through here (see autograd)."""
         self._version[0] += 1
+        autograd.count_inplace_write()
 
     def _inplace(self, op: str, value) -> "Tensor":
         """Write `value` (a Tensor, array or scalar) into this tensor's memory."""
@@ -330,6 +331,9 @@ class Tensor:
         elif self._requires_grad:
             extras.append("requires_grad=True")
         return "tensor(" + ", ".join([body] + extras) + ")"
+
+
+autograd.Tensor = Tensor  # see autograd.Tensor
 
 
 def _storage_dtype(dtype: DType, backend: Backend):

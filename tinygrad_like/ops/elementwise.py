@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from tinygrad_like import dtypes
-from tinygrad_like.autograd import Function
+from tinygrad_like.autograd import Function, first_tensor
 from tinygrad_like.tensor import Tensor
 
 
@@ -25,7 +25,7 @@ def raw(x):
 
 def unbroadcast(grad: Tensor, shape: tuple) -> Tensor:
     """Sum `grad` over the axes that broadcasting added or stretched, giving `shape`."""
-    if grad.shape == shape:
+    if grad.data.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
     stretched = tuple(i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
@@ -45,26 +45,43 @@ def _as_operand(x, like: Tensor):
     raise TypeError(f"unsupported operand of type {type(x).__name__} for a Tensor op")
 
 
+# The category (0 bool, 1 integer, 2 floating) of each Python scalar type promote passes as is
+_SCALAR_CATEGORY = {bool: 0, int: 1, float: 2}
+
+
 def promote(op: str, *operands, floating: bool = False):
     """Bring tensors to one device and the PyTorch result dtype; scalars stay as they are.
 
     `floating` asks for a floating result even from integer inputs (true division, exp).
     """
-    first = next(x for x in operands if isinstance(x, Tensor))
+    first = operands[0] if isinstance(operands[0], Tensor) else first_tensor(operands)
+    if _already_promoted(first, operands, floating):
+        return operands
     operands = tuple(_as_operand(x, first) for x in operands)
     tensors = [x for x in operands if isinstance(x, Tensor)]
     for t in tensors:
         if t.backend is not first.backend:
             raise RuntimeError(f"{op}: expected all tensors on one device, but got {first.device} "
                                f"and {t.device}")
-    if len(tensors) == len(operands) and all(t.data.dtype == first.data.dtype for t in tensors):
-        target = first.dtype
-    else:
-        target = dtypes.result_type(*operands)
+    target = dtypes.result_type(*operands)
     if floating and not target.is_floating_point:
         target = dtypes.default_float()
-    return tuple(x.to(target) if isinstance(x, Tensor) and x.dtype != target else x
+    return tuple(x.to(target) if isinstance(x, Tensor) and x.dtype is not target else x
                  for x in operands)
+
+
+def _already_promoted(first: Tensor, operands: tuple, floating: bool) -> bool:
+    """The common case, decided without `dtypes.result_type`: every tensor has `first`'s dtype
+    and device, and every other operand is a Python scalar that cannot raise its category."""
+    np_dtype, backend = first.data.dtype, first.backend
+    dtype = dtypes.from_numpy_dtype(np_dtype)  # first.dtype, less a property call
+    for x in operands:
+        if isinstance(x, Tensor):
+            if x.data.dtype != np_dtype or x.backend is not backend:
+                return False
+        elif _SCALAR_CATEGORY.get(type(x), 3) > dtype.category:
+            return False
+    return not floating or dtype.is_floating_point
 
 
 def _broadcast_error(op: str, a, b, error: ValueError) -> ValueError:
@@ -291,7 +308,23 @@ class Tanh(_Unary):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
-        return grad * (1 - out * out)
+        return TanhBackward.apply(grad, out)
+
+
+class TanhBackward(Function):
+    """grad * (1 - out²) as one op rather than three (as PyTorch's tanh_backward); its own
+    backward keeps tanh differentiable to any order."""
+
+    @staticmethod
+    def forward(ctx, grad, out):
+        ctx.save_for_backward(grad, out)
+        return grad.data * (1 - out.data * out.data)
+
+    @staticmethod
+    def backward(ctx, grad_grad):
+        grad, out = ctx.saved_tensors
+        return (grad_grad * (1 - out * out) if ctx.needs_input_grad[0] else None,
+                grad_grad * grad * out * -2 if ctx.needs_input_grad[1] else None)
 
 
 class Sigmoid(_Unary):
@@ -302,7 +335,23 @@ class Sigmoid(_Unary):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
-        return grad * out * (1 - out)
+        return SigmoidBackward.apply(grad, out)
+
+
+class SigmoidBackward(Function):
+    """grad * out * (1 - out) as one op rather than three (as PyTorch's sigmoid_backward); its
+    own backward keeps sigmoid differentiable to any order."""
+
+    @staticmethod
+    def forward(ctx, grad, out):
+        ctx.save_for_backward(grad, out)
+        return grad.data * out.data * (1 - out.data)
+
+    @staticmethod
+    def backward(ctx, grad_grad):
+        grad, out = ctx.saved_tensors
+        return (grad_grad * out * (1 - out) if ctx.needs_input_grad[0] else None,
+                grad_grad * grad * (1 - 2 * out) if ctx.needs_input_grad[1] else None)
 
 
 class Relu(_Unary):

@@ -230,11 +230,13 @@ def first_tensor(args: tuple):
     raise TypeError("expected at least one Tensor argument")
 
 
-def _topological_order(roots: list[Context]) -> list[Context]:
+def _topological_order(roots: list[Context], wanted_nodes=None, wanted_leaves=None) -> list:
     """Nodes reachable from `roots`, each after every node that consumes its output.
 
     A node is recorded after the nodes that made its inputs, so newest first is such an
-    order (PyTorch's engine uses the same sequence numbers).
+    order (PyTorch's engine uses the same sequence numbers). When gradients are wanted
+    only for some inputs (`autograd.grad`), nodes that lead to none of them are dropped,
+    so the graph upstream of those inputs is never differentiated.
     """
     nodes, stack = set(roots), list(roots)
     while stack:
@@ -242,7 +244,16 @@ def _topological_order(roots: list[Context]) -> list[Context]:
             if type(child) is Context and child not in nodes:
                 nodes.add(child)
                 stack.append(child)
-    return sorted(nodes, key=operator.attrgetter("sequence_number"), reverse=True)
+    order = sorted(nodes, key=operator.attrgetter("sequence_number"), reverse=True)
+    if wanted_leaves is None:
+        return order
+    useful = set(wanted_nodes)
+    for node in reversed(order):  # oldest first: a node's inputs are decided before it
+        if node not in useful and any(edge in useful if type(edge) is Context else
+                                      edge is not None and id(edge) in wanted_leaves
+                                      for edge in node.edges):
+            useful.add(node)
+    return [node for node in order if node in useful]
 
 
 def _bad_gradient(node: Context, index: int, grad, shape: tuple) -> Exception:
@@ -278,7 +289,7 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, 
         for out, grad in zip(outputs, grad_outputs):
             accumulate(out._ctx or out, grad)
         roots = [out._ctx for out in outputs if out._ctx is not None]
-        for node in _topological_order(roots):
+        for node in _topological_order(roots, wanted_nodes, wanted_leaves):
             grad = grads.pop(node, None)
             if node in wanted_nodes:
                 wanted_grads[id(wanted_nodes[node])] = grad
@@ -342,3 +353,18 @@ def once_differentiable(backward):
             return backward(ctx, *grads)
 
     return wrapper
+
+
+def differentiable_backward(compose, inputs: tuple, needs_input_grad: tuple, grad_output):
+    """Gradients of `compose(*inputs)` for the inputs that need them, as a recorded graph.
+
+    Fused ops (conv2d, pooling, attention) run their backward as one kernel, which autograd
+    cannot differentiate again. Under `create_graph=True` their backward calls this instead:
+    it rebuilds the op from differentiable primitives and differentiates that, so second
+    derivatives stay exact at the cost of the primitives' speed and memory.
+    """
+    with enable_grad():
+        out = compose(*inputs)
+    wanted = [t for t, needed in zip(inputs, needs_input_grad) if needed]
+    grads = iter(grad(out, wanted, (grad_output,), create_graph=True, allow_unused=True))
+    return tuple(next(grads) if needed else None for needed in needs_input_grad)

@@ -28,6 +28,17 @@ class Backend:
 
     def manual_seed(self, seed: int) -> None:
         self.rng = self.xp.random.default_rng(seed)
+        self.seed, self._counter = seed, 0
+
+    def random_counter(self, count: int) -> tuple[int, int]:
+        """(seed, first counter) for a counter-based draw of `count` values, 4 per counter.
+
+        Kernels such as dropout draw from Philox at (seed, counter): each call gets fresh
+        counters, so results depend only on the seed and the order of calls.
+        """
+        offset = self._counter
+        self._counter += (count + 3) // 4
+        return self.seed, offset
 
     def asarray(self, data, dtype=None):
         return self.xp.asarray(data, dtype=dtype)

@@ -1,9 +1,69 @@
-"""Packaging that pyproject.toml cannot express: kernels/ installs as tinygrad_like.kernels."""
+"""Packaging that pyproject.toml cannot express: kernels/ installs as tinygrad_like.kernels,
+and the optional native extension tinygrad_like._C is built by CMake (CMakeLists.txt).
 
-from setuptools import find_packages, setup
+The extension is optional: if CMake, a C++ compiler or pybind11 is missing, or the build
+fails, a warning is printed and the pure-Python package is installed all the same; the CPU
+backend then runs on NumPy alone and `tg.backend_info()` says why.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+
+
+class CMakeExtension(Extension):
+    """An extension with no sources of its own: CMake knows how to build it."""
+
+    def __init__(self, name: str):
+        super().__init__(name, sources=[])
+
+
+class CMakeBuild(build_ext):
+    def build_extensions(self) -> None:
+        for ext in list(self.extensions):  # a copy: a failed build removes its extension
+            self.build_extension(ext)
+
+    def build_extension(self, ext: Extension) -> None:
+        # the directory setuptools expects the module in: build/lib.* for a wheel,
+        # the source tree for an editable install
+        target_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
+        build_dir = Path(self.build_temp).resolve() / "cmake"
+        try:
+            import pybind11
+
+            config = "Debug" if self.debug else "Release"
+            configure = [
+                "cmake", "-S", str(ROOT), "-B", str(build_dir),
+                f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={target_dir}",
+                f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY_{config.upper()}={target_dir}",
+                f"-DCMAKE_BUILD_TYPE={config}",
+                f"-DPython_EXECUTABLE={sys.executable}",
+                f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+            ]
+            jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))
+            subprocess.run(configure, check=True)
+            subprocess.run(["cmake", "--build", str(build_dir), "--config", config, "-j", jobs],
+                           check=True)
+        except (ImportError, OSError, subprocess.CalledProcessError) as error:
+            self.warn(f"tinygrad_like: the native extension _C was not built ({error}); "
+                      "installing the pure-Python package, whose CPU backend uses NumPy alone")
+            self.extensions.remove(ext)  # nothing to copy or to list among the outputs
+            stale = Path(self.get_ext_fullpath(ext.name))
+            if not self.inplace and stale.exists():
+                stale.unlink()  # an earlier build's module must not ship as if just built
+
 
 setup(
     packages=find_packages(include=["tinygrad_like", "tinygrad_like.*"]) + ["tinygrad_like.kernels"],
     package_dir={"tinygrad_like": "tinygrad_like", "tinygrad_like.kernels": "kernels"},
-    package_data={"tinygrad_like.kernels": ["cuda/*.cu", "cpu/*.cpp", "cpu/*.h", "triton/*.py"]},
+    package_data={"tinygrad_like.kernels": ["cuda/*.cu", "cuda/*.h", "cuda/*.py", "cpu/*.cpp",
+                                            "cpu/*.h", "triton/*.py"]},
+    ext_modules=[CMakeExtension("tinygrad_like._C")],
+    cmdclass={"build_ext": CMakeBuild},
 )

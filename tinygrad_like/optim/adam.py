@@ -8,15 +8,16 @@ gradient after `maximize` (and, for Adam, L2 weight decay g + weight_decay * p) 
     v = beta2 * v + (1 - beta2) * g * g
     v_max = max(v_max, v), used in place of v               with amsgrad
     p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+The update runs as one `adam_step` kernel call per parameter group (backend/cpu_optim.py).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from tinygrad_like.creation import zeros_like
-from tinygrad_like.optim.optimizer import Optimizer, ParamsT, count_step, step_counter
+from tinygrad_like.optim.optimizer import Optimizer, ParamsT, batches, count_step, step_counter
 from tinygrad_like.tensor import Tensor
 
 
@@ -47,23 +48,20 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = zeros_like(param)
         return state
 
-    def _update(self, param: Tensor, grad, state: dict[str, Any], group: dict[str, Any]):
-        xp = param.backend.xp
-        lr, eps, (beta1, beta2) = group["lr"], group["eps"], group["betas"]
-        step = count_step(state)
-        if group["decoupled_weight_decay"] and group["weight_decay"] != 0:
-            param.data *= 1 - lr * group["weight_decay"]
-        exp_avg, exp_avg_sq = state["exp_avg"].data, state["exp_avg_sq"].data
-        exp_avg += (1 - beta1) * (grad - exp_avg)
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * grad * grad
-        second_moment = exp_avg_sq
-        if group["amsgrad"]:
-            second_moment = state["max_exp_avg_sq"].data
-            xp.maximum(second_moment, exp_avg_sq, out=second_moment)
-        step_size = lr / (1 - beta1**step)
-        denominator = xp.sqrt(second_moment) / math.sqrt(1 - beta2**step) + eps
-        param.data -= step_size * exp_avg / denominator
+    def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        for param in params:
+            if param not in self.state:
+                self.state[param] = self._init_state(param, group)
+        # a parameter that missed steps (no gradient) has its own count: one call per count
+        for (backend, step), batch in batches(params, lambda p: count_step(self.state[p])).items():
+            states = [self.state[param] for param in batch]
+            backend.kernels.adam_step(
+                [param.data for param in batch], [param.grad.data for param in batch],
+                [state["exp_avg"].data for state in states],
+                [state["exp_avg_sq"].data for state in states],
+                [state["max_exp_avg_sq"].data for state in states] if group["amsgrad"] else None,
+                step, group["lr"], *group["betas"], group["eps"], group["weight_decay"],
+                group["decoupled_weight_decay"], group["amsgrad"], group["maximize"])
 
 
 class AdamW(Adam):

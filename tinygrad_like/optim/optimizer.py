@@ -4,9 +4,10 @@ It follows torch.optim.Optimizer (torch/optim/optimizer.py). `params` is an iter
 Parameters, or of dicts that each form a group with its own options
 (`{"params": [w], "lr": 0.1}`); an option a group leaves out comes from the optimizer's
 defaults. A subclass supplies one parameter's update rule (`_update`) and, if it keeps
-state, how that state starts (`_init_state`). The rule works in place on the raw backend
-arrays through `param.backend.xp`, so it runs unchanged on every device and records no
-graph.
+state, how that state starts (`_init_state`); or, like SGD and Adam, a whole group's update
+(`_step_group`) as one call of a fused kernel-table entry (`sgd_step`, `adam_step`). The
+rule works in place on the raw backend arrays through `param.backend`, so it runs unchanged
+on every device and records no graph.
 
 `state_dict()` has PyTorch's layout, where an index counts parameters across the groups in
 order:
@@ -115,15 +116,21 @@ class Optimizer:
             with autograd.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                state = self.state.get(param) or self._init_state(param, group)
-                self._update(param, self._gradient(param, group), state, group)
+            params = [param for param in group["params"] if param.grad is not None]
+            if params:
+                self._step_group(group, params)
+            for param in params:
                 param._bump_version()  # graphs that saved the old value must refuse backward
-                if state:  # SGD without momentum keeps none, and PyTorch then lists no entry
-                    self.state[param] = state
         return loss
+
+    def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """Update `params` (those of `group` that have a gradient) one at a time with
+        `_update`. SGD and Adam replace this with one fused kernel call per group."""
+        for param in params:
+            state = self.state.get(param) or self._init_state(param, group)
+            self._update(param, self._gradient(param, group), state, group)
+            if state:  # SGD without momentum keeps none, and PyTorch then lists no entry
+                self.state[param] = state
 
     @staticmethod
     def _gradient(param: Tensor, group: dict[str, Any]):
@@ -218,6 +225,15 @@ def _copy_state_value(value, param: Tensor, key: str, where: str):
         raise ValueError(f"{where}: state '{key}' has shape {value.shape}, but the parameter "
                          f"has shape {param.shape}")
     return Tensor(value, dtype=param.dtype, device=param.device)
+
+
+def batches(params: list[Tensor], key: Callable[[Tensor], Any]) -> dict[Any, list[Tensor]]:
+    """`params` split by `key(param)` (in order): each batch goes to one fused kernel call.
+    The key always includes the device, as a kernel call sees one device's arrays."""
+    split: dict[Any, list[Tensor]] = {}
+    for param in params:
+        split.setdefault((param.backend, key(param)), []).append(param)
+    return split
 
 
 def step_counter() -> Tensor:

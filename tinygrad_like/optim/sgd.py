@@ -7,13 +7,15 @@ after `maximize` and L2 weight decay (g + weight_decay * p), and b the momentum 
     b = momentum * b + (1 - dampening) * g    afterwards
     g = g + momentum * b    with nesterov,    else g = b
     p = p - lr * g
+
+The update runs as one `sgd_step` kernel call per parameter group (backend/cpu_optim.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tinygrad_like.optim.optimizer import Optimizer, ParamsT
+from tinygrad_like.optim.optimizer import Optimizer, ParamsT, batches
 from tinygrad_like.tensor import Tensor
 
 
@@ -32,16 +34,21 @@ class SGD(Optimizer):
                              f"dampening; got momentum={group['momentum']}, "
                              f"dampening={group['dampening']}")
 
-    def _update(self, param: Tensor, grad, state: dict[str, Any], group: dict[str, Any]):
+    def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
         momentum = group["momentum"]
-        if momentum != 0:
-            buffer = state.get("momentum_buffer")
-            if buffer is None:
-                # a copy: `grad` may be the parameter's own gradient array
-                state["momentum_buffer"] = Tensor._wrap(grad.copy(), param.backend)
-            else:
-                buffer.data *= momentum
-                buffer.data += (1 - group["dampening"]) * grad
-            velocity = state["momentum_buffer"].data
-            grad = grad + momentum * velocity if group["nesterov"] else velocity
-        param.data -= group["lr"] * grad
+
+        def starts_buffer(param: Tensor) -> bool:  # the first step sets b = g
+            return momentum != 0 and "momentum_buffer" not in self.state.get(param, {})
+
+        for (backend, first_step), batch in batches(params, starts_buffer).items():
+            if first_step:
+                for param in batch:
+                    buffer = backend.xp.empty_like(param.data)
+                    state = self.state.setdefault(param, {})
+                    state["momentum_buffer"] = Tensor._wrap(buffer, backend)
+            buffers = [self.state[param]["momentum_buffer"].data for param in batch] \
+                if momentum != 0 else []
+            backend.kernels.sgd_step(
+                [param.data for param in batch], [param.grad.data for param in batch], buffers,
+                group["lr"], momentum, group["dampening"], group["nesterov"],
+                group["weight_decay"], group["maximize"], first_step)

@@ -1,0 +1,152 @@
+// im2col and col2im for conv2d (Caffe layout), the GEMMs themselves stay with BLAS.
+//
+// im2col copies every kernel tap of the zero-padded input into cols (N, C*KH*KW, OH*OW);
+// col2im is its adjoint, adding each tap back into the input it came from. One (n, c) input
+// plane per task: its KH*KW*OH*OW columns are a contiguous block of cols, and col2im's
+// writes stay inside the plane, so the threads never share an output element. Padding is
+// never materialised: each output row splits into a zero (or skipped) left edge, an inner
+// run that reads the input directly (a straight copy or add at stride 1), and a right edge.
+// The NumPy reference (backend/cpu_conv.py) pads a copy of the input and makes a strided
+// copy of a 6-D view (im2col), or a zero-padded buffer plus KH*KW strided adds (col2im).
+#include <algorithm>
+#include <array>
+
+#include "common.h"
+
+namespace {
+
+using Pair = std::array<int64_t, 2>;
+
+struct Geometry {
+    int64_t height, width, out_h, out_w;
+    int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
+
+    // the outputs [first, last) along one axis whose tap at `offset` lies inside [0, size)
+    static void inside(int64_t size, int64_t outputs, int64_t stride, int64_t offset,
+                       int64_t& first, int64_t& last) {
+        first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+        last = offset >= size ? 0 : std::min(outputs, (size - 1 - offset) / stride + 1);
+        first = std::min(first, last);
+    }
+};
+
+Geometry geometry(int64_t height, int64_t width, Pair kernel, Pair stride, Pair padding,
+                  Pair dilation) {
+    Geometry g{height,     width,     0,          0,           kernel[0],   kernel[1],
+               stride[0],  stride[1], padding[0], padding[1], dilation[0], dilation[1]};
+    require(g.kernel_h > 0 && g.kernel_w > 0 && g.stride_h > 0 && g.stride_w > 0 &&
+                g.dilation_h > 0 && g.dilation_w > 0 && g.pad_h >= 0 && g.pad_w >= 0,
+            "im2col/col2im: kernel, stride and dilation must be positive, padding >= 0");
+    g.out_h = (height + 2 * g.pad_h - g.dilation_h * (g.kernel_h - 1) - 1) / g.stride_h + 1;
+    g.out_w = (width + 2 * g.pad_w - g.dilation_w * (g.kernel_w - 1) - 1) / g.stride_w + 1;
+    require(g.out_h > 0 && g.out_w > 0, "im2col/col2im: the kernel is larger than the input");
+    return g;
+}
+
+// One input plane (strides in elements) -> its KH*KW*OH*OW block of cols.
+template <typename T>
+TG_MULTIVERSION void im2col_plane(const T* x, int64_t stride_y, int64_t stride_x, T* cols,
+                                  const Geometry& g) {
+    for (int64_t i = 0; i < g.kernel_h; ++i) {
+        for (int64_t j = 0; j < g.kernel_w; ++j) {
+            const int64_t x_offset = j * g.dilation_w - g.pad_w;
+            int64_t first, last;
+            Geometry::inside(g.width, g.out_w, g.stride_w, x_offset, first, last);
+            for (int64_t oy = 0; oy < g.out_h; ++oy, cols += g.out_w) {
+                const int64_t y = oy * g.stride_h + i * g.dilation_h - g.pad_h;
+                if (y < 0 || y >= g.height) {
+                    std::fill(cols, cols + g.out_w, T(0));
+                    continue;
+                }
+                std::fill(cols, cols + first, T(0));
+                const T* row = x + y * stride_y + x_offset * stride_x;
+                if (g.stride_w == 1 && stride_x == 1) {
+                    std::copy(row + first, row + last, cols + first);
+                } else {
+                    const int64_t step = g.stride_w * stride_x;
+                    for (int64_t ox = first; ox < last; ++ox) cols[ox] = row[ox * step];
+                }
+                std::fill(cols + last, cols + g.out_w, T(0));
+            }
+        }
+    }
+}
+
+// The adjoint: add one plane's block of cols into the (zeroed) contiguous input plane.
+template <typename T>
+TG_MULTIVERSION void col2im_plane(const T* cols, T* x, const Geometry& g) {
+    for (int64_t i = 0; i < g.kernel_h; ++i) {
+        for (int64_t j = 0; j < g.kernel_w; ++j) {
+            const int64_t x_offset = j * g.dilation_w - g.pad_w;
+            int64_t first, last;
+            Geometry::inside(g.width, g.out_w, g.stride_w, x_offset, first, last);
+            for (int64_t oy = 0; oy < g.out_h; ++oy, cols += g.out_w) {
+                const int64_t y = oy * g.stride_h + i * g.dilation_h - g.pad_h;
+                if (y < 0 || y >= g.height) continue;
+                T* row = x + y * g.width + x_offset;
+                if (g.stride_w == 1) {
+                    for (int64_t ox = first; ox < last; ++ox) row[ox] += cols[ox];
+                } else {
+                    for (int64_t ox = first; ox < last; ++ox) row[ox * g.stride_w] += cols[ox];
+                }
+            }
+        }
+    }
+}
+
+template <typename T>
+carray<T> im2col(py::array_t<T, 0> x, Pair kernel, Pair stride, Pair padding, Pair dilation) {
+    require(x.ndim() == 4, "im2col: expected an (N, C, H, W) input");
+    const int64_t n = x.shape(0), c = x.shape(1);
+    const Geometry g = geometry(x.shape(2), x.shape(3), kernel, stride, padding, dilation);
+    const int64_t taps = g.kernel_h * g.kernel_w, block = taps * g.out_h * g.out_w;
+    carray<T> cols({n, c * taps, g.out_h * g.out_w});
+    const int64_t s0 = x.strides(0) / int64_t(sizeof(T)), s1 = x.strides(1) / int64_t(sizeof(T));
+    const int64_t s2 = x.strides(2) / int64_t(sizeof(T)), s3 = x.strides(3) / int64_t(sizeof(T));
+    const T* in = x.data();
+    T* out = cols.mutable_data();
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel for schedule(static) if (n * c * block > kParallelGrain)
+        for (int64_t plane = 0; plane < n * c; ++plane)
+            im2col_plane(in + (plane / c) * s0 + (plane % c) * s1, s2, s3, out + plane * block, g);
+    }
+    return cols;
+}
+
+template <typename T>
+carray<T> col2im(carray<T> cols, std::array<int64_t, 4> input_shape, Pair kernel, Pair stride,
+                 Pair padding, Pair dilation) {
+    const int64_t n = input_shape[0], c = input_shape[1], h = input_shape[2], w = input_shape[3];
+    const Geometry g = geometry(h, w, kernel, stride, padding, dilation);
+    const int64_t block = g.kernel_h * g.kernel_w * g.out_h * g.out_w;
+    require(cols.size() == n * c * block,
+            "col2im: cols must have N * C*KH*KW * OH*OW elements for the given input shape");
+    carray<T> x({n, c, h, w});
+    const T* in = cols.data();
+    T* out = x.mutable_data();
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel for schedule(static) if (n * c * block > kParallelGrain)
+        for (int64_t plane = 0; plane < n * c; ++plane) {
+            std::fill(out + plane * h * w, out + (plane + 1) * h * w, T(0));
+            col2im_plane(in + plane * block, out + plane * h * w, g);
+        }
+    }
+    return x;
+}
+
+template <typename T>
+void register_for(py::module_& m) {
+    m.def("im2col", &im2col<T>, py::arg("x").noconvert(), py::arg("kernel"), py::arg("stride"),
+          py::arg("padding"), py::arg("dilation"));
+    m.def("col2im", &col2im<T>, py::arg("cols").noconvert(), py::arg("input_shape"),
+          py::arg("kernel"), py::arg("stride"), py::arg("padding"), py::arg("dilation"));
+}
+
+}  // namespace
+
+void register_im2col(py::module_& m) {
+    register_for<float>(m);
+    register_for<double>(m);
+}

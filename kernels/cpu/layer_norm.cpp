@@ -1,0 +1,150 @@
+// Layer normalisation over the rows of an (R, C) array, forward and backward.
+//
+// One row at a time, entirely in cache: forward reads x twice (mean, then the centred sum
+// of squares: the two-pass variance NumPy also uses, so rounding stays close) and writes
+// out once; backward reads grad and x once for the two row sums and again to write dx. The
+// NumPy reference (backend/cpu_norm.py) makes about ten full passes with temporaries.
+// Statistics accumulate in double. dweight and dbias are column sums over the rows: each
+// thread sums its own rows into private columns, added up at the end.
+#include <cmath>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "common.h"
+
+namespace {
+
+template <typename T>
+TG_MULTIVERSION void normalize_row(const T* x, const T* weight, const T* bias, T* out,
+                                   int64_t columns, double eps, T* mean_out, T* rstd_out) {
+    double sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < columns; ++c) sum += x[c];
+    const double mean = sum / columns;
+    double squares = 0;
+#pragma omp simd reduction(+ : squares)
+    for (int64_t c = 0; c < columns; ++c) {
+        const double d = x[c] - mean;
+        squares += d * d;
+    }
+    const T rstd = T(1.0 / std::sqrt(squares / columns + eps));
+    const T mean_t = T(mean);
+    for (int64_t c = 0; c < columns; ++c) {
+        T value = (x[c] - mean_t) * rstd;
+        if (weight) value *= weight[c];
+        if (bias) value += bias[c];
+        out[c] = value;
+    }
+    *mean_out = mean_t;
+    *rstd_out = rstd;
+}
+
+// dx for one row; adds grad * x^ and grad into the thread's dweight / dbias columns
+template <typename T>
+TG_MULTIVERSION void backward_row(const T* grad, const T* x, const T* weight, T mean, T rstd,
+                                  T* dx, int64_t columns, double* dweight, double* dbias) {
+    double sum_g = 0, sum_g_xhat = 0;
+#pragma omp simd reduction(+ : sum_g, sum_g_xhat)
+    for (int64_t c = 0; c < columns; ++c) {
+        const double xhat = double(x[c] - mean) * rstd;
+        const double g = weight ? double(grad[c]) * weight[c] : double(grad[c]);
+        sum_g += g;
+        sum_g_xhat += g * xhat;
+    }
+    const T mean_g = T(sum_g / columns), mean_g_xhat = T(sum_g_xhat / columns);
+    for (int64_t c = 0; c < columns; ++c) {
+        const T xhat = (x[c] - mean) * rstd;
+        const T g = weight ? grad[c] * weight[c] : grad[c];
+        dx[c] = rstd * (g - mean_g - xhat * mean_g_xhat);
+        if (dweight) dweight[c] += double(grad[c]) * xhat;
+        dbias[c] += grad[c];
+    }
+}
+
+template <typename T>
+const T* optional_data(const std::optional<carray<T>>& array, int64_t columns,
+                       const char* name) {
+    if (!array) return nullptr;
+    require(array->ndim() == 1 && array->shape(0) == columns,
+            std::string("layer_norm: ") + name + " must have shape (C,)");
+    return array->data();
+}
+
+template <typename T>
+py::tuple layer_norm(carray<T> x, std::optional<carray<T>> weight,
+                     std::optional<carray<T>> bias, double eps) {
+    require(x.ndim() == 2, "layer_norm: expected a 2-D (rows, columns) input");
+    const int64_t rows = x.shape(0), columns = x.shape(1);
+    const T* w = optional_data(weight, columns, "weight");
+    const T* b = optional_data(bias, columns, "bias");
+    carray<T> out({rows, columns}), mean({rows}), rstd({rows});
+    const T* in = x.data();
+    T *o = out.mutable_data(), *m = mean.mutable_data(), *r = rstd.mutable_data();
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel for schedule(static) if (rows * columns > kParallelGrain)
+        for (int64_t row = 0; row < rows; ++row)
+            normalize_row(in + row * columns, w, b, o + row * columns, columns, eps, m + row,
+                          r + row);
+    }
+    return py::make_tuple(out, mean, rstd);
+}
+
+template <typename T>
+py::tuple layer_norm_backward(carray<T> grad, carray<T> x, carray<T> mean, carray<T> rstd,
+                              std::optional<carray<T>> weight) {
+    require(x.ndim() == 2 && grad.ndim() == 2 && grad.shape(0) == x.shape(0) &&
+                grad.shape(1) == x.shape(1),
+            "layer_norm_backward: grad and x must be (rows, columns) of the same shape");
+    const int64_t rows = x.shape(0), columns = x.shape(1);
+    require(mean.ndim() == 1 && rstd.ndim() == 1 && mean.shape(0) == rows &&
+                rstd.shape(0) == rows,
+            "layer_norm_backward: mean and rstd must have shape (rows,)");
+    const T* w = optional_data(weight, columns, "weight");
+    carray<T> dx({rows, columns}), dweight({columns}), dbias({columns});
+    const T *g = grad.data(), *in = x.data(), *m = mean.data(), *r = rstd.data();
+    T* d = dx.mutable_data();
+    std::vector<double> total_dweight(columns, 0.0), total_dbias(columns, 0.0);
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel if (rows * columns > kParallelGrain)
+        {
+            std::vector<double> local_dweight(w ? columns : 0, 0.0), local_dbias(columns, 0.0);
+#pragma omp for schedule(static) nowait
+            for (int64_t row = 0; row < rows; ++row)
+                backward_row(g + row * columns, in + row * columns, w, m[row], r[row],
+                             d + row * columns, columns, w ? local_dweight.data() : nullptr,
+                             local_dbias.data());
+#pragma omp critical
+            for (int64_t c = 0; c < columns; ++c) {
+                if (w) total_dweight[c] += local_dweight[c];
+                total_dbias[c] += local_dbias[c];
+            }
+        }
+    }
+    T *dw = dweight.mutable_data(), *db = dbias.mutable_data();
+    for (int64_t c = 0; c < columns; ++c) {
+        dw[c] = T(total_dweight[c]);
+        db[c] = T(total_dbias[c]);
+    }
+    return py::make_tuple(dx, w ? py::object(dweight) : py::none(), dbias);
+}
+
+template <typename T>
+void register_for(py::module_& m) {
+    m.def("layer_norm", &layer_norm<T>, py::arg("x").noconvert(), py::arg("weight").none(true),
+          py::arg("bias").none(true), py::arg("eps"));
+    m.def("layer_norm_backward", &layer_norm_backward<T>, py::arg("grad").noconvert(),
+          py::arg("x").noconvert(), py::arg("mean").noconvert(), py::arg("rstd").noconvert(),
+          py::arg("weight").none(true));
+}
+
+}  // namespace
+
+void register_layer_norm(py::module_& m) {
+    register_for<float>(m);
+    register_for<double>(m);
+}

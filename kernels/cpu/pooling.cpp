@@ -1,0 +1,209 @@
+// 2-D max and average pooling, forward and backward.
+//
+// One (n, c) plane per task, so no two threads write the same element. Each output walks its
+// window's taps directly, with padding handled by bounds checks rather than a padded copy;
+// the NumPy reference (backend/cpu_conv.py) copies the padded windows out of a strided view
+// before reducing, then scatters gradients with bincount or KH*KW strided adds.
+//
+// Max pooling keeps the reference's tie and NaN rules exactly: taps are visited row-major,
+// a padded tap counts as -inf, a later tap wins only if strictly greater, and the first NaN
+// wins outright (np.argmax). The index is the flat h * W + w of the winning tap.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+
+#include "common.h"
+
+namespace {
+
+using Pair = std::array<int64_t, 2>;
+
+struct Window {
+    int64_t height, width, out_h, out_w, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+        dilation_h, dilation_w;
+};
+
+Window window(int64_t height, int64_t width, Pair kernel, Pair stride, Pair padding,
+              Pair dilation, const char* op) {
+    Window w{height,     width,     0,          0,           kernel[0],   kernel[1],
+             stride[0],  stride[1], padding[0], padding[1], dilation[0], dilation[1]};
+    require(w.kernel_h > 0 && w.kernel_w > 0 && w.stride_h > 0 && w.stride_w > 0 &&
+                w.dilation_h > 0 && w.dilation_w > 0 && w.pad_h >= 0 && w.pad_w >= 0,
+            std::string(op) + ": kernel, stride and dilation must be positive, padding >= 0");
+    w.out_h = (height + 2 * w.pad_h - w.dilation_h * (w.kernel_h - 1) - 1) / w.stride_h + 1;
+    w.out_w = (width + 2 * w.pad_w - w.dilation_w * (w.kernel_w - 1) - 1) / w.stride_w + 1;
+    require(w.out_h > 0 && w.out_w > 0, std::string(op) + ": the window is larger than the input");
+    return w;
+}
+
+template <typename T>
+TG_MULTIVERSION void max_pool_plane(const T* x, T* out, int64_t* indices, const Window& w) {
+    for (int64_t oy = 0; oy < w.out_h; ++oy) {
+        for (int64_t ox = 0; ox < w.out_w; ++ox) {
+            T best = 0;
+            int64_t best_index = 0;
+            bool first = true;
+            for (int64_t i = 0; i < w.kernel_h; ++i) {
+                const int64_t y = oy * w.stride_h - w.pad_h + i * w.dilation_h;
+                for (int64_t j = 0; j < w.kernel_w; ++j) {
+                    const int64_t xx = ox * w.stride_w - w.pad_w + j * w.dilation_w;
+                    const bool inside = y >= 0 && y < w.height && xx >= 0 && xx < w.width;
+                    const T value = inside ? x[y * w.width + xx] : -std::numeric_limits<T>::infinity();
+                    if (first || value > best || (std::isnan(value) && !std::isnan(best))) {
+                        best = value;
+                        best_index = y * w.width + xx;
+                        first = false;
+                    }
+                }
+            }
+            *out++ = best;
+            *indices++ = best_index;
+        }
+    }
+}
+
+template <typename T>
+TG_MULTIVERSION void avg_pool_plane(const T* x, T* out, const Window& w, bool count_include_pad) {
+    for (int64_t oy = 0; oy < w.out_h; ++oy) {
+        const int64_t y0 = oy * w.stride_h - w.pad_h;
+        const int64_t ys = std::max<int64_t>(y0, 0), ye = std::min(y0 + w.kernel_h, w.height);
+        for (int64_t ox = 0; ox < w.out_w; ++ox) {
+            const int64_t x0 = ox * w.stride_w - w.pad_w;
+            const int64_t xs = std::max<int64_t>(x0, 0), xe = std::min(x0 + w.kernel_w, w.width);
+            T sum = 0;
+            for (int64_t y = ys; y < ye; ++y)
+                for (int64_t xx = xs; xx < xe; ++xx) sum += x[y * w.width + xx];
+            const int64_t divisor =
+                count_include_pad ? w.kernel_h * w.kernel_w : (ye - ys) * (xe - xs);
+            *out++ = sum / T(divisor);
+        }
+    }
+}
+
+template <typename T>
+TG_MULTIVERSION void avg_pool_backward_plane(const T* grad, T* dx, const Window& w,
+                                             bool count_include_pad) {
+    for (int64_t oy = 0; oy < w.out_h; ++oy) {
+        const int64_t y0 = oy * w.stride_h - w.pad_h;
+        const int64_t ys = std::max<int64_t>(y0, 0), ye = std::min(y0 + w.kernel_h, w.height);
+        for (int64_t ox = 0; ox < w.out_w; ++ox) {
+            const int64_t x0 = ox * w.stride_w - w.pad_w;
+            const int64_t xs = std::max<int64_t>(x0, 0), xe = std::min(x0 + w.kernel_w, w.width);
+            const int64_t divisor =
+                count_include_pad ? w.kernel_h * w.kernel_w : (ye - ys) * (xe - xs);
+            const T share = *grad++ / T(divisor);
+            for (int64_t y = ys; y < ye; ++y)
+                for (int64_t xx = xs; xx < xe; ++xx) dx[y * w.width + xx] += share;
+        }
+    }
+}
+
+template <typename T>
+py::tuple max_pool2d(carray<T> x, Pair kernel, Pair stride, Pair padding, Pair dilation) {
+    require(x.ndim() == 4, "max_pool2d: expected an (N, C, H, W) input");
+    const int64_t n = x.shape(0), c = x.shape(1), h = x.shape(2), width = x.shape(3);
+    const Window w = window(h, width, kernel, stride, padding, dilation, "max_pool2d");
+    carray<T> out({n, c, w.out_h, w.out_w});
+    carray<int64_t> indices({n, c, w.out_h, w.out_w});
+    const T* in = x.data();
+    T* o = out.mutable_data();
+    int64_t* idx = indices.mutable_data();
+    const int64_t plane_in = h * width, plane_out = w.out_h * w.out_w;
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain)
+        for (int64_t p = 0; p < n * c; ++p)
+            max_pool_plane(in + p * plane_in, o + p * plane_out, idx + p * plane_out, w);
+    }
+    return py::make_tuple(out, indices);
+}
+
+template <typename T>
+carray<T> max_pool2d_backward(carray<T> grad, carray<int64_t> indices,
+                              std::array<int64_t, 4> input_shape) {
+    const int64_t n = input_shape[0], c = input_shape[1];
+    const int64_t plane_in = input_shape[2] * input_shape[3];
+    require(grad.ndim() == 4 && indices.ndim() == 4 && grad.shape(0) == n &&
+                grad.shape(1) == c && grad.size() == indices.size(),
+            "max_pool2d_backward: grad and indices must be (N, C, OH, OW) of the input's N, C");
+    const int64_t plane_out = grad.shape(2) * grad.shape(3);
+    carray<T> dx({n, c, input_shape[2], input_shape[3]});
+    const T* g = grad.data();
+    const int64_t* idx = indices.data();
+    T* d = dx.mutable_data();
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain)
+        for (int64_t p = 0; p < n * c; ++p) {
+            T* plane = d + p * plane_in;
+            std::fill(plane, plane + plane_in, T(0));
+            for (int64_t o = p * plane_out; o < (p + 1) * plane_out; ++o)
+                if (idx[o] >= 0 && idx[o] < plane_in) plane[idx[o]] += g[o];
+        }
+    }
+    return dx;
+}
+
+template <typename T>
+carray<T> avg_pool2d(carray<T> x, Pair kernel, Pair stride, Pair padding,
+                     bool count_include_pad) {
+    require(x.ndim() == 4, "avg_pool2d: expected an (N, C, H, W) input");
+    const int64_t n = x.shape(0), c = x.shape(1), h = x.shape(2), width = x.shape(3);
+    const Window w = window(h, width, kernel, stride, padding, {1, 1}, "avg_pool2d");
+    carray<T> out({n, c, w.out_h, w.out_w});
+    const T* in = x.data();
+    T* o = out.mutable_data();
+    const int64_t plane_in = h * width, plane_out = w.out_h * w.out_w;
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain)
+        for (int64_t p = 0; p < n * c; ++p)
+            avg_pool_plane(in + p * plane_in, o + p * plane_out, w, count_include_pad);
+    }
+    return out;
+}
+
+template <typename T>
+carray<T> avg_pool2d_backward(carray<T> grad, std::array<int64_t, 4> input_shape, Pair kernel,
+                              Pair stride, Pair padding, bool count_include_pad) {
+    const int64_t n = input_shape[0], c = input_shape[1], h = input_shape[2];
+    const int64_t width = input_shape[3];
+    const Window w = window(h, width, kernel, stride, padding, {1, 1}, "avg_pool2d_backward");
+    require(grad.ndim() == 4 && grad.shape(0) == n && grad.shape(1) == c &&
+                grad.shape(2) == w.out_h && grad.shape(3) == w.out_w,
+            "avg_pool2d_backward: grad must have the pooled output's shape");
+    carray<T> dx({n, c, h, width});
+    const T* g = grad.data();
+    T* d = dx.mutable_data();
+    const int64_t plane_in = h * width, plane_out = w.out_h * w.out_w;
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain)
+        for (int64_t p = 0; p < n * c; ++p) {
+            std::fill(d + p * plane_in, d + (p + 1) * plane_in, T(0));
+            avg_pool_backward_plane(g + p * plane_out, d + p * plane_in, w, count_include_pad);
+        }
+    }
+    return dx;
+}
+
+template <typename T>
+void register_for(py::module_& m) {
+    m.def("max_pool2d", &max_pool2d<T>, py::arg("x").noconvert(), py::arg("kernel"),
+          py::arg("stride"), py::arg("padding"), py::arg("dilation"));
+    m.def("max_pool2d_backward", &max_pool2d_backward<T>, py::arg("grad").noconvert(),
+          py::arg("indices").noconvert(), py::arg("input_shape"));
+    m.def("avg_pool2d", &avg_pool2d<T>, py::arg("x").noconvert(), py::arg("kernel"),
+          py::arg("stride"), py::arg("padding"), py::arg("count_include_pad"));
+    m.def("avg_pool2d_backward", &avg_pool2d_backward<T>, py::arg("grad").noconvert(),
+          py::arg("input_shape"), py::arg("kernel"), py::arg("stride"), py::arg("padding"),
+          py::arg("count_include_pad"));
+}
+
+}  // namespace
+
+void register_pooling(py::module_& m) {
+    register_for<float>(m);
+    register_for<double>(m);
+}

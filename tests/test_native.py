@@ -1,0 +1,292 @@
+"""The native extension tinygrad_like._C against the NumPy references, on the same inputs.
+
+Each native kernel is compared with the NumPy kernel it replaces (backend/cpu_conv.py,
+cpu_norm.py, cpu_optim.py), in float32 and float64, on odd sizes and non-contiguous inputs.
+The ops that use them are gradchecked by tests/test_ops.py, which runs on the native path
+whenever the extension is built. The last tests check the switch itself: the environment
+variable forces NumPy, backend_info reports it, and the package works without _C at all.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from tinygrad_like.backend import cpu_conv, cpu_norm, cpu_optim, native
+
+RNG = np.random.default_rng(0)
+DTYPES = [np.float32, np.float64]
+TOLERANCE = {np.float32: {"rtol": 2e-5, "atol": 2e-6}, np.float64: {"rtol": 1e-12, "atol": 1e-12}}
+
+needs_native = pytest.mark.skipif(
+    not native.available(), reason=f"tinygrad_like._C is not in use: {native.reason()}")
+
+REFERENCE = SimpleNamespace(
+    **cpu_conv.make_conv_kernels(), max_pool2d=cpu_conv.max_pool2d,
+    max_pool2d_backward=cpu_conv.max_pool2d_backward, avg_pool2d=cpu_conv.avg_pool2d,
+    avg_pool2d_backward=cpu_conv.avg_pool2d_backward,
+    embedding_backward=cpu_conv.embedding_backward, layer_norm=cpu_norm.layer_norm,
+    layer_norm_backward=cpu_norm.layer_norm_backward, sgd_step=cpu_optim.sgd_step,
+    adam_step=cpu_optim.adam_step)
+NATIVE = SimpleNamespace(**native.native_kernels(REFERENCE))
+
+
+def randn(shape, dtype):
+    return RNG.standard_normal(shape).astype(dtype)
+
+
+def noncontiguous(array):
+    """The same values as a transposed view of a copy (C-contiguous it is not)."""
+    return np.ascontiguousarray(array.swapaxes(-1, -2)).swapaxes(-1, -2)
+
+
+def assert_close(ours, reference, dtype):
+    assert ours.shape == reference.shape and ours.dtype == reference.dtype
+    np.testing.assert_allclose(ours, reference, **TOLERANCE[dtype])
+
+
+# (input shape, kernel, stride, padding, dilation)
+CONV_GEOMETRIES = [
+    ((2, 3, 7, 5), (3, 3), (1, 1), (1, 1), (1, 1)),
+    ((1, 2, 9, 11), (3, 2), (2, 3), (1, 0), (1, 2)),
+    ((3, 1, 5, 5), (1, 1), (1, 1), (0, 0), (1, 1)),
+    ((1, 4, 6, 8), (5, 4), (3, 1), (2, 3), (1, 1)),
+]
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geometry", CONV_GEOMETRIES, ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "noncontiguous"])
+def test_im2col_and_col2im_match_numpy(dtype, geometry, layout):
+    shape, kernel, stride, padding, dilation = geometry
+    x = randn(shape, dtype)
+    x = noncontiguous(x) if layout == "noncontiguous" else x
+    cols = NATIVE.im2col(x, kernel, stride, padding, dilation)
+    assert cols.flags.c_contiguous
+    assert_close(cols, REFERENCE.im2col(x, kernel, stride, padding, dilation), dtype)
+    grad = randn(cols.shape, dtype)
+    grad = noncontiguous(grad) if layout == "noncontiguous" else grad
+    assert_close(NATIVE.col2im(grad, shape, kernel, stride, padding, dilation),
+                 REFERENCE.col2im(grad, shape, kernel, stride, padding, dilation), dtype)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_on_native_im2col_matches_numpy(dtype):
+    x, weight, bias = randn((2, 3, 9, 7), dtype), randn((4, 3, 3, 2), dtype), randn(4, dtype)
+    options = ((2, 1), (1, 1), (1, 2))
+    out = NATIVE.conv2d(x, weight, bias, *options)
+    assert_close(out, REFERENCE.conv2d(x, weight, bias, *options), dtype)
+    grad = randn(out.shape, dtype)
+    assert_close(NATIVE.conv2d_backward_input(grad, weight, x.shape, *options),
+                 REFERENCE.conv2d_backward_input(grad, weight, x.shape, *options), dtype)
+    assert_close(NATIVE.conv2d_backward_weight(grad, x, weight.shape, *options),
+                 REFERENCE.conv2d_backward_weight(grad, x, weight.shape, *options), dtype)
+
+
+# (input shape, kernel, stride, padding, dilation)
+POOL_GEOMETRIES = [
+    ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0), (1, 1)),
+    ((1, 2, 7, 9), (3, 2), (2, 3), (1, 1), (1, 1)),
+    ((2, 1, 9, 6), (3, 3), (1, 2), (1, 0), (2, 1)),
+    ((1, 1, 1, 1), (1, 1), (1, 1), (0, 0), (1, 1)),
+]
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geometry", POOL_GEOMETRIES, ids=str)
+@pytest.mark.parametrize("values", ["random", "ties", "nan"])
+def test_max_pool2d_matches_numpy(dtype, geometry, values):
+    shape, kernel, stride, padding, dilation = geometry
+    if values == "random":
+        x = noncontiguous(randn(shape, dtype))
+    else:  # few distinct values: ties everywhere, where the first tap must win
+        x = RNG.integers(-2, 2, shape).astype(dtype)
+        if values == "nan":
+            x.flat[::3] = np.nan
+    out, indices = NATIVE.max_pool2d(x, kernel, stride, padding, dilation)
+    expected_out, expected_indices = REFERENCE.max_pool2d(x, kernel, stride, padding, dilation)
+    assert_close(out, expected_out, dtype)
+    np.testing.assert_array_equal(indices, expected_indices)
+    grad = noncontiguous(randn(out.shape, dtype))
+    assert_close(NATIVE.max_pool2d_backward(grad, indices, shape),
+                 REFERENCE.max_pool2d_backward(grad, expected_indices, shape), dtype)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geometry", POOL_GEOMETRIES, ids=str)
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_avg_pool2d_matches_numpy(dtype, geometry, count_include_pad):
+    shape, kernel, stride, padding, _ = geometry
+    x = noncontiguous(randn(shape, dtype))
+    options = (kernel, stride, padding, count_include_pad)
+    out = NATIVE.avg_pool2d(x, *options)
+    assert_close(out, REFERENCE.avg_pool2d(x, *options), dtype)
+    grad = noncontiguous(randn(out.shape, dtype))
+    assert_close(NATIVE.avg_pool2d_backward(grad, shape, *options),
+                 REFERENCE.avg_pool2d_backward(grad, shape, *options), dtype)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows,dim,num_weights,padding_idx",
+                         [(37, 5, 7, -1), (300, 130, 11, 3), (1, 1, 1, -1), (0, 4, 3, -1)])
+def test_embedding_backward_matches_numpy(dtype, rows, dim, num_weights, padding_idx):
+    grad = noncontiguous(randn((rows, dim), dtype))
+    indices = RNG.integers(0, num_weights, rows)  # repeats: the adds must accumulate
+    assert_close(NATIVE.embedding_backward(grad, indices, num_weights, padding_idx),
+                 REFERENCE.embedding_backward(grad, indices, num_weights, padding_idx), dtype)
+
+
+@needs_native
+def test_embedding_backward_rejects_an_index_out_of_range():
+    with pytest.raises(IndexError, match="out of range"):
+        NATIVE.embedding_backward(np.ones((2, 3), np.float32), np.array([0, 5]), 4, -1)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 7), (1, 1), (33, 130), (0, 4)])
+@pytest.mark.parametrize("affine", ["weight+bias", "weight", "none"])
+def test_layer_norm_matches_numpy(dtype, shape, affine):
+    x = noncontiguous(randn(shape, dtype) * 3 + 1)
+    weight = randn(shape[1], dtype) if affine != "none" else None
+    bias = randn(shape[1], dtype) if affine == "weight+bias" else None
+    outputs = NATIVE.layer_norm(x, weight, bias, 1e-5)
+    expected = REFERENCE.layer_norm(x, weight, bias, 1e-5)
+    for ours, reference in zip(outputs, expected):
+        assert_close(ours, reference, dtype)
+    grad = noncontiguous(randn(shape, dtype))
+    _, mean, rstd = expected
+    grads = NATIVE.layer_norm_backward(grad, x, mean, rstd, weight)
+    expected_grads = REFERENCE.layer_norm_backward(grad, x, mean, rstd, weight)
+    for ours, reference in zip(grads, expected_grads):
+        if reference is None:
+            assert ours is None
+        else:
+            assert_close(ours, reference, dtype)
+
+
+@needs_native
+def test_layer_norm_in_half_precision_uses_the_reference():
+    x = randn((4, 6), np.float16)
+    for ours, reference in zip(NATIVE.layer_norm(x, None, None, 1e-5),
+                               REFERENCE.layer_norm(x, None, None, 1e-5)):
+        np.testing.assert_array_equal(ours, reference)
+
+
+def _optimizer_arrays(dtypes, states: int):
+    """Parameters of odd sizes and the given dtypes, their gradients (one non-contiguous,
+    which the kernel hands back to the reference) and `states` state arrays each."""
+    shapes = [(3, 5), (7,), (1,), (40, 33)][:len(dtypes)]
+    params = [randn(shape, dtype) for shape, dtype in zip(shapes, dtypes)]
+    grads = [randn(p.shape, p.dtype) for p in params]
+    grads[0] = noncontiguous(grads[0])
+    state = [[np.abs(randn(p.shape, p.dtype)) for p in params] for _ in range(states)]
+    return params, grads, state
+
+
+def _copies(arrays):
+    return [[a.copy() for a in group] for group in arrays]
+
+
+SGD_OPTIONS = [  # momentum, dampening, nesterov, weight_decay, maximize, first_step
+    (0.0, 0.0, False, 0.0, False, False), (0.9, 0.0, False, 0.0, False, True),
+    (0.9, 0.5, False, 0.1, False, False), (0.8, 0.0, True, 0.0, True, False),
+]
+ADAM_OPTIONS = [  # weight_decay, decoupled, amsgrad, maximize
+    (0.0, False, False, False), (0.1, False, True, False), (0.01, True, False, True),
+    (0.01, True, True, False),
+]
+MIXED = [np.float32, np.float64, np.float16, np.float32]
+
+
+@needs_native
+@pytest.mark.parametrize("dtypes", [[np.float32] * 4, [np.float64] * 4, MIXED], ids=str)
+@pytest.mark.parametrize("options", SGD_OPTIONS, ids=str)
+def test_sgd_step_matches_numpy(dtypes, options):
+    params, grads, (buffers,) = _optimizer_arrays(dtypes, 1)
+    expected_params, expected_buffers = _copies([params, buffers])
+    NATIVE.sgd_step(params, grads, buffers, 0.05, *options)
+    REFERENCE.sgd_step(expected_params, grads, expected_buffers, 0.05, *options)
+    for ours, reference in zip(params + buffers, expected_params + expected_buffers):
+        assert_close(ours, reference, np.float32 if ours.dtype != np.float64 else np.float64)
+
+
+@needs_native
+@pytest.mark.parametrize("dtypes", [[np.float32] * 4, [np.float64] * 4, MIXED], ids=str)
+@pytest.mark.parametrize("options", ADAM_OPTIONS, ids=str)
+def test_adam_step_matches_numpy(dtypes, options):
+    weight_decay, decoupled, amsgrad, maximize = options
+    params, grads, (exp_avgs, exp_avg_sqs, max_sqs) = _optimizer_arrays(dtypes, 3)
+    expected = _copies([params, exp_avgs, exp_avg_sqs, max_sqs])
+    arguments = (7, 1e-2, 0.9, 0.99, 1e-8, weight_decay, decoupled, amsgrad, maximize)
+    NATIVE.adam_step(params, grads, exp_avgs, exp_avg_sqs, max_sqs if amsgrad else None,
+                     *arguments)
+    REFERENCE.adam_step(expected[0], grads, expected[1], expected[2],
+                        expected[3] if amsgrad else None, *arguments)
+    expected_arrays = [array for group in expected for array in group]
+    for ours, reference in zip(params + exp_avgs + exp_avg_sqs + max_sqs, expected_arrays):
+        assert_close(ours, reference, np.float32 if ours.dtype != np.float64 else np.float64)
+
+
+# ---- the switch between the native and the NumPy path ----------------------------------
+def _run(code: str, **environment) -> str:
+    env = dict(os.environ, **environment)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+PROBE = """
+import tinygrad_like as tg
+from tinygrad_like.backend import native
+kernels = tg.backend.get_backend("cpu").kernels
+print(native.available(), kernels.layer_norm.__module__, repr(native.reason()))
+print(tg.backend_info(devices=("cpu",), print_table=False))
+"""
+
+
+def test_the_environment_variable_forces_the_numpy_path():
+    out = _run(PROBE, TINYGRAD_LIKE_NUMPY="1")
+    assert out.startswith("False tinygrad_like.backend.cpu_norm 'disabled by TINYGRAD_LIKE_NUMPY=1'")
+    assert "native extension _C not loaded: disabled by TINYGRAD_LIKE_NUMPY=1" in out
+    assert "native _C" not in out
+
+
+@needs_native
+def test_backend_info_reports_the_native_kernels():
+    out = _run(PROBE, TINYGRAD_LIKE_NUMPY="0")
+    assert out.startswith("True tinygrad_like.backend.native")
+    rows = {tuple(line.split()[:2]): line for line in out.splitlines()}
+    assert "native extension _C loaded" in out
+    assert "native _C" in rows[("cpu", "layer_norm")]
+    assert "NumPy" in rows[("cpu", "softmax")]
+
+
+def test_the_numpy_path_works_without_the_extension():
+    """With _C unimportable (as after an install without a compiler) every op still runs."""
+    code = """
+import sys
+sys.modules["tinygrad_like._C"] = None  # makes `from tinygrad_like import _C` fail
+import tinygrad_like as tg
+from tinygrad_like.backend import native
+assert not native.available() and "not built" in native.reason(), native.reason()
+tg.manual_seed(0)
+model = tg.nn.Sequential(tg.nn.Conv2d(2, 3, 3, padding=1), tg.nn.MaxPool2d(2), tg.nn.Flatten(),
+                         tg.nn.LayerNorm(12))
+optimizer = tg.optim.Adam(model.parameters())
+model(tg.randn(2, 2, 4, 4)).sum().backward()
+optimizer.step()
+print("ok", "not loaded" in tg.backend_info(devices=("cpu",), print_table=False))
+"""
+    assert _run(code).split() == ["ok", "True"]

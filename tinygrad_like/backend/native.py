@@ -1,0 +1,202 @@
+"""The optional native extension `tinygrad_like._C` (C++ kernels in kernels/cpu/).
+
+`native_kernels(reference)` returns the "cpu" kernel-table entries the extension replaces.
+Each entry takes exactly the arguments of the NumPy reference it replaces; float32 and
+float64 arrays go to C++ (made C-contiguous first where the kernel needs it), and any other
+dtype goes to the reference, so a caller never sees a difference but speed.
+
+An entry is listed in NATIVE only if it beat the NumPy reference at the benchmark shapes
+(the measurements are in the pull request that added it); a kernel that lost stays out of
+the table. Setting the environment variable TINYGRAD_LIKE_NUMPY=1 before the "cpu" backend
+is first used keeps every NumPy kernel, so both paths can be compared on one machine.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+ENV_FORCE_NUMPY = "TINYGRAD_LIKE_NUMPY"
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _load():
+    if os.environ.get(ENV_FORCE_NUMPY, "") not in ("", "0"):
+        return None, f"disabled by {ENV_FORCE_NUMPY}={os.environ[ENV_FORCE_NUMPY]}"
+    try:
+        from tinygrad_like import _C
+    except ImportError as error:
+        return None, f"not built ({error}); reinstall with CMake and a C++ compiler to build it"
+    return _C, ""
+
+
+_C, _reason = _load()
+
+
+def available() -> bool:
+    """True when tinygrad_like._C is built, importable and not disabled by the environment."""
+    return _C is not None
+
+
+def reason() -> str:
+    """Why the extension is not in use ("" when it is)."""
+    return _reason
+
+
+def build_info() -> dict:
+    """How the loaded extension was built: OpenMP, threads, instruction sets, compiler."""
+    return dict(_C.build_info()) if _C is not None else {}
+
+
+def _contiguous(array):
+    return np.ascontiguousarray(array)
+
+
+def _im2col(reference):
+    def im2col(x, kernel, stride, padding, dilation):
+        if x.dtype not in _FLOATS:
+            return reference(x, kernel, stride, padding, dilation)
+        return _C.im2col(x, tuple(kernel), tuple(stride), tuple(padding), tuple(dilation))
+    return im2col
+
+
+def _col2im(reference):
+    def col2im(cols, input_shape, kernel, stride, padding, dilation):
+        if cols.dtype not in _FLOATS:
+            return reference(cols, input_shape, kernel, stride, padding, dilation)
+        return _C.col2im(_contiguous(cols), tuple(input_shape), tuple(kernel), tuple(stride),
+                         tuple(padding), tuple(dilation))
+    return col2im
+
+
+def _max_pool2d(reference):
+    def max_pool2d(x, kernel, stride, padding, dilation):
+        if x.dtype not in _FLOATS:
+            return reference(x, kernel, stride, padding, dilation)
+        return _C.max_pool2d(_contiguous(x), tuple(kernel), tuple(stride), tuple(padding),
+                             tuple(dilation))
+    return max_pool2d
+
+
+def _max_pool2d_backward(reference):
+    def max_pool2d_backward(grad, indices, input_shape):
+        if grad.dtype not in _FLOATS:
+            return reference(grad, indices, input_shape)
+        return _C.max_pool2d_backward(_contiguous(grad),
+                                      np.ascontiguousarray(indices, dtype=np.int64),
+                                      tuple(input_shape))
+    return max_pool2d_backward
+
+
+def _avg_pool2d(reference):
+    def avg_pool2d(x, kernel, stride, padding, count_include_pad):
+        if x.dtype not in _FLOATS:
+            return reference(x, kernel, stride, padding, count_include_pad)
+        return _C.avg_pool2d(_contiguous(x), tuple(kernel), tuple(stride), tuple(padding),
+                             bool(count_include_pad))
+    return avg_pool2d
+
+
+def _avg_pool2d_backward(reference):
+    def avg_pool2d_backward(grad, input_shape, kernel, stride, padding, count_include_pad):
+        if grad.dtype not in _FLOATS:
+            return reference(grad, input_shape, kernel, stride, padding, count_include_pad)
+        return _C.avg_pool2d_backward(_contiguous(grad), tuple(input_shape), tuple(kernel),
+                                      tuple(stride), tuple(padding), bool(count_include_pad))
+    return avg_pool2d_backward
+
+
+def _embedding_backward(reference):
+    def embedding_backward(grad, indices, num_weights, padding_idx):
+        if grad.dtype not in _FLOATS:
+            return reference(grad, indices, num_weights, padding_idx)
+        return _C.embedding_backward(_contiguous(grad),
+                                     np.ascontiguousarray(indices, dtype=np.int64),
+                                     int(num_weights), -1 if padding_idx is None else
+                                     int(padding_idx))
+    return embedding_backward
+
+
+def _same_float_dtype(*arrays) -> bool:
+    dtype = arrays[0].dtype
+    return dtype in _FLOATS and all(a is None or a.dtype == dtype for a in arrays)
+
+
+def _layer_norm(reference):
+    def layer_norm(x, weight, bias, eps):
+        if not _same_float_dtype(x, weight, bias):
+            return reference(x, weight, bias, eps)
+        weight, bias = (None if a is None else _contiguous(a) for a in (weight, bias))
+        return _C.layer_norm(_contiguous(x), weight, bias, float(eps))
+    return layer_norm
+
+
+def _layer_norm_backward(reference):
+    def layer_norm_backward(grad, x, mean, rstd, weight):
+        if not _same_float_dtype(x, grad, mean, rstd, weight):
+            return reference(grad, x, mean, rstd, weight)
+        return _C.layer_norm_backward(*(None if a is None else _contiguous(a)
+                                        for a in (grad, x, mean, rstd, weight)))
+    return layer_norm_backward
+
+
+def _sgd_step(reference):
+    def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, nesterov,
+                 weight_decay, maximize, first_step):
+        lists = [list(params), list(grads), list(momentum_buffers or ())]
+        skipped = _C.sgd_step(*lists, lr, momentum, dampening, nesterov, weight_decay,
+                              maximize, first_step)
+        if skipped:  # other dtypes or layouts: the NumPy rule, on just those parameters
+            picked = [[arrays[i] for i in skipped] if arrays else [] for arrays in lists]
+            reference(*picked, lr, momentum, dampening, nesterov, weight_decay, maximize,
+                      first_step)
+    return sgd_step
+
+
+def _adam_step(reference):
+    def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step, lr, beta1,
+                  beta2, eps, weight_decay, decoupled_weight_decay, amsgrad, maximize):
+        lists = [list(params), list(grads), list(exp_avgs), list(exp_avg_sqs),
+                 list(max_exp_avg_sqs) if amsgrad else None]
+        skipped = _C.adam_step(*lists, float(step), lr, beta1, beta2, eps, weight_decay,
+                               decoupled_weight_decay, amsgrad, maximize)
+        if skipped:  # other dtypes or layouts: the NumPy rule, on just those parameters
+            picked = [None if arrays is None else [arrays[i] for i in skipped]
+                      for arrays in lists]
+            reference(*picked, step, lr, beta1, beta2, eps, weight_decay,
+                      decoupled_weight_decay, amsgrad, maximize)
+    return adam_step
+
+
+# kernel-table entry -> wrapper factory (given the reference); only kernels that beat NumPy
+NATIVE = {
+    "im2col": _im2col,
+    "col2im": _col2im,
+    "max_pool2d": _max_pool2d,
+    "max_pool2d_backward": _max_pool2d_backward,
+    "avg_pool2d": _avg_pool2d,
+    "avg_pool2d_backward": _avg_pool2d_backward,
+    "embedding_backward": _embedding_backward,
+    "layer_norm": _layer_norm,
+    "layer_norm_backward": _layer_norm_backward,
+    "sgd_step": _sgd_step,
+    "adam_step": _adam_step,
+}
+
+
+def native_kernels(reference) -> dict:
+    """The entries of the NumPy kernel table `reference` that the extension replaces, as
+    {name: kernel}; empty when the extension is not available. conv2d's forward and
+    backward are rebuilt on the native im2col/col2im when the table has them."""
+    if _C is None:
+        return {}
+    kernels = {name: make(getattr(reference, name)) for name, make in NATIVE.items()
+               if hasattr(reference, name)}
+    if "im2col" in kernels and "col2im" in kernels and hasattr(reference, "conv2d"):
+        from tinygrad_like.backend import cpu_conv
+
+        kernels.update(cpu_conv.make_conv_kernels(kernels["im2col"], kernels["col2im"]))
+    for kernel in kernels.values():
+        kernel.native = True  # what tg.backend_info() reports
+    return kernels

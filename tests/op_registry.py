@@ -26,6 +26,18 @@ class Sample:
         return f"{self.shapes}{extras}{',nc' if self.noncontiguous else ''}"
 
 
+def _cell(lib, kind: str, x, state, w_ih, w_hh, b_ih, b_hh):
+    """One GRU/LSTM step: torch.gru_cell / torch.lstm_cell, or tinygrad_like's step function."""
+    if lib.__name__ == "torch":
+        return getattr(lib, f"{kind}_cell")(x, state, w_ih, w_hh, b_ih, b_hh)
+    from tinygrad_like.nn import recurrent
+
+    step = recurrent._gru_step if kind == "gru" else recurrent._lstm_step
+    new_state = step(lib.nn.functional.linear(x, w_ih, b_ih), state if kind == "lstm" else (state,),
+                     w_hh.T, b_hh)
+    return new_state[0] if kind == "gru" else new_state
+
+
 @dataclass
 class OpCase:
     name: str
@@ -372,6 +384,19 @@ OPS = [
             S(((2, 3, 4), (2, 5, 4), (2, 5, 3), (3, 5))),
             S(((2, 3, 2), (2, 5, 2), (2, 5, 3), (3, 5))),
         ],
+    ),
+    # the fused recurrent gates (ops/recurrent.py) against PyTorch's own cell kernels
+    OpCase(
+        "gru_cell",
+        lambda lib, x, h, w_ih, w_hh, b_ih, b_hh: _cell(lib, "gru", x, h, w_ih, w_hh, b_ih, b_hh),
+        [S(((3, 4), (3, 5), (15, 4), (15, 5), (15,), (15,))),
+         S(((2, 3), (2, 2), (6, 3), (6, 2), (6,), (6,)), noncontiguous=True)],
+    ),
+    OpCase(
+        "lstm_cell",
+        lambda lib, x, h, c, w_ih, w_hh, b_ih, b_hh: _cell(lib, "lstm", x, (h, c), w_ih, w_hh,
+                                                           b_ih, b_hh),
+        [S(((3, 4), (3, 5), (3, 5), (20, 4), (20, 5), (20,), (20,)))],
     ),
     OpCase("leaky_relu", lambda lib, x: lib.nn.functional.leaky_relu(x, 0.2), UNARY),
     OpCase(

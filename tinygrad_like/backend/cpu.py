@@ -68,8 +68,21 @@ def cross_entropy_backward(grad_loss, logits, target, lse, ignore_index: int,
     return (grad * np.where(kept, grad_loss, 0)[:, None]).astype(logits.dtype)
 
 
+def dropout(x, p: float, seed: int, offset: int):
+    """Inverted dropout: (x * mask, mask), element kept iff its Philox uniform >= p.
+
+    NumPy's Philox (4x64) at key `seed` and counter `offset` makes the mask reproducible;
+    the CUDA kernel uses Philox 4x32-10, so the two devices draw different masks.
+    """
+    uniform = np.random.Generator(np.random.Philox(key=seed, counter=offset)).random(
+        x.shape, dtype=np.float32)
+    mask = np.where(uniform >= p, x.dtype.type(1.0 / (1.0 - p)), x.dtype.type(0))
+    return x * mask, mask
+
+
 def make_backend(seed: int):
-    from tinygrad_like.backend import Backend
+    from tinygrad_like.backend import (Backend, cpu_attention, cpu_conv, cpu_norm, cpu_optim,
+                                       cpu_rnn, native)
 
     kernels = SimpleNamespace(
         matmul=np.matmul,
@@ -81,5 +94,25 @@ def make_backend(seed: int):
         log_softmax_backward=log_softmax_backward,
         cross_entropy=cross_entropy,
         cross_entropy_backward=cross_entropy_backward,
+        layer_norm=cpu_norm.layer_norm,
+        layer_norm_backward=cpu_norm.layer_norm_backward,
+        sgd_step=cpu_optim.sgd_step,
+        dropout=dropout,
+        gru_gates=cpu_rnn.gru_gates,
+        gru_gates_backward=cpu_rnn.gru_gates_backward,
+        lstm_gates=cpu_rnn.lstm_gates,
+        lstm_gates_backward=cpu_rnn.lstm_gates_backward,
+        attention=cpu_attention.attention,
+        attention_backward=cpu_attention.attention_backward,
+        max_pool2d=cpu_conv.max_pool2d,
+        max_pool2d_backward=cpu_conv.max_pool2d_backward,
+        avg_pool2d=cpu_conv.avg_pool2d,
+        avg_pool2d_backward=cpu_conv.avg_pool2d_backward,
+        embedding_backward=cpu_conv.embedding_backward,
+        **cpu_conv.make_conv_kernels(),
+        adam_step=cpu_optim.adam_step,
     )
+    # the native extension's kernels replace the NumPy ones it beats (backend/native.py)
+    for name, kernel in native.native_kernels(kernels).items():
+        setattr(kernels, name, kernel)
     return Backend("cpu", np, kernels, seed)

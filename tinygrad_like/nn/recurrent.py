@@ -15,7 +15,8 @@ once. With h the hidden state and c the LSTM cell state (sigma is the logistic s
 
 Gates are stacked along the rows of W_ih / W_hh in PyTorch's order ((r, z, n) and
 (i, f, g, o)), so a PyTorch state dict loads unchanged. A layer computes x_proj for every time
-step with one matmul per layer and direction; only h @ W_hh^T and the gates run per step.
+step with one matmul per layer and direction; only h @ W_hh^T and the gates run per step,
+the gates as one fused op each (ops/recurrent.py).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from tinygrad_like import creation
 from tinygrad_like.nn import functional as F
 from tinygrad_like.nn import init
 from tinygrad_like.nn.module import Module, Parameter
-from tinygrad_like.ops.elementwise import relu, sigmoid, tanh
+from tinygrad_like.ops.elementwise import relu, tanh
 from tinygrad_like.ops.movement import cat, stack
+from tinygrad_like.ops.recurrent import GRUGates, LSTMGates
 from tinygrad_like.tensor import Tensor
 
 State = tuple  # (h,) for RNN and GRU, (h, c) for LSTM
@@ -49,20 +51,14 @@ def _rnn_step(activation, x_proj: Tensor, state: State, weight_hh_t: Tensor,
 
 def _gru_step(x_proj: Tensor, state: State, weight_hh_t: Tensor, bias_hh: Tensor | None) -> State:
     (h,) = state
-    x_r, x_z, x_n = x_proj.chunk(3, -1)
-    h_r, h_z, h_n = _hidden_projection(h, weight_hh_t, bias_hh).chunk(3, -1)
-    r = sigmoid(x_r + h_r)
-    z = sigmoid(x_z + h_z)
-    n = tanh(x_n + r * h_n)
-    return (n + z * (h - n),)  # (1 - z) * n + z * h with one op fewer
+    return (GRUGates.apply(x_proj, _hidden_projection(h, weight_hh_t, bias_hh), h),)
 
 
 def _lstm_step(x_proj: Tensor, state: State, weight_hh_t: Tensor,
                bias_hh: Tensor | None) -> State:
     h, c = state
-    i, f, g, o = (x_proj + _hidden_projection(h, weight_hh_t, bias_hh)).chunk(4, -1)
-    c = sigmoid(f) * c + sigmoid(i) * tanh(g)
-    return sigmoid(o) * tanh(c), c
+    new_state = LSTMGates.apply(x_proj, _hidden_projection(h, weight_hh_t, bias_hh), c)
+    return new_state[0], new_state[1]
 
 
 _RNN_STEPS = {"tanh": functools.partial(_rnn_step, tanh),

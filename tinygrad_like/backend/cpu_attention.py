@@ -1,0 +1,116 @@
+"""Attention on the CPU, tiled the FlashAttention way: O(T) extra memory, BLAS block products.
+
+q (Z, L, D), k (Z, S, D) and v (Z, S, Dv), with Z the flattened batch and heads. The
+(L, S) score matrix is never stored whole. Queries are taken in blocks of QUERY_BLOCK
+rows; for each, the key blocks stream past with an online softmax (Milakov &
+Gimelshein 2018; Dao, FlashAttention-2, 2023): a running row max m, a running sum l of
+exp(s - m) and an output accumulator, all rescaled by exp(m_old - m_new) when the max
+grows. Each block product is one batched GEMM over Z, so BLAS still does the FLOPs and
+the Python loop runs (L / QUERY_BLOCK) * (S / KEY_BLOCK) times at most.
+
+Forward returns the output and each row's log-sum-exp (lse). Backward recomputes each
+block's probabilities P = exp(s - lse) instead of saving them, then
+    dV += P^T dO,   dP = dO V^T,   dS = P * (dP - delta),   dQ += dS K * scale,
+    dK += dS^T Q * scale,   with delta = rowsum(dO * O).
+Causal attention (key j visible to query i iff j <= i, PyTorch's top-left alignment)
+skips the key blocks entirely above the diagonal. `mask` is an additive float array
+broadcastable to (Z, L, S) (-inf hides a key). A row whose every key is hidden gets
+output 0 and lse = +inf, so that its recomputed probabilities are exactly 0.
+
+This is also the reference the Triton attention kernel is tested against.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+QUERY_BLOCK = 256
+KEY_BLOCK = 256
+
+
+def _compute_dtype(dtype):
+    return np.float64 if dtype == np.float64 else np.float32
+
+
+def _block_scores(q_block, k, mask, is_causal, scale, rows: slice, keys: slice):
+    """Scaled (and masked) scores of one query block against one key block, (Z, bq, bk)."""
+    scores = q_block @ k[:, keys].transpose(0, 2, 1)
+    scores *= scale
+    if mask is not None:
+        scores += mask[:, rows, keys]
+    if is_causal and keys.stop - 1 > rows.start:  # the block straddles the diagonal
+        hidden = np.arange(keys.start, keys.stop) > np.arange(rows.start, rows.stop)[:, None]
+        scores[:, hidden] = -np.inf
+    return scores
+
+
+def _key_blocks(length: int, rows: slice, is_causal: bool):
+    """Key-block slices a query block must visit: all of them, or those left of the diagonal."""
+    end = min(length, rows.stop) if is_causal else length
+    for start in range(0, end, KEY_BLOCK):
+        yield slice(start, min(start + KEY_BLOCK, length))
+
+
+def _broadcast_mask(mask, shape):
+    return None if mask is None else np.broadcast_to(mask, shape)
+
+
+def attention(q, k, v, mask, is_causal: bool, scale: float):
+    """softmax(q k^T * scale + mask) v, tiled; returns (out (Z, L, Dv), lse (Z, L))."""
+    dtype = q.dtype
+    compute = _compute_dtype(dtype)
+    q, k, v = (a.astype(compute, copy=False) for a in (q, k, v))
+    z, length_q, length_k = q.shape[0], q.shape[1], k.shape[1]
+    mask = _broadcast_mask(mask, (z, length_q, length_k))
+    out = np.empty((z, length_q, v.shape[2]), dtype=compute)
+    lse = np.empty((z, length_q), dtype=compute)
+    for start in range(0, length_q, QUERY_BLOCK):
+        rows = slice(start, min(start + QUERY_BLOCK, length_q))
+        q_block = q[:, rows]
+        row_max = np.full((z, rows.stop - rows.start, 1), -np.inf, dtype=compute)
+        row_sum = np.zeros_like(row_max)
+        acc = np.zeros((z, rows.stop - rows.start, v.shape[2]), dtype=compute)
+        for keys in _key_blocks(length_k, rows, is_causal):
+            scores = _block_scores(q_block, k, mask, is_causal, scale, rows, keys)
+            new_max = np.maximum(row_max, scores.max(axis=2, keepdims=True))
+            # a row with no visible key so far keeps max -inf; shift it by 0 to avoid inf - inf
+            shift = np.where(np.isneginf(new_max), 0.0, new_max)
+            np.subtract(scores, shift, out=scores)
+            probs = np.exp(scores, out=scores)
+            rescale = np.exp(row_max - shift)
+            row_sum = row_sum * rescale + probs.sum(axis=2, keepdims=True)
+            acc *= rescale
+            acc += probs @ v[:, keys]
+            row_max = new_max
+        empty = row_sum == 0
+        out[:, rows] = acc / np.where(empty, 1.0, row_sum)
+        with np.errstate(divide="ignore"):
+            lse[:, rows] = np.where(empty, np.inf, row_max + np.log(row_sum))[:, :, 0]
+    return out.astype(dtype, copy=False), lse
+
+
+def attention_backward(grad_out, q, k, v, out, lse, mask, is_causal: bool, scale: float):
+    """(dq, dk, dv) of `attention`, recomputing each block's probabilities from lse."""
+    dtype = q.dtype
+    compute = _compute_dtype(dtype)
+    grad_out, q, k, v, out = (a.astype(compute, copy=False) for a in (grad_out, q, k, v, out))
+    z, length_q, length_k = q.shape[0], q.shape[1], k.shape[1]
+    mask = _broadcast_mask(mask, (z, length_q, length_k))
+    delta = np.einsum("zld,zld->zl", grad_out, out)[:, :, None]
+    dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
+    for start in range(0, length_q, QUERY_BLOCK):
+        rows = slice(start, min(start + QUERY_BLOCK, length_q))
+        q_block, grad_block = q[:, rows], grad_out[:, rows]
+        lse_block = lse[:, rows, None]
+        for keys in _key_blocks(length_k, rows, is_causal):
+            scores = _block_scores(q_block, k, mask, is_causal, scale, rows, keys)
+            np.subtract(scores, lse_block, out=scores)
+            probs = np.exp(scores, out=scores)  # rows with lse = +inf give exactly 0
+            dv[:, keys] += probs.transpose(0, 2, 1) @ grad_block
+            dscores = grad_block @ v[:, keys].transpose(0, 2, 1)
+            dscores -= delta[:, rows]
+            dscores *= probs
+            dscores *= scale
+            dq[:, rows] += dscores @ k[:, keys]
+            dk[:, keys] += dscores.transpose(0, 2, 1) @ q_block
+    return tuple(g.astype(dtype, copy=False) for g in (dq, dk, dv))

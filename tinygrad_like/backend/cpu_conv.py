@@ -1,0 +1,153 @@
+"""NumPy reference kernels for convolution, pooling and embedding backward ("cpu" device).
+
+Convolution is im2col + BLAS in the Caffe layout: `im2col` copies every window of the
+zero-padded input into cols (N, C*KH*KW, OH*OW), so the forward pass is one batched GEMM
+W (K, C*KH*KW) @ cols -> (N, K, OH*OW), already in NCHW order (no transposing copy of the
+output). Backward-data is W^T @ grad followed by `col2im`, the scatter-add adjoint;
+backward-weight is grad @ cols^T summed over the batch. The GEMMs go to BLAS through
+np.matmul; im2col and col2im are the only loops, and the native `_C` extension may replace
+exactly those two (backend/native.py).
+
+These functions are also the references the Triton and CUDA C kernels are tested against.
+Every kernel takes and returns raw arrays; stride, padding and dilation are (int, int).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _windows(padded, kernel, stride, dilation, out_hw):
+    """(N, C, Hp, Wp) -> a (N, C, KH, KW, OH, OW) view of every window tap, without copying."""
+    n, c = padded.shape[:2]
+    sn, sc, sh, sw = padded.strides
+    return np.lib.stride_tricks.as_strided(
+        padded, (n, c, kernel[0], kernel[1], out_hw[0], out_hw[1]),
+        (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1]),
+        writeable=False)
+
+
+def _pad(x, padding, value=0.0):
+    if not any(padding):
+        return x
+    widths = ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1]))
+    return np.pad(x, widths, constant_values=value)
+
+
+def _out_hw(input_shape, kernel, stride, padding, dilation) -> tuple:
+    return tuple(output_size(input_shape[2 + a], kernel[a], stride[a], padding[a], dilation[a])
+                 for a in (0, 1))
+
+
+def im2col(x, kernel, stride, padding, dilation):
+    """(N, C, H, W) -> cols (N, C*KH*KW, OH*OW), contiguous, zero padding implicit."""
+    n, c = x.shape[:2]
+    oh, ow = _out_hw(x.shape, kernel, stride, padding, dilation)
+    windows = _windows(_pad(x, padding), kernel, stride, dilation, (oh, ow))
+    return np.ascontiguousarray(windows).reshape(n, c * kernel[0] * kernel[1], oh * ow)
+
+
+def col2im(cols, input_shape, kernel, stride, padding, dilation):
+    """The adjoint of im2col: add every window tap back where it came from."""
+    n, c, h, w = input_shape
+    oh, ow = _out_hw(input_shape, kernel, stride, padding, dilation)
+    taps = cols.reshape(n, c, kernel[0], kernel[1], oh, ow)
+    padded = np.zeros((n, c, h + 2 * padding[0], w + 2 * padding[1]), dtype=cols.dtype)
+    # one strided slice-add per kernel tap: KH*KW vectorised adds instead of a scatter
+    for i in range(kernel[0]):
+        rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (oh - 1) + 1, stride[0])
+        for j in range(kernel[1]):
+            columns = slice(j * dilation[1], j * dilation[1] + stride[1] * (ow - 1) + 1, stride[1])
+            padded[:, :, rows, columns] += taps[:, :, i, j]
+    return padded[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+
+
+def make_conv_kernels(im2col=im2col, col2im=col2im) -> dict:
+    """conv2d forward/backward kernels built on the given im2col/col2im (NumPy or native)."""
+
+    def conv2d(x, weight, bias, stride, padding, dilation):
+        k, kernel = weight.shape[0], weight.shape[2:]
+        oh, ow = _out_hw(x.shape, kernel, stride, padding, dilation)
+        cols = im2col(x, kernel, stride, padding, dilation)
+        out = weight.reshape(k, -1) @ cols
+        if bias is not None:
+            out += bias[:, None]
+        return out.reshape(x.shape[0], k, oh, ow)
+
+    def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation):
+        k, kernel = weight.shape[0], weight.shape[2:]
+        cols = weight.reshape(k, -1).T @ grad.reshape(grad.shape[0], k, -1)
+        return col2im(cols, input_shape, kernel, stride, padding, dilation)
+
+    def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation):
+        k = weight_shape[0]
+        cols = im2col(x, weight_shape[2:], stride, padding, dilation)
+        per_image = grad.reshape(grad.shape[0], k, -1) @ cols.transpose(0, 2, 1)
+        return per_image.sum(axis=0).reshape(weight_shape)
+
+    return {"im2col": im2col, "col2im": col2im, "conv2d": conv2d,
+            "conv2d_backward_input": conv2d_backward_input,
+            "conv2d_backward_weight": conv2d_backward_weight}
+
+
+# ---- pooling -----------------------------------------------------------------------------------
+def max_pool2d(x, kernel, stride, padding, dilation):
+    """Max over each window and its argmax as a flat h * W + w index into the input plane.
+
+    Padding is -inf, so a padded tap never wins; on ties the first tap wins (PyTorch).
+    """
+    n, c, _, w = x.shape
+    oh, ow = _out_hw(x.shape, kernel, stride, padding, dilation)
+    windows = _windows(_pad(x, padding, -np.inf), kernel, stride, dilation, (oh, ow))
+    taps = windows.reshape(n, c, kernel[0] * kernel[1], oh, ow)
+    best = taps.argmax(axis=2)
+    out = np.take_along_axis(taps, best[:, :, None], axis=2)[:, :, 0]
+    rows = np.arange(oh)[:, None] * stride[0] - padding[0] + (best // kernel[1]) * dilation[0]
+    cols = np.arange(ow) * stride[1] - padding[1] + (best % kernel[1]) * dilation[1]
+    return out, (rows * w + cols).astype(np.int64)
+
+
+def max_pool2d_backward(grad, indices, input_shape):
+    """Scatter each output's gradient to its argmax; overlapping windows add up."""
+    n, c, h, w = input_shape
+    planes = np.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * (h * w)
+    flat = (indices + planes).ravel()
+    dx = np.bincount(flat, weights=grad.ravel(), minlength=n * c * h * w)
+    return dx.astype(grad.dtype, copy=False).reshape(input_shape)
+
+
+def _avg_divisor(input_shape, kernel, stride, padding, count_include_pad, dtype):
+    """Each window's divisor: KH*KW, or only its taps inside the unpadded input."""
+    if count_include_pad or not any(padding):
+        return kernel[0] * kernel[1]
+    ones = np.ones((1, 1) + tuple(input_shape[2:]), dtype=dtype)
+    oh, ow = _out_hw(input_shape, kernel, stride, padding, (1, 1))
+    return _windows(_pad(ones, padding), kernel, stride, (1, 1), (oh, ow)).sum(axis=(2, 3))[0, 0]
+
+
+def avg_pool2d(x, kernel, stride, padding, count_include_pad):
+    oh, ow = _out_hw(x.shape, kernel, stride, padding, (1, 1))
+    windows = _windows(_pad(x, padding), kernel, stride, (1, 1), (oh, ow))
+    divisor = _avg_divisor(x.shape, kernel, stride, padding, count_include_pad, x.dtype)
+    return (windows.sum(axis=(2, 3)) / divisor).astype(x.dtype, copy=False)
+
+
+def avg_pool2d_backward(grad, input_shape, kernel, stride, padding, count_include_pad):
+    divisor = _avg_divisor(input_shape, kernel, stride, padding, count_include_pad, grad.dtype)
+    shares = np.broadcast_to((grad / divisor)[:, :, None, None],
+                             grad.shape[:2] + tuple(kernel) + grad.shape[2:])
+    return col2im(shares, input_shape, kernel, stride, padding, (1, 1))
+
+
+# ---- embedding -----------------------------------------------------------------------------------
+def embedding_backward(grad, indices, num_weights: int, padding_idx: int):
+    """Scatter-add rows of grad (N, D) into a (num_weights, D) gradient; padding_idx gets none."""
+    dweight = np.zeros((num_weights, grad.shape[1]), dtype=grad.dtype)
+    np.add.at(dweight, indices, grad)
+    if padding_idx >= 0:
+        dweight[padding_idx] = 0
+    return dweight

@@ -1,0 +1,78 @@
+"""The GRU and LSTM gate arithmetic of one time step, fused: the NumPy reference of the
+`gru_gates` and `lstm_gates` kernel-table entries (ops/recurrent.py).
+
+The matmuls stay outside (x_proj = W_ih x + b_ih for every step at once, h_proj = W_hh h +
+b_hh per step); what is fused is the ~15 elementwise ops between them, which as separate
+autograd ops cost more in per-op overhead than in arithmetic at recurrent batch sizes.
+Gate order is PyTorch's: (r, z, n) and (i, f, g, o), stacked along the last axis.
+
+    GRU:  r = sigma(x_r + h_r)   z = sigma(x_z + h_z)   n = tanh(x_n + r * h_n)
+          h' = n + z * (h - n)
+    LSTM: i, f, g, o = sigma, sigma, tanh, sigma of (x_proj + h_proj)
+          c' = f * c + i * g     h' = o * tanh(c')
+
+Forward returns the new state and what backward needs; backward is the chain rule written
+out. sigma(x) = (tanh(x / 2) + 1) / 2 never overflows. Only ufuncs and `empty_like` are
+used (both dispatch to CuPy for CuPy arrays), so the "cuda" device shares these kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _sigmoid(x):
+    return 0.5 * (np.tanh(0.5 * x) + 1)
+
+
+def gru_gates(x_proj, h_proj, h):
+    """(N, 3H) x_proj and h_proj, (N, H) h -> (h', saved for gru_gates_backward)."""
+    hidden = h.shape[-1]
+    rz = _sigmoid(x_proj[..., :2 * hidden] + h_proj[..., :2 * hidden])
+    r, z = rz[..., :hidden], rz[..., hidden:]
+    h_n = h_proj[..., 2 * hidden:]
+    n = np.tanh(x_proj[..., 2 * hidden:] + r * h_n)
+    return n + z * (h - n), (r, z, n, h_n, h)
+
+
+def gru_gates_backward(grad, saved):
+    """(d x_proj, d h_proj, d h) of gru_gates for the upstream gradient of h'."""
+    r, z, n, h_n, h = saved
+    hidden = h.shape[-1]
+    d_x = np.empty_like(grad, shape=h.shape[:-1] + (3 * hidden,))
+    d_n = grad * (1 - z) * (1 - n * n)
+    d_x[..., 2 * hidden:] = d_n
+    d_x[..., :hidden] = d_n * h_n * r * (1 - r)
+    d_x[..., hidden:2 * hidden] = grad * (h - n) * z * (1 - z)
+    d_h_proj = d_x.copy()
+    d_h_proj[..., 2 * hidden:] *= r
+    return d_x, d_h_proj, grad * z
+
+
+def lstm_gates(x_proj, h_proj, c):
+    """(N, 4H) x_proj and h_proj, (N, H) c -> ((h', c') stacked as (2, N, H), saved)."""
+    hidden = c.shape[-1]
+    pre = x_proj + h_proj
+    gates = _sigmoid(pre)
+    gates[..., 2 * hidden:3 * hidden] = np.tanh(pre[..., 2 * hidden:3 * hidden])
+    i, f, g, o = (gates[..., k * hidden:(k + 1) * hidden] for k in range(4))
+    state = np.empty_like(gates, shape=(2,) + c.shape)
+    state[1] = f * c + i * g
+    tanh_c = np.tanh(state[1])
+    state[0] = o * tanh_c
+    return state, (gates, c, tanh_c)
+
+
+def lstm_gates_backward(grad, saved):
+    """(d gates pre-activation (= d x_proj = d h_proj), d c) for the gradient of (h', c')."""
+    gates, c, tanh_c = saved
+    hidden = c.shape[-1]
+    i, f, g, o = (gates[..., k * hidden:(k + 1) * hidden] for k in range(4))
+    d_h, d_c_new = grad[0], grad[1]
+    d_c = d_c_new + d_h * o * (1 - tanh_c * tanh_c)
+    d_pre = np.empty_like(gates)
+    d_pre[..., :hidden] = d_c * g * i * (1 - i)
+    d_pre[..., hidden:2 * hidden] = d_c * c * f * (1 - f)
+    d_pre[..., 2 * hidden:3 * hidden] = d_c * i * (1 - g * g)
+    d_pre[..., 3 * hidden:] = d_h * tanh_c * o * (1 - o)
+    return d_pre, d_c * f

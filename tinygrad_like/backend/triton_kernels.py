@@ -21,6 +21,11 @@ TRITON_KERNELS = {
     "log_softmax_backward": ("softmax", "log_softmax_backward"),
     "cross_entropy": ("cross_entropy", "cross_entropy"),
     "cross_entropy_backward": ("cross_entropy", "cross_entropy_backward"),
+    "attention": ("attention", "attention"),
+    "attention_backward": ("attention", "attention_backward"),
+    "conv2d": ("conv2d", "conv2d"),
+    "conv2d_backward_input": ("conv2d", "conv2d_backward_input"),
+    "conv2d_backward_weight": ("conv2d", "conv2d_backward_weight"),
 }
 
 

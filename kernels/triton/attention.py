@@ -1,0 +1,507 @@
+"""Scaled dot-product attention, forward and backward, without the (L, S) score matrix.
+
+FlashAttention-2 (Dao, 2023), following the Triton tutorial 06-fused-attention. For one
+(batch x head) z, queries q (L, D), keys k (S, D), values v (S, Dv):
+
+    scores = q k^T * scale + mask     (-inf where the mask, the causal rule or a tail hides a key)
+    out    = softmax(scores) v,       lse = log sum_j exp(scores_ij)   per query row i
+
+Forward: one program owns BLOCK_M query rows and walks the keys in BLOCK_N blocks, keeping
+per row a running max m, a running sum l of exp(scores - m) and an unnormalized output acc,
+all three rescaled by exp(m - m') when a block raises the max to m' (the online softmax).
+out = acc / l and lse = m + log l are written once. The scores and probabilities only ever
+exist as one BLOCK_M x BLOCK_N tile in registers: q is read once, k and v once per query
+block, and HBM holds nothing of size L x S (a 4096-token head in fp32 would be 64 MiB).
+With is_causal, key j is visible to query i iff j <= i (top-left aligned, as PyTorch), so
+the loop stops at the block's last row: key blocks wholly above the diagonal are skipped.
+Programs take the last (longest) query blocks first, so the grid's tail is short blocks.
+
+Backward, recomputing the probabilities P = exp(scores - lse) tile by tile from the saved
+lse (no second online softmax and no (L, S) matrix), with g = d loss / d out:
+
+    delta = rowsum(g * out),  dv = P^T g,  dp = g v^T,  ds = P (dp - delta),
+    dq = ds k * scale,        dk = ds^T q * scale
+
+FlashAttention-2's split into two kernels, each owning one output so no atomics are needed:
+- dq kernel: a program owns BLOCK_M query rows (like the forward) and loops over key blocks.
+  It also computes delta for its rows from g and out, which it reads anyway, and writes it
+  for the next kernel: no separate preprocessing launch.
+- dk/dv kernel (launched after it): a program owns BLOCK_N keys and loops over query blocks,
+  accumulating dk and dv in registers. Its tiles are computed transposed, (keys x queries),
+  so P^T and ds^T feed the dv and dk products without a register transpose.
+The split recomputes q k^T and g v^T in both kernels (7 block products per tile pair instead
+of 5): the price of no atomics and deterministic results, as in the tutorial.
+
+Fully masked rows (every key hidden, or S == 0) have lse = +inf and out = 0; in the backward
+exp(scores - inf) = 0, so they contribute nothing and no NaN appears anywhere.
+
+Arrays are (Z, L, D) with any strides (the flattened batch x heads first): q, k, v, mask,
+out and g are addressed through their strides, so transposed (B, L, H, D) views and
+broadcast masks (0 strides) run without copies. Head dims need not be powers of two: D and
+Dv are padded to the next power of two with masked loads (at least 16, the smallest tl.dot).
+fp16/bf16 inputs feed the tensor cores and accumulate in fp32; fp32 stays IEEE
+(input_precision="ieee", no TF32); fp64 accumulates in fp64 (the "interp" gradient checks).
+lse and delta are fp32 (fp64 for fp64 inputs). The NumPy reference: backend/cpu_attention.py.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from tinygrad_like.kernels.triton.softmax import ITEMSIZE, jit_attrs, signature_of
+from tinygrad_like.kernels.triton.variants import KernelVariant
+
+SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
+MAX_HEAD_DIM = 128
+# Tiles per kernel and precision, for padded head dims up to 64 and up to 128. Half precision
+# runs on the tensor cores; fp32 (and fp64) products run on the FMA units and hold twice the
+# bytes per operand, so their tiles are smaller. Each is compiled for sm_80 and sm_90 by
+# tests/test_kernel_compile.py and must not spill.
+CONFIGS = {
+    ("forward", "half", 64): {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3},
+    ("forward", "half", 128): {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 2},
+    ("forward", "full", 64): {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 8, "num_stages": 2},
+    ("forward", "full", 128): {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 8, "num_stages": 2},
+    ("dq", "half", 64): {"BLOCK_M": 128, "BLOCK_N": 32, "num_warps": 4, "num_stages": 3},
+    ("dq", "half", 128): {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 4, "num_stages": 3},
+    ("dq", "full", 64): {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 8, "num_stages": 2},
+    ("dq", "full", 128): {"BLOCK_M": 32, "BLOCK_N": 32, "num_warps": 4, "num_stages": 2},
+    ("dkdv", "half", 64): {"BLOCK_M": 32, "BLOCK_N": 128, "num_warps": 8, "num_stages": 3},
+    ("dkdv", "half", 128): {"BLOCK_M": 32, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3},
+    ("dkdv", "full", 64): {"BLOCK_M": 32, "BLOCK_N": 32, "num_warps": 8, "num_stages": 2},
+    ("dkdv", "full", 128): {"BLOCK_M": 16, "BLOCK_N": 32, "num_warps": 8, "num_stages": 1},
+}
+# The interpreter runs every program in Python: tiles big enough for few steps, small enough
+# that the tests' 37-token sequences still cross block boundaries and masked tails.
+INTERP_CONFIG = {"BLOCK_M": 32, "BLOCK_N": 32}
+
+
+@triton.jit
+def _masked_scores(scores, mask_ptr, query, key, L, S, stride_ml, stride_ms,
+                   HAS_MASK: tl.constexpr, IS_CAUSAL: tl.constexpr):
+    """scores + mask[query, key], and -inf where a key is hidden or an index is out of range.
+
+    `query` and `key` broadcast to the tile's shape: (M, 1) and (1, N) for the row-major
+    tiles, (1, M) and (N, 1) for the dk/dv kernel's transposed ones.
+    """
+    valid = (query < L) & (key < S)
+    if HAS_MASK:
+        # 64-bit: a (L, S) mask of one head may span more than 2**31 elements
+        offsets = query.to(tl.int64) * stride_ml + key.to(tl.int64) * stride_ms
+        scores += tl.load(mask_ptr + offsets, mask=valid, other=0.0).to(scores.dtype)
+    if IS_CAUSAL:
+        valid &= key <= query
+    return tl.where(valid, scores, float("-inf"))
+
+
+@triton.jit
+def attention_forward_kernel(
+    q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, lse_ptr, scale_ptr,
+    L, S, D, DV,
+    stride_qz, stride_ql, stride_qd,
+    stride_kz, stride_ks, stride_kd,
+    stride_vz, stride_vs, stride_vd,
+    stride_mz, stride_ml, stride_ms,
+    HAS_MASK: tl.constexpr, IS_CAUSAL: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
+):
+    """BLOCK_M query rows of one z: an online softmax over key blocks, out and lse written once."""
+    query_blocks = tl.cdiv(L, BLOCK_M)
+    pid = tl.program_id(0)
+    z = (pid // query_blocks).to(tl.int64)  # 64-bit: Z * L * D may pass 2**31 elements
+    start_m = (query_blocks - 1 - pid % query_blocks) * BLOCK_M  # longest causal blocks first
+    q_ptr += z * stride_qz
+    k_ptr += z * stride_kz
+    v_ptr += z * stride_vz
+    if HAS_MASK:
+        mask_ptr += z * stride_mz
+    compute = tl.float64 if q_ptr.dtype.element_ty == tl.float64 else tl.float32
+    scale = tl.load(scale_ptr).to(compute)
+
+    rows = start_m + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    dims = tl.arange(0, BLOCK_D)
+    dims_v = tl.arange(0, BLOCK_DV)
+    q = tl.load(q_ptr + rows[:, None] * stride_ql + dims[None, :] * stride_qd,
+                mask=(rows[:, None] < L) & (dims[None, :] < D), other=0.0)
+
+    running_max = tl.full([BLOCK_M], float("-inf"), compute)
+    running_sum = tl.zeros([BLOCK_M], compute)
+    acc = tl.zeros([BLOCK_M, BLOCK_DV], compute)
+    end = tl.minimum(S, start_m + BLOCK_M) if IS_CAUSAL else S
+    for start_n in range(0, end, BLOCK_N):
+        keys = start_n + offs_n
+        k = tl.load(k_ptr + keys[:, None] * stride_ks + dims[None, :] * stride_kd,
+                    mask=(keys[:, None] < S) & (dims[None, :] < D), other=0.0)
+        v = tl.load(v_ptr + keys[:, None] * stride_vs + dims_v[None, :] * stride_vd,
+                    mask=(keys[:, None] < S) & (dims_v[None, :] < DV), other=0.0)
+        scores = tl.dot(q, tl.trans(k), input_precision="ieee", out_dtype=compute) * scale
+        scores = _masked_scores(scores, mask_ptr, rows[:, None], keys[None, :], L, S,
+                                stride_ml, stride_ms, HAS_MASK, IS_CAUSAL)
+        new_max = tl.maximum(running_max, tl.max(scores, 1))
+        # while every key so far is hidden the max is -inf: shift by 0, so exp gives 0, not NaN
+        shift = tl.where(new_max == float("-inf"), 0.0, new_max).to(compute)
+        p = tl.exp(scores - shift[:, None])
+        correction = tl.exp(running_max - shift)
+        running_sum = running_sum * correction + tl.sum(p, 1)
+        # P is rounded to v's dtype for the tensor cores; the sum above used it unrounded
+        acc = tl.dot(p.to(v.dtype), v, acc * correction[:, None], input_precision="ieee",
+                     out_dtype=compute)
+        running_max = new_max
+
+    hidden = running_sum == 0.0  # every key hidden (or S == 0): out 0, lse +inf
+    running_sum = tl.where(hidden, 1.0, running_sum).to(compute)
+    out = acc / running_sum[:, None]
+    lse = tl.where(hidden, float("inf"), running_max + tl.log(running_sum))
+    # out and lse are fresh contiguous arrays: addressed by their shapes
+    out_ptrs = out_ptr + z * L * DV + rows[:, None] * DV + dims_v[None, :]
+    tl.store(out_ptrs, out.to(out_ptr.dtype.element_ty),
+             mask=(rows[:, None] < L) & (dims_v[None, :] < DV))
+    tl.store(lse_ptr + z * L + rows, lse.to(lse_ptr.dtype.element_ty), mask=rows < L)
+
+
+@triton.jit
+def attention_backward_dq_kernel(
+    q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, grad_ptr, lse_ptr, delta_ptr, dq_ptr, scale_ptr,
+    L, S, D, DV,
+    stride_qz, stride_ql, stride_qd,
+    stride_kz, stride_ks, stride_kd,
+    stride_vz, stride_vs, stride_vd,
+    stride_mz, stride_ml, stride_ms,
+    stride_oz, stride_ol, stride_od,
+    stride_gz, stride_gl, stride_gd,
+    HAS_MASK: tl.constexpr, IS_CAUSAL: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
+):
+    """BLOCK_M query rows of one z: delta = rowsum(g out), then dq over the key blocks."""
+    query_blocks = tl.cdiv(L, BLOCK_M)
+    pid = tl.program_id(0)
+    z = (pid // query_blocks).to(tl.int64)
+    start_m = (query_blocks - 1 - pid % query_blocks) * BLOCK_M  # longest causal blocks first
+    q_ptr += z * stride_qz
+    k_ptr += z * stride_kz
+    v_ptr += z * stride_vz
+    out_ptr += z * stride_oz
+    grad_ptr += z * stride_gz
+    if HAS_MASK:
+        mask_ptr += z * stride_mz
+    compute = tl.float64 if q_ptr.dtype.element_ty == tl.float64 else tl.float32
+    scale = tl.load(scale_ptr).to(compute)
+
+    rows = start_m + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    dims = tl.arange(0, BLOCK_D)
+    dims_v = tl.arange(0, BLOCK_DV)
+    row_ok = rows < L
+    q = tl.load(q_ptr + rows[:, None] * stride_ql + dims[None, :] * stride_qd,
+                mask=row_ok[:, None] & (dims[None, :] < D), other=0.0)
+    value_mask = row_ok[:, None] & (dims_v[None, :] < DV)
+    g = tl.load(grad_ptr + rows[:, None] * stride_gl + dims_v[None, :] * stride_gd,
+                mask=value_mask, other=0.0)
+    out = tl.load(out_ptr + rows[:, None] * stride_ol + dims_v[None, :] * stride_od,
+                  mask=value_mask, other=0.0)
+    delta = tl.sum(g.to(compute) * out.to(compute), 1)
+    tl.store(delta_ptr + z * L + rows, delta.to(delta_ptr.dtype.element_ty), mask=row_ok)
+    # rows past L read lse = +inf: their probabilities are exactly 0
+    lse = tl.load(lse_ptr + z * L + rows, mask=row_ok, other=float("inf")).to(compute)
+
+    dq = tl.zeros([BLOCK_M, BLOCK_D], compute)
+    end = tl.minimum(S, start_m + BLOCK_M) if IS_CAUSAL else S
+    for start_n in range(0, end, BLOCK_N):
+        keys = start_n + offs_n
+        k = tl.load(k_ptr + keys[:, None] * stride_ks + dims[None, :] * stride_kd,
+                    mask=(keys[:, None] < S) & (dims[None, :] < D), other=0.0)
+        v = tl.load(v_ptr + keys[:, None] * stride_vs + dims_v[None, :] * stride_vd,
+                    mask=(keys[:, None] < S) & (dims_v[None, :] < DV), other=0.0)
+        scores = tl.dot(q, tl.trans(k), input_precision="ieee", out_dtype=compute) * scale
+        scores = _masked_scores(scores, mask_ptr, rows[:, None], keys[None, :], L, S,
+                                stride_ml, stride_ms, HAS_MASK, IS_CAUSAL)
+        p = tl.exp(scores - lse[:, None])
+        dp = tl.dot(g, tl.trans(v), input_precision="ieee", out_dtype=compute)
+        ds = p * (dp - delta[:, None])
+        dq = tl.dot(ds.to(k.dtype), k, dq, input_precision="ieee", out_dtype=compute)
+
+    dq_ptrs = dq_ptr + z * L * D + rows[:, None] * D + dims[None, :]
+    tl.store(dq_ptrs, (dq * scale).to(dq_ptr.dtype.element_ty),
+             mask=row_ok[:, None] & (dims[None, :] < D))
+
+
+@triton.jit
+def attention_backward_dkdv_kernel(
+    q_ptr, k_ptr, v_ptr, mask_ptr, grad_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, scale_ptr,
+    L, S, D, DV,
+    stride_qz, stride_ql, stride_qd,
+    stride_kz, stride_ks, stride_kd,
+    stride_vz, stride_vs, stride_vd,
+    stride_mz, stride_ml, stride_ms,
+    stride_gz, stride_gl, stride_gd,
+    HAS_MASK: tl.constexpr, IS_CAUSAL: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
+):
+    """BLOCK_N keys of one z: dk and dv accumulated over the query blocks that see them."""
+    key_blocks = tl.cdiv(S, BLOCK_N)
+    pid = tl.program_id(0)
+    z = (pid // key_blocks).to(tl.int64)
+    start_n = (pid % key_blocks) * BLOCK_N  # the first keys, seen by the most queries, first
+    q_ptr += z * stride_qz
+    k_ptr += z * stride_kz
+    v_ptr += z * stride_vz
+    grad_ptr += z * stride_gz
+    if HAS_MASK:
+        mask_ptr += z * stride_mz
+    compute = tl.float64 if q_ptr.dtype.element_ty == tl.float64 else tl.float32
+    scale = tl.load(scale_ptr).to(compute)
+
+    keys = start_n + tl.arange(0, BLOCK_N)
+    offs_m = tl.arange(0, BLOCK_M)
+    dims = tl.arange(0, BLOCK_D)
+    dims_v = tl.arange(0, BLOCK_DV)
+    key_ok = keys < S
+    k = tl.load(k_ptr + keys[:, None] * stride_ks + dims[None, :] * stride_kd,
+                mask=key_ok[:, None] & (dims[None, :] < D), other=0.0)
+    v = tl.load(v_ptr + keys[:, None] * stride_vs + dims_v[None, :] * stride_vd,
+                mask=key_ok[:, None] & (dims_v[None, :] < DV), other=0.0)
+
+    dk = tl.zeros([BLOCK_N, BLOCK_D], compute)
+    dv = tl.zeros([BLOCK_N, BLOCK_DV], compute)
+    # causal: queries before this block's first key see none of it
+    begin = (start_n // BLOCK_M) * BLOCK_M if IS_CAUSAL else 0
+    for start_m in range(begin, L, BLOCK_M):
+        rows = start_m + offs_m
+        row_ok = rows < L
+        q = tl.load(q_ptr + rows[:, None] * stride_ql + dims[None, :] * stride_qd,
+                    mask=row_ok[:, None] & (dims[None, :] < D), other=0.0)
+        g = tl.load(grad_ptr + rows[:, None] * stride_gl + dims_v[None, :] * stride_gd,
+                    mask=row_ok[:, None] & (dims_v[None, :] < DV), other=0.0)
+        lse = tl.load(lse_ptr + z * L + rows, mask=row_ok, other=float("inf")).to(compute)
+        delta = tl.load(delta_ptr + z * L + rows, mask=row_ok, other=0.0).to(compute)
+        # transposed tiles (keys x queries): P^T and ds^T are the dv and dk products' left side
+        scores_t = tl.dot(k, tl.trans(q), input_precision="ieee", out_dtype=compute) * scale
+        scores_t = _masked_scores(scores_t, mask_ptr, rows[None, :], keys[:, None], L, S,
+                                  stride_ml, stride_ms, HAS_MASK, IS_CAUSAL)
+        p_t = tl.exp(scores_t - lse[None, :])
+        dv = tl.dot(p_t.to(g.dtype), g, dv, input_precision="ieee", out_dtype=compute)
+        dp_t = tl.dot(v, tl.trans(g), input_precision="ieee", out_dtype=compute)
+        ds_t = p_t * (dp_t - delta[None, :])
+        dk = tl.dot(ds_t.to(q.dtype), q, dk, input_precision="ieee", out_dtype=compute)
+
+    dk_ptrs = dk_ptr + z * S * D + keys[:, None] * D + dims[None, :]
+    tl.store(dk_ptrs, (dk * scale).to(dk_ptr.dtype.element_ty),
+             mask=key_ok[:, None] & (dims[None, :] < D))
+    dv_ptrs = dv_ptr + z * S * DV + keys[:, None] * DV + dims_v[None, :]
+    tl.store(dv_ptrs, dv.to(dv_ptr.dtype.element_ty),
+             mask=key_ok[:, None] & (dims_v[None, :] < DV))
+
+
+# ---- launchers: the kernel table's entries, called as fn(launcher, *reference args) ----------
+def attention(launcher, q, k, v, mask, is_causal: bool, scale: float):
+    """(out (Z, L, Dv) in q's dtype, lse (Z, L) in float32, float64 for float64 inputs)."""
+    Z, L, S, D, DV = _check("attention", q, k, v, mask)
+    xp = launcher.xp
+    out = launcher.empty((Z, L, DV), q.dtype)
+    lse = launcher.empty((Z, L), _stat_dtype(xp, q))
+    if Z * L == 0:
+        return out, lse
+    pointers, strides = _operands(launcher, q, k, v, mask)
+    config = _config(launcher, "forward", q.dtype, D, DV)
+    grid = (Z * triton.cdiv(L, config["BLOCK_M"]),)
+    launcher.kernel(attention_forward_kernel)[grid](
+        *pointers, launcher.arg(out), launcher.arg(lse), launcher.arg(_scale(xp, scale, q)),
+        L, S, D, DV, *strides, HAS_MASK=mask is not None, IS_CAUSAL=bool(is_causal), **config)
+    return out, lse
+
+
+def attention_backward(launcher, grad_out, q, k, v, out, lse, mask, is_causal: bool,
+                       scale: float):
+    """(dq, dk, dv) in the dtypes of q, k and v, from the forward's out and lse."""
+    Z, L, S, D, DV = _check("attention_backward", q, k, v, mask)
+    for name, array, shape in (("grad_out", grad_out, (Z, L, DV)), ("out", out, (Z, L, DV)),
+                               ("lse", lse, (Z, L))):
+        if tuple(array.shape) != shape:
+            raise ValueError(f"attention_backward: {name} must have shape {shape} for q "
+                             f"{q.shape} and v {v.shape}, got {tuple(array.shape)}")
+    if grad_out.dtype != q.dtype:
+        raise TypeError(f"attention_backward: expected a {q.dtype} grad_out, got {grad_out.dtype}")
+    xp = launcher.xp
+    dq = launcher.empty((Z, L, D), q.dtype)
+    dk = launcher.empty((Z, S, D), k.dtype)
+    dv = launcher.empty((Z, S, DV), v.dtype)
+    if Z == 0:
+        return dq, dk, dv
+    lse = xp.ascontiguousarray(lse)  # (Z, L): read by its shape, like delta
+    delta = launcher.empty((Z, L), lse.dtype)
+    stats = [launcher.arg(lse), launcher.arg(delta)]
+    scale_arg = launcher.arg(_scale(xp, scale, q))
+    flags = {"HAS_MASK": mask is not None, "IS_CAUSAL": bool(is_causal)}
+    if L > 0:  # also writes delta, which the dk/dv kernel reads: launched first
+        pointers, strides = _operands(launcher, q, k, v, mask, out, grad_out)
+        config = _config(launcher, "dq", q.dtype, D, DV)
+        launcher.kernel(attention_backward_dq_kernel)[(Z * triton.cdiv(L, config["BLOCK_M"]),)](
+            *pointers, *stats, launcher.arg(dq), scale_arg, L, S, D, DV, *strides, **flags,
+            **config)
+    if S > 0:
+        pointers, strides = _operands(launcher, q, k, v, mask, grad_out)
+        config = _config(launcher, "dkdv", q.dtype, D, DV)
+        launcher.kernel(attention_backward_dkdv_kernel)[(Z * triton.cdiv(S, config["BLOCK_N"]),)](
+            *pointers, *stats, launcher.arg(dk), launcher.arg(dv), scale_arg, L, S, D, DV,
+            *strides, **flags, **config)
+    return dq, dk, dv
+
+
+def _check(op: str, q, k, v, mask) -> tuple[int, int, int, int, int]:
+    """(Z, L, S, D, Dv) after checking shapes and dtypes, with errors that name the problem."""
+    if q.ndim != 3 or k.ndim != 3 or v.ndim != 3:
+        raise ValueError(f"{op}: expected (Z, L, D) queries, (Z, S, D) keys and (Z, S, Dv) "
+                         f"values, got shapes {q.shape}, {k.shape} and {v.shape}")
+    (Z, L, D), (S, DV) = q.shape, v.shape[1:]
+    if k.shape != (Z, S, D) or v.shape[0] != Z:
+        raise ValueError(f"{op}: q {q.shape}, k {k.shape} and v {v.shape} need one Z, q and k "
+                         f"one head dim, and k and v one sequence length")
+    if not q.dtype == k.dtype == v.dtype:
+        raise TypeError(f"{op}: expected one dtype, got q {q.dtype}, k {k.dtype}, v {v.dtype}")
+    if q.dtype.name not in SUPPORTED_DTYPES:
+        raise TypeError(f"{op}: the Triton kernel supports {', '.join(SUPPORTED_DTYPES)}, got "
+                        f"{q.dtype}")
+    if not (1 <= D <= MAX_HEAD_DIM and 1 <= DV <= MAX_HEAD_DIM):
+        raise ValueError(f"{op}: head dims from 1 to {MAX_HEAD_DIM} are supported, got "
+                         f"D={D} and Dv={DV}")
+    if mask is not None:
+        if tuple(mask.shape) != (Z, L, S):
+            raise ValueError(f"{op}: expected a mask of shape {(Z, L, S)} (broadcast it first), "
+                             f"got {mask.shape}")
+        if mask.dtype.kind != "f":
+            raise TypeError(f"{op}: expected an additive float mask (-inf hides a key), got "
+                            f"{mask.dtype}")
+    return Z, L, S, D, DV
+
+
+def _operands(launcher, q, k, v, mask, *others) -> tuple[list, list]:
+    """Kernel pointers and (z, row, column) element strides of q, k, v, mask and `others`
+    (out, g), in the kernels' argument order; no mask passes None and strides of 0.
+
+    An array is copied first if a stride is negative (a flip), or if one z's rows and
+    columns span 2**31 elements: the kernels' in-batch offsets are 32-bit. The mask's are
+    64-bit, so a broadcast (L, S) mask is never copied for its size.
+    """
+    pointers, strides = [], []
+    for array in (q, k, v, mask, *others):
+        if array is None:
+            pointers.append(None)
+            strides += [0, 0, 0]
+            continue
+        steps = [s // array.itemsize for s in array.strides]
+        span = sum((n - 1) * s for n, s in zip(array.shape[1:], steps[1:]))
+        if min(steps) < 0 or (array is not mask and span >= 2**31):
+            array = launcher.xp.ascontiguousarray(array)
+            steps = [s // array.itemsize for s in array.strides]
+        pointers.append(launcher.arg(array))
+        strides += steps
+    return pointers, strides
+
+
+def _stat_dtype(xp, q):
+    """lse's and delta's dtype: float32, float64 for float64 inputs."""
+    return xp.float64 if q.dtype == xp.float64 else xp.float32
+
+
+def _scale(xp, scale: float, q):
+    """scale as a one-element array in the compute dtype: a Python float would reach Triton as
+    fp32, and float64 results would differ from the reference in about the 8th digit."""
+    return xp.asarray([scale], dtype=_stat_dtype(xp, q))
+
+
+def _config(launcher, job: str, dtype, D: int, DV: int) -> dict:
+    """Tile sizes and launch options for one kernel: the GPU's table or the interpreter's."""
+    blocks = {"BLOCK_D": _head_block(D), "BLOCK_DV": _head_block(DV)}
+    if launcher.interpret:
+        return {**INTERP_CONFIG, **blocks}
+    precision = "half" if dtype.itemsize == 2 else "full"
+    return {**CONFIGS[job, precision, max(64, blocks["BLOCK_D"], blocks["BLOCK_DV"])], **blocks}
+
+
+def _head_block(dim: int) -> int:
+    """A head dim padded to a power of two of at least 16 (tl.dot's smallest side)."""
+    return max(16, triton.next_power_of_2(dim))
+
+
+# ---- ahead-of-time compile variants and their roofline model --------------------------------
+BENCH = {"B": 4, "H": 16, "T": 4096}  # the attention benchmark: "B4 H16 T4096 D64 causal"
+HEAD_DIMS = (64, 128)
+TRITON_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+
+
+def compile_variants() -> list[KernelVariant]:
+    """The forward, dq and dk/dv kernels x {fp16, bf16, fp32} x head dims {64, 128}, as the
+    GPU launches them for the causal benchmark: contiguous (Z, T, D) q, k, v, out and g, no
+    mask (mask_ptr None), unit column strides constant and the rest divisible by 16.
+
+    Roofline traffic assumes no L2 reuse: the operand a program does not own (k and v in the
+    forward and dq kernels, q and g in the dk/dv kernel) is read once per tile pair visited,
+    the owned one once. FLOPs are those the tiling does, diagonal tiles in full.
+    """
+    return [_variant(job, dtype, head_dim) for head_dim in HEAD_DIMS for dtype in TRITON_DTYPES
+            for job in ("forward", "dq", "dkdv")]
+
+
+KERNELS = {"forward": attention_forward_kernel, "dq": attention_backward_dq_kernel,
+           "dkdv": attention_backward_dkdv_kernel}
+
+
+def _variant(job: str, dtype: str, head_dim: int) -> KernelVariant:
+    Z, T = BENCH["B"] * BENCH["H"], BENCH["T"]
+    kernel = KERNELS[job]
+    precision = "half" if ITEMSIZE[dtype] == 2 else "full"
+    config = CONFIGS[job, precision, head_dim]
+    constexprs = {"mask_ptr": None, "HAS_MASK": False, "IS_CAUSAL": True,
+                  "BLOCK_M": config["BLOCK_M"], "BLOCK_N": config["BLOCK_N"],
+                  "BLOCK_D": head_dim, "BLOCK_DV": head_dim}
+    constexprs.update({name: 1 for name in kernel.arg_names
+                       if name.startswith("stride_") and name[-1] == "d"})
+    types = {name: "*fp32" for name in ("lse_ptr", "delta_ptr", "scale_ptr")}
+    signature = signature_of(kernel, dtype, constexprs, types)
+    # sizes, row strides (head_dim) and z strides (T * head_dim) are multiples of 16; the
+    # mask's strides are the 0s the launcher passes without one
+    values = {name: 0 if name.startswith("stride_m") else 16 for name in signature}
+    flops, bytes_moved, ideal_bytes = _traffic(job, config, T, head_dim, ITEMSIZE[dtype])
+    return KernelVariant(
+        name=f"attention_{job}" if job == "forward" else f"attention_backward_{job}",
+        kernel=kernel, dtype=dtype, signature=signature, constexprs=constexprs,
+        num_warps=config["num_warps"], num_stages=config["num_stages"],
+        tensor_cores=precision == "half",
+        shape=f"B{BENCH['B']} H{BENCH['H']} T{T} D{head_dim} causal",
+        flops=Z * flops, bytes_moved=Z * bytes_moved, ideal_bytes=Z * ideal_bytes,
+        notes={"attrs": jit_attrs(signature, values), "head_dim": head_dim})
+
+
+def _traffic(job: str, config: dict, T: int, D: int, itemsize: int) -> tuple:
+    """(FLOPs, bytes moved, ideal bytes) of one z of the causal benchmark, for one kernel.
+
+    Per tile pair of BLOCK_M queries x BLOCK_N keys the forward does 2 products (q k^T, P v),
+    the dq kernel 3 (q k^T, g v^T, ds k) and the dk/dv kernel 4 (k q^T, P^T g, v g^T, ds^T q),
+    each 2 * BLOCK_M * BLOCK_N * D FLOPs. A (T, D) array in the input dtype is `matrix` bytes,
+    a (T,) float32 row statistic (lse, delta) is `row` bytes.
+    """
+    block_m, block_n = config["BLOCK_M"], config["BLOCK_N"]
+    pairs = _causal_tile_pairs(job, T, block_m, block_n)
+    matrix, row = T * D * itemsize, T * 4
+    pair_flops = 2 * block_m * block_n * D
+    if job == "forward":  # reads q, k, v; writes out, lse
+        streamed = pairs * block_n * 2 * D * itemsize  # a k and a v block per pair
+        return 2 * pairs * pair_flops, matrix + streamed + matrix + row, 4 * matrix + row
+    if job == "dq":  # reads q, out, g, lse, k, v; writes delta, dq
+        streamed = pairs * block_n * 2 * D * itemsize
+        owned = 3 * matrix + 2 * row + matrix
+        return 3 * pairs * pair_flops, owned + streamed, owned + 2 * matrix
+    # dk/dv: reads k, v, q, g, lse, delta; writes dk, dv
+    streamed = pairs * block_m * (2 * D * itemsize + 2 * 4)  # q, g, lse and delta per pair
+    owned = 4 * matrix
+    return 4 * pairs * pair_flops, owned + streamed, owned + 2 * matrix + 2 * row
+
+
+def _causal_tile_pairs(job: str, T: int, block_m: int, block_n: int) -> int:
+    """How many (query block, key block) pairs one kernel's causal loops visit, T = L = S."""
+    query_blocks, key_blocks = triton.cdiv(T, block_m), triton.cdiv(T, block_n)
+    if job == "dkdv":  # key block n: from the query block holding its first key to the end
+        return sum(query_blocks - n * block_n // block_m for n in range(key_blocks))
+    return sum(triton.cdiv(min(T, (m + 1) * block_m), block_n) for m in range(query_blocks))

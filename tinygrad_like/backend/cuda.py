@@ -2,7 +2,9 @@
 
 Elementwise, reduce and movement ops run through CuPy's NumPy-compatible API
 with the same op code as "cpu"; matmul, softmax, log-softmax and cross-entropy
-run the Triton kernels in `tinygrad_like.kernels.triton` (backend/triton_kernels.py).
+run the Triton kernels in `tinygrad_like.kernels.triton` (backend/triton_kernels.py);
+pooling, embedding backward, dropout and the fused optimizer steps run the CUDA C kernels
+in `tinygrad_like.kernels.cuda`, compiled by NVRTC through cupy.RawModule.
 """
 
 from __future__ import annotations
@@ -32,7 +34,22 @@ def make_backend(seed: int):
         def to_numpy(self, array):
             return cupy.asnumpy(array)
 
+    from tinygrad_like.backend import cpu_norm, cpu_optim, cpu_rnn
     from tinygrad_like.backend.triton_kernels import triton_kernel_table
 
-    fallback = SimpleNamespace(matmul=cupy.matmul, erf=cupyx.scipy.special.erf)
+    # the NumPy references of these use only array methods and ufuncs, which CuPy serves
+    fallback = SimpleNamespace(matmul=cupy.matmul, erf=cupyx.scipy.special.erf,
+                               layer_norm=cpu_norm.layer_norm,
+                               layer_norm_backward=cpu_norm.layer_norm_backward,
+                               gru_gates=cpu_rnn.gru_gates,
+                               gru_gates_backward=cpu_rnn.gru_gates_backward,
+                               lstm_gates=cpu_rnn.lstm_gates,
+                               lstm_gates_backward=cpu_rnn.lstm_gates_backward,
+                               sgd_step=cpu_optim.sgd_step, adam_step=cpu_optim.adam_step)
+    # CUDA C kernels (kernels/cuda/*.cu): pooling, embedding backward, dropout, and the fused
+    # multi-tensor sgd_step / adam_step; the references above still serve half precision
+    from tinygrad_like.kernels import cuda as cuda_c
+    from tinygrad_like.kernels.cuda.launch import CupyRuntime
+
+    vars(fallback).update(cuda_c.kernel_table(CupyRuntime(), references=fallback))
     return CudaBackend("cuda", cupy, triton_kernel_table(fallback, interpret=False), seed)

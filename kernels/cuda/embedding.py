@@ -1,0 +1,34 @@
+"""Launcher of embedding.cu: the weight gradient of an embedding lookup."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_like.kernels.cuda.launch import BLOCK, float_suffix, grid_1d
+
+SOURCE = "embedding.cu"
+
+
+def embedding_backward(runtime, grad, indices, num_weights: int, padding_idx: int | None):
+    """dweight (num_weights, D): row k sums the rows of grad (..., D) whose index is k.
+
+    `indices` has grad's shape without the last axis; the row of padding_idx (None or -1
+    for none) gets no gradient.
+    """
+    if grad.ndim < 1 or tuple(grad.shape[:-1]) != tuple(indices.shape):
+        raise ValueError(f"embedding_backward: grad of shape {tuple(grad.shape)} must be the "
+                         f"indices' shape {tuple(indices.shape)} plus the embedding dimension")
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"embedding_backward: indices must be integers, got {indices.dtype}")
+    suffix = float_suffix("embedding_backward", grad.dtype)
+    xp = runtime.xp
+    dim = int(grad.shape[-1])
+    grad = xp.ascontiguousarray(grad)
+    indices = xp.ascontiguousarray(indices, dtype=np.int64)
+    dweight = xp.zeros((int(num_weights), dim), dtype=grad.dtype)
+    if grad.size:
+        runtime.launch(SOURCE, f"embedding_backward_{suffix}", grid_1d(grad.size), BLOCK,
+                       [grad, indices, dweight, np.int64(indices.size), np.int64(dim),
+                        np.int64(num_weights),
+                        np.int64(-1 if padding_idx is None else padding_idx)])
+    return dweight

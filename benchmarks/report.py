@@ -15,7 +15,9 @@ import json
 SUBJECT = "tinygrad_like"
 LABELS = {"tinygrad_like": "tinygrad_like", "torch": "PyTorch (CPU)", "numpy": "NumPy"}
 # extra_info keys worth a column: heading and format
-EXTRA_COLUMNS = {"gflop_per_s": ("GFLOP/s", "{:.1f}"), "us_per_op": ("µs per op", "{:.2f}")}
+EXTRA_COLUMNS = {"gflop_per_s": ("GFLOP/s", "{:.1f}"), "us_per_op": ("µs per op", "{:.2f}"),
+                 "tinygrad_like_peak_mib": ("tinygrad_like peak MiB", "{:.0f}"),
+                 "torch_peak_mib": ("PyTorch peak MiB", "{:.0f}")}
 
 
 def format_seconds(seconds: float) -> str:

@@ -38,6 +38,18 @@ def _cell(lib, kind: str, x, state, w_ih, w_hh, b_ih, b_hh):
     return new_state[0] if kind == "gru" else new_state
 
 
+def _gru_layer(lib, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):
+    """One GRU layer direction over (L, N, in): torch.gru, or tinygrad_like's fused sequence op."""
+    if lib.__name__ == "torch":
+        x = x.flip(0) if reverse else x
+        out = lib.gru(x, h0[None], [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, True, False, False)[0]
+        return out.flip(0) if reverse else out
+    from tinygrad_like.ops.recurrent import GRUSequence
+
+    x_proj = lib.nn.functional.linear(x, w_ih, b_ih)
+    return GRUSequence.apply(x_proj, h0, w_hh, b_hh, reverse)
+
+
 @dataclass
 class OpCase:
     name: str
@@ -391,6 +403,13 @@ OPS = [
         lambda lib, x, h, w_ih, w_hh, b_ih, b_hh: _cell(lib, "gru", x, h, w_ih, w_hh, b_ih, b_hh),
         [S(((3, 4), (3, 5), (15, 4), (15, 5), (15,), (15,))),
          S(((2, 3), (2, 2), (6, 3), (6, 2), (6,), (6,)), noncontiguous=True)],
+    ),
+    OpCase(
+        "gru_sequence",
+        lambda lib, x, h, w_ih, w_hh, b_ih, b_hh, **kw: _gru_layer(lib, x, h, w_ih, w_hh, b_ih,
+                                                                  b_hh, **kw),
+        [S(((4, 2, 3), (2, 5), (15, 3), (15, 5), (15,), (15,))),
+         S(((3, 2, 2), (2, 2), (6, 2), (6, 2), (6,), (6,)), {"reverse": True})],
     ),
     OpCase(
         "lstm_cell",

@@ -100,6 +100,8 @@ def make_backend(seed: int):
         dropout=dropout,
         gru_gates=cpu_rnn.gru_gates,
         gru_gates_backward=cpu_rnn.gru_gates_backward,
+        gru_sequence=cpu_rnn.gru_sequence,
+        gru_sequence_backward=cpu_rnn.gru_sequence_backward,
         lstm_gates=cpu_rnn.lstm_gates,
         lstm_gates_backward=cpu_rnn.lstm_gates_backward,
         attention=cpu_attention.attention,

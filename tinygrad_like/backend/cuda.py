@@ -43,6 +43,8 @@ def make_backend(seed: int):
                                layer_norm_backward=cpu_norm.layer_norm_backward,
                                gru_gates=cpu_rnn.gru_gates,
                                gru_gates_backward=cpu_rnn.gru_gates_backward,
+                               gru_sequence=cpu_rnn.gru_sequence,
+                               gru_sequence_backward=cpu_rnn.gru_sequence_backward,
                                lstm_gates=cpu_rnn.lstm_gates,
                                lstm_gates_backward=cpu_rnn.lstm_gates_backward,
                                sgd_step=cpu_optim.sgd_step, adam_step=cpu_optim.adam_step)

@@ -31,7 +31,7 @@ from tinygrad_like.nn import init
 from tinygrad_like.nn.module import Module, Parameter
 from tinygrad_like.ops.elementwise import relu, tanh
 from tinygrad_like.ops.movement import cat, stack
-from tinygrad_like.ops.recurrent import GRUGates, LSTMGates
+from tinygrad_like.ops.recurrent import GRUGates, GRUSequence, LSTMGates
 from tinygrad_like.tensor import Tensor
 
 State = tuple  # (h,) for RNN and GRU, (h, c) for LSTM
@@ -127,6 +127,8 @@ def _time_steps(x: Tensor) -> list[Tensor]:
 
 # ---- layers ---------------------------------------------------------------------------------
 class _RNNBase(_Recurrent):
+    _sequence = None  # a fused op running a whole layer direction, where one exists
+
     def __init__(self, step, input_size: int, hidden_size: int, num_layers: int, bias: bool,
                  batch_first: bool, dropout: float, bidirectional: bool, device, dtype):
         super().__init__()
@@ -167,9 +169,14 @@ class _RNNBase(_Recurrent):
                     getattr(self, name) for name in self._weight_names[index])
                 # the input projection of every time step at once: one (L*N, in) x (in, G*H) GEMM
                 x_proj = F.linear(x.reshape(length * batch, x.shape[2]), weight_ih, bias_ih)
-                x_steps = _time_steps(x_proj.reshape(length, batch, x_proj.shape[1]))
-                weight_hh_t = weight_hh.T
+                x_proj = x_proj.reshape(length, batch, x_proj.shape[1])
                 state = tuple(s[index] for s in states)
+                if self._sequence is not None:  # the whole time loop as one fused op
+                    hidden = self._sequence(x_proj, state[0], weight_hh, bias_hh, bool(direction))
+                    outputs.append(hidden)
+                    final_states.append((hidden[0 if direction else length - 1],))
+                    continue
+                x_steps, weight_hh_t = _time_steps(x_proj), weight_hh.T
                 hidden = [None] * length
                 for t in reversed(range(length)) if direction else range(length):
                     state = self._step(x_steps[t], state, weight_hh_t, bias_hh)
@@ -241,6 +248,7 @@ class GRU(_RNNBase):
     """
 
     gates = 3
+    _sequence = staticmethod(GRUSequence.apply)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,

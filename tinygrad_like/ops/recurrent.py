@@ -1,10 +1,11 @@
-"""One recurrent time step's gate arithmetic as a single op (the kernels: backend/cpu_rnn.py).
+"""Recurrent steps as fused ops (the kernels: backend/cpu_rnn.py).
 
 A GRU or LSTM step is two matmuls and about fifteen elementwise ops on (batch, hidden)
-arrays; as separate autograd ops their per-op overhead outweighs the arithmetic. These
-Functions take the two projections and the previous state and return the new state in one
-node, with the chain rule written out in the kernel. Double backward goes through the
-composed gate equations (`differentiable_backward`).
+arrays; as separate autograd ops their per-op overhead outweighs the arithmetic. GRUGates
+and LSTMGates take the two projections and the previous state and return the new state in
+one node; GRUSequence runs a whole GRU layer direction as one node, time loop included, as
+PyTorch's own GRU does. The chain rule is written out in the kernels; double backward goes
+through the composed equations (`differentiable_backward`).
 """
 
 from __future__ import annotations
@@ -77,3 +78,42 @@ def lstm_gates_composed(x_proj: Tensor, h_proj: Tensor, c: Tensor) -> Tensor:
     i, f, g, o = (x_proj + h_proj).chunk(4, -1)
     c = sigmoid(f) * c + sigmoid(i) * tanh(g)
     return stack([sigmoid(o) * tanh(c), c])
+
+
+class GRUSequence(Function):
+    """A GRU layer direction over a whole sequence as one node: x_proj (L, N, 3H), h0 (N, H),
+    W_hh (3H, H) and b_hh (3H,) or None -> outputs (L, N, H)."""
+
+    saves_output = True
+
+    @staticmethod
+    def forward(ctx, x_proj, h0, weight_hh, bias_hh, reverse):
+        kernels = x_proj.backend.kernels
+        out, saved = kernels.gru_sequence(x_proj.data, h0.data, weight_hh.data,
+                                          None if bias_hh is None else bias_hh.data, reverse)
+        gates = Tensor._wrap(saved[0], x_proj.backend)
+        ctx.save_for_backward(x_proj, h0, weight_hh, bias_hh, gates)
+        ctx.reverse = reverse
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_proj, h0, weight_hh, bias_hh, gates, out = ctx.saved_tensors
+        if is_grad_enabled():
+            return differentiable_backward(
+                lambda *args: gru_sequence_composed(*args, ctx.reverse),
+                (x_proj, h0, weight_hh, bias_hh), ctx.needs_input_grad[:4], grad)
+        saved = (gates.data, h0.data, out.data, weight_hh.data, ctx.reverse)
+        grads = grad.backend.kernels.gru_sequence_backward(grad.data, saved)
+        return tuple(Tensor._wrap(g, grad.backend) if needed else None
+                     for g, needed in zip(grads, ctx.needs_input_grad))
+
+
+def gru_sequence_composed(x_proj: Tensor, h0: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
+                          reverse: bool) -> Tensor:
+    h, outputs = h0, [None] * x_proj.shape[0]
+    for t in reversed(range(x_proj.shape[0])) if reverse else range(x_proj.shape[0]):
+        h_proj = h @ weight_hh.T
+        h = gru_gates_composed(x_proj[t], h_proj if bias_hh is None else h_proj + bias_hh, h)
+        outputs[t] = h
+    return stack(outputs)

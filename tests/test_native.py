@@ -1,7 +1,7 @@
 """The native extension tinygrad_like._C against the NumPy references, on the same inputs.
 
-Each native kernel is compared with the NumPy kernel it replaces (backend/cpu_conv.py,
-cpu_norm.py, cpu_optim.py), in float32 and float64, on odd sizes and non-contiguous inputs.
+Each native kernel is compared with the NumPy kernel it replaces (backend/cpu.py,
+cpu_conv.py, cpu_norm.py, cpu_optim.py), in float32 and float64, on odd sizes and non-contiguous inputs.
 The ops that use them are gradchecked by tests/test_ops.py, which runs on the native path
 whenever the extension is built. The last tests check the switch itself: the environment
 variable forces NumPy, backend_info reports it, and the package works without _C at all.
@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tinygrad_like.backend import cpu_conv, cpu_norm, cpu_optim, native
+from tinygrad_like.backend import cpu, cpu_conv, cpu_norm, cpu_optim, native
 
 RNG = np.random.default_rng(0)
 DTYPES = [np.float32, np.float64]
@@ -32,7 +32,8 @@ REFERENCE = SimpleNamespace(
     avg_pool2d_backward=cpu_conv.avg_pool2d_backward,
     embedding_backward=cpu_conv.embedding_backward, layer_norm=cpu_norm.layer_norm,
     layer_norm_backward=cpu_norm.layer_norm_backward, sgd_step=cpu_optim.sgd_step,
-    adam_step=cpu_optim.adam_step)
+    adam_step=cpu_optim.adam_step, softmax=cpu.softmax, log_softmax=cpu.log_softmax,
+    softmax_backward=cpu.softmax_backward, log_softmax_backward=cpu.log_softmax_backward)
 NATIVE = SimpleNamespace(**native.native_kernels(REFERENCE))
 
 
@@ -183,6 +184,75 @@ def test_layer_norm_in_half_precision_uses_the_reference():
         np.testing.assert_array_equal(ours, reference)
 
 
+@needs_native
+def test_vector_exp_is_accurate_to_about_an_ulp():
+    """The float32 exp of the softmax kernels against the exact exp (float64), over every
+    input whose exp is a normal float32, then subnormals, overflow and the special values."""
+    normal = np.concatenate([np.linspace(-87.33, 88.72, 3_000_001, dtype=np.float32),
+                             RNG.uniform(-1, 1, 100_000).astype(np.float32)])
+    exact = np.exp(normal.astype(np.float64))
+    relative = np.abs(native._C.vector_exp(normal) - exact) / exact
+    assert relative.max() < 4e-7, f"max relative error {relative.max():.3g}"
+    subnormal = np.linspace(-103.9, -87.34, 100_001, dtype=np.float32)
+    ulp = np.float64(2.0**-149)
+    error = np.abs(native._C.vector_exp(subnormal) - np.exp(subnormal.astype(np.float64)))
+    assert error.max() <= ulp, f"max error {error.max() / ulp:.3g} subnormal ulps"
+    special = np.array([-np.inf, -1e30, -104, 0, 88.73, 89, 1e30, np.inf, np.nan], np.float32)
+    np.testing.assert_array_equal(native._C.vector_exp(special),
+                                  [0, 0, 0, 1, np.inf, np.inf, np.inf, np.inf, np.nan])
+
+
+def _softmax_inputs(shape, dtype, values):
+    x = randn(shape, dtype) * 4
+    if values == "masked":  # -inf entries, a fully masked row (NaN, as in NumPy) and a +inf
+        x[..., ::3] = -np.inf
+        x[(0,) * (x.ndim - 1)] = -np.inf
+        x[(-1,) * x.ndim] = np.inf
+    elif values == "large":  # exp(x) alone would overflow
+        x *= 1e3
+    return x
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 1), (3, 7), (2, 3, 1000), (3, 4097)], ids=str)
+@pytest.mark.parametrize("values", ["random", "masked", "large"])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_forward_and_backward_match_numpy(dtype, shape, values, name):
+    x = _softmax_inputs(shape, dtype, values)
+    axis = x.ndim - 1
+    backward = name + "_backward"
+    grad = randn(shape, dtype)
+    with np.errstate(invalid="ignore"):  # NumPy's -inf - -inf in the fully masked row
+        expected = getattr(REFERENCE, name)(x, axis)
+        expected_grad = getattr(REFERENCE, backward)(grad, expected, axis)
+    out = getattr(NATIVE, name)(x, axis)
+    assert_close(out, expected, dtype)
+    if values == "masked" and name == "softmax":
+        assert (out[np.isneginf(x) & np.isfinite(expected)] == 0).all()
+    assert_close(getattr(NATIVE, backward)(grad, expected, axis), expected_grad, dtype)
+
+
+@needs_native
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("case", ["noncontiguous", "first axis", "float16", "0-d"])
+def test_softmax_outside_the_contiguous_last_axis_uses_the_reference(monkeypatch, name, case):
+    dtype = np.float16 if case == "float16" else np.float32
+    x = randn(() if case == "0-d" else (6, 5), dtype)
+    axis = {"first axis": 0, "0-d": None}.get(case, 1)
+    x, grad = (noncontiguous(a) if case == "noncontiguous" else a
+               for a in (x, randn(x.shape, dtype)))
+    expected = getattr(REFERENCE, name)(x, axis)
+    expected_grad = getattr(REFERENCE, name + "_backward")(grad, expected, axis)
+    monkeypatch.setattr(native, "_C", None)  # any call into the extension would fail
+    np.testing.assert_array_equal(getattr(NATIVE, name)(x, axis), expected)
+    np.testing.assert_array_equal(getattr(NATIVE, name + "_backward")(grad, expected, axis),
+                                  expected_grad)
+    mixed = grad.astype(np.float64)  # a float64 grad of a float32 output
+    np.testing.assert_array_equal(getattr(NATIVE, name + "_backward")(mixed, expected, axis),
+                                  getattr(REFERENCE, name + "_backward")(mixed, expected, axis))
+
+
 def _optimizer_arrays(dtypes, states: int):
     """Parameters of odd sizes and the given dtypes, their gradients (one non-contiguous,
     which the kernel hands back to the reference) and `states` state arrays each."""
@@ -270,7 +340,8 @@ def test_backend_info_reports_the_native_kernels():
     rows = {tuple(line.split()[:2]): line for line in out.splitlines()}
     assert "native extension _C loaded" in out
     assert "native _C" in rows[("cpu", "layer_norm")]
-    assert "NumPy" in rows[("cpu", "softmax")]
+    assert "native _C" in rows[("cpu", "softmax")]
+    assert "NumPy" in rows[("cpu", "cross_entropy")]
 
 
 def test_the_numpy_path_works_without_the_extension():

@@ -11,6 +11,7 @@ void register_pooling(py::module_& m);
 void register_embedding(py::module_& m);
 void register_layer_norm(py::module_& m);
 void register_optim(py::module_& m);
+void register_softmax(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
     m.doc() = "tinygrad_like native CPU kernels (C++, pybind11, OpenMP)";
@@ -19,6 +20,7 @@ PYBIND11_MODULE(_C, m) {
     register_embedding(m);
     register_layer_norm(m);
     register_optim(m);
+    register_softmax(m);
     m.def("build_info", [] {
         py::dict info;
 #ifdef _OPENMP

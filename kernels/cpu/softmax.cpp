@@ -1,0 +1,203 @@
+// Softmax and log-softmax over the rows of an (R, C) array, forward and backward.
+//
+// One row per OpenMP iteration: a row of 1024 float32 is 4 KiB and stays in L1 while it is
+// read two or three times (max, then exp and sum, then scale), so main memory sees one read
+// of x and one write of the output. The NumPy reference (backend/cpu.py) makes about five
+// full passes with temporaries for the forward and four for the backward. Row sums
+// accumulate in double.
+//
+// The exp must vectorise to make this pay: glibc's expf is a scalar call unless -ffast-math
+// lets GCC use libmvec, and -ffast-math is not allowed here (CMakeLists.txt). So float32 uses
+// vector_exp below, a branch-free polynomial the compiler vectorises with SSE2 or AVX2.
+// float64 calls std::exp per element (the fused passes still save the memory traffic).
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "common.h"
+
+namespace {
+
+TG_INLINE float float_from_bits(uint32_t bits) {
+    float value;
+    std::memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+TG_INLINE uint32_t bits_of(float value) {
+    uint32_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    return bits;
+}
+
+// exp(x) in float32 to within ~1 ulp (tests/test_native.py measures it against np.exp):
+//   x = n ln2 + r with n = round(x / ln2), |r| <= ln2 / 2, and exp(x) = 2^n exp(r).
+// - n is rounded with the 1.5 * 2^23 trick: adding it leaves round(x / ln2) in the low
+//   mantissa bits, which are n as an integer too (no roundps, which SSE2 lacks).
+// - r = x - n ln2 in two steps (Cody-Waite): ln2_hi has 9 significant bits, so n * ln2_hi
+//   is exact for |n| < 2^15 and the subtraction loses nothing; ln2_lo adds the remainder.
+// - exp(r) = 1 + r + r^2 P(r), P of degree 5 (Cephes expf's minimax coefficients).
+// - 2^n is built from exponent bits in two halves, 2^(n/2) and 2^(n - n/2): the first
+//   product is exact and only the second rounds, so results that overflow become inf and
+//   results below FLT_MIN become correctly rounded subnormals, as IEEE exp gives.
+// The input is clamped to [-104, 89] first: exp(-104) rounds to 0 and exp(89) overflows, so
+// -inf gives exactly 0 (the masked entries of a row) and +inf gives inf; NaN stays NaN
+// through every step. Everything is a select, a multiply or an integer op: no branch, no
+// call, no table, so `omp simd` loops around it vectorise.
+TG_INLINE float vector_exp(float x) {
+    constexpr float kLog2e = 1.44269504088896341f;
+    constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+    constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
+    x = x < -104.0f ? -104.0f : x;
+    x = x > 89.0f ? 89.0f : x;
+    const float shifted = x * kLog2e + kRound;
+    const int32_t n = int32_t(bits_of(shifted)) - int32_t(bits_of(kRound));
+    const float n_float = shifted - kRound;
+    const float r = (x - n_float * kLn2Hi) - n_float * kLn2Lo;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float exp_r = (p * (r * r) + r) + 1.0f;
+    const int32_t half = n >> 1;  // n in [-150, 128]: both halves are normal powers of two
+    const float scale_a = float_from_bits(uint32_t(half + 127) << 23);
+    const float scale_b = float_from_bits(uint32_t(n - half + 127) << 23);
+    return exp_r * scale_a * scale_b;
+}
+
+TG_INLINE float exp_of(float x) { return vector_exp(x); }
+TG_INLINE double exp_of(double x) { return std::exp(x); }
+
+// 32 running maxima (four AVX2 vectors of float32), not one: a single vector max chain
+// waits on its own latency at every step.
+template <typename T>
+TG_INLINE T row_max(const T* x, int64_t columns) {
+    constexpr int64_t kLanes = 32;
+    T lanes[kLanes];
+    for (int64_t j = 0; j < kLanes; ++j) lanes[j] = -INFINITY;
+    int64_t c = 0;
+    for (; c + kLanes <= columns; c += kLanes)
+#pragma omp simd
+        for (int64_t j = 0; j < kLanes; ++j) lanes[j] = x[c + j] > lanes[j] ? x[c + j] : lanes[j];
+    for (; c < columns; ++c) lanes[0] = x[c] > lanes[0] ? x[c] : lanes[0];
+    T top = lanes[0];
+    for (int64_t j = 1; j < kLanes; ++j) top = lanes[j] > top ? lanes[j] : top;
+    return top;
+}
+
+template <typename T>
+TG_INLINE double row_sum(const T* x, int64_t columns) {
+    double sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < columns; ++c) sum += x[c];
+    return sum;
+}
+
+template <typename T>
+TG_MULTIVERSION void softmax_row(const T* x, T* out, int64_t columns) {
+    const T top = row_max(x, columns);
+#pragma omp simd
+    for (int64_t c = 0; c < columns; ++c) out[c] = exp_of(x[c] - top);
+    const T scale = T(1.0 / row_sum(out, columns));
+#pragma omp simd
+    for (int64_t c = 0; c < columns; ++c) out[c] *= scale;
+}
+
+template <typename T>
+TG_MULTIVERSION void log_softmax_row(const T* x, T* out, int64_t columns) {
+    const T top = row_max(x, columns);
+#pragma omp simd
+    for (int64_t c = 0; c < columns; ++c) out[c] = exp_of(x[c] - top);  // out as scratch
+    const T log_sum = T(std::log(row_sum(out, columns)));
+#pragma omp simd
+    for (int64_t c = 0; c < columns; ++c) out[c] = (x[c] - top) - log_sum;
+}
+
+// y * (g - <g, y>)
+template <typename T>
+TG_MULTIVERSION void softmax_backward_row(const T* grad, const T* out, T* dx, int64_t columns) {
+    double dot = 0;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t c = 0; c < columns; ++c) dot += double(grad[c]) * out[c];
+    const T dot_t = T(dot);
+#pragma omp simd
+    for (int64_t c = 0; c < columns; ++c) dx[c] = out[c] * (grad[c] - dot_t);
+}
+
+// g - exp(y) * sum(g)
+template <typename T>
+TG_MULTIVERSION void log_softmax_backward_row(const T* grad, const T* out, T* dx,
+                                              int64_t columns) {
+    double sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < columns; ++c) sum += grad[c];
+    const T sum_t = T(sum);
+#pragma omp simd
+    for (int64_t c = 0; c < columns; ++c) dx[c] = grad[c] - exp_of(out[c]) * sum_t;
+}
+
+template <typename T, void (*Row)(const T*, T*, int64_t)>
+carray<T> forward(carray<T> x) {
+    require(x.ndim() == 2, "softmax: expected a 2-D (rows, columns) input");
+    const int64_t rows = x.shape(0), columns = x.shape(1);
+    carray<T> out({rows, columns});
+    const T* in = x.data();
+    T* o = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel for schedule(static) if (rows * columns > kParallelGrain)
+        for (int64_t row = 0; row < rows; ++row)
+            Row(in + row * columns, o + row * columns, columns);
+    }
+    return out;
+}
+
+template <typename T, void (*Row)(const T*, const T*, T*, int64_t)>
+carray<T> backward(carray<T> grad, carray<T> out) {
+    require(grad.ndim() == 2 && out.ndim() == 2 && grad.shape(0) == out.shape(0) &&
+                grad.shape(1) == out.shape(1),
+            "softmax_backward: grad and out must be (rows, columns) of the same shape");
+    const int64_t rows = out.shape(0), columns = out.shape(1);
+    carray<T> dx({rows, columns});
+    const T *g = grad.data(), *y = out.data();
+    T* d = dx.mutable_data();
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel for schedule(static) if (rows * columns > kParallelGrain)
+        for (int64_t row = 0; row < rows; ++row)
+            Row(g + row * columns, y + row * columns, d + row * columns, columns);
+    }
+    return dx;
+}
+
+TG_MULTIVERSION void exp_array(const float* x, float* out, int64_t size) {
+#pragma omp simd
+    for (int64_t i = 0; i < size; ++i) out[i] = vector_exp(x[i]);
+}
+
+carray<float> vector_exp_array(carray<float> x) {
+    carray<float> out(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+    exp_array(x.data(), out.mutable_data(), x.size());
+    return out;
+}
+
+template <typename T>
+void register_for(py::module_& m) {
+    m.def("softmax", &forward<T, softmax_row<T>>, py::arg("x").noconvert());
+    m.def("log_softmax", &forward<T, log_softmax_row<T>>, py::arg("x").noconvert());
+    m.def("softmax_backward", &backward<T, softmax_backward_row<T>>,
+          py::arg("grad").noconvert(), py::arg("out").noconvert());
+    m.def("log_softmax_backward", &backward<T, log_softmax_backward_row<T>>,
+          py::arg("grad").noconvert(), py::arg("out").noconvert());
+}
+
+}  // namespace
+
+void register_softmax(py::module_& m) {
+    register_for<float>(m);
+    register_for<double>(m);
+    m.def("vector_exp", &vector_exp_array, py::arg("x").noconvert(),
+          "The float32 exp of the softmax kernels, elementwise (for its accuracy test).");
+}

@@ -27,13 +27,13 @@ This is also the reference the Triton attention kernel is tested against.
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import os
 
 import numpy as np
 
 QUERY_BLOCK = 64
 KEY_BLOCK = 64
+PARALLEL_SCORES = 1 << 21  # Z * L * S above which heads are split across threads
 _pool = None
 
 
@@ -129,42 +129,33 @@ def _workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def _over_heads(kernel, z: int, arrays: tuple, options: tuple) -> list:
+def _over_heads(kernel, shape: tuple, arrays: tuple, options: tuple) -> list:
     """Run `kernel` on slices of the (batch x head) axis in threads, one slice per core.
 
     NumPy releases the GIL in ufuncs and matmul, and the block GEMMs are too small for
-    BLAS to thread them, so threads over heads are what uses every core (as PyTorch's CPU
-    flash attention does). Arrays that are None or broadcast over z (0 stride) pass whole.
+    BLAS to parallelise, so threads over heads are what uses every core (as PyTorch's CPU
+    flash attention does). Small problems (below PARALLEL_SCORES scores) stay on one thread,
+    where handing work over would cost more than it saves.
     """
     global _pool
+    z, length_q, length_k = shape
     workers = min(_workers(), z)
-    if workers <= 1:
+    if workers <= 1 or z * length_q * length_k < PARALLEL_SCORES:
         return [kernel(*arrays, *options)]
     if _pool is None:
         _pool = concurrent.futures.ThreadPoolExecutor(_workers(), "tinygrad_like-attention")
     bounds = [z * i // workers for i in range(workers + 1)]
-
-    def piece(a, rows):
-        return a if a is None or a.shape[0] == 1 else a[rows]
-
-    with _blas_controller().limit(limits=1, user_api="blas"):
-        futures = [_pool.submit(kernel, *(piece(a, slice(lo, hi)) for a in arrays), *options)
-                   for lo, hi in zip(bounds, bounds[1:])]
-        return [f.result() for f in futures]
-
-
-@functools.cache
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
+    futures = [_pool.submit(kernel, *(None if a is None else a[lo:hi] for a in arrays), *options)
+               for lo, hi in zip(bounds, bounds[1:])]
+    return [future.result() for future in futures]
 
 
 def attention(q, k, v, mask, is_causal: bool, scale: float):
     """softmax(q k^T * scale + mask) v, tiled; returns (out (Z, L, Dv), lse (Z, L))."""
     if mask is not None:
         mask = np.broadcast_to(mask, (q.shape[0], q.shape[1], k.shape[1]))
-    parts = _over_heads(_attention_chunk, q.shape[0], (q, k, v, mask), (is_causal, scale))
+    parts = _over_heads(_attention_chunk, (q.shape[0], q.shape[1], k.shape[1]), (q, k, v, mask),
+                        (is_causal, scale))
     return tuple(np.concatenate(arrays) if len(parts) > 1 else arrays[0]
                  for arrays in zip(*parts))
 
@@ -173,7 +164,7 @@ def attention_backward(grad_out, q, k, v, out, lse, mask, is_causal: bool, scale
     """(dq, dk, dv) of `attention`, recomputing each block's probabilities from lse."""
     if mask is not None:
         mask = np.broadcast_to(mask, (q.shape[0], q.shape[1], k.shape[1]))
-    parts = _over_heads(_attention_backward_chunk, q.shape[0],
+    parts = _over_heads(_attention_backward_chunk, (q.shape[0], q.shape[1], k.shape[1]),
                         (grad_out, q, k, v, out, lse, mask), (is_causal, scale))
     return tuple(np.concatenate(arrays) if len(parts) > 1 else arrays[0]
                  for arrays in zip(*parts))

@@ -42,7 +42,7 @@ class Linear(Function):
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         rows = grad.reshape(-1, weight.shape[0])  # (batch, out): leading dims folded together
-        grad_x = grad @ weight if ctx.needs_input_grad[0] else None
+        grad_x = (rows @ weight).reshape(x.shape) if ctx.needs_input_grad[0] else None
         grad_weight = rows.T @ x.reshape(-1, weight.shape[1]) if ctx.needs_input_grad[1] else None
         grad_bias = rows.sum(0) if ctx.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias

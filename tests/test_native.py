@@ -361,3 +361,19 @@ optimizer.step()
 print("ok", "not loaded" in tg.backend_info(devices=("cpu",), print_table=False))
 """
     assert _run(code).split() == ["ok", "True"]
+
+
+THREADS_PROBE = """
+import torch  # loads libgomp first, with its default (spinning) wait policy
+from tinygrad_like.backend import native
+print(native.build_info()["max_threads"], repr(native.reason()))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_native_kernels_take_one_thread_when_a_spinning_openmp_runtime_came_first(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)  # this process's import set it
+    threads, note = _run(THREADS_PROBE).split(" ", 1)
+    assert threads == "1" and "OMP_WAIT_POLICY=PASSIVE" in note
+    threads, note = _run(THREADS_PROBE, OMP_WAIT_POLICY="PASSIVE").split(" ", 1)
+    assert note.strip() == "''"

@@ -21,11 +21,13 @@ PYBIND11_MODULE(_C, m) {
     register_layer_norm(m);
     register_optim(m);
     register_softmax(m);
+    m.def("set_num_threads", [](int threads) { g_num_threads = threads; },
+          "Threads for the parallel loops (0: OpenMP's default)");
     m.def("build_info", [] {
         py::dict info;
 #ifdef _OPENMP
         info["openmp"] = true;
-        info["max_threads"] = omp_get_max_threads();
+        info["max_threads"] = tg_threads();
 #else
         info["openmp"] = false;
         info["max_threads"] = 1;

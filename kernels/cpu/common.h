@@ -34,6 +34,23 @@ namespace py = pybind11;
 template <typename T>
 using carray = py::array_t<T, py::array::c_style>;
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// Threads of the parallel loops; 0 means OpenMP's default. backend/native.py sets 1 when the
+// process's OpenMP runtime was configured before _C loaded with idle threads that spin
+// (torch imported first): those spinning threads would take the cores from OpenBLAS.
+inline int g_num_threads = 0;
+
+inline int tg_threads() {
+#ifdef _OPENMP
+    return g_num_threads > 0 ? g_num_threads : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
 // Work below this many elements runs on one thread: waking the OpenMP team costs more, and
 // on a loaded machine a team of threads can wait a whole time slice at its barrier.
 constexpr int64_t kParallelGrain = 1 << 18;

@@ -85,7 +85,7 @@ py::tuple layer_norm(carray<T> x, std::optional<carray<T>> weight,
     T *o = out.mutable_data(), *m = mean.mutable_data(), *r = rstd.mutable_data();
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (rows * columns > kParallelGrain)
+#pragma omp parallel for schedule(static) if (rows * columns > kParallelGrain) num_threads(tg_threads())
         for (int64_t row = 0; row < rows; ++row)
             normalize_row(in + row * columns, w, b, o + row * columns, columns, eps, m + row,
                           r + row);
@@ -110,7 +110,7 @@ py::tuple layer_norm_backward(carray<T> grad, carray<T> x, carray<T> mean, carra
     std::vector<double> total_dweight(columns, 0.0), total_dbias(columns, 0.0);
     {
         py::gil_scoped_release release;
-#pragma omp parallel if (rows * columns > kParallelGrain)
+#pragma omp parallel if (rows * columns > kParallelGrain) num_threads(tg_threads())
         {
             std::vector<double> local_dweight(w ? columns : 0, 0.0), local_dbias(columns, 0.0);
 #pragma omp for schedule(static) nowait

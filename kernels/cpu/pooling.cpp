@@ -112,7 +112,7 @@ py::tuple max_pool2d(carray<T> x, Pair kernel, Pair stride, Pair padding, Pair d
     const int64_t plane_in = h * width, plane_out = w.out_h * w.out_w;
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain)
+#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain) num_threads(tg_threads())
         for (int64_t p = 0; p < n * c; ++p)
             max_pool_plane(in + p * plane_in, o + p * plane_out, idx + p * plane_out, w);
     }
@@ -134,7 +134,7 @@ carray<T> max_pool2d_backward(carray<T> grad, carray<int64_t> indices,
     T* d = dx.mutable_data();
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain)
+#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain) num_threads(tg_threads())
         for (int64_t p = 0; p < n * c; ++p) {
             T* plane = d + p * plane_in;
             std::fill(plane, plane + plane_in, T(0));
@@ -157,7 +157,7 @@ carray<T> avg_pool2d(carray<T> x, Pair kernel, Pair stride, Pair padding,
     const int64_t plane_in = h * width, plane_out = w.out_h * w.out_w;
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain)
+#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain) num_threads(tg_threads())
         for (int64_t p = 0; p < n * c; ++p)
             avg_pool_plane(in + p * plane_in, o + p * plane_out, w, count_include_pad);
     }
@@ -179,7 +179,7 @@ carray<T> avg_pool2d_backward(carray<T> grad, std::array<int64_t, 4> input_shape
     const int64_t plane_in = h * width, plane_out = w.out_h * w.out_w;
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain)
+#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain) num_threads(tg_threads())
         for (int64_t p = 0; p < n * c; ++p) {
             std::fill(d + p * plane_in, d + (p + 1) * plane_in, T(0));
             avg_pool_backward_plane(g + p * plane_out, d + p * plane_in, w, count_include_pad);

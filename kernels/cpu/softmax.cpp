@@ -147,7 +147,7 @@ carray<T> forward(carray<T> x) {
     T* o = out.mutable_data();
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (rows * columns > kParallelGrain)
+#pragma omp parallel for schedule(static) if (rows * columns > kParallelGrain) num_threads(tg_threads())
         for (int64_t row = 0; row < rows; ++row)
             Row(in + row * columns, o + row * columns, columns);
     }
@@ -165,7 +165,7 @@ carray<T> backward(carray<T> grad, carray<T> out) {
     T* d = dx.mutable_data();
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (rows * columns > kParallelGrain)
+#pragma omp parallel for schedule(static) if (rows * columns > kParallelGrain) num_threads(tg_threads())
         for (int64_t row = 0; row < rows; ++row)
             Row(g + row * columns, y + row * columns, d + row * columns, columns);
     }

@@ -79,69 +79,60 @@ def _contiguous(array):
     return np.ascontiguousarray(array)
 
 
-def _im2col(reference):
-    def im2col(x, kernel, stride, padding, dilation):
-        if x.dtype not in _FLOATS:
-            return reference(x, kernel, stride, padding, dilation)
-        return _C.im2col(x, tuple(kernel), tuple(stride), tuple(padding), tuple(dilation))
-    return im2col
+def _floats_or_reference(native_call):
+    """A wrapper factory for kernels whose first argument decides: `native_call` on float32
+    and float64 arrays, the NumPy reference on anything else (float16, integers)."""
+    def make(reference):
+        def kernel(first, *args):
+            if first.dtype not in _FLOATS:
+                return reference(first, *args)
+            return native_call(first, *args)
+        kernel.__name__ = native_call.__name__
+        return kernel
+    return make
 
 
-def _col2im(reference):
-    def col2im(cols, input_shape, kernel, stride, padding, dilation):
-        if cols.dtype not in _FLOATS:
-            return reference(cols, input_shape, kernel, stride, padding, dilation)
-        return _C.col2im(_contiguous(cols), tuple(input_shape), tuple(kernel), tuple(stride),
-                         tuple(padding), tuple(dilation))
-    return col2im
+def _pairs(*options) -> list:
+    return [tuple(option) for option in options]
 
 
-def _max_pool2d(reference):
-    def max_pool2d(x, kernel, stride, padding, dilation):
-        if x.dtype not in _FLOATS:
-            return reference(x, kernel, stride, padding, dilation)
-        return _C.max_pool2d(_contiguous(x), tuple(kernel), tuple(stride), tuple(padding),
-                             tuple(dilation))
-    return max_pool2d
+@_floats_or_reference
+def _im2col(x, kernel, stride, padding, dilation):
+    return _C.im2col(x, *_pairs(kernel, stride, padding, dilation))
 
 
-def _max_pool2d_backward(reference):
-    def max_pool2d_backward(grad, indices, input_shape):
-        if grad.dtype not in _FLOATS:
-            return reference(grad, indices, input_shape)
-        return _C.max_pool2d_backward(_contiguous(grad),
-                                      np.ascontiguousarray(indices, dtype=np.int64),
-                                      tuple(input_shape))
-    return max_pool2d_backward
+@_floats_or_reference
+def _col2im(cols, input_shape, kernel, stride, padding, dilation):
+    return _C.col2im(_contiguous(cols), *_pairs(input_shape, kernel, stride, padding, dilation))
 
 
-def _avg_pool2d(reference):
-    def avg_pool2d(x, kernel, stride, padding, count_include_pad):
-        if x.dtype not in _FLOATS:
-            return reference(x, kernel, stride, padding, count_include_pad)
-        return _C.avg_pool2d(_contiguous(x), tuple(kernel), tuple(stride), tuple(padding),
-                             bool(count_include_pad))
-    return avg_pool2d
+@_floats_or_reference
+def _max_pool2d(x, kernel, stride, padding, dilation):
+    return _C.max_pool2d(_contiguous(x), *_pairs(kernel, stride, padding, dilation))
 
 
-def _avg_pool2d_backward(reference):
-    def avg_pool2d_backward(grad, input_shape, kernel, stride, padding, count_include_pad):
-        if grad.dtype not in _FLOATS:
-            return reference(grad, input_shape, kernel, stride, padding, count_include_pad)
-        return _C.avg_pool2d_backward(_contiguous(grad), tuple(input_shape), tuple(kernel),
-                                      tuple(stride), tuple(padding), bool(count_include_pad))
-    return avg_pool2d_backward
+@_floats_or_reference
+def _max_pool2d_backward(grad, indices, input_shape):
+    return _C.max_pool2d_backward(_contiguous(grad), np.ascontiguousarray(indices, np.int64),
+                                  tuple(input_shape))
 
 
-def _embedding_backward(reference):
-    def embedding_backward(grad, indices, num_weights, padding_idx):
-        if grad.dtype not in _FLOATS:
-            return reference(grad, indices, num_weights, padding_idx)
-        return _C.embedding_backward(_contiguous(grad),
-                                     np.ascontiguousarray(indices, dtype=np.int64),
-                                     int(num_weights), -1 if padding_idx is None else
-                                     int(padding_idx))
-    return embedding_backward
+@_floats_or_reference
+def _avg_pool2d(x, kernel, stride, padding, count_include_pad):
+    return _C.avg_pool2d(_contiguous(x), *_pairs(kernel, stride, padding),
+                         bool(count_include_pad))
+
+
+@_floats_or_reference
+def _avg_pool2d_backward(grad, input_shape, kernel, stride, padding, count_include_pad):
+    return _C.avg_pool2d_backward(_contiguous(grad), *_pairs(input_shape, kernel, stride,
+                                                             padding), bool(count_include_pad))
+
+
+@_floats_or_reference
+def _embedding_backward(grad, indices, num_weights, padding_idx):
+    return _C.embedding_backward(_contiguous(grad), np.ascontiguousarray(indices, np.int64),
+                                 int(num_weights), -1 if padding_idx is None else int(padding_idx))
 
 
 def _same_float_dtype(*arrays) -> bool:

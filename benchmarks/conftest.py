@@ -1,8 +1,9 @@
 """Shared setup of the benchmark suite: seeded inputs and equal thread counts.
 
-tinygrad_like runs on NumPy, so it and raw NumPy share one BLAS thread pool; PyTorch has
-its own. A comparison is only fair when both pools have the same size, so the session
-pins them together: to BENCH_THREADS if set, else to the CPUs this process may use.
+tinygrad_like runs on NumPy, so it and raw NumPy share one BLAS thread pool; its native
+kernels have a pool of their own, and PyTorch has its own. A comparison is only fair when
+the pools have the same size, so the session pins them together: to BENCH_THREADS if set,
+else to the CPUs this process may use.
 NumPy's pool is pinned through threadpoolctl. Without threadpoolctl it keeps its default
 (OpenBLAS and MKL start one thread per core, or OMP_NUM_THREADS/OPENBLAS_NUM_THREADS if
 set before Python starts), so set those variables to BENCH_THREADS yourself; the JSON's
@@ -16,6 +17,8 @@ import os
 import numpy as np
 import pytest
 import torch
+
+from tinygrad_like.backend import native
 
 try:
     from threadpoolctl import threadpool_info, threadpool_limits
@@ -37,14 +40,16 @@ def bench_threads() -> int:
 @pytest.fixture(scope="session", autouse=True)
 def pinned_threads():
     threads = bench_threads()
-    previous = torch.get_num_threads()
+    previous = torch.get_num_threads(), native.get_num_threads()
     torch.set_num_threads(threads)
+    native.set_num_threads(threads)
     if threadpool_limits is None:
         yield threads
     else:
         with threadpool_limits(limits=threads):
             yield threads
-    torch.set_num_threads(previous)
+    torch.set_num_threads(previous[0])
+    native.set_num_threads(previous[1])
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

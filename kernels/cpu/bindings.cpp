@@ -1,9 +1,5 @@
 // The module tinygrad_like._C: each kernel family registers its functions here.
 // backend/native.py wraps them into kernel-table entries and decides which ones are used.
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "common.h"
 
 void register_im2col(py::module_& m);
@@ -14,24 +10,19 @@ void register_optim(py::module_& m);
 void register_softmax(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
-    m.doc() = "tinygrad_like native CPU kernels (C++, pybind11, OpenMP)";
+    m.doc() = "tinygrad_like native CPU kernels (C++, pybind11, a worker pool of their own)";
     register_im2col(m);
     register_pooling(m);
     register_embedding(m);
     register_layer_norm(m);
     register_optim(m);
     register_softmax(m);
-    m.def("set_num_threads", [](int threads) { g_num_threads = threads; },
-          "Threads for the parallel loops (0: OpenMP's default)");
+    m.def("set_num_threads", &tg::set_num_threads, py::arg("threads"),
+          "Threads for the parallel loops (0: one per CPU this process may run on)");
+    m.def("get_num_threads", &tg::num_threads);
     m.def("build_info", [] {
         py::dict info;
-#ifdef _OPENMP
-        info["openmp"] = true;
-        info["max_threads"] = tg_threads();
-#else
-        info["openmp"] = false;
-        info["max_threads"] = 1;
-#endif
+        info["threads"] = tg::num_threads();
         info["isa"] = TG_MULTIVERSION_ISA;
         info["compiler"] = __VERSION__;
         return info;

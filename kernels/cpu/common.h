@@ -3,7 +3,8 @@
 // Every kernel family lives in its own .cpp with a `register_<family>(module)` function that
 // bindings.cpp calls. Kernels take C-contiguous float32/float64 NumPy arrays (the Python
 // wrappers in tinygrad_like/backend/native.py make them so, and send any other dtype to the
-// NumPy reference), release the GIL, and parallelise their outer loop with OpenMP.
+// NumPy reference), release the GIL, and split their outer loop over tg::parallel_for
+// (parallel.h), a worker pool of our own rather than OpenMP's.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -16,13 +17,16 @@
 namespace py = pybind11;
 
 // Run-time instruction-set dispatch for the innermost loops: GCC and Clang compile a function
-// marked TG_MULTIVERSION twice (AVX2+FMA and the x86-64 baseline) and the dynamic loader
+// marked TG_MULTIVERSION three times (AVX-512, AVX2+FMA and the x86-64 baseline; CMakeLists.txt
+// lets the AVX-512 clone use full 512-bit vectors) and the dynamic loader
 // picks the best one for the CPU it runs on (an ifunc), so one binary runs on every x86-64.
-// OpenMP outlines the body of a parallel loop into a function of its own that would not be
-// cloned, so the parallel loop calls a TG_MULTIVERSION function per row or block instead.
+// A lambda handed to tg::parallel_for is a function of its own that would not be cloned, so
+// the parallel loop calls a TG_MULTIVERSION function per row or block instead.
 #if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
-#define TG_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
-#define TG_MULTIVERSION_ISA "x86-64-v3 (AVX2+FMA) / x86-64 baseline, chosen at run time"
+#define TG_MULTIVERSION \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define TG_MULTIVERSION_ISA \
+    "x86-64-v4 (AVX-512) / x86-64-v3 (AVX2+FMA) / x86-64 baseline, chosen at run time"
 #else
 #define TG_MULTIVERSION
 #define TG_MULTIVERSION_ISA "portable baseline"
@@ -34,26 +38,9 @@ namespace py = pybind11;
 template <typename T>
 using carray = py::array_t<T, py::array::c_style>;
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "parallel.h"
 
-// Threads of the parallel loops; 0 means OpenMP's default. backend/native.py sets 1 when the
-// process's OpenMP runtime was configured before _C loaded with idle threads that spin
-// (torch imported first): those spinning threads would take the cores from OpenBLAS.
-inline int g_num_threads = 0;
-
-inline int tg_threads() {
-#ifdef _OPENMP
-    return g_num_threads > 0 ? g_num_threads : omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-// Work below this many elements runs on one thread: waking the OpenMP team costs more, and
-// on a loaded machine a team of threads can wait a whole time slice at its barrier.
-constexpr int64_t kParallelGrain = 1 << 18;
+using tg::kParallelGrain;
 
 inline void require(bool ok, const std::string& message) {
     if (!ok) throw py::value_error("tinygrad_like._C: " + message);

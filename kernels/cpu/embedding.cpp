@@ -45,9 +45,9 @@ carray<T> embedding_backward(carray<T> grad, carray<int64_t> indices, int64_t nu
         py::gil_scoped_release release;
         std::fill(d, d + num_weights * dim, T(0));
         const int64_t bands = (dim + kBand - 1) / kBand;
-#pragma omp parallel for schedule(static) if (bands > 1 && rows * dim > kParallelGrain) num_threads(tg_threads())
-        for (int64_t b = 0; b < bands; ++b)
+        tg::parallel_for(bands, rows * dim, [&](int64_t b) {
             scatter_band(g, idx, d, rows, dim, b * kBand, std::min(dim, (b + 1) * kBand));
+        });
         if (padding_idx >= 0 && padding_idx < num_weights)
             std::fill(d + padding_idx * dim, d + (padding_idx + 1) * dim, T(0));
     }

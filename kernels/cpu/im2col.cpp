@@ -107,9 +107,9 @@ carray<T> im2col(py::array_t<T, 0> x, Pair kernel, Pair stride, Pair padding, Pa
     T* out = cols.mutable_data();
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (n * c * block > kParallelGrain) num_threads(tg_threads())
-        for (int64_t plane = 0; plane < n * c; ++plane)
+        tg::parallel_for(n * c, n * c * block, [&](int64_t plane) {
             im2col_plane(in + (plane / c) * s0 + (plane % c) * s1, s2, s3, out + plane * block, g);
+        });
     }
     return cols;
 }
@@ -127,11 +127,10 @@ carray<T> col2im(carray<T> cols, std::array<int64_t, 4> input_shape, Pair kernel
     T* out = x.mutable_data();
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (n * c * block > kParallelGrain) num_threads(tg_threads())
-        for (int64_t plane = 0; plane < n * c; ++plane) {
+        tg::parallel_for(n * c, n * c * block, [&](int64_t plane) {
             std::fill(out + plane * h * w, out + (plane + 1) * h * w, T(0));
             col2im_plane(in + plane * block, out + plane * h * w, g);
-        }
+        });
     }
     return x;
 }

@@ -5,13 +5,10 @@
 // out once; backward reads grad and x once for the two row sums and again to write dx. The
 // NumPy reference (backend/cpu_norm.py) makes about ten full passes with temporaries.
 // Statistics accumulate in double. dweight and dbias are column sums over the rows: each
-// thread sums its own rows into private columns, added up at the end.
+// range of rows sums into private columns, added up at the end in range order.
+#include <algorithm>
 #include <cmath>
 #include <vector>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "common.h"
 
@@ -85,10 +82,10 @@ py::tuple layer_norm(carray<T> x, std::optional<carray<T>> weight,
     T *o = out.mutable_data(), *m = mean.mutable_data(), *r = rstd.mutable_data();
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (rows * columns > kParallelGrain) num_threads(tg_threads())
-        for (int64_t row = 0; row < rows; ++row)
+        tg::parallel_for(rows, rows * columns, [&](int64_t row) {
             normalize_row(in + row * columns, w, b, o + row * columns, columns, eps, m + row,
                           r + row);
+        });
     }
     return py::make_tuple(out, mean, rstd);
 }
@@ -107,24 +104,27 @@ py::tuple layer_norm_backward(carray<T> grad, carray<T> x, carray<T> mean, carra
     carray<T> dx({rows, columns}), dweight({columns}), dbias({columns});
     const T *g = grad.data(), *in = x.data(), *m = mean.data(), *r = rstd.data();
     T* d = dx.mutable_data();
-    std::vector<double> total_dweight(columns, 0.0), total_dbias(columns, 0.0);
+    // Each range of rows sums its own dweight/dbias partials; they are added up in range
+    // order afterwards, so the result does not depend on which thread finished first.
+    const int64_t ranges = std::max<int64_t>(1, std::min<int64_t>(tg::num_threads(), rows));
+    std::vector<double> partial_dweight(w ? ranges * columns : 0, 0.0);
+    std::vector<double> partial_dbias(ranges * columns, 0.0);
     {
         py::gil_scoped_release release;
-#pragma omp parallel if (rows * columns > kParallelGrain) num_threads(tg_threads())
-        {
-            std::vector<double> local_dweight(w ? columns : 0, 0.0), local_dbias(columns, 0.0);
-#pragma omp for schedule(static) nowait
-            for (int64_t row = 0; row < rows; ++row)
+        tg::parallel_ranges(rows, rows * columns, [&](int64_t range, int64_t begin, int64_t end) {
+            double* range_dweight = w ? partial_dweight.data() + range * columns : nullptr;
+            double* range_dbias = partial_dbias.data() + range * columns;
+            for (int64_t row = begin; row < end; ++row)
                 backward_row(g + row * columns, in + row * columns, w, m[row], r[row],
-                             d + row * columns, columns, w ? local_dweight.data() : nullptr,
-                             local_dbias.data());
-#pragma omp critical
-            for (int64_t c = 0; c < columns; ++c) {
-                if (w) total_dweight[c] += local_dweight[c];
-                total_dbias[c] += local_dbias[c];
-            }
-        }
+                             d + row * columns, columns, range_dweight, range_dbias);
+        });
     }
+    std::vector<double> total_dweight(columns, 0.0), total_dbias(columns, 0.0);
+    for (int64_t range = 0; range < ranges; ++range)
+        for (int64_t c = 0; c < columns; ++c) {
+            if (w) total_dweight[c] += partial_dweight[range * columns + c];
+            total_dbias[c] += partial_dbias[range * columns + c];
+        }
     T *dw = dweight.mutable_data(), *db = dbias.mutable_data();
     for (int64_t c = 0; c < columns; ++c) {
         dw[c] = T(total_dweight[c]);

@@ -170,12 +170,11 @@ void for_each_chunk(const std::vector<Slot<T>>& slots, Update update) {
         total += slots[s].size;
     }
     py::gil_scoped_release release;
-#pragma omp parallel for schedule(dynamic) if (total > kParallelGrain) num_threads(tg_threads())
-    for (int64_t c = 0; c < int64_t(chunks.size()); ++c) {
+    tg::parallel_items(int64_t(chunks.size()), total, [&](int64_t c) {
         const Slot<T>& slot = slots[chunks[c].first];
         const int64_t offset = chunks[c].second;
         update(slot, offset, std::min(kChunk, slot.size - offset));
-    }
+    });
 }
 
 std::vector<py::list> lists(std::initializer_list<py::object> objects) {

@@ -112,9 +112,9 @@ py::tuple max_pool2d(carray<T> x, Pair kernel, Pair stride, Pair padding, Pair d
     const int64_t plane_in = h * width, plane_out = w.out_h * w.out_w;
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain) num_threads(tg_threads())
-        for (int64_t p = 0; p < n * c; ++p)
+        tg::parallel_for(n * c, n * c * plane_in, [&](int64_t p) {
             max_pool_plane(in + p * plane_in, o + p * plane_out, idx + p * plane_out, w);
+        });
     }
     return py::make_tuple(out, indices);
 }
@@ -134,13 +134,12 @@ carray<T> max_pool2d_backward(carray<T> grad, carray<int64_t> indices,
     T* d = dx.mutable_data();
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain) num_threads(tg_threads())
-        for (int64_t p = 0; p < n * c; ++p) {
+        tg::parallel_for(n * c, n * c * plane_in, [&](int64_t p) {
             T* plane = d + p * plane_in;
             std::fill(plane, plane + plane_in, T(0));
             for (int64_t o = p * plane_out; o < (p + 1) * plane_out; ++o)
                 if (idx[o] >= 0 && idx[o] < plane_in) plane[idx[o]] += g[o];
-        }
+        });
     }
     return dx;
 }
@@ -157,9 +156,9 @@ carray<T> avg_pool2d(carray<T> x, Pair kernel, Pair stride, Pair padding,
     const int64_t plane_in = h * width, plane_out = w.out_h * w.out_w;
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain) num_threads(tg_threads())
-        for (int64_t p = 0; p < n * c; ++p)
+        tg::parallel_for(n * c, n * c * plane_in, [&](int64_t p) {
             avg_pool_plane(in + p * plane_in, o + p * plane_out, w, count_include_pad);
+        });
     }
     return out;
 }
@@ -179,11 +178,10 @@ carray<T> avg_pool2d_backward(carray<T> grad, std::array<int64_t, 4> input_shape
     const int64_t plane_in = h * width, plane_out = w.out_h * w.out_w;
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (n * c * plane_in > kParallelGrain) num_threads(tg_threads())
-        for (int64_t p = 0; p < n * c; ++p) {
+        tg::parallel_for(n * c, n * c * plane_in, [&](int64_t p) {
             std::fill(d + p * plane_in, d + (p + 1) * plane_in, T(0));
             avg_pool_backward_plane(g + p * plane_out, d + p * plane_in, w, count_include_pad);
-        }
+        });
     }
     return dx;
 }

@@ -147,9 +147,9 @@ carray<T> forward(carray<T> x) {
     T* o = out.mutable_data();
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (rows * columns > kParallelGrain) num_threads(tg_threads())
-        for (int64_t row = 0; row < rows; ++row)
+        tg::parallel_for(rows, rows * columns, [&](int64_t row) {
             Row(in + row * columns, o + row * columns, columns);
+        });
     }
     return out;
 }
@@ -165,9 +165,9 @@ carray<T> backward(carray<T> grad, carray<T> out) {
     T* d = dx.mutable_data();
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (rows * columns > kParallelGrain) num_threads(tg_threads())
-        for (int64_t row = 0; row < rows; ++row)
+        tg::parallel_for(rows, rows * columns, [&](int64_t row) {
             Row(g + row * columns, y + row * columns, d + row * columns, columns);
+        });
     }
     return dx;
 }

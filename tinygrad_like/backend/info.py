@@ -45,9 +45,7 @@ def _native_status() -> str:
     if not native.available():
         return f"native extension _C not loaded: {native.reason()}; all kernels are NumPy"
     info = native.build_info()
-    note = f"; {native.reason()}" if native.reason() else ""
-    return (f"native extension _C loaded (OpenMP {'on' if info['openmp'] else 'off'}, "
-            f"{info['max_threads']} threads, {info['isa']}){note}")
+    return f"native extension _C loaded ({info['threads']} threads, {info['isa']})"
 
 
 def backend_info(devices=("cpu", "interp", "cuda"), print_table: bool = True) -> str:

@@ -21,43 +21,30 @@ ENV_FORCE_NUMPY = "TINYGRAD_LIKE_NUMPY"
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-# libgomp's idle threads spin for a while by default. Native kernels alternate with
-# OpenBLAS calls, whose own threads then compete with the spinning ones for the same cores
-# (measured: conv2d 6x slower on 2 cores). Passive waiting hands the cores over at once.
-# libgomp reads the policy when it loads, normally when _C is imported below. If another
-# library (torch) loaded it first with spinning waits, _C shares that runtime and its
-# kernels run on one thread instead, which costs far less than the fight (measured 1.1x).
-_WAIT_POLICY_GIVEN = "OMP_WAIT_POLICY" in os.environ
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-def _spinning_openmp_loaded() -> bool:
-    """True when libgomp is already in this process, configured without passive waits."""
-    if _WAIT_POLICY_GIVEN and os.environ["OMP_WAIT_POLICY"].upper() == "PASSIVE":
-        return False
-    try:
-        with open("/proc/self/maps") as maps:
-            return any(line.rstrip().endswith("/libgomp.so.1") for line in maps)
-    except OSError:  # not Linux: no shared libgomp to worry about
-        return False
-
-
 def _load():
     if os.environ.get(ENV_FORCE_NUMPY, "") not in ("", "0"):
         return None, f"disabled by {ENV_FORCE_NUMPY}={os.environ[ENV_FORCE_NUMPY]}"
-    spinning = _spinning_openmp_loaded()
     try:
         from tinygrad_like import _C
     except ImportError as error:
         return None, f"not built ({error}); reinstall with CMake and a C++ compiler to build it"
-    if spinning:
-        _C.set_num_threads(1)
-        return _C, ("one thread: an OpenMP runtime with spinning waits was loaded first (set "
-                    "OMP_WAIT_POLICY=PASSIVE before importing torch to use every core)")
     return _C, ""
 
 
 _C, _reason = _load()
+
+
+def set_num_threads(threads: int) -> None:
+    """Threads of the native kernels' parallel loops (0: one per CPU this process may use).
+
+    They are the extension's own, separate from BLAS's and PyTorch's pools, and sleep between
+    kernels; the benchmarks pin all three to the same count."""
+    if _C is not None:
+        _C.set_num_threads(int(threads))
+
+
+def get_num_threads() -> int:
+    return _C.get_num_threads() if _C is not None else 1
 
 
 def available() -> bool:
@@ -66,12 +53,12 @@ def available() -> bool:
 
 
 def reason() -> str:
-    """Why the extension is not in use, or why it runs on one thread ("" otherwise)."""
+    """Why the extension is not in use ("" when it is)."""
     return _reason
 
 
 def build_info() -> dict:
-    """How the loaded extension was built: OpenMP, threads, instruction sets, compiler."""
+    """How the loaded extension was built and runs: threads, instruction sets, compiler."""
     return dict(_C.build_info()) if _C is not None else {}
 
 

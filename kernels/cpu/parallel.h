@@ -1,0 +1,61 @@
+// The threads of the native kernels: a small pool whose idle workers sleep.
+//
+// Why not OpenMP's parallel loops: libgomp is one runtime per process, configured by whichever
+// library loads it first. PyTorch loads it with spinning waits, and a spinning team fights
+// OpenBLAS's threads for the cores every time a kernel hands over to a GEMM (measured: conv2d
+// 6x slower on 2 cores). These workers block on a condition variable between jobs, so BLAS
+// gets the cores back at once, whoever was imported first. `#pragma omp simd` still
+// vectorises the inner loops (it needs no runtime).
+//
+// A job is a count of tasks; the caller and the workers claim them one at a time from an
+// atomic counter, so a worker that wakes late only means the caller runs more of them.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+
+namespace tg {
+
+// Work below this many elements runs on the calling thread: waking a worker costs more.
+constexpr int64_t kParallelGrain = 1 << 18;
+
+int num_threads();
+void set_num_threads(int threads);  // 0: one per CPU this process may run on
+
+// Calls task(i) for every i in [0, tasks) on the pool (the caller included); returns when all
+// are done. Called from inside a task, or with one thread, it runs them in order here.
+void run_tasks(int64_t tasks, const std::function<void(int64_t)>& task);
+
+// body(begin, end) over at most num_threads() contiguous ranges covering [0, count), which
+// run in parallel when `work` (elements touched) is above kParallelGrain. range_body gets the
+// range's index too, for per-range partial results combined afterwards in order.
+template <typename RangeBody>
+void parallel_ranges(int64_t count, int64_t work, RangeBody range_body) {
+    const int64_t ranges = work > kParallelGrain ? std::min<int64_t>(num_threads(), count) : 1;
+    if (ranges <= 1) {
+        if (count > 0) range_body(int64_t(0), int64_t(0), count);
+        return;
+    }
+    run_tasks(ranges, [&](int64_t r) { range_body(r, r * count / ranges, (r + 1) * count / ranges); });
+}
+
+// body(i) for every i in [0, count), split into contiguous ranges as above.
+template <typename Body>
+void parallel_for(int64_t count, int64_t work, Body body) {
+    parallel_ranges(count, work, [&](int64_t, int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) body(i);
+    });
+}
+
+// body(i) for every i, each claimed on its own: for items of very different sizes.
+template <typename Body>
+void parallel_items(int64_t count, int64_t work, Body body) {
+    if (work <= kParallelGrain || num_threads() == 1) {
+        for (int64_t i = 0; i < count; ++i) body(i);
+        return;
+    }
+    run_tasks(count, [&](int64_t i) { body(i); });
+}
+
+}  // namespace tg

@@ -27,6 +27,7 @@ needs_native = pytest.mark.skipif(
     not native.available(), reason=f"tinygrad_like._C is not in use: {native.reason()}")
 
 REFERENCE = SimpleNamespace(
+    add=np.add, sub=np.subtract, mul=np.multiply, div=np.true_divide,
     **cpu_conv.make_conv_kernels(), max_pool2d=cpu_conv.max_pool2d,
     max_pool2d_backward=cpu_conv.max_pool2d_backward, avg_pool2d=cpu_conv.avg_pool2d,
     avg_pool2d_backward=cpu_conv.avg_pool2d_backward,
@@ -35,6 +36,7 @@ REFERENCE = SimpleNamespace(
     adam_step=cpu_optim.adam_step, softmax=cpu.softmax, log_softmax=cpu.log_softmax,
     softmax_backward=cpu.softmax_backward, log_softmax_backward=cpu.log_softmax_backward)
 NATIVE = SimpleNamespace(**native.native_kernels(REFERENCE))
+_C_MODULE = native._C
 
 
 def randn(shape, dtype):
@@ -251,6 +253,54 @@ def test_softmax_outside_the_contiguous_last_axis_uses_the_reference(monkeypatch
     mixed = grad.astype(np.float64)  # a float64 grad of a float32 output
     np.testing.assert_array_equal(getattr(NATIVE, name + "_backward")(mixed, expected, axis),
                                   getattr(REFERENCE, name + "_backward")(mixed, expected, axis))
+
+
+BINARY_UFUNCS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide}
+LARGE = (700, 400)  # above the pool's grain, so these go to the extension
+
+
+def _binary_operands(case, dtype):
+    a, b = randn(LARGE, dtype), randn(LARGE, dtype)
+    b[0, :4] = [0.0, np.inf, np.nan, -0.0]  # IEEE edge cases: x / 0, inf, nan, signed zero
+    return {"arrays": (a, b), "array, float": (a, 2.5), "int, array": (3, b),
+            "array, broadcast value": (a, np.broadcast_to(dtype(-1.5), LARGE)),
+            "broadcast value, array": (np.broadcast_to(dtype(0.25), LARGE), b)}[case]
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", ["arrays", "array, float", "int, array",
+                                  "array, broadcast value", "broadcast value, array"])
+@pytest.mark.parametrize("name", BINARY_UFUNCS)
+def test_binary_ops_on_the_pool_give_numpys_bits(monkeypatch, dtype, case, name):
+    a, b = _binary_operands(case, dtype)
+    calls = []
+    monkeypatch.setattr(native, "_C", SimpleNamespace(
+        parallel_grain=native._C.parallel_grain,
+        **{name: lambda *args: calls.append(args) or getattr(_C_MODULE, name)(*args)}))
+    with np.errstate(all="ignore"):
+        got, expected = getattr(NATIVE, name)(a, b), BINARY_UFUNCS[name](a, b)
+    assert calls, "the extension was not used"
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+@needs_native
+@pytest.mark.parametrize("case", ["small", "broadcasting", "noncontiguous", "float16", "int64",
+                                  "mixed dtypes", "numpy scalar", "two broadcast values"])
+def test_binary_ops_leave_everything_else_to_numpy(monkeypatch, case):
+    a, b = randn(LARGE, np.float32), randn(LARGE, np.float32)
+    a, b = {"small": (a[:3], b[:3]), "broadcasting": (a, b[:1]),
+            "noncontiguous": (a, noncontiguous(b)),
+            "float16": (a.astype(np.float16), b.astype(np.float16)),
+            "int64": (a.astype(np.int64), b.astype(np.int64)),
+            "mixed dtypes": (a, b.astype(np.float64)), "numpy scalar": (a, np.float64(2.0)),
+            "two broadcast values": (np.broadcast_to(np.float32(1), LARGE),
+                                     np.broadcast_to(np.float32(2), LARGE))}[case]
+    monkeypatch.setattr(native, "_C", SimpleNamespace(parallel_grain=1 << 18))  # no kernels
+    for name, ufunc in BINARY_UFUNCS.items():
+        with np.errstate(all="ignore"):  # float16 and int64 division overflow or divide by 0
+            np.testing.assert_array_equal(getattr(NATIVE, name)(a, b), ufunc(a, b))
 
 
 def _optimizer_arrays(dtypes, states: int):

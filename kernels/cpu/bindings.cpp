@@ -2,6 +2,7 @@
 // backend/native.py wraps them into kernel-table entries and decides which ones are used.
 #include "common.h"
 
+void register_elementwise(py::module_& m);
 void register_im2col(py::module_& m);
 void register_pooling(py::module_& m);
 void register_embedding(py::module_& m);
@@ -11,6 +12,7 @@ void register_softmax(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
     m.doc() = "tinygrad_like native CPU kernels (C++, pybind11, a worker pool of their own)";
+    register_elementwise(m);
     register_im2col(m);
     register_pooling(m);
     register_embedding(m);

@@ -96,6 +96,10 @@ def make_backend(seed: int):
                                        cpu_rnn, native)
 
     kernels = SimpleNamespace(
+        add=np.add,
+        sub=np.subtract,
+        mul=np.multiply,
+        div=np.true_divide,
         matmul=matmul,
         linear=linear,
         erf=scipy.special.erf,

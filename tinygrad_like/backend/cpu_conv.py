@@ -3,10 +3,11 @@
 Convolution is im2col + BLAS in the Caffe layout: `im2col` copies every window of the
 zero-padded input into cols (N, C*KH*KW, OH*OW), so the forward pass is one batched GEMM
 W (K, C*KH*KW) @ cols -> (N, K, OH*OW), already in NCHW order (no transposing copy of the
-output). Backward-data is W^T @ grad followed by `col2im`, the scatter-add adjoint;
-backward-weight is grad @ cols^T summed over the batch. The GEMMs go to BLAS through
-np.matmul; im2col and col2im are the only loops, and the native `_C` extension may replace
-exactly those two (backend/native.py).
+output). Backward-data is W^T @ grad followed by `col2im`, the scatter-add adjoint (at
+stride 1 it is instead the full convolution of grad with the flipped filters, which needs no
+scatter); backward-weight is cols @ grad^T summed over the batch. The GEMMs go to BLAS
+through np.matmul; im2col and col2im are the only loops, and the native `_C` extension may
+replace exactly those two (backend/native.py).
 
 These functions are also the references the Triton and CUDA C kernels are tested against.
 Every kernel takes and returns raw arrays; stride, padding and dilation are (int, int).
@@ -98,6 +99,20 @@ def make_conv_kernels(im2col=im2col, col2im=col2im) -> dict:
         return out.reshape(x.shape[0], k, oh, ow)
 
     def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation):
+        # a broadcast grad (the backward of a sum) is made dense once: BLAS and the copy
+        # loops read a 0-stride operand several times slower (measured 2x here)
+        grad = np.ascontiguousarray(grad)
+        kernel = weight.shape[2:]
+        full_padding = [dilation[a] * (kernel[a] - 1) - padding[a] for a in (0, 1)]
+        if tuple(stride) == (1, 1) and min(full_padding) >= 0:
+            # At stride 1 the adjoint of a convolution is the "full" convolution of grad with
+            # the flipped, transposed filters: one more im2col + GEMM, and no col2im scatter
+            # (measured 1.4x faster at the benchmark shape).
+            flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+            return conv2d(grad, flipped, None, stride, full_padding, dilation)
+        return _backward_input_by_col2im(grad, weight, input_shape, stride, padding, dilation)
+
+    def _backward_input_by_col2im(grad, weight, input_shape, stride, padding, dilation):
         k, kernel = weight.shape[0], weight.shape[2:]
         filters_t = weight.reshape(k, -1).T
         grad = grad.reshape(grad.shape[0], k, -1)
@@ -110,12 +125,14 @@ def make_conv_kernels(im2col=im2col, col2im=col2im) -> dict:
 
     def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation):
         k, kernel = weight_shape[0], weight_shape[2:]
-        grad = grad.reshape(grad.shape[0], k, -1)
-        dweight = np.zeros((k, int(np.prod(weight_shape[1:]))), dtype=grad.dtype)
+        grad = np.ascontiguousarray(grad).reshape(grad.shape[0], k, -1)
+        # accumulated transposed, as cols @ grad^T: BLAS runs this orientation of the skinny
+        # product faster than grad @ cols^T (measured 1.3x at the benchmark shape)
+        dweight_t = np.zeros((int(np.prod(weight_shape[1:])), k), dtype=grad.dtype)
         for images in _image_chunks(x.shape, kernel, (grad.shape[2], 1), x.itemsize):
             cols = im2col(x[images], kernel, stride, padding, dilation)
-            dweight += (grad[images] @ cols.transpose(0, 2, 1)).sum(axis=0)
-        return dweight.reshape(weight_shape)
+            dweight_t += (cols @ grad[images].transpose(0, 2, 1)).sum(axis=0)
+        return dweight_t.T.reshape(weight_shape)
 
     return {"im2col": im2col, "col2im": col2im, "conv2d": conv2d,
             "conv2d_backward_input": conv2d_backward_input,

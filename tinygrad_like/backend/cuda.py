@@ -38,7 +38,9 @@ def make_backend(seed: int):
     from tinygrad_like.backend.triton_kernels import triton_kernel_table
 
     # the NumPy references of these use only array methods and ufuncs, which CuPy serves
-    fallback = SimpleNamespace(matmul=cupy.matmul, erf=cupyx.scipy.special.erf,
+    fallback = SimpleNamespace(add=cupy.add, sub=cupy.subtract, mul=cupy.multiply,
+                               div=cupy.true_divide, matmul=cupy.matmul,
+                               erf=cupyx.scipy.special.erf,
                                layer_norm=cpu_norm.layer_norm,
                                layer_norm_backward=cpu_norm.layer_norm_backward,
                                gru_gates=cpu_rnn.gru_gates,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 # op -> the kernel-table entries it calls (forward and backward)
 OPS = {
+    "add, sub, mul, div": ("add", "sub", "mul", "div"),
     "matmul": ("matmul",),
     "linear": ("linear", "matmul"),
     "softmax": ("softmax", "softmax_backward"),

@@ -154,6 +154,47 @@ def _last_axis_rows(x, axis):
     return x.reshape(-1, x.shape[-1])
 
 
+def _pool_operands(a, b):
+    """(a, b) as the pool's binary kernels take them, or None where NumPy should run the op.
+
+    They take float arrays of one shape, dtype and C layout with more elements than the
+    pool's grain, or one such array and a scalar. A broadcast single value (what a sum's
+    backward hands down) counts as that scalar. Anything else (broadcasting, small arrays,
+    other dtypes or layouts, NumPy scalars) is NumPy's.
+    """
+    arrays = [x for x in (a, b) if isinstance(x, np.ndarray)]
+    if not arrays or arrays[0].dtype not in _FLOATS or arrays[0].size <= _C.parallel_grain:
+        return None
+    operands, dense = [], False
+    for x in (a, b):
+        if isinstance(x, np.ndarray):
+            if x.dtype != arrays[0].dtype or x.shape != arrays[0].shape:
+                return None
+            if x.flags.c_contiguous:
+                dense = True
+            elif not any(x.strides):
+                x = float(x.flat[0])  # exact: float32 and float64 fit a double
+            else:
+                return None
+        elif type(x) not in (float, int):
+            return None
+        operands.append(x)
+    return operands if dense else None
+
+
+def _binary(name: str):
+    """+ - * / on the pool for large operands (see _pool_operands); the NumPy ufunc otherwise."""
+    def make(reference):
+        def binary(a, b):
+            operands = _pool_operands(a, b)
+            if operands is None:
+                return reference(a, b)
+            return getattr(_C, name)(*operands)
+        binary.__name__ = name
+        return binary
+    return make
+
+
 def _softmax_forward(name: str):
     """softmax or log_softmax: the fused row kernel on the contiguous last axis, the NumPy
     reference on any other axis or layout."""
@@ -210,6 +251,10 @@ def _adam_step(reference):
 
 # kernel-table entry -> wrapper factory (given the reference); only kernels that beat NumPy
 NATIVE = {
+    "add": _binary("add"),
+    "sub": _binary("sub"),
+    "mul": _binary("mul"),
+    "div": _binary("div"),
     "im2col": _im2col,
     "col2im": _col2im,
     "max_pool2d": _max_pool2d,

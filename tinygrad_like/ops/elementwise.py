@@ -90,19 +90,24 @@ def _broadcast_error(op: str, a, b, error: ValueError) -> ValueError:
 
 
 class _Binary(Function):
-    """Shared forward of broadcasting binary ops: `compute` on the raw arrays."""
+    """Shared forward of broadcasting binary ops: the kernel-table entry `kernel` (the four
+    arithmetic ops, which a backend may run on several cores) or `compute` on the raw arrays."""
+
+    kernel: str | None = None
 
     @classmethod
     def forward(cls, ctx, a, b):
         ctx.save_for_backward(a, b)
         try:
+            if cls.kernel is not None:
+                return getattr(ctx.backend.kernels, cls.kernel)(raw(a), raw(b))
             return cls.compute(ctx.backend.xp, raw(a), raw(b))
         except ValueError as error:
             raise _broadcast_error(cls.__name__.lower(), a, b, error) from None
 
 
 class Add(_Binary):
-    compute = staticmethod(lambda xp, a, b: a + b)
+    kernel = "add"
 
     @staticmethod
     def backward(ctx, grad):
@@ -112,7 +117,7 @@ class Add(_Binary):
 
 
 class Sub(_Binary):
-    compute = staticmethod(lambda xp, a, b: a - b)
+    kernel = "sub"
 
     @staticmethod
     def backward(ctx, grad):
@@ -122,7 +127,7 @@ class Sub(_Binary):
 
 
 class Mul(_Binary):
-    compute = staticmethod(lambda xp, a, b: a * b)
+    kernel = "mul"
 
     @staticmethod
     def backward(ctx, grad):
@@ -132,7 +137,7 @@ class Mul(_Binary):
 
 
 class Div(_Binary):
-    compute = staticmethod(lambda xp, a, b: a / b)
+    kernel = "div"
 
     @staticmethod
     def backward(ctx, grad):

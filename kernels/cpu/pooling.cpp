@@ -37,28 +37,74 @@ Window window(int64_t height, int64_t width, Pair kernel, Pair stride, Pair padd
     return w;
 }
 
+// The taps of one window from its top-left element, row-major: a later tap wins only if
+// strictly greater, a NaN wins over any number, and the first NaN stays (np.argmax's rules).
+// KH and KW are compile-time for the common 2x2 and 3x3 windows so the loops unroll; 0 means
+// read them from w.
+template <int KH, int KW, typename T>
+TG_INLINE void max_of_window(const T* corner, const Window& w, T& best, int64_t& best_offset) {
+    const int64_t kernel_h = KH ? KH : w.kernel_h, kernel_w = KW ? KW : w.kernel_w;
+    best = corner[0];
+    best_offset = 0;
+    for (int64_t i = 0; i < kernel_h; ++i) {
+        for (int64_t j = 0; j < kernel_w; ++j) {
+            const int64_t offset = i * w.dilation_h * w.width + j * w.dilation_w;
+            const T value = corner[offset];
+            // selects, not branches: on real data which tap wins is a coin toss
+            const bool wins = (value > best) | ((value != value) & (best == best));
+            best = wins ? value : best;
+            best_offset = wins ? offset : best_offset;
+        }
+    }
+}
+
+// Padding: taps outside the input count as -inf (so they never win), checked per tap.
 template <typename T>
-TG_MULTIVERSION void max_pool_plane(const T* x, T* out, int64_t* indices, const Window& w) {
+TG_INLINE void max_of_padded_window(const T* x, int64_t y0, int64_t x0, const Window& w,
+                                    T& best, int64_t& best_index) {
+    bool first = true;
+    for (int64_t i = 0; i < w.kernel_h; ++i) {
+        const int64_t y = y0 + i * w.dilation_h;
+        for (int64_t j = 0; j < w.kernel_w; ++j) {
+            const int64_t xx = x0 + j * w.dilation_w;
+            const bool inside = y >= 0 && y < w.height && xx >= 0 && xx < w.width;
+            const T value = inside ? x[y * w.width + xx] : -std::numeric_limits<T>::infinity();
+            if (first || value > best || (std::isnan(value) && !std::isnan(best))) {
+                best = value;
+                best_index = y * w.width + xx;
+                first = false;
+            }
+        }
+    }
+}
+
+// Without padding every tap is inside the plane: no bounds checks in the inner loop.
+template <int KH, int KW, typename T>
+TG_MULTIVERSION void max_pool_plane(const T* x, T* out, int64_t* indices, const Window& window) {
+    const Window w = window;  // a local copy: the index stores cannot alias it, so no reloads
     for (int64_t oy = 0; oy < w.out_h; ++oy) {
         for (int64_t ox = 0; ox < w.out_w; ++ox) {
-            T best = 0;
-            int64_t best_index = 0;
-            bool first = true;
-            for (int64_t i = 0; i < w.kernel_h; ++i) {
-                const int64_t y = oy * w.stride_h - w.pad_h + i * w.dilation_h;
-                for (int64_t j = 0; j < w.kernel_w; ++j) {
-                    const int64_t xx = ox * w.stride_w - w.pad_w + j * w.dilation_w;
-                    const bool inside = y >= 0 && y < w.height && xx >= 0 && xx < w.width;
-                    const T value = inside ? x[y * w.width + xx] : -std::numeric_limits<T>::infinity();
-                    if (first || value > best || (std::isnan(value) && !std::isnan(best))) {
-                        best = value;
-                        best_index = y * w.width + xx;
-                        first = false;
-                    }
-                }
-            }
+            const int64_t corner = oy * w.stride_h * w.width + ox * w.stride_w;
+            T best;  // in a register: written through `out`, every tap would go to memory
+            int64_t offset;
+            max_of_window<KH, KW>(x + corner, w, best, offset);
             *out++ = best;
-            *indices++ = best_index;
+            *indices++ = corner + offset;
+        }
+    }
+}
+
+template <typename T>
+TG_MULTIVERSION void max_pool_padded_plane(const T* x, T* out, int64_t* indices,
+                                           const Window& w) {
+    for (int64_t oy = 0; oy < w.out_h; ++oy) {
+        for (int64_t ox = 0; ox < w.out_w; ++ox) {
+            T best;
+            int64_t index;
+            max_of_padded_window(x, oy * w.stride_h - w.pad_h, ox * w.stride_w - w.pad_w, w,
+                                 best, index);
+            *out++ = best;
+            *indices++ = index;
         }
     }
 }
@@ -112,8 +158,12 @@ py::tuple max_pool2d(carray<T> x, Pair kernel, Pair stride, Pair padding, Pair d
     const int64_t plane_in = h * width, plane_out = w.out_h * w.out_w;
     {
         py::gil_scoped_release release;
+        auto plane = &max_pool_plane<0, 0, T>;
+        if (w.kernel_h == 2 && w.kernel_w == 2) plane = &max_pool_plane<2, 2, T>;
+        if (w.kernel_h == 3 && w.kernel_w == 3) plane = &max_pool_plane<3, 3, T>;
+        if (w.pad_h > 0 || w.pad_w > 0) plane = &max_pool_padded_plane<T>;
         tg::parallel_for(n * c, n * c * plane_in, [&](int64_t p) {
-            max_pool_plane(in + p * plane_in, o + p * plane_out, idx + p * plane_out, w);
+            plane(in + p * plane_in, o + p * plane_out, idx + p * plane_out, w);
         });
     }
     return py::make_tuple(out, indices);

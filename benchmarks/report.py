@@ -64,7 +64,8 @@ def machine_lines(data: dict) -> list[str]:
     pinned = "pinned by threadpoolctl" if info.get("numpy_threads_pinned") else "NOT pinned"
     blas = ", ".join(info.get("blas", [])) or "unknown BLAS"
     return [f"- run: {data['datetime']}, Python {info['python_version']}, {cpu}",
-            f"- threads: {info.get('threads')} for PyTorch and for NumPy's BLAS ({pinned})",
+            f"- threads: {info.get('threads')} for PyTorch, NumPy's BLAS and tinygrad_like's "
+            f"native kernels ({pinned})",
             f"- numpy {info.get('numpy')} ({blas}), torch {info.get('torch')}", ""]
 
 

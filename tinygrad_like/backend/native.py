@@ -163,7 +163,7 @@ def _pool_operands(a, b):
     other dtypes or layouts, NumPy scalars) is NumPy's.
     """
     arrays = [x for x in (a, b) if isinstance(x, np.ndarray)]
-    if not arrays or arrays[0].dtype not in _FLOATS or arrays[0].size <= _C.parallel_grain:
+    if arrays[0].dtype not in _FLOATS:
         return None
     operands, dense = [], False
     for x in (a, b):
@@ -186,6 +186,10 @@ def _binary(name: str):
     """+ - * / on the pool for large operands (see _pool_operands); the NumPy ufunc otherwise."""
     def make(reference):
         def binary(a, b):
+            # the per-op overhead of small arrays is what matters there: reject them first
+            larger = a if type(a) is np.ndarray else b
+            if type(larger) is not np.ndarray or larger.size <= _C.parallel_grain:
+                return reference(a, b)
             operands = _pool_operands(a, b)
             if operands is None:
                 return reference(a, b)

@@ -50,7 +50,7 @@ TG_INLINE void max_of_window(const T* corner, const Window& w, T& best, int64_t&
         for (int64_t j = 0; j < kernel_w; ++j) {
             const int64_t offset = i * w.dilation_h * w.width + j * w.dilation_w;
             const T value = corner[offset];
-            // selects, not branches: on real data which tap wins is a coin toss
+            // no short-circuit, so the compiler may use selects: which tap wins is a coin toss
             const bool wins = (value > best) | ((value != value) & (best == best));
             best = wins ? value : best;
             best_offset = wins ? offset : best_offset;

@@ -40,8 +40,6 @@ using carray = py::array_t<T, py::array::c_style>;
 
 #include "parallel.h"
 
-using tg::kParallelGrain;
-
 inline void require(bool ok, const std::string& message) {
     if (!ok) throw py::value_error("tinygrad_like._C: " + message);
 }

@@ -43,55 +43,62 @@ Geometry geometry(int64_t height, int64_t width, Pair kernel, Pair stride, Pair 
     return g;
 }
 
-// One input plane (strides in elements) -> its KH*KW*OH*OW block of cols.
-template <typename T>
-TG_MULTIVERSION void im2col_plane(const T* x, int64_t stride_y, int64_t stride_x, T* cols,
-                                  const Geometry& g) {
+// Walks one plane's KH*KW*OH*OW block of cols a row at a time (tap by tap, then output row)
+// and calls visit(cols_row, y, x_offset, first, last): the row's offset in the block, the
+// input row its tap reads (possibly outside [0, height): padding), the input column of output
+// column 0, and the output columns [first, last) whose tap lies inside the input.
+template <typename Visit>
+TG_INLINE void for_each_cols_row(const Geometry& g, Visit visit) {
+    int64_t cols_row = 0;
     for (int64_t i = 0; i < g.kernel_h; ++i) {
         for (int64_t j = 0; j < g.kernel_w; ++j) {
             const int64_t x_offset = j * g.dilation_w - g.pad_w;
             int64_t first, last;
             Geometry::inside(g.width, g.out_w, g.stride_w, x_offset, first, last);
-            for (int64_t oy = 0; oy < g.out_h; ++oy, cols += g.out_w) {
-                const int64_t y = oy * g.stride_h + i * g.dilation_h - g.pad_h;
-                if (y < 0 || y >= g.height) {
-                    std::fill(cols, cols + g.out_w, T(0));
-                    continue;
-                }
-                std::fill(cols, cols + first, T(0));
-                const T* row = x + y * stride_y + x_offset * stride_x;
-                if (g.stride_w == 1 && stride_x == 1) {
-                    std::copy(row + first, row + last, cols + first);
-                } else {
-                    const int64_t step = g.stride_w * stride_x;
-                    for (int64_t ox = first; ox < last; ++ox) cols[ox] = row[ox * step];
-                }
-                std::fill(cols + last, cols + g.out_w, T(0));
-            }
+            for (int64_t oy = 0; oy < g.out_h; ++oy, cols_row += g.out_w)
+                visit(cols_row, oy * g.stride_h + i * g.dilation_h - g.pad_h, x_offset, first,
+                      last);
         }
     }
 }
 
+// One input plane (strides in elements) -> its KH*KW*OH*OW block of cols.
+template <typename T>
+TG_MULTIVERSION void im2col_plane(const T* x, int64_t stride_y, int64_t stride_x, T* block,
+                                  const Geometry& g) {
+    for_each_cols_row(g, [&](int64_t cols_row, int64_t y, int64_t x_offset, int64_t first,
+                             int64_t last) {
+        T* cols = block + cols_row;
+        if (y < 0 || y >= g.height) {
+            std::fill(cols, cols + g.out_w, T(0));
+            return;
+        }
+        std::fill(cols, cols + first, T(0));
+        const T* row = x + y * stride_y + x_offset * stride_x;
+        if (g.stride_w == 1 && stride_x == 1) {
+            std::copy(row + first, row + last, cols + first);
+        } else {
+            const int64_t step = g.stride_w * stride_x;
+            for (int64_t ox = first; ox < last; ++ox) cols[ox] = row[ox * step];
+        }
+        std::fill(cols + last, cols + g.out_w, T(0));
+    });
+}
+
 // The adjoint: add one plane's block of cols into the (zeroed) contiguous input plane.
 template <typename T>
-TG_MULTIVERSION void col2im_plane(const T* cols, T* x, const Geometry& g) {
-    for (int64_t i = 0; i < g.kernel_h; ++i) {
-        for (int64_t j = 0; j < g.kernel_w; ++j) {
-            const int64_t x_offset = j * g.dilation_w - g.pad_w;
-            int64_t first, last;
-            Geometry::inside(g.width, g.out_w, g.stride_w, x_offset, first, last);
-            for (int64_t oy = 0; oy < g.out_h; ++oy, cols += g.out_w) {
-                const int64_t y = oy * g.stride_h + i * g.dilation_h - g.pad_h;
-                if (y < 0 || y >= g.height) continue;
-                T* row = x + y * g.width + x_offset;
-                if (g.stride_w == 1) {
-                    for (int64_t ox = first; ox < last; ++ox) row[ox] += cols[ox];
-                } else {
-                    for (int64_t ox = first; ox < last; ++ox) row[ox * g.stride_w] += cols[ox];
-                }
-            }
+TG_MULTIVERSION void col2im_plane(const T* block, T* x, const Geometry& g) {
+    for_each_cols_row(g, [&](int64_t cols_row, int64_t y, int64_t x_offset, int64_t first,
+                             int64_t last) {
+        if (y < 0 || y >= g.height) return;
+        const T* cols = block + cols_row;
+        T* row = x + y * g.width + x_offset;
+        if (g.stride_w == 1) {
+            for (int64_t ox = first; ox < last; ++ox) row[ox] += cols[ox];
+        } else {
+            for (int64_t ox = first; ox < last; ++ox) row[ox * g.stride_w] += cols[ox];
         }
-    }
+    });
 }
 
 template <typename T>

@@ -6,7 +6,6 @@
 // NumPy reference (backend/cpu_norm.py) makes about ten full passes with temporaries.
 // Statistics accumulate in double. dweight and dbias are column sums over the rows: each
 // range of rows sums into private columns, added up at the end in range order.
-#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -106,12 +105,12 @@ py::tuple layer_norm_backward(carray<T> grad, carray<T> x, carray<T> mean, carra
     T* d = dx.mutable_data();
     // Each range of rows sums its own dweight/dbias partials; they are added up in range
     // order afterwards, so the result does not depend on which thread finished first.
-    const int64_t ranges = std::max<int64_t>(1, std::min<int64_t>(tg::num_threads(), rows));
+    const int64_t ranges = tg::range_count(rows, rows * columns);
     std::vector<double> partial_dweight(w ? ranges * columns : 0, 0.0);
     std::vector<double> partial_dbias(ranges * columns, 0.0);
     {
         py::gil_scoped_release release;
-        tg::parallel_ranges(rows, rows * columns, [&](int64_t range, int64_t begin, int64_t end) {
+        tg::parallel_ranges(rows, ranges, [&](int64_t range, int64_t begin, int64_t end) {
             double* range_dweight = w ? partial_dweight.data() + range * columns : nullptr;
             double* range_dbias = partial_dbias.data() + range * columns;
             for (int64_t row = begin; row < end; ++row)

@@ -27,23 +27,32 @@ void set_num_threads(int threads);  // 0: one per CPU this process may run on
 // are done. Called from inside a task, or with one thread, it runs them in order here.
 void run_tasks(int64_t tasks, const std::function<void(int64_t)>& task);
 
-// body(begin, end) over at most num_threads() contiguous ranges covering [0, count), which
-// run in parallel when `work` (elements touched) is above kParallelGrain. range_body gets the
-// range's index too, for per-range partial results combined afterwards in order.
+// How many contiguous ranges parallel_ranges should cut [0, count) into: one per thread when
+// `work` (elements touched) is above kParallelGrain, else one.
+inline int64_t range_count(int64_t count, int64_t work) {
+    return work > kParallelGrain ? std::max<int64_t>(1, std::min<int64_t>(num_threads(), count))
+                                 : 1;
+}
+
+// range_body(range, begin, end) for `ranges` contiguous ranges covering [0, count), in
+// parallel. The range index lets a caller keep per-range partial results and combine them in
+// order afterwards (its buffers sized by the same `ranges`).
 template <typename RangeBody>
-void parallel_ranges(int64_t count, int64_t work, RangeBody range_body) {
-    const int64_t ranges = work > kParallelGrain ? std::min<int64_t>(num_threads(), count) : 1;
+void parallel_ranges(int64_t count, int64_t ranges, RangeBody range_body) {
+    if (count <= 0) return;
     if (ranges <= 1) {
-        if (count > 0) range_body(int64_t(0), int64_t(0), count);
+        range_body(int64_t(0), int64_t(0), count);
         return;
     }
-    run_tasks(ranges, [&](int64_t r) { range_body(r, r * count / ranges, (r + 1) * count / ranges); });
+    run_tasks(ranges, [&](int64_t r) {
+        range_body(r, r * count / ranges, (r + 1) * count / ranges);
+    });
 }
 
 // body(i) for every i in [0, count), split into contiguous ranges as above.
 template <typename Body>
 void parallel_for(int64_t count, int64_t work, Body body) {
-    parallel_ranges(count, work, [&](int64_t, int64_t begin, int64_t end) {
+    parallel_ranges(count, range_count(count, work), [&](int64_t, int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) body(i);
     });
 }

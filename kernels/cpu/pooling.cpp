@@ -80,8 +80,7 @@ TG_INLINE void max_of_padded_window(const T* x, int64_t y0, int64_t x0, const Wi
 
 // Without padding every tap is inside the plane: no bounds checks in the inner loop.
 template <int KH, int KW, typename T>
-TG_MULTIVERSION void max_pool_plane(const T* x, T* out, int64_t* indices, const Window& window) {
-    const Window w = window;  // a local copy: the index stores cannot alias it, so no reloads
+TG_MULTIVERSION void max_pool_plane(const T* x, T* out, int64_t* indices, const Window& w) {
     for (int64_t oy = 0; oy < w.out_h; ++oy) {
         for (int64_t ox = 0; ox < w.out_w; ++ox) {
             const int64_t corner = oy * w.stride_h * w.width + ox * w.stride_w;

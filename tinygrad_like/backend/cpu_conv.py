@@ -99,15 +99,15 @@ def make_conv_kernels(im2col=im2col, col2im=col2im) -> dict:
         return out.reshape(x.shape[0], k, oh, ow)
 
     def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation):
-        # a broadcast grad (the backward of a sum) is made dense once: BLAS and the copy
-        # loops read a 0-stride operand several times slower (measured 2x here)
+        # a broadcast grad (the backward of a sum) is made dense once: BLAS cannot take a
+        # 0-stride operand, and im2col's strided copy is slower than its contiguous one
         grad = np.ascontiguousarray(grad)
         kernel = weight.shape[2:]
         full_padding = [dilation[a] * (kernel[a] - 1) - padding[a] for a in (0, 1)]
         if tuple(stride) == (1, 1) and min(full_padding) >= 0:
             # At stride 1 the adjoint of a convolution is the "full" convolution of grad with
             # the flipped, transposed filters: one more im2col + GEMM, and no col2im scatter
-            # (measured 1.4x faster at the benchmark shape).
+            # (faster: the conv2d case in benchmarks/test_bench_kernels.py).
             flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
             return conv2d(grad, flipped, None, stride, full_padding, dilation)
         return _backward_input_by_col2im(grad, weight, input_shape, stride, padding, dilation)
@@ -126,8 +126,8 @@ def make_conv_kernels(im2col=im2col, col2im=col2im) -> dict:
     def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation):
         k, kernel = weight_shape[0], weight_shape[2:]
         grad = np.ascontiguousarray(grad).reshape(grad.shape[0], k, -1)
-        # accumulated transposed, as cols @ grad^T: BLAS runs this orientation of the skinny
-        # product faster than grad @ cols^T (measured 1.3x at the benchmark shape)
+        # accumulated transposed, as cols @ grad^T: OpenBLAS runs this orientation of the
+        # skinny product faster than grad @ cols^T (the conv2d benchmark case)
         dweight_t = np.zeros((int(np.prod(weight_shape[1:])), k), dtype=grad.dtype)
         for images in _image_chunks(x.shape, kernel, (grad.shape[2], 1), x.itemsize):
             cols = im2col(x[images], kernel, stride, padding, dilation)

@@ -162,13 +162,16 @@ def _pool_operands(a, b):
     backward hands down) counts as that scalar. Anything else (broadcasting, small arrays,
     other dtypes or layouts, NumPy scalars) is NumPy's.
     """
-    arrays = [x for x in (a, b) if isinstance(x, np.ndarray)]
-    if arrays[0].dtype not in _FLOATS:
+    # small arrays first and cheaply: for them the per-op overhead is all that matters
+    first = a if type(a) is np.ndarray else b
+    if type(first) is not np.ndarray or first.size <= _C.parallel_grain:
+        return None
+    if first.dtype not in _FLOATS:
         return None
     operands, dense = [], False
     for x in (a, b):
         if isinstance(x, np.ndarray):
-            if x.dtype != arrays[0].dtype or x.shape != arrays[0].shape:
+            if x.dtype != first.dtype or x.shape != first.shape:
                 return None
             if x.flags.c_contiguous:
                 dense = True
@@ -186,10 +189,6 @@ def _binary(name: str):
     """+ - * / on the pool for large operands (see _pool_operands); the NumPy ufunc otherwise."""
     def make(reference):
         def binary(a, b):
-            # the per-op overhead of small arrays is what matters there: reject them first
-            larger = a if type(a) is np.ndarray else b
-            if type(larger) is not np.ndarray or larger.size <= _C.parallel_grain:
-                return reference(a, b)
             operands = _pool_operands(a, b)
             if operands is None:
                 return reference(a, b)

@@ -3,6 +3,9 @@
 - conv2d: N=32, C=K=64, 32x32, 3x3, padding 1, float32; the loss is the sum of the output.
 - softmax: (4096, 1024) float32 along the last axis; loss = sum(softmax(x) * w) with a fixed
   w, so the backward is not trivially zero. NumPy's floor is the same written out by hand.
+- elementwise: sum(a * b + a) over two (4096, 1024) float32 arrays, the large same-shape
+  arithmetic the native pool takes; NumPy's floor is written out by hand.
+- max_pool2d: 2x2 windows at stride 2 over (64, 32, 26, 26), the CNN step's first pooling.
 - causal attention: B=4, H=8, T=512, D=64 float32, loss = sum(out * w).
 - attention peak memory at T=2048: forward + backward run in a fresh process per framework,
   and the growth of its peak resident set (Linux VmHWM, reset just before) is recorded (an un-tiled attention
@@ -117,6 +120,62 @@ def test_softmax_forward_backward(benchmark, framework, softmax_case):
         lib = LIBRARIES[framework]
         constant = lib.from_numpy(weights)
         result = benchmark(run_with_grads(lib, lambda lib, x: softmax_loss(lib, x, constant), [x]))
+    check(result, expected)
+
+
+# ---- large elementwise arithmetic -------------------------------------------------------------
+ELEMENTWISE_SHAPE = (4096, 1024)
+
+
+def elementwise_loss(lib, a, b):
+    return (a * b + a).sum()
+
+
+def numpy_elementwise_with_grads(a, b):
+    return (a * b + a).sum(), b + 1.0, a.copy()
+
+
+@pytest.fixture(scope="module")
+def elementwise_case():
+    arrays = _inputs(SEED + 3, ELEMENTWISE_SHAPE, ELEMENTWISE_SHAPE)
+    return arrays, reference(elementwise_loss, arrays)
+
+
+@pytest.mark.parametrize("framework", ("tinygrad_like", "torch", "numpy"))
+def test_elementwise_forward_backward(benchmark, framework, elementwise_case):
+    arrays, expected = elementwise_case
+    benchmark.group = (f"elementwise sum(a * b + a) {ELEMENTWISE_SHAPE[0]}x"
+                       f"{ELEMENTWISE_SHAPE[1]} float32, fwd+bwd")
+    if framework == "numpy":
+        benchmark.extra_info["note"] = "backward written by hand"
+        result = benchmark(numpy_elementwise_with_grads, *arrays)
+    else:
+        result = benchmark(run_with_grads(LIBRARIES[framework], elementwise_loss, arrays))
+    check(result, expected)
+
+
+# ---- max pooling ---------------------------------------------------------------------------------
+POOL_INPUT = (64, 32, 26, 26)
+
+
+def pool_loss(lib, x, weights):
+    return (functional(lib).max_pool2d(x, 2) * weights).sum()
+
+
+@pytest.fixture(scope="module")
+def pool_case():
+    x, weights = _inputs(SEED + 4, POOL_INPUT, (POOL_INPUT[0], POOL_INPUT[1], 13, 13))
+    expected = reference(lambda lib, x: pool_loss(lib, x, torch.from_numpy(weights)), [x])
+    return x, weights, expected
+
+
+@pytest.mark.parametrize("framework", ("tinygrad_like", "torch"))
+def test_max_pool2d_forward_backward(benchmark, framework, pool_case):
+    x, weights, expected = pool_case
+    benchmark.group = "max_pool2d 2x2 stride 2 on (64, 32, 26, 26) float32, fwd+bwd"
+    lib = LIBRARIES[framework]
+    constant = lib.from_numpy(weights)
+    result = benchmark(run_with_grads(lib, lambda lib, x: pool_loss(lib, x, constant), [x]))
     check(result, expected)
 
 

@@ -367,6 +367,69 @@ def _run(code: str, **environment) -> str:
     return result.stdout
 
 
+# ---- the cache of freed output blocks --------------------------------------------------------
+LARGE = (512, 1024)  # float32: 2 MiB, above the cache's 1 MiB floor
+
+
+@pytest.fixture
+def fresh_cache():
+    """An empty cache with the default limit, restored afterwards."""
+    limit = native.cache_limit()
+    native.empty_cache()
+    yield
+    native.set_cache_limit(limit)
+    native.empty_cache()
+
+
+@needs_native
+def test_a_freed_output_block_is_reused(fresh_cache):
+    x = randn(LARGE, np.float32)
+    first = _C_MODULE.softmax(x)
+    address = first.ctypes.data
+    assert native.cached_bytes() == 0
+    del first
+    assert native.cached_bytes() >= x.nbytes
+    second = _C_MODULE.softmax(x)
+    assert second.ctypes.data == address and native.cached_bytes() == 0
+    assert second.flags.c_contiguous and second.flags.writeable and second.flags.aligned
+    assert_close(second, cpu.softmax(x, -1), np.float32)
+
+
+@needs_native
+def test_a_view_keeps_its_block_out_of_the_cache(fresh_cache):
+    x = randn(LARGE, np.float32)
+    view = _C_MODULE.softmax(x)[1:]
+    expected = view.copy()
+    assert native.cached_bytes() == 0
+    other = _C_MODULE.mul(x, 3.0)  # the same size class: must not get the view's block
+    np.testing.assert_array_equal(view, expected)
+    np.testing.assert_array_equal(other, x * np.float32(3.0))
+    del view
+    assert native.cached_bytes() >= x.nbytes
+
+
+@needs_native
+def test_small_outputs_and_a_zero_limit_bypass_the_cache(fresh_cache):
+    small = _C_MODULE.softmax(randn((4, 8), np.float32))
+    del small
+    assert native.cached_bytes() == 0
+    native.set_cache_limit(0)
+    large = _C_MODULE.softmax(randn(LARGE, np.float32))
+    del large
+    assert native.cached_bytes() == 0
+
+
+@needs_native
+def test_the_limit_caps_the_cached_bytes_and_empty_cache_frees_them(fresh_cache):
+    x = randn(LARGE, np.float32)
+    native.set_cache_limit(3 * x.nbytes)
+    outputs = [_C_MODULE.mul(x, 2.0) for _ in range(5)]
+    del outputs
+    assert x.nbytes <= native.cached_bytes() <= 3 * x.nbytes
+    native.empty_cache()
+    assert native.cached_bytes() == 0
+
+
 PROBE = """
 import tinygrad_like as tg
 from tinygrad_like.backend import native

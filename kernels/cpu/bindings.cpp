@@ -22,6 +22,11 @@ PYBIND11_MODULE(_C, m) {
     m.def("set_num_threads", &tg::set_num_threads, py::arg("threads"),
           "Threads for the parallel loops (0: one per CPU this process may run on)");
     m.def("get_num_threads", &tg::num_threads);
+    m.def("set_cache_limit", &tg::set_cache_limit, py::arg("bytes"),
+          "Most bytes of freed output blocks kept for reuse (0: keep none)");
+    m.def("cache_limit", &tg::cache_limit);
+    m.def("cached_bytes", &tg::cached_bytes, "Bytes of freed output blocks held for reuse now");
+    m.def("empty_cache", &tg::empty_cache, "Hand every cached block back to the system");
     m.def("build_info", [] {
         py::dict info;
         info["threads"] = tg::num_threads();

@@ -4,7 +4,8 @@
 // bindings.cpp calls. Kernels take C-contiguous float32/float64 NumPy arrays (the Python
 // wrappers in tinygrad_like/backend/native.py make them so, and send any other dtype to the
 // NumPy reference), release the GIL, and split their outer loop over tg::parallel_for
-// (parallel.h), a worker pool of our own rather than OpenMP's.
+// (parallel.h), a worker pool of our own rather than OpenMP's. Their outputs come from
+// tg::new_array (buffer_cache.h), which reuses the blocks of freed large arrays.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -38,6 +39,7 @@ namespace py = pybind11;
 template <typename T>
 using carray = py::array_t<T, py::array::c_style>;
 
+#include "buffer_cache.h"
 #include "parallel.h"
 
 inline void require(bool ok, const std::string& message) {

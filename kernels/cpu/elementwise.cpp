@@ -36,7 +36,7 @@ constexpr int64_t kBlock = 1 << 16;  // elements per task: 256 KiB of float32 ou
 
 template <Op op, typename T, int64_t a_step, int64_t b_step>
 carray<T> run(const T* a, const T* b, const std::vector<py::ssize_t>& shape, int64_t size) {
-    carray<T> out(shape);
+    carray<T> out = tg::new_array<T>(shape);
     T* o = out.mutable_data();
     py::gil_scoped_release release;
     tg::parallel_for((size + kBlock - 1) / kBlock, size, [&](int64_t block) {

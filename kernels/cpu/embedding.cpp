@@ -38,7 +38,7 @@ carray<T> embedding_backward(carray<T> grad, carray<int64_t> indices, int64_t nu
                                   " is out of range for " + std::to_string(num_weights) +
                                   " embeddings");
     }
-    carray<T> dweight({num_weights, dim});
+    carray<T> dweight = tg::new_array<T>({num_weights, dim});
     const T* g = grad.data();
     T* d = dweight.mutable_data();
     {

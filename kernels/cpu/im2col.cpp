@@ -107,7 +107,7 @@ carray<T> im2col(py::array_t<T, 0> x, Pair kernel, Pair stride, Pair padding, Pa
     const int64_t n = x.shape(0), c = x.shape(1);
     const Geometry g = geometry(x.shape(2), x.shape(3), kernel, stride, padding, dilation);
     const int64_t taps = g.kernel_h * g.kernel_w, block = taps * g.out_h * g.out_w;
-    carray<T> cols({n, c * taps, g.out_h * g.out_w});
+    carray<T> cols = tg::new_array<T>({n, c * taps, g.out_h * g.out_w});
     const int64_t s0 = x.strides(0) / int64_t(sizeof(T)), s1 = x.strides(1) / int64_t(sizeof(T));
     const int64_t s2 = x.strides(2) / int64_t(sizeof(T)), s3 = x.strides(3) / int64_t(sizeof(T));
     const T* in = x.data();
@@ -129,7 +129,7 @@ carray<T> col2im(carray<T> cols, std::array<int64_t, 4> input_shape, Pair kernel
     const int64_t block = g.kernel_h * g.kernel_w * g.out_h * g.out_w;
     require(cols.size() == n * c * block,
             "col2im: cols must have N * C*KH*KW * OH*OW elements for the given input shape");
-    carray<T> x({n, c, h, w});
+    carray<T> x = tg::new_array<T>({n, c, h, w});
     const T* in = cols.data();
     T* out = x.mutable_data();
     {

@@ -76,7 +76,9 @@ py::tuple layer_norm(carray<T> x, std::optional<carray<T>> weight,
     const int64_t rows = x.shape(0), columns = x.shape(1);
     const T* w = optional_data(weight, columns, "weight");
     const T* b = optional_data(bias, columns, "bias");
-    carray<T> out({rows, columns}), mean({rows}), rstd({rows});
+    carray<T> out = tg::new_array<T>({rows, columns});
+    carray<T> mean = tg::new_array<T>({rows});
+    carray<T> rstd = tg::new_array<T>({rows});
     const T* in = x.data();
     T *o = out.mutable_data(), *m = mean.mutable_data(), *r = rstd.mutable_data();
     {
@@ -100,7 +102,9 @@ py::tuple layer_norm_backward(carray<T> grad, carray<T> x, carray<T> mean, carra
                 rstd.shape(0) == rows,
             "layer_norm_backward: mean and rstd must have shape (rows,)");
     const T* w = optional_data(weight, columns, "weight");
-    carray<T> dx({rows, columns}), dweight({columns}), dbias({columns});
+    carray<T> dx = tg::new_array<T>({rows, columns});
+    carray<T> dweight = tg::new_array<T>({columns});
+    carray<T> dbias = tg::new_array<T>({columns});
     const T *g = grad.data(), *in = x.data(), *m = mean.data(), *r = rstd.data();
     T* d = dx.mutable_data();
     // Each range of rows sums its own dweight/dbias partials; they are added up in range

@@ -149,8 +149,8 @@ py::tuple max_pool2d(carray<T> x, Pair kernel, Pair stride, Pair padding, Pair d
     require(x.ndim() == 4, "max_pool2d: expected an (N, C, H, W) input");
     const int64_t n = x.shape(0), c = x.shape(1), h = x.shape(2), width = x.shape(3);
     const Window w = window(h, width, kernel, stride, padding, dilation, "max_pool2d");
-    carray<T> out({n, c, w.out_h, w.out_w});
-    carray<int64_t> indices({n, c, w.out_h, w.out_w});
+    carray<T> out = tg::new_array<T>({n, c, w.out_h, w.out_w});
+    carray<int64_t> indices = tg::new_array<int64_t>({n, c, w.out_h, w.out_w});
     const T* in = x.data();
     T* o = out.mutable_data();
     int64_t* idx = indices.mutable_data();
@@ -177,7 +177,7 @@ carray<T> max_pool2d_backward(carray<T> grad, carray<int64_t> indices,
                 grad.shape(1) == c && grad.size() == indices.size(),
             "max_pool2d_backward: grad and indices must be (N, C, OH, OW) of the input's N, C");
     const int64_t plane_out = grad.shape(2) * grad.shape(3);
-    carray<T> dx({n, c, input_shape[2], input_shape[3]});
+    carray<T> dx = tg::new_array<T>({n, c, input_shape[2], input_shape[3]});
     const T* g = grad.data();
     const int64_t* idx = indices.data();
     T* d = dx.mutable_data();
@@ -199,7 +199,7 @@ carray<T> avg_pool2d(carray<T> x, Pair kernel, Pair stride, Pair padding,
     require(x.ndim() == 4, "avg_pool2d: expected an (N, C, H, W) input");
     const int64_t n = x.shape(0), c = x.shape(1), h = x.shape(2), width = x.shape(3);
     const Window w = window(h, width, kernel, stride, padding, {1, 1}, "avg_pool2d");
-    carray<T> out({n, c, w.out_h, w.out_w});
+    carray<T> out = tg::new_array<T>({n, c, w.out_h, w.out_w});
     const T* in = x.data();
     T* o = out.mutable_data();
     const int64_t plane_in = h * width, plane_out = w.out_h * w.out_w;
@@ -221,7 +221,7 @@ carray<T> avg_pool2d_backward(carray<T> grad, std::array<int64_t, 4> input_shape
     require(grad.ndim() == 4 && grad.shape(0) == n && grad.shape(1) == c &&
                 grad.shape(2) == w.out_h && grad.shape(3) == w.out_w,
             "avg_pool2d_backward: grad must have the pooled output's shape");
-    carray<T> dx({n, c, h, width});
+    carray<T> dx = tg::new_array<T>({n, c, h, width});
     const T* g = grad.data();
     T* d = dx.mutable_data();
     const int64_t plane_in = h * width, plane_out = w.out_h * w.out_w;

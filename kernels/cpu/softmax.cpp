@@ -142,7 +142,7 @@ template <typename T, void (*Row)(const T*, T*, int64_t)>
 carray<T> forward(carray<T> x) {
     require(x.ndim() == 2, "softmax: expected a 2-D (rows, columns) input");
     const int64_t rows = x.shape(0), columns = x.shape(1);
-    carray<T> out({rows, columns});
+    carray<T> out = tg::new_array<T>({rows, columns});
     const T* in = x.data();
     T* o = out.mutable_data();
     {
@@ -160,7 +160,7 @@ carray<T> backward(carray<T> grad, carray<T> out) {
                 grad.shape(1) == out.shape(1),
             "softmax_backward: grad and out must be (rows, columns) of the same shape");
     const int64_t rows = out.shape(0), columns = out.shape(1);
-    carray<T> dx({rows, columns});
+    carray<T> dx = tg::new_array<T>({rows, columns});
     const T *g = grad.data(), *y = out.data();
     T* d = dx.mutable_data();
     {

@@ -47,6 +47,30 @@ def get_num_threads() -> int:
     return _C.get_num_threads() if _C is not None else 1
 
 
+def empty_cache() -> None:
+    """Hand the freed output blocks the native kernels keep for reuse back to the system.
+
+    The kernels' large outputs come from a cache of freed blocks (kernels/cpu/buffer_cache.h
+    says why), which holds at most `cache_limit()` bytes while they are unused."""
+    if _C is not None:
+        _C.empty_cache()
+
+
+def set_cache_limit(limit_bytes: int) -> None:
+    """Most bytes of freed output blocks kept for reuse (0: none; default 1 GiB)."""
+    if _C is not None:
+        _C.set_cache_limit(int(limit_bytes))
+
+
+def cache_limit() -> int:
+    return _C.cache_limit() if _C is not None else 0
+
+
+def cached_bytes() -> int:
+    """Bytes of freed output blocks held for reuse right now."""
+    return _C.cached_bytes() if _C is not None else 0
+
+
 def available() -> bool:
     """True when tinygrad_like._C is built, importable and not disabled by the environment."""
     return _C is not None

@@ -27,7 +27,8 @@ needs_native = pytest.mark.skipif(
     not native.available(), reason=f"tinygrad_like._C is not in use: {native.reason()}")
 
 REFERENCE = SimpleNamespace(
-    add=np.add, sub=np.subtract, mul=np.multiply, div=np.true_divide,
+    add=np.add, sub=np.subtract, mul=np.multiply, div=np.true_divide, relu=cpu.relu,
+    relu_backward=cpu.relu_backward,
     **cpu_conv.make_conv_kernels(), max_pool2d=cpu_conv.max_pool2d,
     max_pool2d_backward=cpu_conv.max_pool2d_backward, avg_pool2d=cpu_conv.avg_pool2d,
     avg_pool2d_backward=cpu_conv.avg_pool2d_backward,
@@ -81,9 +82,13 @@ def test_im2col_and_col2im_match_numpy(dtype, geometry, layout):
 
 @needs_native
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_conv2d_on_native_im2col_matches_numpy(dtype):
-    x, weight, bias = randn((2, 3, 9, 7), dtype), randn((4, 3, 3, 2), dtype), randn(4, dtype)
-    options = ((2, 1), (1, 1), (1, 2))
+@pytest.mark.parametrize("kernel, options", [
+    ((3, 2), ((2, 1), (1, 1), (1, 2))),  # strided: backward-data by col2im
+    ((3, 3), ((1, 1), (1, 1), (1, 1))),  # "same" at stride 1: by the full convolution
+    ((3, 3), ((1, 1), (0, 0), (1, 1))),  # unpadded at stride 1: by col2im again
+], ids=["strided", "same", "valid"])
+def test_conv2d_on_native_im2col_matches_numpy(dtype, kernel, options):
+    x, weight, bias = randn((2, 3, 9, 7), dtype), randn((4, 3, *kernel), dtype), randn(4, dtype)
     out = NATIVE.conv2d(x, weight, bias, *options)
     assert_close(out, REFERENCE.conv2d(x, weight, bias, *options), dtype)
     grad = randn(out.shape, dtype)
@@ -304,6 +309,42 @@ def test_binary_ops_leave_everything_else_to_numpy(monkeypatch, case):
             np.testing.assert_array_equal(getattr(NATIVE, name)(a, b), ufunc(a, b))
 
 
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_and_its_backward_on_the_pool_give_numpys_bits(monkeypatch, dtype):
+    x, grad = randn(LARGE, dtype), randn(LARGE, dtype)
+    x[0, :5] = [np.nan, -0.0, 0.0, np.inf, -np.inf]
+    grad[1, :3] = [np.nan, np.inf, -np.inf]
+    x[1, :3] = [-1.0, 0.0, 2.0]  # a NaN and an inf grad behind inactive units stay out
+    calls = []
+    monkeypatch.setattr(native, "_C", SimpleNamespace(
+        parallel_grain=native._C.parallel_grain,
+        **{name: lambda *args, name=name: calls.append(name) or getattr(_C_MODULE, name)(*args)
+           for name in ("relu", "relu_backward")}))
+    out, expected = NATIVE.relu(x), cpu.relu(x)
+    assert out.dtype == expected.dtype and np.array_equal(np.signbit(out), np.signbit(expected))
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(NATIVE.relu_backward(grad, x), cpu.relu_backward(grad, x))
+    assert calls == ["relu", "relu_backward"]
+    assert (cpu.relu_backward(grad, x)[1, :3] == [0, 0, -np.inf]).all()
+
+
+@needs_native
+@pytest.mark.parametrize("case", ["small", "noncontiguous", "float16", "int64", "mixed dtypes",
+                                  "broadcast grad"])
+def test_relu_leaves_everything_else_to_numpy(monkeypatch, case):
+    x, grad = randn(LARGE, np.float32), randn(LARGE, np.float32)
+    x, grad = {"small": (x[:3], grad[:3]), "noncontiguous": (noncontiguous(x), grad),
+               "float16": (x.astype(np.float16), grad.astype(np.float16)),
+               "int64": (x.astype(np.int64), grad.astype(np.int64)),
+               "mixed dtypes": (x, grad.astype(np.float64)),
+               "broadcast grad": (x, np.broadcast_to(np.float32(1), LARGE))}[case]
+    monkeypatch.setattr(native, "_C", SimpleNamespace(parallel_grain=1 << 18))  # no kernels
+    if case not in ("mixed dtypes", "broadcast grad"):  # there x alone is the pool's to take
+        np.testing.assert_array_equal(NATIVE.relu(x), cpu.relu(x))
+    np.testing.assert_array_equal(NATIVE.relu_backward(grad, x), cpu.relu_backward(grad, x))
+
+
 def _optimizer_arrays(dtypes, states: int):
     """Parameters of odd sizes and the given dtypes, their gradients (one non-contiguous,
     which the kernel hands back to the reference) and `states` state arrays each."""
@@ -369,7 +410,7 @@ def _run(code: str, **environment) -> str:
 
 
 # ---- the cache of freed output blocks --------------------------------------------------------
-LARGE = (512, 1024)  # float32: 2 MiB, above the cache's 1 MiB floor
+CACHED_SHAPE = (512, 1024)  # float32: 2 MiB, above the cache's 1 MiB floor
 
 
 @pytest.fixture
@@ -384,7 +425,7 @@ def fresh_cache():
 
 @needs_native
 def test_a_freed_output_block_is_reused(fresh_cache):
-    x = randn(LARGE, np.float32)
+    x = randn(CACHED_SHAPE, np.float32)
     first = _C_MODULE.softmax(x)
     address = first.ctypes.data
     assert native.cached_bytes() == 0
@@ -398,7 +439,7 @@ def test_a_freed_output_block_is_reused(fresh_cache):
 
 @needs_native
 def test_a_view_keeps_its_block_out_of_the_cache(fresh_cache):
-    x = randn(LARGE, np.float32)
+    x = randn(CACHED_SHAPE, np.float32)
     view = _C_MODULE.softmax(x)[1:]
     expected = view.copy()
     assert native.cached_bytes() == 0
@@ -415,14 +456,14 @@ def test_small_outputs_and_a_zero_limit_bypass_the_cache(fresh_cache):
     del small
     assert native.cached_bytes() == 0
     native.set_cache_limit(0)
-    large = _C_MODULE.softmax(randn(LARGE, np.float32))
+    large = _C_MODULE.softmax(randn(CACHED_SHAPE, np.float32))
     del large
     assert native.cached_bytes() == 0
 
 
 @needs_native
 def test_the_limit_caps_the_cached_bytes_and_empty_cache_frees_them(fresh_cache):
-    x = randn(LARGE, np.float32)
+    x = randn(CACHED_SHAPE, np.float32)
     native.set_cache_limit(3 * x.nbytes)
     outputs = [_C_MODULE.mul(x, 2.0) for _ in range(5)]
     del outputs

@@ -1,4 +1,5 @@
-// Binary arithmetic (+ - * /) on large float arrays, split over the worker pool.
+// Binary arithmetic (+ - * /) and ReLU (forward and backward) on large float arrays, split
+// over the worker pool.
 //
 // A NumPy ufunc runs on one core. On arrays of a million elements that one core is the
 // bottleneck: memory traffic and the first-touch page faults of the fresh output both go
@@ -34,17 +35,40 @@ TG_MULTIVERSION void binary_block(const T* a, const T* b, T* out, int64_t count)
 
 constexpr int64_t kBlock = 1 << 16;  // elements per task: 256 KiB of float32 output
 
+// block(begin, count) over [0, size) in kBlock pieces on the pool, without the GIL
+template <typename Block>
+void for_blocks(int64_t size, Block block) {
+    py::gil_scoped_release release;
+    tg::parallel_for((size + kBlock - 1) / kBlock, size, [&](int64_t index) {
+        const int64_t begin = index * kBlock;
+        block(begin, std::min(kBlock, size - begin));
+    });
+}
+
 template <Op op, typename T, int64_t a_step, int64_t b_step>
 carray<T> run(const T* a, const T* b, const std::vector<py::ssize_t>& shape, int64_t size) {
     carray<T> out = tg::new_array<T>(shape);
     T* o = out.mutable_data();
-    py::gil_scoped_release release;
-    tg::parallel_for((size + kBlock - 1) / kBlock, size, [&](int64_t block) {
-        const int64_t begin = block * kBlock, count = std::min(kBlock, size - begin);
+    for_blocks(size, [&](int64_t begin, int64_t count) {
         binary_block<op, T, a_step, b_step>(a + begin * a_step, b + begin * b_step, o + begin,
                                             count);
     });
     return out;
+}
+
+// max(x, 0) with np.maximum(x, 0)'s bits: a NaN stays NaN, -0.0 becomes +0.0
+template <typename T>
+TG_MULTIVERSION void relu_block(const T* x, T* out, int64_t count) {
+#pragma omp simd
+    for (int64_t i = 0; i < count; ++i) out[i] = (x[i] > T(0) || x[i] != x[i]) ? x[i] : T(0);
+}
+
+// grad where x > 0, else 0 (np.where(x > 0, grad, 0), PyTorch's threshold_backward: a NaN
+// or inf gradient behind an inactive unit does not leak through)
+template <typename T>
+TG_MULTIVERSION void relu_backward_block(const T* grad, const T* x, T* out, int64_t count) {
+#pragma omp simd
+    for (int64_t i = 0; i < count; ++i) out[i] = x[i] > T(0) ? grad[i] : T(0);
 }
 
 std::vector<py::ssize_t> shape_of(const py::array& array) {
@@ -71,6 +95,30 @@ carray<T> scalar_array(double a, carray<T> b) {
     return run<op, T, 0, 1>(&scalar, b.data(), shape_of(b), b.size());
 }
 
+template <typename T>
+carray<T> relu(carray<T> x) {
+    carray<T> out = tg::new_array<T>(shape_of(x));
+    const T* in = x.data();
+    T* o = out.mutable_data();
+    for_blocks(x.size(), [&](int64_t begin, int64_t count) {
+        relu_block(in + begin, o + begin, count);
+    });
+    return out;
+}
+
+template <typename T>
+carray<T> relu_backward(carray<T> grad, carray<T> x) {
+    require(grad.ndim() == x.ndim() && std::equal(x.shape(), x.shape() + x.ndim(), grad.shape()),
+            "relu_backward: grad and x must have one shape");
+    carray<T> out = tg::new_array<T>(shape_of(x));
+    const T *g = grad.data(), *in = x.data();
+    T* o = out.mutable_data();
+    for_blocks(x.size(), [&](int64_t begin, int64_t count) {
+        relu_backward_block(g + begin, in + begin, o + begin, count);
+    });
+    return out;
+}
+
 template <Op op, typename T>
 void register_op(py::module_& m, const char* name) {
     m.def(name, &arrays<op, T>, py::arg("a").noconvert(), py::arg("b").noconvert());
@@ -84,6 +132,8 @@ void register_for(py::module_& m) {
     register_op<Op::kSub, T>(m, "sub");
     register_op<Op::kMul, T>(m, "mul");
     register_op<Op::kDiv, T>(m, "div");
+    m.def("relu", &relu<T>, py::arg("x").noconvert());
+    m.def("relu_backward", &relu_backward<T>, py::arg("grad").noconvert(), py::arg("x").noconvert());
 }
 
 }  // namespace

@@ -32,6 +32,17 @@ def matmul(a, b):
     return np.matmul(a, b)
 
 
+def relu(x):
+    """max(x, 0); a ufunc, so it serves CuPy arrays too."""
+    return np.maximum(x, 0)
+
+
+def relu_backward(grad, x):
+    """grad where x > 0, else 0: PyTorch's threshold_backward, so a NaN or inf gradient
+    behind an inactive unit stays out (grad * (x > 0) would make it NaN)."""
+    return np.where(x > 0, grad, 0)
+
+
 def softmax(x, axis: int):
     exps = np.exp(x - x.max(axis=axis, keepdims=True))
     return exps / exps.sum(axis=axis, keepdims=True)
@@ -103,6 +114,8 @@ def make_backend(seed: int):
         matmul=matmul,
         linear=linear,
         erf=scipy.special.erf,
+        relu=relu,
+        relu_backward=relu_backward,
         softmax=softmax,
         log_softmax=log_softmax,
         softmax_backward=softmax_backward,

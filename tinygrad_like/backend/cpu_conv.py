@@ -4,8 +4,8 @@ Convolution is im2col + BLAS in the Caffe layout: `im2col` copies every window o
 zero-padded input into cols (N, C*KH*KW, OH*OW), so the forward pass is one batched GEMM
 W (K, C*KH*KW) @ cols -> (N, K, OH*OW), already in NCHW order (no transposing copy of the
 output). Backward-data is W^T @ grad followed by `col2im`, the scatter-add adjoint (at
-stride 1 it is instead the full convolution of grad with the flipped filters, which needs no
-scatter); backward-weight is cols @ grad^T summed over the batch. The GEMMs go to BLAS
+stride 1 with "same" padding it is instead the full convolution of grad with the flipped
+filters, which needs no scatter); backward-weight is cols @ grad^T summed over the batch. The GEMMs go to BLAS
 through np.matmul; im2col and col2im are the only loops, and the native `_C` extension may
 replace exactly those two (backend/native.py).
 
@@ -104,10 +104,13 @@ def make_conv_kernels(im2col=im2col, col2im=col2im) -> dict:
         grad = np.ascontiguousarray(grad)
         kernel = weight.shape[2:]
         full_padding = [dilation[a] * (kernel[a] - 1) - padding[a] for a in (0, 1)]
-        if tuple(stride) == (1, 1) and min(full_padding) >= 0:
+        if (tuple(stride) == (1, 1) and min(full_padding) >= 0
+                and tuple(input_shape[2:]) == grad.shape[2:]):
             # At stride 1 the adjoint of a convolution is the "full" convolution of grad with
-            # the flipped, transposed filters: one more im2col + GEMM, and no col2im scatter
-            # (faster: the conv2d case in benchmarks/test_bench_kernels.py).
+            # the flipped, transposed filters: one more im2col + GEMM, and no col2im scatter.
+            # Its GEMM covers every input pixel, so it only pays where the input is no larger
+            # than the output ("same" padding: 3% faster at the conv2d benchmark's shape;
+            # unpadded, as in the CNN step's 13x13 -> 11x11, col2im is 1.75x faster).
             flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
             return conv2d(grad, flipped, None, stride, full_padding, dilation)
         return _backward_input_by_col2im(grad, weight, input_shape, stride, padding, dilation)

@@ -34,13 +34,14 @@ def make_backend(seed: int):
         def to_numpy(self, array):
             return cupy.asnumpy(array)
 
-    from tinygrad_like.backend import cpu_norm, cpu_optim, cpu_rnn
+    from tinygrad_like.backend import cpu, cpu_norm, cpu_optim, cpu_rnn
     from tinygrad_like.backend.triton_kernels import triton_kernel_table
 
     # the NumPy references of these use only array methods and ufuncs, which CuPy serves
     fallback = SimpleNamespace(add=cupy.add, sub=cupy.subtract, mul=cupy.multiply,
                                div=cupy.true_divide, matmul=cupy.matmul,
                                erf=cupyx.scipy.special.erf,
+                               relu=cpu.relu, relu_backward=cpu.relu_backward,
                                layer_norm=cpu_norm.layer_norm,
                                layer_norm_backward=cpu_norm.layer_norm_backward,
                                gru_gates=cpu_rnn.gru_gates,

@@ -5,6 +5,7 @@ from __future__ import annotations
 # op -> the kernel-table entries it calls (forward and backward)
 OPS = {
     "add, sub, mul, div": ("add", "sub", "mul", "div"),
+    "relu": ("relu", "relu_backward"),
     "matmul": ("matmul",),
     "linear": ("linear", "matmul"),
     "softmax": ("softmax", "softmax_backward"),

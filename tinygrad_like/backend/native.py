@@ -222,6 +222,27 @@ def _binary(name: str):
     return make
 
 
+def _on_the_pool(x) -> bool:
+    """A float array large and dense enough for the pool's one-array kernels (as for +-*/)."""
+    return (type(x) is np.ndarray and x.size > _C.parallel_grain and x.dtype in _FLOATS
+            and x.flags.c_contiguous)
+
+
+def _relu(reference):
+    def relu(x):
+        return _C.relu(x) if _on_the_pool(x) else reference(x)
+    return relu
+
+
+def _relu_backward(reference):
+    def relu_backward(grad, x):
+        if (_on_the_pool(x) and _on_the_pool(grad) and grad.dtype == x.dtype
+                and grad.shape == x.shape):
+            return _C.relu_backward(grad, x)
+        return reference(grad, x)
+    return relu_backward
+
+
 def _softmax_forward(name: str):
     """softmax or log_softmax: the fused row kernel on the contiguous last axis, the NumPy
     reference on any other axis or layout."""
@@ -282,6 +303,8 @@ NATIVE = {
     "sub": _binary("sub"),
     "mul": _binary("mul"),
     "div": _binary("div"),
+    "relu": _relu,
+    "relu_backward": _relu_backward,
     "im2col": _im2col,
     "col2im": _col2im,
     "max_pool2d": _max_pool2d,

@@ -359,13 +359,32 @@ class SigmoidBackward(Function):
                 grad_grad * grad * (1 - 2 * out) if ctx.needs_input_grad[1] else None)
 
 
-class Relu(_Unary):
-    compute = staticmethod(lambda xp, x: xp.maximum(x, 0))
+class Relu(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.backend.kernels.relu(x.data)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad * (x > 0).to(grad.dtype)
+        return ReluBackward.apply(grad, x)
+
+
+class ReluBackward(Function):
+    """grad where x > 0, else 0, as one kernel rather than a compare, a cast and a multiply
+    (PyTorch's threshold_backward). It is linear in grad and flat in x, so its own backward
+    is itself applied to grad_grad, and nothing for x."""
+
+    @staticmethod
+    def forward(ctx, grad, x):
+        ctx.save_for_backward(x)
+        return x.backend.kernels.relu_backward(grad.data, x.data)
+
+    @staticmethod
+    def backward(ctx, grad_grad):
+        (x,) = ctx.saved_tensors
+        return ReluBackward.apply(grad_grad, x) if ctx.needs_input_grad[0] else None, None
 
 
 class Erf(_Unary):

@@ -58,8 +58,14 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["numpy_threads_pinned"] = threadpool_limits is not None
     machine_info["numpy"] = np.__version__
     machine_info["torch"] = torch.__version__
+    # OpenBLAS picks its kernels for the CPU at load time unless OPENBLAS_CORETYPE names
+    # them; a machine that pins an older core type runs NumPy's GEMMs (and so tinygrad_like's)
+    # without its newest vector units, while PyTorch's oneDNN and MKL ignore the variable
+    machine_info["openblas_coretype"] = os.environ.get("OPENBLAS_CORETYPE")
     if threadpool_info is not None:
         machine_info["blas"] = sorted({f"{pool['internal_api']} {pool['version']}"
+                                       + (f" ({pool['architecture']} kernels)"
+                                          if pool.get("architecture") else "")
                                        for pool in threadpool_info()
                                        if pool["user_api"] == "blas"})
 

@@ -63,10 +63,14 @@ def machine_lines(data: dict) -> list[str]:
     cpu = info.get("cpu", {}).get("brand_raw", info.get("processor", "unknown CPU"))
     pinned = "pinned by threadpoolctl" if info.get("numpy_threads_pinned") else "NOT pinned"
     blas = ", ".join(info.get("blas", [])) or "unknown BLAS"
+    coretype = info.get("openblas_coretype")
+    coretype = (f"set to {coretype} in the environment" if coretype
+                else "not set: OpenBLAS chose its kernels for this CPU")
     return [f"- run: {data['datetime']}, Python {info['python_version']}, {cpu}",
             f"- threads: {info.get('threads')} for PyTorch, NumPy's BLAS and tinygrad_like's "
             f"native kernels ({pinned})",
-            f"- numpy {info.get('numpy')} ({blas}), torch {info.get('torch')}", ""]
+            f"- numpy {info.get('numpy')} ({blas}), torch {info.get('torch')}",
+            f"- OPENBLAS_CORETYPE {coretype}", ""]
 
 
 def report(data: dict) -> str:

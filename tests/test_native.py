@@ -402,7 +402,9 @@ def test_adam_step_matches_numpy(dtypes, options):
 
 # ---- the switch between the native and the NumPy path ----------------------------------
 def _run(code: str, **environment) -> str:
-    env = dict(os.environ, **environment)
+    """`code` in a fresh interpreter, with `environment` added (a None value removes a name)."""
+    env = {name: value for name, value in dict(os.environ, **environment).items()
+           if value is not None}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
@@ -470,6 +472,36 @@ def test_the_limit_caps_the_cached_bytes_and_empty_cache_frees_them(fresh_cache)
     assert x.nbytes <= native.cached_bytes() <= 3 * x.nbytes
     native.empty_cache()
     assert native.cached_bytes() == 0
+
+
+MALLOC_PROBE = """
+import resource
+import numpy as np
+from tinygrad_like.backend import native
+print(native.build_info()["malloc"])
+arrays = [np.ones(1 << 18) for _ in range(8)]  # 2 MiB each: mmap'd below the raised threshold
+del arrays
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    arrays = [np.ones(1 << 18) for _ in range(8)]
+    del arrays
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@needs_native
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's thresholds")
+def test_loading_the_extension_keeps_mid_sized_arrays_off_mmap():
+    setting, faults = _run(MALLOC_PROBE, MALLOC_MMAP_THRESHOLD_=None,
+                           MALLOC_TRIM_THRESHOLD_=None, GLIBC_TUNABLES=None).split("\n")[:2]
+    assert setting.endswith("(set by _C)")
+    assert int(faults) < 100  # 20 rounds of 16 MiB would be ~80,000 faults through mmap
+
+
+@needs_native
+def test_malloc_thresholds_set_in_the_environment_are_left_alone():
+    out = _run(MALLOC_PROBE, MALLOC_TRIM_THRESHOLD_="131072")
+    assert out.startswith("glibc malloc thresholds as the environment sets them")
 
 
 PROBE = """

@@ -11,6 +11,7 @@ void register_optim(py::module_& m);
 void register_softmax(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
+    static const char* malloc_setting = tg::tune_malloc();
     m.doc() = "tinygrad_like native CPU kernels (C++, pybind11, a worker pool of their own)";
     register_elementwise(m);
     register_im2col(m);
@@ -32,6 +33,7 @@ PYBIND11_MODULE(_C, m) {
         info["threads"] = tg::num_threads();
         info["isa"] = TG_MULTIVERSION_ISA;
         info["compiler"] = __VERSION__;
+        info["malloc"] = malloc_setting;
         return info;
     });
 }

@@ -3,9 +3,14 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <new>
 #include <unordered_map>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace tg {
 namespace {
@@ -83,6 +88,22 @@ void release_block(void* block) {
     }
     c.free_blocks[rounded].push_back(block);
     c.unused_bytes += rounded;
+}
+
+const char* tune_malloc() {
+#if defined(__GLIBC__)
+    const char* tunables = std::getenv("GLIBC_TUNABLES");
+    if (std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TRIM_THRESHOLD_") ||
+        (tunables && std::strstr(tunables, "glibc.malloc"))) {
+        return "glibc malloc thresholds as the environment sets them";
+    }
+    // glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit, and twice it, as its dynamic rule sets
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    return "glibc malloc: mmap threshold 32 MiB, trim threshold 64 MiB (set by _C)";
+#else
+    return "malloc untouched (not glibc)";
+#endif
 }
 
 void set_cache_limit(std::size_t bytes) {

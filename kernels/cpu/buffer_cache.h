@@ -16,7 +16,6 @@
 #pragma once
 
 #include <cstddef>
-#include <cstdint>
 #include <vector>
 
 #include <pybind11/numpy.h>
@@ -44,14 +43,16 @@ void empty_cache();          // hand every unused block back to the system
 
 // A new C-contiguous array of `shape`, from the cache when it is large enough.
 template <typename T>
-pybind11::array_t<T, pybind11::array::c_style> new_array(const std::vector<pybind11::ssize_t>& shape) {
+using output_array = pybind11::array_t<T, pybind11::array::c_style>;
+
+template <typename T>
+output_array<T> new_array(const std::vector<pybind11::ssize_t>& shape) {
     std::size_t count = 1;
     for (pybind11::ssize_t extent : shape) count *= std::size_t(extent);
-    if (count * sizeof(T) < kCachedMinBytes || cache_limit() == 0)
-        return pybind11::array_t<T, pybind11::array::c_style>(shape);
+    if (count * sizeof(T) < kCachedMinBytes || cache_limit() == 0) return output_array<T>(shape);
     void* block = acquire_block(count * sizeof(T));
     pybind11::capsule owner(block, [](void* data) { release_block(data); });
-    return pybind11::array_t<T, pybind11::array::c_style>(shape, static_cast<T*>(block), owner);
+    return output_array<T>(shape, static_cast<T*>(block), owner);
 }
 
 }  // namespace tg

@@ -133,7 +133,8 @@ void register_for(py::module_& m) {
     register_op<Op::kMul, T>(m, "mul");
     register_op<Op::kDiv, T>(m, "div");
     m.def("relu", &relu<T>, py::arg("x").noconvert());
-    m.def("relu_backward", &relu_backward<T>, py::arg("grad").noconvert(), py::arg("x").noconvert());
+    m.def("relu_backward", &relu_backward<T>, py::arg("grad").noconvert(),
+          py::arg("x").noconvert());
 }
 
 }  // namespace

@@ -5,9 +5,9 @@ zero-padded input into cols (N, C*KH*KW, OH*OW), so the forward pass is one batc
 W (K, C*KH*KW) @ cols -> (N, K, OH*OW), already in NCHW order (no transposing copy of the
 output). Backward-data is W^T @ grad followed by `col2im`, the scatter-add adjoint (at
 stride 1 with "same" padding it is instead the full convolution of grad with the flipped
-filters, which needs no scatter); backward-weight is cols @ grad^T summed over the batch. The GEMMs go to BLAS
-through np.matmul; im2col and col2im are the only loops, and the native `_C` extension may
-replace exactly those two (backend/native.py).
+filters, which needs no scatter); backward-weight is cols @ grad^T summed over the batch.
+The GEMMs go to BLAS through np.matmul; im2col and col2im are the only loops, and the
+native `_C` extension may replace exactly those two (backend/native.py).
 
 These functions are also the references the Triton and CUDA C kernels are tested against.
 Every kernel takes and returns raw arrays; stride, padding and dilation are (int, int).

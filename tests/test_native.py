@@ -101,7 +101,8 @@ def test_conv2d_on_native_im2col_matches_numpy(dtype, kernel, options):
 # (input shape, kernel, stride, padding, dilation)
 POOL_GEOMETRIES = [
     ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0), (1, 1)),
-    ((2, 2, 7, 41), (2, 2), (2, 2), (0, 0), (1, 1)),  # odd sizes, rows past a vector
+    ((2, 2, 7, 41), (2, 2), (2, 2), (0, 0), (1, 1)),  # odd sizes: a run of 16 and 4 more
+    ((1, 2, 4, 64), (2, 2), (2, 2), (0, 0), (1, 1)),  # rows of whole runs only
     ((1, 2, 7, 9), (3, 2), (2, 3), (1, 1), (1, 1)),
     ((2, 1, 9, 6), (3, 3), (1, 2), (1, 0), (2, 1)),
     ((1, 1, 1, 1), (1, 1), (1, 1), (0, 0), (1, 1)),

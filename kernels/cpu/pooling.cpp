@@ -101,35 +101,59 @@ TG_INLINE bool wins_over(T value, T best) {
     return (value > best) || (value != value && best == best);
 }
 
-// 2x2 windows at stride 2 without dilation, the pooling of most CNNs: each output row reads
-// two whole input rows, and the loop over the outputs is a vector loop (the generic one
-// above, with its run-time steps, stays scalar).
-// The taps are compared in max_of_window's order and by its rule (wins_over).
+// 2x2 windows at stride 2 without dilation, the pooling of most CNNs, a run of 16 outputs at
+// a time: the taps of output i are top[2i], top[2i + 1], bottom[2i], bottom[2i + 1], compared
+// in max_of_window's order and by its rule. The fixed trip count makes this one straight
+// vector body with no remainder loop; the winner's index in the input plane is
+// first_index + 2i, plus 1 for a right tap and `width` for a bottom one.
+constexpr int64_t kPoolRun = 16;
+
+template <typename T>
+TG_INLINE void max_pool_2x2_run(const T* top, const T* bottom, int64_t first_index,
+                                int64_t width, T* out, int64_t* indices) {
+#pragma omp simd
+    for (int64_t i = 0; i < kPoolRun; ++i) {
+        const T first = top[2 * i], second = top[2 * i + 1];
+        const T third = bottom[2 * i], fourth = bottom[2 * i + 1];
+        const bool second_wins = wins_over(second, first);
+        const T best_of_two = second_wins ? second : first;
+        const int64_t offset_of_two = second_wins ? 1 : 0;
+        const bool third_wins = wins_over(third, best_of_two);
+        const T best_of_three = third_wins ? third : best_of_two;
+        const int64_t offset_of_three = third_wins ? width : offset_of_two;
+        const bool fourth_wins = wins_over(fourth, best_of_three);
+        out[i] = fourth_wins ? fourth : best_of_three;
+        indices[i] = first_index + 2 * i + (fourth_wins ? width + 1 : offset_of_three);
+    }
+}
+
+// Each output row reads two whole input rows, in runs of 16 outputs. The last, partial run
+// (all of a row shorter than 16, such as a 26x26 plane's 13 outputs) goes through the same
+// vector body on a copy of its taps padded to a full run. A plain loop's remainder is scalar
+// code that branches on every comparison, and a branch on which of two random values is
+// larger is mispredicted half the time: measured 3x slower on the CNN step's planes.
 template <typename T>
 TG_MULTIVERSION void max_pool_2x2_plane(const T* x, T* out, int64_t* indices, const Window& w) {
-    const int64_t width = w.width;
+    const int64_t width = w.width, full_runs_end = w.out_w - w.out_w % kPoolRun;
     for (int64_t oy = 0; oy < w.out_h; ++oy) {
         const T* top = x + 2 * oy * width;
         const T* bottom = top + width;
         T* row_out = out + oy * w.out_w;
         int64_t* row_indices = indices + oy * w.out_w;
         const int64_t row_start = 2 * oy * width;
-#pragma omp simd
-        for (int64_t ox = 0; ox < w.out_w; ++ox) {
-            const T first = top[2 * ox], second = top[2 * ox + 1];
-            const T third = bottom[2 * ox], fourth = bottom[2 * ox + 1];
-            const bool second_wins = wins_over(second, first);
-            const T best_of_two = second_wins ? second : first;
-            const int64_t offset_of_two = second_wins ? 1 : 0;
-            const bool third_wins = wins_over(third, best_of_two);
-            const T best_of_three = third_wins ? third : best_of_two;
-            const int64_t offset_of_three = third_wins ? width : offset_of_two;
-            const bool fourth_wins = wins_over(fourth, best_of_three);
-            const T best = fourth_wins ? fourth : best_of_three;
-            const int64_t offset = fourth_wins ? width + 1 : offset_of_three;
-            row_out[ox] = best;
-            row_indices[ox] = row_start + 2 * ox + offset;
-        }
+        for (int64_t ox = 0; ox < full_runs_end; ox += kPoolRun)
+            max_pool_2x2_run(top + 2 * ox, bottom + 2 * ox, row_start + 2 * ox, width,
+                             row_out + ox, row_indices + ox);
+        const int64_t rest = w.out_w - full_runs_end;
+        if (rest == 0) continue;
+        T top_taps[2 * kPoolRun] = {}, bottom_taps[2 * kPoolRun] = {}, run_out[kPoolRun];
+        int64_t run_indices[kPoolRun];
+        std::copy(top + 2 * full_runs_end, top + 2 * w.out_w, top_taps);
+        std::copy(bottom + 2 * full_runs_end, bottom + 2 * w.out_w, bottom_taps);
+        max_pool_2x2_run(top_taps, bottom_taps, row_start + 2 * full_runs_end, width, run_out,
+                         run_indices);
+        std::copy(run_out, run_out + rest, row_out + full_runs_end);
+        std::copy(run_indices, run_indices + rest, row_indices + full_runs_end);
     }
 }
 

@@ -98,6 +98,32 @@ def test_conv2d_on_native_im2col_matches_numpy(dtype, kernel, options):
                  REFERENCE.conv2d_backward_weight(grad, x, weight.shape, *options), dtype)
 
 
+@pytest.mark.parametrize("kernels", ["numpy", pytest.param("native", marks=needs_native)])
+@pytest.mark.parametrize("kernel, options", [
+    ((3, 3), ((1, 1), (1, 1), (1, 1))),  # backward-data by the full convolution
+    ((3, 3), ((1, 1), (0, 0), (1, 1))),  # by col2im
+], ids=["same", "valid"])
+def test_conv2d_in_chunks_of_several_images_matches_one_chunk(monkeypatch, kernels, kernel,
+                                                              options):
+    """Seven images in chunks of 2-3 (each one GEMM) give the one-chunk results, in float64."""
+    table = NATIVE if kernels == "native" else REFERENCE
+    x, weight, bias = randn((7, 3, 9, 8), np.float64), randn((4, 3, *kernel), np.float64), \
+        randn(4, np.float64)
+    out = table.conv2d(x, weight, bias, *options)
+    grad = randn(out.shape, np.float64)
+    whole = (out, table.conv2d_backward_input(grad, weight, x.shape, *options),
+             table.conv2d_backward_weight(grad, x, weight.shape, *options))
+    per_image = x.itemsize * 3 * 9 * out[0, 0].size  # of the forward's cols
+    monkeypatch.setattr(cpu_conv, "CHUNK_BYTES", 3 * per_image - 1)
+    assert [s.stop - s.start for s in cpu_conv._image_chunks(x.shape, kernel, out.shape[2:],
+                                                             x.itemsize)] == [2, 2, 3]
+    chunked = (table.conv2d(x, weight, bias, *options),
+               table.conv2d_backward_input(grad, weight, x.shape, *options),
+               table.conv2d_backward_weight(grad, x, weight.shape, *options))
+    for ours, reference in zip(chunked, whole):
+        assert_close(ours, reference, np.float64)
+
+
 # (input shape, kernel, stride, padding, dilation)
 POOL_GEOMETRIES = [
     ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0), (1, 1)),

@@ -1,9 +1,11 @@
 // im2col and col2im for conv2d (Caffe layout), the GEMMs themselves stay with BLAS.
 //
-// im2col copies every kernel tap of the zero-padded input into cols (N, C*KH*KW, OH*OW);
-// col2im is its adjoint, adding each tap back into the input it came from. One (n, c) input
-// plane per task: its KH*KW*OH*OW columns are a contiguous block of cols, and col2im's
-// writes stay inside the plane, so the threads never share an output element. Padding is
+// im2col copies every kernel tap of the zero-padded input into cols (C*KH*KW, N*OH*OW): one
+// row per (channel, tap), one column per output pixel of every image, so one GEMM covers a
+// whole batch of images (backend/cpu_conv.py says why). col2im is its adjoint, adding each
+// tap back into the input it came from. One (n, c) input plane per task: it owns KH*KW row
+// segments of OH*OW columns, and col2im's writes stay inside the plane, so the threads never
+// share an output element. Padding is
 // never materialised: each output row splits into a zero (or skipped) left edge, an inner
 // run that reads the input directly (a straight copy or add at stride 1), and a right edge.
 // The NumPy reference (backend/cpu_conv.py) pads a copy of the input and makes a strided
@@ -43,32 +45,33 @@ Geometry geometry(int64_t height, int64_t width, Pair kernel, Pair stride, Pair 
     return g;
 }
 
-// Walks one plane's KH*KW*OH*OW block of cols a row at a time (tap by tap, then output row)
-// and calls visit(cols_row, y, x_offset, first, last): the row's offset in the block, the
-// input row its tap reads (possibly outside [0, height): padding), the input column of output
+// Walks one plane's part of cols an output row at a time (tap by tap, then output row) and
+// calls visit(offset, y, x_offset, first, last): where the OW outputs of that tap and row
+// start, from the plane's first element (taps are `row_length` apart: one cols row each), the
+// input row the tap reads (possibly outside [0, height): padding), the input column of output
 // column 0, and the output columns [first, last) whose tap lies inside the input.
 template <typename Visit>
-TG_INLINE void for_each_cols_row(const Geometry& g, Visit visit) {
-    int64_t cols_row = 0;
+TG_INLINE void for_each_cols_row(const Geometry& g, int64_t row_length, Visit visit) {
     for (int64_t i = 0; i < g.kernel_h; ++i) {
         for (int64_t j = 0; j < g.kernel_w; ++j) {
             const int64_t x_offset = j * g.dilation_w - g.pad_w;
+            const int64_t tap_row = (i * g.kernel_w + j) * row_length;
             int64_t first, last;
             Geometry::inside(g.width, g.out_w, g.stride_w, x_offset, first, last);
-            for (int64_t oy = 0; oy < g.out_h; ++oy, cols_row += g.out_w)
-                visit(cols_row, oy * g.stride_h + i * g.dilation_h - g.pad_h, x_offset, first,
-                      last);
+            for (int64_t oy = 0; oy < g.out_h; ++oy)
+                visit(tap_row + oy * g.out_w, oy * g.stride_h + i * g.dilation_h - g.pad_h,
+                      x_offset, first, last);
         }
     }
 }
 
-// One input plane (strides in elements) -> its KH*KW*OH*OW block of cols.
+// One input plane (strides in elements) -> its KH*KW row segments of cols, from `plane_cols`.
 template <typename T>
-TG_MULTIVERSION void im2col_plane(const T* x, int64_t stride_y, int64_t stride_x, T* block,
-                                  const Geometry& g) {
-    for_each_cols_row(g, [&](int64_t cols_row, int64_t y, int64_t x_offset, int64_t first,
-                             int64_t last) {
-        T* cols = block + cols_row;
+TG_MULTIVERSION void im2col_plane(const T* x, int64_t stride_y, int64_t stride_x, T* plane_cols,
+                                  int64_t row_length, const Geometry& g) {
+    for_each_cols_row(g, row_length, [&](int64_t offset, int64_t y, int64_t x_offset,
+                                         int64_t first, int64_t last) {
+        T* cols = plane_cols + offset;
         if (y < 0 || y >= g.height) {
             std::fill(cols, cols + g.out_w, T(0));
             return;
@@ -85,13 +88,14 @@ TG_MULTIVERSION void im2col_plane(const T* x, int64_t stride_y, int64_t stride_x
     });
 }
 
-// The adjoint: add one plane's block of cols into the (zeroed) contiguous input plane.
+// The adjoint: add one plane's row segments of cols into the (zeroed) contiguous input plane.
 template <typename T>
-TG_MULTIVERSION void col2im_plane(const T* block, T* x, const Geometry& g) {
-    for_each_cols_row(g, [&](int64_t cols_row, int64_t y, int64_t x_offset, int64_t first,
-                             int64_t last) {
+TG_MULTIVERSION void col2im_plane(const T* plane_cols, int64_t row_length, T* x,
+                                  const Geometry& g) {
+    for_each_cols_row(g, row_length, [&](int64_t offset, int64_t y, int64_t x_offset,
+                                         int64_t first, int64_t last) {
         if (y < 0 || y >= g.height) return;
-        const T* cols = block + cols_row;
+        const T* cols = plane_cols + offset;
         T* row = x + y * g.width + x_offset;
         if (g.stride_w == 1) {
             for (int64_t ox = first; ox < last; ++ox) row[ox] += cols[ox];
@@ -106,16 +110,18 @@ carray<T> im2col(py::array_t<T, 0> x, Pair kernel, Pair stride, Pair padding, Pa
     require(x.ndim() == 4, "im2col: expected an (N, C, H, W) input");
     const int64_t n = x.shape(0), c = x.shape(1);
     const Geometry g = geometry(x.shape(2), x.shape(3), kernel, stride, padding, dilation);
-    const int64_t taps = g.kernel_h * g.kernel_w, block = taps * g.out_h * g.out_w;
-    carray<T> cols = tg::new_array<T>({n, c * taps, g.out_h * g.out_w});
+    const int64_t taps = g.kernel_h * g.kernel_w, pixels = g.out_h * g.out_w;
+    carray<T> cols = tg::new_array<T>({c * taps, n * pixels});
     const int64_t s0 = x.strides(0) / int64_t(sizeof(T)), s1 = x.strides(1) / int64_t(sizeof(T));
     const int64_t s2 = x.strides(2) / int64_t(sizeof(T)), s3 = x.strides(3) / int64_t(sizeof(T));
     const T* in = x.data();
     T* out = cols.mutable_data();
     {
         py::gil_scoped_release release;
-        tg::parallel_for(n * c, n * c * block, [&](int64_t plane) {
-            im2col_plane(in + (plane / c) * s0 + (plane % c) * s1, s2, s3, out + plane * block, g);
+        tg::parallel_for(n * c, n * c * taps * pixels, [&](int64_t plane) {
+            const int64_t image = plane / c, channel = plane % c;
+            im2col_plane(in + image * s0 + channel * s1, s2, s3,
+                         out + channel * taps * n * pixels + image * pixels, n * pixels, g);
         });
     }
     return cols;
@@ -126,17 +132,19 @@ carray<T> col2im(carray<T> cols, std::array<int64_t, 4> input_shape, Pair kernel
                  Pair padding, Pair dilation) {
     const int64_t n = input_shape[0], c = input_shape[1], h = input_shape[2], w = input_shape[3];
     const Geometry g = geometry(h, w, kernel, stride, padding, dilation);
-    const int64_t block = g.kernel_h * g.kernel_w * g.out_h * g.out_w;
-    require(cols.size() == n * c * block,
-            "col2im: cols must have N * C*KH*KW * OH*OW elements for the given input shape");
+    const int64_t taps = g.kernel_h * g.kernel_w, pixels = g.out_h * g.out_w;
+    require(cols.ndim() == 2 && cols.shape(0) == c * taps && cols.shape(1) == n * pixels,
+            "col2im: cols must be (C*KH*KW, N*OH*OW) for the given input shape");
     carray<T> x = tg::new_array<T>({n, c, h, w});
     const T* in = cols.data();
     T* out = x.mutable_data();
     {
         py::gil_scoped_release release;
-        tg::parallel_for(n * c, n * c * block, [&](int64_t plane) {
+        tg::parallel_for(n * c, n * c * taps * pixels, [&](int64_t plane) {
+            const int64_t image = plane / c, channel = plane % c;
             std::fill(out + plane * h * w, out + (plane + 1) * h * w, T(0));
-            col2im_plane(in + plane * block, out + plane * h * w, g);
+            col2im_plane(in + channel * taps * n * pixels + image * pixels, n * pixels,
+                         out + plane * h * w, g);
         });
     }
     return x;

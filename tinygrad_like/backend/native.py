@@ -211,8 +211,15 @@ def _pool_operands(a, b):
 
 def _binary(name: str):
     """+ - * / on the pool for large operands (see _pool_operands); the NumPy ufunc otherwise."""
+    grain = _C.parallel_grain if _C is not None else 0
+
     def make(reference):
         def binary(a, b):
+            # small operands straight to NumPy, before any call: for them the per-op overhead
+            # is all that matters (_pool_operands repeats this check for its other callers)
+            first = a if type(a) is np.ndarray else b
+            if type(first) is not np.ndarray or first.size <= grain:
+                return reference(a, b)
             operands = _pool_operands(a, b)
             if operands is None:
                 return reference(a, b)

@@ -495,6 +495,13 @@ Xor = _comparison("Xor", lambda xp, a, b: a ^ b)
 # ---- public functions ----------------------------------------------------------------------
 def _binary_op(function, op_name, floating=False):
     def op(a, b):
+        # The commonest case first, with no call: a floating tensor with a Python float, or
+        # with a tensor of its dtype on its device, needs no promotion (promote would say so
+        # after three calls; this runs for every op).
+        if (type(a) is Tensor and a.data.dtype.kind == "f"
+                and (type(b) is float or type(b) is Tensor and b.data.dtype == a.data.dtype
+                     and b.backend is a.backend)):
+            return function.apply(a, b)
         a, b = promote(op_name, a, b, floating=floating)
         return function.apply(a, b)
 
@@ -557,7 +564,8 @@ def where(condition: Tensor, a, b) -> Tensor:
 
 def _float_unary(function):
     def op(x: Tensor) -> Tensor:
-        if not x.dtype.is_floating_point:
+        # NumPy's "f" kind first: cheaper than the dtype property, and true for most calls
+        if x.data.dtype.kind != "f" and not x.dtype.is_floating_point:
             x = x.to(dtypes.default_float())
         return function.apply(x)
 

@@ -1,15 +1,15 @@
-// im2col and col2im for conv2d (Caffe layout), the GEMMs themselves stay with BLAS.
+// im2col and col2im for conv2d, the GEMMs themselves stay with BLAS.
 //
 // im2col copies every kernel tap of the zero-padded input into cols (C*KH*KW, N*OH*OW): one
 // row per (channel, tap), one column per output pixel of every image, so one GEMM covers a
 // whole batch of images (backend/cpu_conv.py says why). col2im is its adjoint, adding each
 // tap back into the input it came from. One (n, c) input plane per task: it owns KH*KW row
 // segments of OH*OW columns, and col2im's writes stay inside the plane, so the threads never
-// share an output element. Padding is
-// never materialised: each output row splits into a zero (or skipped) left edge, an inner
-// run that reads the input directly (a straight copy or add at stride 1), and a right edge.
-// The NumPy reference (backend/cpu_conv.py) pads a copy of the input and makes a strided
-// copy of a 6-D view (im2col), or a zero-padded buffer plus KH*KW strided adds (col2im).
+// share an output element. Padding is never materialised: each output row splits into a
+// zero (or skipped) left edge, an inner run that reads the input directly (a straight copy
+// or add at stride 1), and a right edge. The NumPy reference (backend/cpu_conv.py) pads a
+// copy of the input and makes a strided copy of a 6-D view (im2col), or a zero-padded
+// buffer plus KH*KW strided adds (col2im).
 #include <algorithm>
 #include <array>
 

@@ -178,18 +178,15 @@ def _last_axis_rows(x, axis):
     return x.reshape(-1, x.shape[-1])
 
 
-def _pool_operands(a, b):
-    """(a, b) as the pool's binary kernels take them, or None where NumPy should run the op.
+def _pool_operands(first, a, b):
+    """(a, b) as the pool's binary kernels take them, or None where NumPy should run the op;
+    `first` is the first of them that is an array, already known to be larger than the grain.
 
     They take float arrays of one shape, dtype and C layout with more elements than the
     pool's grain, or one such array and a scalar. A broadcast single value (what a sum's
     backward hands down) counts as that scalar. Anything else (broadcasting, small arrays,
     other dtypes or layouts, NumPy scalars) is NumPy's.
     """
-    # small arrays first and cheaply: for them the per-op overhead is all that matters
-    first = a if type(a) is np.ndarray else b
-    if type(first) is not np.ndarray or first.size <= _C.parallel_grain:
-        return None
     if first.dtype not in _FLOATS:
         return None
     operands, dense = [], False
@@ -211,19 +208,18 @@ def _pool_operands(a, b):
 
 def _binary(name: str):
     """+ - * / on the pool for large operands (see _pool_operands); the NumPy ufunc otherwise."""
-    grain = _C.parallel_grain if _C is not None else 0
+    grain = _C.parallel_grain if _C is not None else 0  # a local: read on every op
 
     def make(reference):
         def binary(a, b):
-            # small operands straight to NumPy, before any call: for them the per-op overhead
-            # is all that matters (_pool_operands repeats this check for its other callers)
+            # small operands go to NumPy before any call: for them the per-op overhead is all
+            # that matters
             first = a if type(a) is np.ndarray else b
-            if type(first) is not np.ndarray or first.size <= grain:
-                return reference(a, b)
-            operands = _pool_operands(a, b)
-            if operands is None:
-                return reference(a, b)
-            return getattr(_C, name)(*operands)
+            if type(first) is np.ndarray and first.size > grain:
+                operands = _pool_operands(first, a, b)
+                if operands is not None:
+                    return getattr(_C, name)(*operands)
+            return reference(a, b)
         binary.__name__ = name
         return binary
     return make

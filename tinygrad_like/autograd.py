@@ -178,33 +178,30 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         global _grad_enabled
+        if not _grad_enabled:  # no_grad, and every op of a backward without create_graph
+            first = args[0] if isinstance(args[0], Tensor) else first_tensor(args)
+            return cls._output(cls.forward(Context(cls, first.backend, ()), *args, **kwargs),
+                               args, first)
         # Plain loops rather than comprehensions, here and below: on Python 3.11 each
         # comprehension is a function call of its own, and this runs for every op.
         needs, edges = [], []
         for a in args:
-            needs_grad = isinstance(a, Tensor) and a._requires_grad
-            needs.append(needs_grad)
-            edges.append((a._ctx or a) if needs_grad else None)
-        needs_input_grad = tuple(needs)
-        record = _grad_enabled and True in needs_input_grad
+            if isinstance(a, Tensor) and a._requires_grad:
+                needs.append(True)
+                edges.append(a._ctx or a)
+            else:
+                needs.append(False)
+                edges.append(None)
         first = args[0] if isinstance(args[0], Tensor) else first_tensor(args)  # usual case inline
-        ctx = Context(cls, first.backend, needs_input_grad)
-        previous, _grad_enabled = _grad_enabled, False
+        ctx = Context(cls, first.backend, tuple(needs))
+        _grad_enabled = False  # a forward built from other ops must not record them
         try:
-            result = cls.forward(ctx, *args, **kwargs)
+            result = cls._output(cls.forward(ctx, *args, **kwargs), args, first)
         finally:
-            _grad_enabled = previous
-        if not isinstance(result, Tensor):
-            if isinstance(result, (tuple, list)):
-                raise TypeError(f"{cls.__name__}.forward must return one Tensor or array; "
-                                "ops with several outputs are built from single-output Functions")
-            result = Tensor._wrap(result, first.backend)
-        elif any(result is a for a in args):
-            result = result.detach()  # an identity forward must not turn its input into a node
-        if cls.returns_view and result.backend.xp.may_share_memory(result.data, first.data):
-            result._version = first._version
-        # from_numpy_dtype is what `result.dtype` calls, less the property's Python frame
-        if record and from_numpy_dtype(result.data.dtype).is_floating_point:
+            _grad_enabled = True
+        # NumPy's "f" kind is the usual floating case, cheaper than the DType lookup
+        if True in needs and (result.data.dtype.kind == "f"
+                              or from_numpy_dtype(result.data.dtype).is_floating_point):
             result._requires_grad = True
             result._ctx = ctx
             ctx.output_shape = result.data.shape
@@ -219,6 +216,20 @@ class Function:
                 versions.append(value._version[0] if isinstance(value, Tensor) else 0)
             ctx._saved_versions = tuple(versions)
             ctx._writes_before = _inplace_writes
+        return result
+
+    @classmethod
+    def _output(cls, result, args: tuple, first):
+        """What forward returned as a fresh output Tensor (a raw array gets wrapped)."""
+        if not isinstance(result, Tensor):
+            if isinstance(result, (tuple, list)):
+                raise TypeError(f"{cls.__name__}.forward must return one Tensor or array; "
+                                "ops with several outputs are built from single-output Functions")
+            result = Tensor._wrap(result, first.backend)
+        elif any(result is a for a in args):
+            result = result.detach()  # an identity forward must not turn its input into a node
+        if cls.returns_view and result.backend.xp.may_share_memory(result.data, first.data):
+            result._version = first._version
         return result
 
 

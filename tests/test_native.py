@@ -35,7 +35,8 @@ REFERENCE = SimpleNamespace(
     embedding_backward=cpu_conv.embedding_backward, layer_norm=cpu_norm.layer_norm,
     layer_norm_backward=cpu_norm.layer_norm_backward, sgd_step=cpu_optim.sgd_step,
     adam_step=cpu_optim.adam_step, softmax=cpu.softmax, log_softmax=cpu.log_softmax,
-    softmax_backward=cpu.softmax_backward, log_softmax_backward=cpu.log_softmax_backward)
+    softmax_backward=cpu.softmax_backward, log_softmax_backward=cpu.log_softmax_backward,
+    sum=cpu.reduce_sum)
 NATIVE = SimpleNamespace(**native.native_kernels(REFERENCE))
 _C_MODULE = native._C
 
@@ -370,6 +371,47 @@ def test_relu_leaves_everything_else_to_numpy(monkeypatch, case):
     if case not in ("mixed dtypes", "broadcast grad"):  # there x alone is the pool's to take
         np.testing.assert_array_equal(NATIVE.relu(x), cpu.relu(x))
     np.testing.assert_array_equal(NATIVE.relu_backward(grad, x), cpu.relu_backward(grad, x))
+
+
+@needs_native
+@pytest.mark.parametrize("shape", [LARGE, (3, 100_003), (280_001,)], ids=str)
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_whole_float32_sum_on_the_pool_matches_a_float64_sum(monkeypatch, shape, keepdims):
+    x = randn(shape, np.float32) + np.float32(0.25)  # a mean away from 0: cancellation is mild
+    calls = []
+    monkeypatch.setattr(native, "_C", SimpleNamespace(
+        parallel_grain=native._C.parallel_grain,
+        sum_all=lambda x: calls.append(x.shape) or _C_MODULE.sum_all(x)))
+    axes = tuple(range(x.ndim))
+    got = NATIVE.sum(x, axes, keepdims)
+    expected = x.astype(np.float64).sum(axis=axes, keepdims=keepdims)
+    assert calls == [shape], "the extension was not used"
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    assert got == np.float32(expected)  # summed in double (as exact here), rounded once
+
+
+@needs_native
+@pytest.mark.parametrize("case", ["small", "some axes", "noncontiguous", "float64", "float16",
+                                  "int64", "int64 accumulator"])
+def test_sum_leaves_everything_else_to_numpy(monkeypatch, case):
+    x = randn(LARGE, np.float32)
+    axes, dtype = (0, 1), None
+    if case == "small":
+        x = x[:3]
+    elif case == "some axes":
+        axes = (1,)
+    elif case == "noncontiguous":
+        x = noncontiguous(x)
+    elif case in ("float64", "float16", "int64"):
+        x = x.astype(case)
+    else:
+        x, dtype = (x > 0), np.int64
+    monkeypatch.setattr(native, "_C", SimpleNamespace(parallel_grain=1 << 18))  # no kernels
+    for keepdims in (False, True):
+        got, expected = NATIVE.sum(x, axes, keepdims, dtype), cpu.reduce_sum(x, axes, keepdims,
+                                                                              dtype)
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
 
 
 def _optimizer_arrays(dtypes, states: int):

@@ -32,6 +32,12 @@ def matmul(a, b):
     return np.matmul(a, b)
 
 
+def reduce_sum(x, axes: tuple, keepdims: bool, dtype=None):
+    """x.sum over `axes` (a tuple of non-negative axes), accumulating in `dtype` if given;
+    an array method, so it serves CuPy arrays too."""
+    return x.sum(axis=axes, keepdims=keepdims, dtype=dtype)
+
+
 def relu(x):
     """max(x, 0); a ufunc, so it serves CuPy arrays too."""
     return np.maximum(x, 0)
@@ -111,6 +117,7 @@ def make_backend(seed: int):
         sub=np.subtract,
         mul=np.multiply,
         div=np.true_divide,
+        sum=reduce_sum,
         matmul=matmul,
         linear=linear,
         erf=scipy.special.erf,

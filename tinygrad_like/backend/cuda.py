@@ -39,7 +39,8 @@ def make_backend(seed: int):
 
     # the NumPy references of these use only array methods and ufuncs, which CuPy serves
     fallback = SimpleNamespace(add=cupy.add, sub=cupy.subtract, mul=cupy.multiply,
-                               div=cupy.true_divide, matmul=cupy.matmul,
+                               div=cupy.true_divide, sum=cpu.reduce_sum,
+                               matmul=cupy.matmul,
                                erf=cupyx.scipy.special.erf,
                                relu=cpu.relu, relu_backward=cpu.relu_backward,
                                layer_norm=cpu_norm.layer_norm,

@@ -272,6 +272,18 @@ def _softmax_backward(name: str):
     return make
 
 
+def _sum(reference):
+    """A float32 array summed whole on the pool (kernels/cpu/reduce.cpp); partial sums, other
+    dtypes, small arrays and other layouts are NumPy's."""
+    def reduce_sum(x, axes, keepdims, dtype=None):
+        if (dtype is None and _on_the_pool(x) and x.dtype == np.float32
+                and len(axes) == x.ndim):
+            total = np.array(_C.sum_all(x), dtype=np.float32)  # rounded once, from double
+            return total.reshape((1,) * x.ndim) if keepdims else total
+        return reference(x, axes, keepdims, dtype)
+    return reduce_sum
+
+
 def _sgd_step(reference):
     def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, nesterov,
                  weight_decay, maximize, first_step):
@@ -306,6 +318,7 @@ NATIVE = {
     "sub": _binary("sub"),
     "mul": _binary("mul"),
     "div": _binary("div"),
+    "sum": _sum,
     "relu": _relu,
     "relu_backward": _relu_backward,
     "im2col": _im2col,

@@ -55,7 +55,7 @@ class Sum(Function):
         ctx.input_shape, ctx.axes = x.shape, axes
         # Integer and bool sums accumulate in int64, as in PyTorch
         dtype = None if x.dtype.is_floating_point else dtypes.int64.np_dtype
-        return x.data.sum(axis=axes, keepdims=keepdim, dtype=dtype)
+        return ctx.backend.kernels.sum(x.data, axes, keepdim, dtype)
 
     @staticmethod
     def backward(ctx, grad):

@@ -391,15 +391,51 @@ def test_whole_float32_sum_on_the_pool_matches_a_float64_sum(monkeypatch, shape,
 
 
 @needs_native
-@pytest.mark.parametrize("case", ["small", "some axes", "noncontiguous", "float64", "float16",
-                                  "int64", "int64 accumulator"])
+@pytest.mark.parametrize("shape, axes", [
+    ((64, 32, 26, 26), (0, 2, 3)),  # a conv bias gradient
+    ((2048, 128), (0,)),  # a linear bias gradient
+    ((300, 1001), (1,)),  # rows
+    ((3, 5, 7, 11, 50), (0, 4)),  # kept axes in the middle
+    ((2, 3, 4, 2048), (2, 3)),
+], ids=str)
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_float32_sum_around_kept_axes_matches_a_float64_sum(monkeypatch, shape, axes, keepdims):
+    x = randn(shape, np.float32) + np.float32(0.25)
+    calls = []
+    monkeypatch.setattr(native, "_C", SimpleNamespace(
+        sum_outer_inner=lambda x: calls.append(x.shape) or _C_MODULE.sum_outer_inner(x)))
+    got = NATIVE.sum(x, axes, keepdims)
+    expected = x.astype(np.float64).sum(axis=axes, keepdims=keepdims)
+    assert calls, "the extension was not used"
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected.astype(np.float32))  # summed in double
+
+
+@needs_native
+@pytest.mark.parametrize("shape, axes", [((512, 4800), (0, 1)), ((512, 16, 300), (0, 2))])
+def test_float32_sums_do_not_depend_on_the_thread_count(shape, axes):
+    x = randn(shape, np.float32)  # above the sums' parallel grain: two threads share it
+    threads = native.get_num_threads()
+    try:
+        native.set_num_threads(1)
+        one = NATIVE.sum(x, axes, False)
+        native.set_num_threads(2)
+        two = NATIVE.sum(x, axes, False)
+    finally:
+        native.set_num_threads(threads)
+    np.testing.assert_array_equal(one, two)
+
+
+@needs_native
+@pytest.mark.parametrize("case", ["small", "kept axes apart", "noncontiguous", "float64",
+                                  "float16", "int64", "int64 accumulator"])
 def test_sum_leaves_everything_else_to_numpy(monkeypatch, case):
     x = randn(LARGE, np.float32)
     axes, dtype = (0, 1), None
     if case == "small":
         x = x[:3]
-    elif case == "some axes":
-        axes = (1,)
+    elif case == "kept axes apart":
+        x, axes = x.reshape(70, 10, 400), (1,)
     elif case == "noncontiguous":
         x = noncontiguous(x)
     elif case in ("float64", "float16", "int64"):

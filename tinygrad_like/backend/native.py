@@ -13,6 +13,7 @@ is first used keeps every NumPy kernel, so both paths can be compared on one mac
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -272,15 +273,38 @@ def _softmax_backward(name: str):
     return make
 
 
+SUM_MIN_SIZE = 1 << 14  # smaller sums stay with NumPy, whose call costs less than ours
+
+
+def _kept_block(ndim: int, axes: tuple):
+    """(first, last) when the axes a sum keeps are the consecutive axes first..last-1 (so the
+    array reads as (outer, kept, inner)), else None; `axes` sorted, as Sum passes them."""
+    kept = [axis for axis in range(ndim) if axis not in axes]
+    if not kept or kept[-1] - kept[0] + 1 != len(kept):
+        return None
+    return kept[0], kept[-1] + 1
+
+
 def _sum(reference):
-    """A float32 array summed whole on the pool (kernels/cpu/reduce.cpp); partial sums, other
-    dtypes, small arrays and other layouts are NumPy's."""
+    """float32 sums on the pool (kernels/cpu/reduce.cpp): the whole array, or over the axes
+    around one block of kept axes (bias gradients); anything else is NumPy's."""
     def reduce_sum(x, axes, keepdims, dtype=None):
-        if (dtype is None and _on_the_pool(x) and x.dtype == np.float32
-                and len(axes) == x.ndim):
+        if (dtype is not None or type(x) is not np.ndarray or x.dtype != np.float32
+                or x.size < SUM_MIN_SIZE or not x.flags.c_contiguous):
+            return reference(x, axes, keepdims, dtype)
+        shape = x.shape
+        if len(axes) == len(shape):
             total = np.array(_C.sum_all(x), dtype=np.float32)  # rounded once, from double
             return total.reshape((1,) * x.ndim) if keepdims else total
-        return reference(x, axes, keepdims, dtype)
+        block = _kept_block(len(shape), axes)
+        if block is None:
+            return reference(x, axes, keepdims, dtype)
+        first, last = block
+        out = _C.sum_outer_inner(x.reshape(math.prod(shape[:first]), -1,
+                                           math.prod(shape[last:])))
+        if keepdims:
+            return out.reshape(tuple(1 if axis in axes else n for axis, n in enumerate(shape)))
+        return out.reshape(shape[first:last])
     return reduce_sum
 
 

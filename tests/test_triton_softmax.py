@@ -178,6 +178,28 @@ def test_cross_entropy_rows_match_cpu(rows, classes, smoothing):
     assert results["interp"][0][1] == 0 and not results["interp"][1][0][1].any()  # ignored row
 
 
+@pytest.mark.parametrize("device", ["cpu", "interp"])
+def test_cross_entropy_with_masked_logits_matches_torch(device):
+    # -inf logits (masked classes) give a finite loss without smoothing, as in PyTorch, where
+    # the smoothing term's 0 * -inf once made it NaN; with smoothing the loss is inf in both
+    import torch
+
+    logits = np.array([[0.5, -np.inf, 1.0, 2.0], [-np.inf, -np.inf, 3.0, 0.0]], np.float32)
+    target = np.array([0, 3])
+    for smoothing in (0.0, 0.1):
+        x = tg.Tensor(logits, device=device, requires_grad=True)
+        loss = F.cross_entropy(x, tg.Tensor(target, device=device), label_smoothing=smoothing)
+        expected_x = torch.from_numpy(logits).requires_grad_()
+        expected = torch.nn.functional.cross_entropy(expected_x, torch.from_numpy(target),
+                                                     label_smoothing=smoothing)
+        np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-6)
+        if smoothing == 0.0:
+            loss.backward()
+            expected.backward()
+            np.testing.assert_allclose(x.grad.numpy(), expected_x.grad.numpy(), rtol=1e-6,
+                                       atol=1e-7)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "none", "sum"])
 def test_functional_cross_entropy_on_4d_input(reduction):
     # (N, C, H, W) logits reach the kernel as transposed (N*H*W, C) rows

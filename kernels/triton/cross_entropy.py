@@ -66,7 +66,9 @@ def cross_entropy_forward_kernel(logits_ptr, target_ptr, loss_ptr, lse_ptr, n_co
     # an out-of-range class is not read (NaN loss), so a bad target cannot fault the GPU
     picked = tl.load(x_row + target * col_stride, mask=kept & (target >= 0) & (target < n_cols),
                      other=float("nan")).to(compute)
-    loss = lse - (1 - smoothing) * picked - smoothing / n_cols * tl.sum(row_sum, 0)
+    # without smoothing, a masked (-inf) logit must not make 0 * -inf = NaN
+    smoothed = tl.where(smoothing == 0, 0.0, smoothing / n_cols * tl.sum(row_sum, 0))
+    loss = lse - (1 - smoothing) * picked - smoothed
     tl.store(loss_ptr + row, tl.where(kept, loss, 0.0).to(loss_ptr.dtype.element_ty))
     tl.store(lse_ptr + row, lse.to(lse_ptr.dtype.element_ty))
 

@@ -82,7 +82,9 @@ def cross_entropy(logits, target, ignore_index: int, label_smoothing: float):
     lse = (top + np.log(np.exp(x - top).sum(axis=1, keepdims=True)))[:, 0]
     kept = target != ignore_index
     picked = x[np.arange(rows), np.where(kept, target, 0)]
-    loss = lse - (1 - label_smoothing) * picked - (label_smoothing / classes) * x.sum(axis=1)
+    loss = lse - (1 - label_smoothing) * picked
+    if label_smoothing:  # without smoothing a masked (-inf) logit must not make 0 * -inf = NaN
+        loss = loss - (label_smoothing / classes) * x.sum(axis=1)
     return np.where(kept, loss, 0).astype(logits.dtype), lse
 
 

@@ -59,16 +59,15 @@ def cross_entropy_forward_kernel(logits_ptr, target_ptr, loss_ptr, lse_ptr, n_co
         shift = tl.where(new_max == float("-inf"), 0.0, new_max).to(compute)
         running_sum = running_sum * tl.exp(running_max - shift) + tl.sum(tl.exp(x - shift), 0)
         running_max = new_max
-        row_sum += tl.where(mask, x, 0.0)
+        # summed only with smoothing: else a masked (-inf) logit would make 0 * -inf = NaN
+        row_sum += tl.where(smoothing != 0, tl.where(mask, x, 0.0), 0.0)
     lse = running_max + tl.log(running_sum)
     target = tl.load(target_ptr + row * target_stride)
     kept = target != ignore_index
     # an out-of-range class is not read (NaN loss), so a bad target cannot fault the GPU
     picked = tl.load(x_row + target * col_stride, mask=kept & (target >= 0) & (target < n_cols),
                      other=float("nan")).to(compute)
-    # without smoothing, a masked (-inf) logit must not make 0 * -inf = NaN
-    smoothed = tl.where(smoothing == 0, 0.0, smoothing / n_cols * tl.sum(row_sum, 0))
-    loss = lse - (1 - smoothing) * picked - smoothed
+    loss = lse - (1 - smoothing) * picked - smoothing / n_cols * tl.sum(row_sum, 0)
     tl.store(loss_ptr + row, tl.where(kept, loss, 0.0).to(loss_ptr.dtype.element_ty))
     tl.store(lse_ptr + row, lse.to(lse_ptr.dtype.element_ty))
 

@@ -36,7 +36,8 @@ REFERENCE = SimpleNamespace(
     layer_norm_backward=cpu_norm.layer_norm_backward, sgd_step=cpu_optim.sgd_step,
     adam_step=cpu_optim.adam_step, softmax=cpu.softmax, log_softmax=cpu.log_softmax,
     softmax_backward=cpu.softmax_backward, log_softmax_backward=cpu.log_softmax_backward,
-    sum=cpu.reduce_sum)
+    sum=cpu.reduce_sum, cross_entropy=cpu.cross_entropy,
+    cross_entropy_backward=cpu.cross_entropy_backward)
 NATIVE = SimpleNamespace(**native.native_kernels(REFERENCE))
 _C_MODULE = native._C
 
@@ -287,6 +288,89 @@ def test_softmax_outside_the_contiguous_last_axis_uses_the_reference(monkeypatch
     mixed = grad.astype(np.float64)  # a float64 grad of a float32 output
     np.testing.assert_array_equal(getattr(NATIVE, name + "_backward")(mixed, expected, axis),
                                   getattr(REFERENCE, name + "_backward")(mixed, expected, axis))
+
+
+def _cross_entropy_inputs(shape, dtype, values, smoothing):
+    rows, classes = shape
+    logits = randn(shape, dtype) * 3
+    target = RNG.integers(0, classes, rows)
+    target[::4] = -100  # ignored rows
+    if values == "masked":  # masked classes, but never a row's target
+        logits[:, 1::2] = -np.inf
+        target[target % 2 == 1] = 0
+    elif values == "large":
+        logits *= 1e3
+    grad = randn((rows,), dtype)
+    return logits, target, grad, smoothing
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 1), (6, 37), (3, 4097), (2048, 100)], ids=str)
+@pytest.mark.parametrize("values", ["random", "masked", "large"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_forward_and_backward_match_numpy(dtype, shape, values, smoothing):
+    logits, target, grad, smoothing = _cross_entropy_inputs(shape, dtype, values, smoothing)
+    if values == "masked" and shape[1] == 1:
+        pytest.skip("one class: nothing to mask")
+    losses, lse = NATIVE.cross_entropy(logits, target, -100, smoothing)
+    expected_losses, expected_lse = REFERENCE.cross_entropy(logits, target, -100, smoothing)
+    # the loss is a difference of logit-sized terms: the reference's rounding (it sums in the
+    # logits' dtype, the kernel in double) grows with the logits' size
+    magnitude = np.abs(logits[np.isfinite(logits)]).max()
+    np.testing.assert_allclose(losses, expected_losses, rtol=TOLERANCE[dtype]["rtol"],
+                               atol=8 * np.finfo(dtype).eps * magnitude)
+    assert losses.dtype == expected_losses.dtype
+    assert_close(lse, expected_lse, dtype)
+    assert (losses[::4] == 0).all()
+    if values == "masked" and smoothing == 0.0:
+        assert np.isfinite(losses).all()
+    dx = NATIVE.cross_entropy_backward(grad, logits, target, lse, -100, smoothing)
+    expected_dx = REFERENCE.cross_entropy_backward(grad, logits, target, expected_lse, -100,
+                                                   smoothing)
+    assert_close(dx, expected_dx, dtype)
+    assert not dx[::4].any()
+
+
+@needs_native
+def test_cross_entropy_rejects_a_target_out_of_range():
+    logits = randn((3, 4), np.float32)
+    for bad in (4, -1):
+        target = np.array([0, bad, 2])
+        with pytest.raises(IndexError, match=f"cross_entropy: target {bad} is out of range"):
+            NATIVE.cross_entropy(logits, target, -100, 0.0)
+        with pytest.raises(IndexError, match="cross_entropy_backward: target"):
+            NATIVE.cross_entropy_backward(np.ones(3, np.float32), logits, target,
+                                          np.zeros(3, np.float32), -100, 0.0)
+
+
+@needs_native
+@pytest.mark.parametrize("case", ["noncontiguous", "float16", "int32 target", "broadcast grad",
+                                  "float64 grad"])
+def test_cross_entropy_other_layouts_and_dtypes(monkeypatch, case):
+    logits, target, grad, _ = _cross_entropy_inputs((6, 5), np.float32, "random", 0.1)
+    if case == "noncontiguous":
+        logits = noncontiguous(logits)
+    elif case == "float16":
+        logits, grad = logits.astype(np.float16), grad.astype(np.float16)
+    elif case == "int32 target":
+        target = target.astype(np.int32)
+    elif case == "broadcast grad":
+        grad = np.broadcast_to(np.float32(0.5), (6,))
+    else:
+        grad = grad.astype(np.float64)
+    expected_losses, expected_lse = REFERENCE.cross_entropy(logits, target, -100, 0.1)
+    expected_dx = REFERENCE.cross_entropy_backward(grad, logits, target, expected_lse, -100, 0.1)
+    if case in ("float16", "float64 grad"):
+        monkeypatch.setattr(native, "_C", None)  # the reference's: the extension is not called
+    tolerance = {"rtol": 1e-2, "atol": 1e-3} if case == "float16" else TOLERANCE[np.float32]
+    if case != "float64 grad":
+        losses, lse = NATIVE.cross_entropy(logits, target, -100, 0.1)
+        np.testing.assert_allclose(losses, expected_losses, **tolerance)
+        assert losses.dtype == expected_losses.dtype and lse.dtype == expected_lse.dtype
+    dx = NATIVE.cross_entropy_backward(grad, logits, target, expected_lse, -100, 0.1)
+    assert dx.dtype == expected_dx.dtype
+    np.testing.assert_allclose(dx, expected_dx, **tolerance)
 
 
 BINARY_UFUNCS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide}

@@ -1,4 +1,6 @@
-// Softmax and log-softmax over the rows of an (R, C) array, forward and backward.
+// Softmax and log-softmax over the rows of an (R, C) array, forward and backward, and the
+// fused cross-entropy of (N, C) logits against class indices (forward keeps only each row's
+// log-sum-exp; backward rebuilds the probabilities from it).
 //
 // One row per OpenMP iteration: a row of 1024 float32 is 4 KiB and stays in L1 while it is
 // read two or three times (max, then exp and sum, then scale), so main memory sees one read
@@ -10,8 +12,10 @@
 // lets GCC use libmvec, and -ffast-math is not allowed here (CMakeLists.txt). So float32 uses
 // vector_exp below, a branch-free polynomial the compiler vectorises with SSE2 or AVX2.
 // float64 calls std::exp per element (the fused passes still save the memory traffic).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "common.h"
@@ -172,6 +176,105 @@ carray<T> backward(carray<T> grad, carray<T> out) {
     return dx;
 }
 
+// One row's cross-entropy: lse = max + log(sum(exp(x - max))), and the loss
+// lse - (1 - s) x[target] - (s / C) sum(x), the smoothing term only when s != 0 (a masked
+// -inf logit must not make 0 * -inf = NaN). Sums in double, as for softmax.
+template <typename T>
+TG_MULTIVERSION void cross_entropy_row(const T* x, int64_t columns, int64_t target, bool kept,
+                                       double smoothing, T* loss, T* lse) {
+    const T top = row_max(x, columns);
+    double sum = 0, total = 0;
+#pragma omp simd reduction(+ : sum, total)
+    for (int64_t c = 0; c < columns; ++c) {
+        sum += exp_of(x[c] - top);
+        total += x[c];
+    }
+    const double row_lse = double(top) + std::log(sum);
+    *lse = T(row_lse);
+    double value = row_lse - (1 - smoothing) * double(x[target]);
+    if (smoothing != 0) value -= smoothing / double(columns) * total;
+    *loss = kept ? T(value) : T(0);
+}
+
+// g (exp(x - lse) - s / C - (1 - s) [c == target]), zero on an ignored row
+template <typename T>
+TG_MULTIVERSION void cross_entropy_backward_row(const T* x, int64_t columns, int64_t target,
+                                                T scale, T lse, T smoothing, T* dx) {
+    const T uniform = smoothing / T(columns);
+#pragma omp simd
+    for (int64_t c = 0; c < columns; ++c) dx[c] = (exp_of(x[c] - lse) - uniform) * scale;
+    dx[target] -= (T(1) - smoothing) * scale;
+}
+
+// the class of each row, checked: kept rows need 0 <= target < C; ignored rows read class 0
+std::vector<int64_t> checked_targets(const carray<int64_t>& target, int64_t rows,
+                                     int64_t columns, int64_t ignore_index, const char* op) {
+    require(target.ndim() == 1 && target.shape(0) == rows,
+            std::string(op) + ": expected target (N,) for logits (N, C)");
+    std::vector<int64_t> classes(rows);
+    const int64_t* t = target.data();
+    for (int64_t r = 0; r < rows; ++r) {
+        if (t[r] == ignore_index) {
+            classes[r] = -1;
+        } else if (t[r] < 0 || t[r] >= columns) {
+            throw py::index_error(std::string(op) + ": target " + std::to_string(t[r]) +
+                                  " is out of range for " + std::to_string(columns) + " classes");
+        } else {
+            classes[r] = t[r];
+        }
+    }
+    return classes;
+}
+
+template <typename T>
+py::tuple cross_entropy(carray<T> logits, carray<int64_t> target, int64_t ignore_index,
+                        double smoothing) {
+    require(logits.ndim() == 2 && logits.shape(1) > 0,
+            "cross_entropy: expected logits (N, C) with C > 0");
+    const int64_t rows = logits.shape(0), columns = logits.shape(1);
+    const std::vector<int64_t> classes =
+        checked_targets(target, rows, columns, ignore_index, "cross_entropy");
+    carray<T> losses({rows}), lse({rows});
+    const T* x = logits.data();
+    T *loss_out = losses.mutable_data(), *lse_out = lse.mutable_data();
+    {
+        py::gil_scoped_release release;
+        tg::parallel_for(rows, rows * columns, [&](int64_t r) {
+            const bool kept = classes[r] >= 0;
+            cross_entropy_row(x + r * columns, columns, kept ? classes[r] : 0, kept, smoothing,
+                              loss_out + r, lse_out + r);
+        });
+    }
+    return py::make_tuple(losses, lse);
+}
+
+template <typename T>
+carray<T> cross_entropy_backward(carray<T> grad, carray<T> logits, carray<int64_t> target,
+                                 carray<T> lse, int64_t ignore_index, double smoothing) {
+    require(logits.ndim() == 2 && grad.ndim() == 1 && lse.ndim() == 1 &&
+                grad.shape(0) == logits.shape(0) && lse.shape(0) == logits.shape(0),
+            "cross_entropy_backward: expected grad (N,), logits (N, C) and lse (N,)");
+    const int64_t rows = logits.shape(0), columns = logits.shape(1);
+    const std::vector<int64_t> classes =
+        checked_targets(target, rows, columns, ignore_index, "cross_entropy_backward");
+    carray<T> dx = tg::new_array<T>({rows, columns});
+    const T *x = logits.data(), *g = grad.data(), *row_lse = lse.data();
+    T* d = dx.mutable_data();
+    {
+        py::gil_scoped_release release;
+        tg::parallel_for(rows, rows * columns, [&](int64_t r) {
+            T* out = d + r * columns;
+            if (classes[r] < 0) {
+                std::fill(out, out + columns, T(0));
+                return;
+            }
+            cross_entropy_backward_row(x + r * columns, columns, classes[r], g[r], row_lse[r],
+                                       T(smoothing), out);
+        });
+    }
+    return dx;
+}
+
 TG_MULTIVERSION void exp_array(const float* x, float* out, int64_t size) {
 #pragma omp simd
     for (int64_t i = 0; i < size; ++i) out[i] = vector_exp(x[i]);
@@ -191,6 +294,11 @@ void register_for(py::module_& m) {
           py::arg("grad").noconvert(), py::arg("out").noconvert());
     m.def("log_softmax_backward", &backward<T, log_softmax_backward_row<T>>,
           py::arg("grad").noconvert(), py::arg("out").noconvert());
+    m.def("cross_entropy", &cross_entropy<T>, py::arg("logits").noconvert(),
+          py::arg("target").noconvert(), py::arg("ignore_index"), py::arg("label_smoothing"));
+    m.def("cross_entropy_backward", &cross_entropy_backward<T>, py::arg("grad").noconvert(),
+          py::arg("logits").noconvert(), py::arg("target").noconvert(), py::arg("lse").noconvert(),
+          py::arg("ignore_index"), py::arg("label_smoothing"));
 }
 
 }  // namespace

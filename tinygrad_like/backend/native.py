@@ -308,6 +308,22 @@ def _sum(reference):
     return reduce_sum
 
 
+@_floats_or_reference
+def _cross_entropy(logits, target, ignore_index, label_smoothing):
+    return _C.cross_entropy(_contiguous(logits), np.ascontiguousarray(target, np.int64),
+                            int(ignore_index), float(label_smoothing))
+
+
+def _cross_entropy_backward(reference):
+    def cross_entropy_backward(grad, logits, target, lse, ignore_index, label_smoothing):
+        if not _same_float_dtype(logits, grad, lse):
+            return reference(grad, logits, target, lse, ignore_index, label_smoothing)
+        return _C.cross_entropy_backward(
+            _contiguous(grad), _contiguous(logits), np.ascontiguousarray(target, np.int64),
+            _contiguous(lse), int(ignore_index), float(label_smoothing))
+    return cross_entropy_backward
+
+
 def _sgd_step(reference):
     def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, nesterov,
                  weight_decay, maximize, first_step):
@@ -358,6 +374,8 @@ NATIVE = {
     "log_softmax": _softmax_forward("log_softmax"),
     "softmax_backward": _softmax_backward("softmax_backward"),
     "log_softmax_backward": _softmax_backward("log_softmax_backward"),
+    "cross_entropy": _cross_entropy,
+    "cross_entropy_backward": _cross_entropy_backward,
     "sgd_step": _sgd_step,
     "adam_step": _adam_step,
 }

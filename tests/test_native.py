@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tinygrad_like.backend import cpu, cpu_conv, cpu_norm, cpu_optim, native
+from tinygrad_like.backend import cpu, cpu_conv, cpu_norm, cpu_optim, cpu_rnn, native
 
 RNG = np.random.default_rng(0)
 DTYPES = [np.float32, np.float64]
@@ -36,7 +36,10 @@ REFERENCE = SimpleNamespace(
     layer_norm_backward=cpu_norm.layer_norm_backward, sgd_step=cpu_optim.sgd_step,
     adam_step=cpu_optim.adam_step, softmax=cpu.softmax, log_softmax=cpu.log_softmax,
     softmax_backward=cpu.softmax_backward, log_softmax_backward=cpu.log_softmax_backward,
-    sum=cpu.reduce_sum, cross_entropy=cpu.cross_entropy,
+    sum=cpu.reduce_sum, cross_entropy=cpu.cross_entropy, gru_gates=cpu_rnn.gru_gates,
+    gru_gates_backward=cpu_rnn.gru_gates_backward, lstm_gates=cpu_rnn.lstm_gates,
+    lstm_gates_backward=cpu_rnn.lstm_gates_backward, gru_sequence=cpu_rnn.gru_sequence,
+    gru_sequence_backward=cpu_rnn.gru_sequence_backward,
     cross_entropy_backward=cpu.cross_entropy_backward)
 NATIVE = SimpleNamespace(**native.native_kernels(REFERENCE))
 _C_MODULE = native._C
@@ -237,6 +240,109 @@ def test_vector_exp_is_accurate_to_about_an_ulp():
     special = np.array([-np.inf, -1e30, -104, 0, 88.73, 89, 1e30, np.inf, np.nan], np.float32)
     np.testing.assert_array_equal(native._C.vector_exp(special),
                                   [0, 0, 0, 1, np.inf, np.inf, np.inf, np.inf, np.nan])
+
+
+@needs_native
+def test_vector_tanh_is_accurate_to_about_an_ulp():
+    """The float32 tanh of the recurrent kernels against the exact tanh (float64), in ulps of
+    the float32 result, then the special values (signed zeros kept)."""
+    x = np.concatenate([np.linspace(-12, 12, 2_000_001, dtype=np.float32),
+                        RNG.uniform(-1e-3, 1e-3, 100_000).astype(np.float32)])
+    exact = np.tanh(x.astype(np.float64))
+    ulps = np.abs(native._C.vector_tanh(x) - exact) / np.spacing(np.abs(exact).astype(np.float32))
+    assert ulps[exact != 0].max() <= 2, f"max error {ulps[exact != 0].max():.3g} ulps"
+    special = np.array([0.0, -0.0, 1e-30, -1e-30, 44.0, 50.0, -1e30, np.inf, -np.inf, np.nan],
+                       np.float32)
+    got = native._C.vector_tanh(special)
+    np.testing.assert_array_equal(got, np.tanh(special))
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(np.tanh(special)))
+
+
+def _gate_inputs(name, shape, dtype, values):
+    rows, hidden = shape
+    width = (3 if name == "gru" else 4) * hidden
+    scale = 30.0 if values == "saturating" else 1.0  # sigmoid and tanh at 0 and +-1
+    x_proj, h_proj = (randn((rows, width), dtype) * scale for _ in range(2))
+    return x_proj, h_proj, randn((rows, hidden), dtype)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (32, 256), (7, 1000)], ids=str)
+@pytest.mark.parametrize("values", ["random", "saturating"])
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+def test_recurrent_gates_forward_and_backward_match_numpy(dtype, shape, values, name):
+    x_proj, h_proj, state = _gate_inputs(name, shape, dtype, values)
+    gates, backward = f"{name}_gates", f"{name}_gates_backward"
+    out, saved = getattr(NATIVE, gates)(x_proj, h_proj, state)
+    expected_out, expected_saved = getattr(REFERENCE, gates)(x_proj, h_proj, state)
+    assert_close(out, expected_out, dtype)
+    for ours, reference in zip(saved, expected_saved, strict=True):
+        assert_close(ours, reference, dtype)
+    grad = randn(out.shape, dtype)
+    for ours, reference in zip(getattr(NATIVE, backward)(grad, saved),
+                               getattr(REFERENCE, backward)(grad, expected_saved), strict=True):
+        # saturated gates make sigma (1 - sigma) a rounding-sized number, which the kernel's
+        # 1 / (1 + exp(-x)) and the reference's (tanh(x / 2) + 1) / 2 round differently:
+        # absolute differences of a few float32 ulps of 1 (the gradients here are O(1))
+        atol = {np.float32: 1e-5, np.float64: 1e-12}[dtype] if values == "saturating" else 0
+        np.testing.assert_allclose(ours, reference, rtol=TOLERANCE[dtype]["rtol"],
+                                   atol=max(atol, TOLERANCE[dtype]["atol"]))
+        assert ours.dtype == reference.dtype
+
+
+@needs_native
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+@pytest.mark.parametrize("case", ["noncontiguous", "float16", "mixed dtypes", "3-d"])
+def test_recurrent_gates_other_layouts_and_dtypes(monkeypatch, name, case):
+    x_proj, h_proj, state = _gate_inputs(name, (4, 6), np.float32, "random")
+    if case == "noncontiguous":  # a time step of an (N, L, 3H) projection, as a view
+        x_proj = np.stack([x_proj, x_proj], axis=1)[:, 0]
+    elif case == "float16":
+        x_proj, h_proj, state = (a.astype(np.float16) for a in (x_proj, h_proj, state))
+    elif case == "mixed dtypes":
+        state = state.astype(np.float64)
+    else:
+        x_proj, h_proj, state = (a[None] for a in (x_proj, h_proj, state))
+    gates, backward = f"{name}_gates", f"{name}_gates_backward"
+    expected_out, expected_saved = getattr(REFERENCE, gates)(x_proj, h_proj, state)
+    grad = np.ones_like(expected_out)
+    expected_grads = getattr(REFERENCE, backward)(grad, expected_saved)
+    if case != "noncontiguous":  # everything else is the reference's
+        monkeypatch.setattr(native, "_C", None)
+    out, saved = getattr(NATIVE, gates)(x_proj, h_proj, state)
+    np.testing.assert_allclose(out, expected_out, rtol=1e-5, atol=1e-6)
+    for ours, reference in zip(getattr(NATIVE, backward)(grad, saved), expected_grads,
+                               strict=True):
+        assert ours.dtype == reference.dtype
+        np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-6)
+
+
+@needs_native
+def test_recurrent_gates_name_the_mismatched_shape():
+    h = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"gru_gates: h_proj: expected \(2, 9\), got \(2, 6\)"):
+        _C_MODULE.gru_gates(np.zeros((2, 9), np.float32), np.zeros((2, 6), np.float32), h)
+    with pytest.raises(ValueError, match=r"lstm_gates: x_proj: expected \(2, 12\), got \(3, 12\)"):
+        _C_MODULE.lstm_gates(np.zeros((3, 12), np.float32), np.zeros((2, 12), np.float32), h)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_gru_sequence_on_native_gates_matches_numpy(dtype, reverse):
+    length, rows, hidden = 9, 4, 16
+    x_proj = randn((length, rows, 3 * hidden), dtype)
+    h0, weight, bias = randn((rows, hidden), dtype), randn((3 * hidden, hidden), dtype) * 0.3, \
+        randn((3 * hidden,), dtype)
+    out, saved = NATIVE.gru_sequence(x_proj, h0, weight, bias, reverse)
+    expected_out, expected_saved = REFERENCE.gru_sequence(x_proj, h0, weight, bias, reverse)
+    assert_close(out, expected_out, dtype)
+    grad = randn(out.shape, dtype)
+    for ours, reference in zip(NATIVE.gru_sequence_backward(grad, saved),
+                               REFERENCE.gru_sequence_backward(grad, expected_saved), strict=True):
+        np.testing.assert_allclose(ours, reference, rtol=TOLERANCE[dtype]["rtol"] * 10,
+                                   atol=TOLERANCE[dtype]["atol"] * 10)  # 9 steps compound
 
 
 def _softmax_inputs(shape, dtype, values):

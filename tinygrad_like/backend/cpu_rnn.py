@@ -14,6 +14,8 @@ Gate order is PyTorch's: (r, z, n) and (i, f, g, o), stacked along the last axis
 Forward returns the new state and what backward needs; backward is the chain rule written
 out. sigma(x) = (tanh(x / 2) + 1) / 2 never overflows. Only ufuncs and `empty_like` are
 used (both dispatch to CuPy for CuPy arrays), so the "cuda" device shares these kernels.
+kernels/cpu/recurrent.cpp has the native versions of the four gate kernels, and
+`make_sequence_kernels` builds the whole-sequence GRU on either.
 """
 
 from __future__ import annotations
@@ -78,26 +80,6 @@ def lstm_gates_backward(grad, saved):
     return d_pre, d_c * f
 
 
-def gru_sequence(x_proj, h0, weight_hh, bias_hh, reverse: bool):
-    """A whole GRU layer direction: x_proj (L, N, 3H), h0 (N, H) -> (out (L, N, H), saved).
-
-    The time loop runs here, so a sequence is one autograd node instead of L of them; each
-    step is h @ W_hh^T (BLAS) and `gru_gates`. Gates are kept per step for backward.
-    """
-    length, hidden = x_proj.shape[0], h0.shape[-1]
-    out = np.empty_like(h0, shape=(length,) + h0.shape)
-    gates = np.empty_like(h0, shape=(4, length) + h0.shape)  # r, z, n, h_n per step
-    h = h0
-    for t in (reversed(range(length)) if reverse else range(length)):
-        h_proj = h @ weight_hh.T
-        if bias_hh is not None:
-            h_proj += bias_hh
-        h, (r, z, n, h_n, _) = gru_gates(x_proj[t], h_proj, h)
-        out[t] = h
-        gates[0, t], gates[1, t], gates[2, t], gates[3, t] = r, z, n, h_n
-    return out, (gates, h0, out, weight_hh, reverse)
-
-
 def _previous_states(h0, out, reverse: bool):
     """h_{t-1} for every t of the loop order, as one (L, N, H) array."""
     if reverse:
@@ -105,22 +87,52 @@ def _previous_states(h0, out, reverse: bool):
     return np.concatenate([h0[None], out[:-1]])
 
 
-def gru_sequence_backward(grad_out, saved):
-    """(d x_proj, d h0, d W_hh, d b_hh) of gru_sequence for the gradient of its output.
+def make_sequence_kernels(step=gru_gates, step_backward=gru_gates_backward) -> dict:
+    """gru_sequence and gru_sequence_backward built on the given one-step gate kernels (these
+    NumPy ones, or the native ones: backend/native.py)."""
 
-    Backward through time step by step; the weight gradient is then one GEMM over all
-    steps, sum_t dh_proj_t^T h_{t-1}, instead of L small ones.
-    """
-    gates, h0, out, weight_hh, reverse = saved
-    length = out.shape[0]
-    previous = _previous_states(h0, out, reverse)
-    d_x_proj = np.empty_like(h0, shape=(length,) + h0.shape[:-1] + (weight_hh.shape[0],))
-    d_h_proj = np.empty_like(d_x_proj)
-    d_h = np.zeros_like(h0)
-    for t in (range(length) if reverse else reversed(range(length))):
-        step_saved = (gates[0, t], gates[1, t], gates[2, t], gates[3, t], previous[t])
-        d_x_proj[t], d_h_proj[t], d_h_direct = gru_gates_backward(grad_out[t] + d_h, step_saved)
-        d_h = d_h_direct + d_h_proj[t] @ weight_hh
-    flat = d_h_proj.reshape(-1, d_h_proj.shape[-1])
-    d_weight = flat.T @ previous.reshape(-1, previous.shape[-1])
-    return d_x_proj, d_h, d_weight, flat.sum(axis=0)
+    def gru_sequence(x_proj, h0, weight_hh, bias_hh, reverse: bool):
+        """A whole GRU layer direction: x_proj (L, N, 3H), h0 (N, H) -> (out (L, N, H), saved).
+
+        The time loop runs here, so a sequence is one autograd node instead of L of them; each
+        step is h @ W_hh^T (BLAS) and `step`. Gates are kept per step for backward.
+        """
+        length, hidden = x_proj.shape[0], h0.shape[-1]
+        out = np.empty_like(h0, shape=(length,) + h0.shape)
+        gates = np.empty_like(h0, shape=(4, length) + h0.shape)  # r, z, n, h_n per step
+        h = h0
+        for t in (reversed(range(length)) if reverse else range(length)):
+            h_proj = h @ weight_hh.T
+            if bias_hh is not None:
+                h_proj += bias_hh
+            h, (r, z, n, h_n, _) = step(x_proj[t], h_proj, h)
+            out[t] = h
+            gates[0, t], gates[1, t], gates[2, t], gates[3, t] = r, z, n, h_n
+        return out, (gates, h0, out, weight_hh, reverse)
+
+    def gru_sequence_backward(grad_out, saved):
+        """(d x_proj, d h0, d W_hh, d b_hh) of gru_sequence for the gradient of its output.
+
+        Backward through time step by step; the weight gradient is then one GEMM over all
+        steps, sum_t dh_proj_t^T h_{t-1}, instead of L small ones.
+        """
+        gates, h0, out, weight_hh, reverse = saved
+        length = out.shape[0]
+        previous = _previous_states(h0, out, reverse)
+        d_x_proj = np.empty_like(h0, shape=(length,) + h0.shape[:-1] + (weight_hh.shape[0],))
+        d_h_proj = np.empty_like(d_x_proj)
+        d_h = np.zeros_like(h0)
+        for t in (range(length) if reverse else reversed(range(length))):
+            step_saved = (gates[0, t], gates[1, t], gates[2, t], gates[3, t], previous[t])
+            d_x_proj[t], d_h_proj[t], d_h_direct = step_backward(grad_out[t] + d_h, step_saved)
+            d_h = d_h_direct + d_h_proj[t] @ weight_hh
+        flat = d_h_proj.reshape(-1, d_h_proj.shape[-1])
+        d_weight = flat.T @ previous.reshape(-1, previous.shape[-1])
+        return d_x_proj, d_h, d_weight, flat.sum(axis=0)
+
+    return {"gru_sequence": gru_sequence, "gru_sequence_backward": gru_sequence_backward}
+
+
+_sequence_kernels = make_sequence_kernels()
+gru_sequence = _sequence_kernels["gru_sequence"]
+gru_sequence_backward = _sequence_kernels["gru_sequence_backward"]

@@ -324,6 +324,42 @@ def _cross_entropy_backward(reference):
     return cross_entropy_backward
 
 
+def _gru_gates(reference):
+    def gru_gates(x_proj, h_proj, h):
+        if h.ndim != 2 or not _same_float_dtype(h, x_proj, h_proj):
+            return reference(x_proj, h_proj, h)
+        out, (r, z, n, h_n) = _C.gru_gates(_contiguous(x_proj), _contiguous(h_proj),
+                                           _contiguous(h))
+        return out, (r, z, n, h_n, h)
+    return gru_gates
+
+
+def _gru_gates_backward(reference):
+    def gru_gates_backward(grad, saved):
+        if saved[-1].ndim != 2 or not _same_float_dtype(grad, *saved):
+            return reference(grad, saved)
+        return _C.gru_gates_backward(*(_contiguous(a) for a in (grad, *saved)))
+    return gru_gates_backward
+
+
+def _lstm_gates(reference):
+    def lstm_gates(x_proj, h_proj, c):
+        if c.ndim != 2 or not _same_float_dtype(c, x_proj, h_proj):
+            return reference(x_proj, h_proj, c)
+        state, gates, tanh_c = _C.lstm_gates(_contiguous(x_proj), _contiguous(h_proj),
+                                             _contiguous(c))
+        return state, (gates, c, tanh_c)
+    return lstm_gates
+
+
+def _lstm_gates_backward(reference):
+    def lstm_gates_backward(grad, saved):
+        if saved[1].ndim != 2 or not _same_float_dtype(grad, *saved):
+            return reference(grad, saved)
+        return _C.lstm_gates_backward(*(_contiguous(a) for a in (grad, *saved)))
+    return lstm_gates_backward
+
+
 def _sgd_step(reference):
     def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, nesterov,
                  weight_decay, maximize, first_step):
@@ -376,6 +412,10 @@ NATIVE = {
     "log_softmax_backward": _softmax_backward("log_softmax_backward"),
     "cross_entropy": _cross_entropy,
     "cross_entropy_backward": _cross_entropy_backward,
+    "gru_gates": _gru_gates,
+    "gru_gates_backward": _gru_gates_backward,
+    "lstm_gates": _lstm_gates,
+    "lstm_gates_backward": _lstm_gates_backward,
     "sgd_step": _sgd_step,
     "adam_step": _adam_step,
 }
@@ -384,7 +424,8 @@ NATIVE = {
 def native_kernels(reference) -> dict:
     """The entries of the NumPy kernel table `reference` that the extension replaces, as
     {name: kernel}; empty when the extension is not available. conv2d's forward and
-    backward are rebuilt on the native im2col/col2im when the table has them."""
+    backward are rebuilt on the native im2col/col2im, and the whole-sequence GRU on the
+    native gates, when the table has them."""
     if _C is None:
         return {}
     kernels = {name: make(getattr(reference, name)) for name, make in NATIVE.items()
@@ -393,6 +434,11 @@ def native_kernels(reference) -> dict:
         from tinygrad_like.backend import cpu_conv
 
         kernels.update(cpu_conv.make_conv_kernels(kernels["im2col"], kernels["col2im"]))
+    if "gru_gates" in kernels and hasattr(reference, "gru_sequence"):
+        from tinygrad_like.backend import cpu_rnn
+
+        kernels.update(cpu_rnn.make_sequence_kernels(kernels["gru_gates"],
+                                                     kernels["gru_gates_backward"]))
     for kernel in kernels.values():
         kernel.native = True  # what tg.backend_info() reports
     return kernels

@@ -136,6 +136,22 @@ def test_in_place_change_of_a_saved_tensor_is_caught():
         loss.backward()
 
 
+def test_in_place_writes_before_recording_or_to_other_tensors_are_not_flagged():
+    a, b = tg.tensor([1.0, 2.0]), tg.tensor([5.0, 6.0])
+    a.add_(1.0)  # before the graph saves a: part of its value, not a modification
+    w = tg.tensor([3.0, 4.0], requires_grad=True)
+    loss = (w * a).sum()
+    b.mul_(2.0)  # after, but b is not saved anywhere
+    loss.backward()
+    np.testing.assert_allclose(w.grad.numpy(), [2.0, 3.0])
+    a.add_(1.0)  # now it is: the message says which and where it stands
+    loss = (w * a).sum()
+    a.mul_(3.0)
+    with pytest.raises(RuntimeError, match=r"MulBackward: .* saved tensor 1 of shape \(2,\) was "
+                                           r"written after it was saved \(it is now at version 3\)"):
+        loss.backward()
+
+
 def test_in_place_change_through_a_view_is_caught():
     a = tg.tensor([[1.0, 2.0], [3.0, 4.0]])
     w = tg.tensor([1.0, 1.0], requires_grad=True)

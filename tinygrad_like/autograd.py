@@ -79,7 +79,7 @@ class Context:
     """A graph node: what one Function call saved, and the inputs to send gradients to."""
 
     __slots__ = ("function", "backend", "needs_input_grad", "edges", "output_shape",
-                 "sequence_number", "_saved", "_saved_versions", "_writes_before", "_freed",
+                 "sequence_number", "_saved", "_writes_before", "_freed",
                  "__dict__")
     retained_output = None  # the output Tensor, once `retain_grad()` asks for its `.grad`
 
@@ -94,7 +94,6 @@ class Context:
         self.output_shape = None
         self.sequence_number = None  # set when recorded: later nodes get larger numbers
         self._saved = ()
-        self._saved_versions = ()
         self._writes_before = None  # `_inplace_writes` when the node was recorded
         self._freed = False
 
@@ -111,13 +110,15 @@ class Context:
                 "backward() if you need to backward twice")
         if self._writes_before == _inplace_writes:
             return self._saved  # no tensor anywhere was written in place since recording
-        for index, (tensor, version) in enumerate(zip(self._saved, self._saved_versions)):
-            if isinstance(tensor, Tensor) and tensor._version[0] != version:
+        for index, tensor in enumerate(self._saved):
+            # a tensor's last write is stamped with the running count of all writes
+            if isinstance(tensor, Tensor) and tensor._version[1] > self._writes_before:
                 raise RuntimeError(
                     f"{self.name}: one of the tensors needed for gradient computation has been "
                     f"modified by an in-place operation: saved tensor {index} of shape "
-                    f"{tensor.shape} is at version {tensor._version[0]}; expected version "
-                    f"{version}. Use .clone() before modifying it, or compute it after backward")
+                    f"{tensor.shape} was written after it was saved (it is now at version "
+                    f"{tensor._version[0]}). Use .clone() before modifying it, or compute it "
+                    "after backward")
         return self._saved
 
     def free_saved(self) -> None:
@@ -138,13 +139,17 @@ class Context:
 
 # How many in-place writes tensors have had, all together (see `Tensor._bump_version`). While
 # it has not moved since a node was recorded, none of the node's saved tensors can have been
-# modified, and reading them back skips checking each one's version.
+# modified, and reading them back skips checking them. Each write also stamps its tensor with
+# this count, so a saved tensor was modified after recording iff its stamp is larger than
+# the count the node recorded: no per-tensor version has to be taken at recording time.
 _inplace_writes = 0
 
 
-def count_inplace_write() -> None:
+def count_inplace_write() -> int:
+    """Count one in-place write; returns the stamp it gets."""
     global _inplace_writes
     _inplace_writes += 1
+    return _inplace_writes
 
 
 _node_numbers = itertools.count()  # Context.sequence_number of each recorded node, in order
@@ -209,12 +214,8 @@ class Function:
             ctx.edges = tuple(edges)
             if cls.saves_output:
                 ctx._saved += (result,)
-            # Versions are taken once forward has returned and only for recorded nodes, as
-            # PyTorch does: an op run without a graph never reads its saved values back.
-            versions = []
-            for value in ctx._saved:
-                versions.append(value._version[0] if isinstance(value, Tensor) else 0)
-            ctx._saved_versions = tuple(versions)
+            # Taken once forward has returned and only for recorded nodes, as PyTorch takes
+            # versions: an op run without a graph never reads its saved values back.
             ctx._writes_before = _inplace_writes
         return result
 

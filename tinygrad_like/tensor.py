@@ -40,7 +40,7 @@ class Tensor:
         self.backend = backend
         self.grad = None
         self._ctx = None
-        self._version = [0]
+        self._version = [0, 0]  # [in-place writes, stamp of the last one] (autograd.py)
         self._retains_grad = False
         self._requires_grad = False
         self.requires_grad = requires_grad
@@ -54,7 +54,7 @@ class Tensor:
         t._requires_grad = False
         t.grad = None
         t._ctx = None
-        t._version = [0]
+        t._version = [0, 0]
         t._retains_grad = False
         return t
 
@@ -190,7 +190,7 @@ class Tensor:
                                "or .clone() for tensors in the autograd graph")
         new = type(self).__new__(type(self))
         new.data, new.backend = self.data.copy(), self.backend
-        new._ctx, new._version, new._retains_grad = None, [0], False
+        new._ctx, new._version, new._retains_grad = None, [0, 0], False
         new._requires_grad = self._requires_grad
         new.grad = None if self.grad is None else self.grad.__deepcopy__(memo)
         memo[id(self)] = new
@@ -246,7 +246,7 @@ class Tensor:
     def _bump_version(self) -> None:
         """Mark an in-place write; every one must come through here (see autograd)."""
         self._version[0] += 1
-        autograd.count_inplace_write()
+        self._version[1] = autograd.count_inplace_write()
 
     def _inplace(self, op: str, value) -> "Tensor":
         """Write `value` (a Tensor, array or scalar) into this tensor's memory."""

@@ -303,7 +303,7 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, 
         roots = [out._ctx for out in outputs if out._ctx is not None]
         for node in _topological_order(roots, wanted_nodes, wanted_leaves):
             grad = grads.pop(node, None)
-            if node in wanted_nodes:
+            if wanted_nodes and node in wanted_nodes:
                 wanted_grads[id(wanted_nodes[node])] = grad
             retained = node.retained_output
             if retained is not None and grad is not None and inputs is None:
@@ -314,7 +314,7 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, 
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             if not retain_graph:
-                node.free_saved()
+                node._saved, node._freed = (), True  # free_saved(), less a call per node
             for index, edge in enumerate(node.edges):
                 # Indexing, not zip(): cheaper per edge. A backward may return fewer gradients
                 # than forward had arguments (none for trailing non-Tensor options).

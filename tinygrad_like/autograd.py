@@ -183,30 +183,35 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         global _grad_enabled
-        if not _grad_enabled:  # no_grad, and every op of a backward without create_graph
-            first = args[0] if isinstance(args[0], Tensor) else first_tensor(args)
-            return cls._output(cls.forward(Context(cls, first.backend, ()), *args, **kwargs),
-                               args, first)
-        # Plain loops rather than comprehensions, here and below: on Python 3.11 each
-        # comprehension is a function call of its own, and this runs for every op.
-        needs, edges = [], []
-        for a in args:
-            if isinstance(a, Tensor) and a._requires_grad:
-                needs.append(True)
-                edges.append(a._ctx or a)
-            else:
-                needs.append(False)
-                edges.append(None)
         first = args[0] if isinstance(args[0], Tensor) else first_tensor(args)  # usual case inline
-        ctx = Context(cls, first.backend, tuple(needs))
-        _grad_enabled = False  # a forward built from other ops must not record them
-        try:
-            result = cls._output(cls.forward(ctx, *args, **kwargs), args, first)
-        finally:
-            _grad_enabled = True
+        if _grad_enabled:
+            # Plain loops rather than comprehensions, here and below: on Python 3.11 each
+            # comprehension is a function call of its own, and this runs for every op.
+            needs, edges = [], []
+            for a in args:
+                if isinstance(a, Tensor) and a._requires_grad:
+                    needs.append(True)
+                    edges.append(a._ctx or a)
+                else:
+                    needs.append(False)
+                    edges.append(None)
+            ctx = Context(cls, first.backend, tuple(needs))
+            _grad_enabled = False  # a forward built from other ops must not record them
+            try:
+                result = cls.forward(ctx, *args, **kwargs)
+            finally:
+                _grad_enabled = True
+        else:  # no_grad, and every op of a backward without create_graph: nothing to record
+            needs = None
+            result = cls.forward(Context(cls, first.backend, ()), *args, **kwargs)
+        if isinstance(result, Tensor) or cls.returns_view or isinstance(result, (tuple, list)):
+            result = cls._output(result, args, first)
+        else:  # the usual case, a fresh raw array: what _output does with it, less a call
+            result = Tensor._wrap(result, first.backend)
         # NumPy's "f" kind is the usual floating case, cheaper than the DType lookup
-        if True in needs and (result.data.dtype.kind == "f"
-                              or from_numpy_dtype(result.data.dtype).is_floating_point):
+        if needs is not None and True in needs and (
+                result.data.dtype.kind == "f"
+                or from_numpy_dtype(result.data.dtype).is_floating_point):
             result._requires_grad = True
             result._ctx = ctx
             ctx.output_shape = result.data.shape
@@ -221,7 +226,9 @@ class Function:
 
     @classmethod
     def _output(cls, result, args: tuple, first):
-        """What forward returned as a fresh output Tensor (a raw array gets wrapped)."""
+        """What forward returned as the op's output Tensor: a raw array is wrapped, an input
+        returned as is gets detached, and a view shares its input's version counter. `apply`
+        wraps a plain array of an op that makes no views itself, without this call."""
         if not isinstance(result, Tensor):
             if isinstance(result, (tuple, list)):
                 raise TypeError(f"{cls.__name__}.forward must return one Tensor or array; "

@@ -322,18 +322,20 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, 
                 input_grads = (input_grads,)
             if not retain_graph:
                 node._saved, node._freed = (), True  # free_saved(), less a call per node
+            count = len(input_grads)
             for index, edge in enumerate(node.edges):
                 # Indexing, not zip(): cheaper per edge. A backward may return fewer gradients
                 # than forward had arguments (none for trailing non-Tensor options).
-                if edge is None or index >= len(input_grads):
+                if edge is None or index >= count:
                     continue
                 g = input_grads[index]
                 if g is None:
                     continue
-                shape = edge.output_shape if type(edge) is Context else edge.shape
+                is_node = type(edge) is Context
+                shape = edge.output_shape if is_node else edge.data.shape
                 if not isinstance(g, Tensor) or g.data.shape != shape:
                     raise _bad_gradient(node, index, g, shape)
-                if type(edge) is Context:  # the common case, inlined: a call per edge adds up
+                if is_node:  # the common case, inlined: a call per edge adds up
                     grads[edge] = g if edge not in grads else grads[edge] + g
                 else:
                     accumulate(edge, g)

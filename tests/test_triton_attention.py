@@ -19,7 +19,7 @@ from tinygrad_like.backend import get_backend
 pytest.importorskip("triton")
 torch = pytest.importorskip("torch")  # the interpreter's carrier for NumPy memory, and the oracle
 
-from tinygrad_like.kernels.triton import attention as attention_kernels
+from tinygrad_like.kernels.triton import attention as attention_kernels  # noqa: E402 (after the importorskip above)
 
 # half precision rounds P to 11 bits before the P v product and stores out in fp16
 TOLERANCE = {"float64": {"rtol": 1e-10, "atol": 1e-12}, "float32": {"rtol": 1e-4, "atol": 2e-5},

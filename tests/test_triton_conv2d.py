@@ -22,8 +22,8 @@ from tinygrad_like.backend import get_backend
 pytest.importorskip("triton")
 torch = pytest.importorskip("torch")  # the oracle, and the interpreter's carrier for NumPy memory
 
-from tinygrad_like.kernels.triton import conv2d as conv_kernels
-from tinygrad_like.kernels.triton.launch import Launcher
+from tinygrad_like.kernels.triton import conv2d as conv_kernels  # noqa: E402 (after the importorskip above)
+from tinygrad_like.kernels.triton.launch import Launcher  # noqa: E402 (after the importorskip above)
 
 KERNEL_NAMES = ("conv2d", "conv2d_backward_input", "conv2d_backward_weight")
 TOLERANCE = {"float64": {"rtol": 1e-12, "atol": 1e-12},

@@ -206,9 +206,11 @@ def test_functional_cross_entropy_on_4d_input(reduction):
     rng = np.random.default_rng(6)
     logits, target = rng.standard_normal((2, 7, 3, 2)), rng.integers(0, 7, (2, 3, 2))
     target[0, 1] = 5
-    fn = lambda x: F.cross_entropy(x, tg.Tensor(target, device=x.device),
-                                   ignore_index=5, reduction=reduction, label_smoothing=0.2)
-    assert_same(run_both(fn, [logits]))
+    def loss(x):
+        return F.cross_entropy(x, tg.Tensor(target, device=x.device), ignore_index=5,
+                               reduction=reduction, label_smoothing=0.2)
+
+    assert_same(run_both(loss, [logits]))
 
 
 def test_cross_entropy_float16_keeps_float32_lse():

@@ -97,7 +97,7 @@ def make_sequence_kernels(step=gru_gates, step_backward=gru_gates_backward) -> d
         The time loop runs here, so a sequence is one autograd node instead of L of them; each
         step is h @ W_hh^T (BLAS) and `step`. Gates are kept per step for backward.
         """
-        length, hidden = x_proj.shape[0], h0.shape[-1]
+        length = x_proj.shape[0]
         out = np.empty_like(h0, shape=(length,) + h0.shape)
         gates = np.empty_like(h0, shape=(4, length) + h0.shape)  # r, z, n, h_n per step
         h = h0

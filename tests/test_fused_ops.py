@@ -57,6 +57,25 @@ def test_tiled_attention_matches_torch_for_any_blocking(monkeypatch, blocks, is_
     assert_same_grads(mine, theirs)
 
 
+@pytest.mark.parametrize("threads", [False, True])
+def test_tiled_attention_over_head_groups_matches_torch(monkeypatch, threads):
+    # one head per group (the byte budget is below one block), on one thread or on the pool
+    monkeypatch.setattr(cpu_attention, "GROUP_SCORE_BYTES", 1)
+    monkeypatch.setattr(cpu_attention, "PARALLEL_SCORES", 0 if threads else 1 << 60)
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal((2, 3, 19, 8)) for _ in range(3)]
+    keep = rng.random((2, 1, 19, 19)) > 0.2  # a different mask per batch entry
+    mine, theirs = leaves(*arrays), leaves(*arrays, lib=torch)
+    out = F.scaled_dot_product_attention(*mine, attn_mask=tg.tensor(keep))
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        *theirs, attn_mask=torch.tensor(keep))
+    np.testing.assert_allclose(out.detach().numpy(), expected.detach().numpy(), atol=1e-12)
+    upstream = rng.standard_normal(out.shape)
+    out.backward(tg.tensor(upstream))
+    expected.backward(torch.tensor(upstream))
+    assert_same_grads(mine, theirs)
+
+
 def test_key_padding_mask_with_fully_masked_rows_gives_zeros_not_nan():
     rng = np.random.default_rng(2)
     q, k, v = leaves(*(rng.standard_normal((2, 4, 6, 8)) for _ in range(3)))

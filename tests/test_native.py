@@ -17,7 +17,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tinygrad_like.backend import cpu, cpu_conv, cpu_norm, cpu_optim, cpu_rnn, native
+from tinygrad_like.backend import (cpu, cpu_attention, cpu_conv, cpu_norm, cpu_optim, cpu_rnn,
+                                   native)
 
 RNG = np.random.default_rng(0)
 DTYPES = [np.float32, np.float64]
@@ -40,7 +41,7 @@ REFERENCE = SimpleNamespace(
     gru_gates_backward=cpu_rnn.gru_gates_backward, lstm_gates=cpu_rnn.lstm_gates,
     lstm_gates_backward=cpu_rnn.lstm_gates_backward, gru_sequence=cpu_rnn.gru_sequence,
     gru_sequence_backward=cpu_rnn.gru_sequence_backward,
-    cross_entropy_backward=cpu.cross_entropy_backward)
+    cross_entropy_backward=cpu.cross_entropy_backward, attention=cpu_attention.attention)
 NATIVE = SimpleNamespace(**native.native_kernels(REFERENCE))
 _C_MODULE = native._C
 
@@ -489,6 +490,60 @@ def _binary_operands(case, dtype):
     return {"arrays": (a, b), "array, float": (a, 2.5), "int, array": (3, b),
             "array, broadcast value": (a, np.broadcast_to(dtype(-1.5), LARGE)),
             "broadcast value, array": (np.broadcast_to(dtype(0.25), LARGE), b)}[case]
+
+
+def _online_softmax_state(shape, dtype, values):
+    """Scores (Z, bq, bk) and a running (max, sum) as tiled attention hands them to the step."""
+    scores = randn(shape, dtype) * 4
+    row_max = randn(shape[:2], dtype) * 4
+    row_sum = RNG.random(shape[:2]).astype(dtype) * 10
+    if values == "masked":  # hidden keys, a row hidden in this block, a row with none so far
+        scores[RNG.random(shape) < 0.3] = -np.inf
+        scores[0, 0] = -np.inf
+        row_max[-1, -1], row_sum[-1, -1] = -np.inf, 0
+        scores[-1, -1, 1:] = -np.inf
+    return scores, row_max, row_sum
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 7), (2, 64, 64), (4, 3, 130)], ids=str)
+@pytest.mark.parametrize("values", ["random", "masked"])
+def test_online_softmax_step_matches_numpy(dtype, shape, values):
+    ours = _online_softmax_state(shape, dtype, values)
+    reference = tuple(a.copy() for a in ours)
+    rescale = native._online_softmax_step(*ours)
+    expected = cpu_attention.online_softmax_step(*reference)
+    assert_close(rescale, expected, dtype)
+    for updated, expected_update in zip(ours, reference, strict=True):  # all three in place
+        assert_close(updated, expected_update, dtype)
+
+
+def test_online_softmax_step_on_a_view_updates_it_in_place():
+    scores, row_max, row_sum = _online_softmax_state((3, 5, 8), np.float32, "random")
+    view = noncontiguous(scores)
+    expected = tuple(a.copy() for a in (view, row_max, row_sum))
+    rescale = native._online_softmax_step(view, row_max, row_sum)
+    expected_rescale = cpu_attention.online_softmax_step(*expected)
+    for ours, reference in zip((rescale, view, row_max, row_sum), (expected_rescale, *expected)):
+        assert_close(ours, reference, np.float32)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mask", ["causal", "additive", "none"])
+def test_attention_on_the_native_softmax_step_matches_numpy(monkeypatch, dtype, mask):
+    monkeypatch.setattr(cpu_attention, "QUERY_BLOCK", 16)
+    monkeypatch.setattr(cpu_attention, "KEY_BLOCK", 8)
+    q, k, v = randn((6, 37, 8), dtype), randn((6, 45, 8), dtype), randn((6, 45, 5), dtype)
+    additive = None
+    if mask == "additive":  # a fully hidden query row included
+        additive = np.where(RNG.random((6, 37, 45)) < 0.3, -np.inf, 0.5).astype(dtype)
+        additive[:, 3] = -np.inf
+    options = (additive, mask == "causal", 8 ** -0.5)
+    for ours, expected in zip(NATIVE.attention(q, k, v, *options),
+                              REFERENCE.attention(q, k, v, *options), strict=True):
+        assert_close(ours, expected, dtype)
 
 
 @needs_native

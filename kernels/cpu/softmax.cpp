@@ -157,6 +157,24 @@ TG_MULTIVERSION void cross_entropy_backward_row(const T* x, int64_t columns, int
     dx[target] -= (T(1) - smoothing) * scale;
 }
 
+// One key block of tiled attention's online softmax, for one row of scores s (in place):
+// the running max m and sum l move to the block, s becomes exp(s - m_new), and the factor
+// exp(m_old - m_new) that rescales the row's output accumulator is returned. A row with no
+// visible key yet keeps m = -inf and is shifted by 0 (not by -inf: -inf - -inf is NaN).
+template <typename T>
+TG_MULTIVERSION T online_softmax_row(T* s, int64_t columns, T* running_max, T* running_sum) {
+    const T block_top = row_max(s, columns);
+    const T previous = *running_max;
+    const T top = block_top > previous ? block_top : previous;
+    const T shift = top == -INFINITY ? T(0) : top;
+#pragma omp simd
+    for (int64_t c = 0; c < columns; ++c) s[c] = exp_of(s[c] - shift);
+    const T rescale = exp_of(previous - shift);
+    *running_sum = T(double(*running_sum) * rescale + row_sum(s, columns));
+    *running_max = top;
+    return rescale;
+}
+
 // the class of each row, checked: kept rows need 0 <= target < C; ignored rows read class 0
 std::vector<int64_t> checked_targets(const carray<int64_t>& target, int64_t rows,
                                      int64_t columns, int64_t ignore_index, const char* op) {
@@ -231,6 +249,32 @@ TG_MULTIVERSION void exp_array(const float* x, float* out, int64_t size) {
     for (int64_t i = 0; i < size; ++i) out[i] = vector_exp(x[i]);
 }
 
+// scores (R, C), row_max and row_sum (R,): one online-softmax step over every row, in place;
+// returns each row's rescale factor. It runs on the calling thread: tiled attention calls
+// it from one Python thread per core, each on its own group of heads (cpu_attention.py).
+template <typename T>
+carray<T> online_softmax_step(py::array_t<T> scores, py::array_t<T> running_max,
+                              py::array_t<T> running_sum) {
+    const bool ok = scores.ndim() == 2 && running_max.ndim() == 1 && running_sum.ndim() == 1 &&
+                    running_max.shape(0) == scores.shape(0) &&
+                    running_sum.shape(0) == scores.shape(0);
+    require(ok, "online_softmax_step: expected scores (R, C) and row_max, row_sum (R,)");
+    for (const py::array* array : {&scores, &running_max, &running_sum})
+        require((array->flags() & py::array::c_style) && array->writeable(),
+                "online_softmax_step: scores, row_max and row_sum must be C-contiguous and "
+                "writeable");
+    const int64_t rows = scores.shape(0), columns = scores.shape(1);
+    carray<T> rescale = tg::new_array<T>({rows});
+    T *s = scores.mutable_data(), *m = running_max.mutable_data(),
+      *l = running_sum.mutable_data(), *r = rescale.mutable_data();
+    {
+        py::gil_scoped_release release;
+        for (int64_t row = 0; row < rows; ++row)
+            r[row] = online_softmax_row(s + row * columns, columns, m + row, l + row);
+    }
+    return rescale;
+}
+
 carray<float> vector_exp_array(carray<float> x) {
     carray<float> out(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
     exp_array(x.data(), out.mutable_data(), x.size());
@@ -250,6 +294,8 @@ void register_for(py::module_& m) {
     m.def("cross_entropy_backward", &cross_entropy_backward<T>, py::arg("grad").noconvert(),
           py::arg("logits").noconvert(), py::arg("target").noconvert(), py::arg("lse").noconvert(),
           py::arg("ignore_index"), py::arg("label_smoothing"));
+    m.def("online_softmax_step", &online_softmax_step<T>, py::arg("scores").noconvert(),
+          py::arg("row_max").noconvert(), py::arg("row_sum").noconvert());
 }
 
 }  // namespace

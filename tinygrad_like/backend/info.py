@@ -33,7 +33,7 @@ def _describe(kernel, device: str, dtype: str) -> str:
     if dtype == "bfloat16" and device != "cuda":
         return "-- (no NumPy bfloat16)"
     if getattr(kernel, "native", False) and device != "cuda" and dtype in ("float32", "float64"):
-        return "native _C"
+        return getattr(kernel, "native_label", "native _C")
     if "kernels.triton" in module:
         return f"Triton {module.rsplit('.', 1)[-1]}.py"
     if "kernels.cuda" in module:

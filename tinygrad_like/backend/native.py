@@ -324,6 +324,27 @@ def _cross_entropy_backward(reference):
     return cross_entropy_backward
 
 
+def _online_softmax_step(scores, row_max, row_sum):
+    """cpu_attention.online_softmax_step as one fused pass per row of scores, in place."""
+    from tinygrad_like.backend import cpu_attention
+
+    arrays = (scores, row_max, row_sum)
+    # reshape must give views for the update to land in place: C-contiguous arrays only
+    if not (_same_float_dtype(*arrays) and all(a.flags.c_contiguous for a in arrays)):
+        return cpu_attention.online_softmax_step(*arrays)
+    rescale = _C.online_softmax_step(scores.reshape(-1, scores.shape[-1]), row_max.reshape(-1),
+                                     row_sum.reshape(-1))
+    return rescale.reshape(row_max.shape)
+
+
+def _attention(reference):
+    """Tiled attention's forward with the native online-softmax step between its GEMMs."""
+    def attention(q, k, v, mask, is_causal, scale):
+        return reference(q, k, v, mask, is_causal, scale, softmax_step=_online_softmax_step)
+    attention.native_label = "fwd: BLAS + _C softmax"  # for backend_info: the rest is NumPy
+    return attention
+
+
 def _gru_gates(reference):
     def gru_gates(x_proj, h_proj, h):
         if h.ndim != 2 or not _same_float_dtype(h, x_proj, h_proj):
@@ -412,6 +433,7 @@ NATIVE = {
     "log_softmax_backward": _softmax_backward("log_softmax_backward"),
     "cross_entropy": _cross_entropy,
     "cross_entropy_backward": _cross_entropy_backward,
+    "attention": _attention,
     "gru_gates": _gru_gates,
     "gru_gates_backward": _gru_gates_backward,
     "lstm_gates": _lstm_gates,

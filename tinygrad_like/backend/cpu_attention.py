@@ -43,9 +43,12 @@ def _compute_dtype(dtype):
     return np.float64 if dtype == np.float64 else np.float32
 
 
-def _scaled_copy(q, scale: float, dtype):
-    """q * scale as a C-ordered array: scaling q costs D per row where scaling scores costs S."""
-    return np.multiply(q, dtype(scale), dtype=dtype, order="C")
+def _scaled_copy(q_block, scale: float, dtype):
+    """A query block times scale, C-ordered: scaling q costs D per row, scaling scores S.
+
+    One block at a time, so that no scaled copy of the whole of q is held (16 MiB at the
+    benchmark's T 2048)."""
+    return np.multiply(q_block, scale, dtype=dtype, order="C")
 
 
 def _block_scores(q_block, k, mask, is_causal, rows: slice, keys: slice):
@@ -103,19 +106,15 @@ def online_softmax_step(scores, row_max, row_sum):
     return rescale
 
 
-def _attention_chunk(q, k, v, mask, is_causal: bool, scale: float, softmax_step):
-    """softmax(q k^T * scale + mask) v, tiled; returns (out (Z, L, Dv), lse (Z, L))."""
-    dtype = q.dtype
-    compute = _compute_dtype(dtype)
+def _attention_chunk(q, k, v, mask, out, lse, is_causal: bool, scale: float, softmax_step):
+    """softmax(q k^T * scale + mask) v, tiled, into out (Z, L, Dv) and lse (Z, L)."""
+    compute = out.dtype
     k, v = (np.ascontiguousarray(a, dtype=compute) for a in (k, v))
-    q = _scaled_copy(q, scale, compute)
     z, length_q, length_k = q.shape[0], q.shape[1], k.shape[1]
     mask = _broadcast_mask(mask, (z, length_q, length_k))
-    out = np.empty((z, length_q, v.shape[2]), dtype=compute)
-    lse = np.empty((z, length_q), dtype=compute)
     for start in range(0, length_q, QUERY_BLOCK):
         rows = slice(start, min(start + QUERY_BLOCK, length_q))
-        q_block = q[:, rows]
+        q_block = _scaled_copy(q[:, rows], scale, compute)
         row_max = np.full((z, rows.stop - rows.start), -np.inf, dtype=compute)
         row_sum = np.zeros_like(row_max)
         acc = np.zeros((z, rows.stop - rows.start, v.shape[2]), dtype=compute)
@@ -127,22 +126,20 @@ def _attention_chunk(q, k, v, mask, is_causal: bool, scale: float, softmax_step)
         out[:, rows] = acc / np.where(empty, 1.0, row_sum)[:, :, None]
         with np.errstate(divide="ignore"):
             lse[:, rows] = np.where(empty, np.inf, row_max + np.log(row_sum))
-    return out.astype(dtype, copy=False), lse
 
 
-def _attention_backward_chunk(grad_out, q, k, v, out, lse, mask, is_causal: bool, scale: float):
-    """(dq, dk, dv) of `attention`, recomputing each block's probabilities from lse."""
-    dtype = q.dtype
-    compute = _compute_dtype(dtype)
+def _attention_backward_chunk(grad_out, q, k, v, out, lse, mask, dq, dk, dv, is_causal: bool,
+                              scale: float):
+    """Adds the gradients of `attention` into the zeroed dq, dk, dv, recomputing each block's
+    probabilities from lse."""
+    compute = dq.dtype
     grad_out, k, v, out = (np.ascontiguousarray(a, dtype=compute) for a in (grad_out, k, v, out))
-    q = _scaled_copy(q, scale, compute)
     z, length_q, length_k = q.shape[0], q.shape[1], k.shape[1]
     mask = _broadcast_mask(mask, (z, length_q, length_k))
     delta = np.einsum("zld,zld->zl", grad_out, out)[:, :, None]
-    dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
     for start in range(0, length_q, QUERY_BLOCK):
         rows = slice(start, min(start + QUERY_BLOCK, length_q))
-        q_block, grad_block = q[:, rows], grad_out[:, rows]
+        q_block, grad_block = _scaled_copy(q[:, rows], scale, compute), grad_out[:, rows]
         lse_block = lse[:, rows, None]
         for keys in _key_blocks(length_k, rows, is_causal):
             scores = _block_scores(q_block, k, mask, is_causal, rows, keys)
@@ -155,7 +152,6 @@ def _attention_backward_chunk(grad_out, q, k, v, out, lse, mask, is_causal: bool
             dq[:, rows] += dscores @ k[:, keys]
             dk[:, keys] += dscores.transpose(0, 2, 1) @ q_block  # q_block carries the scale
     dq *= scale
-    return tuple(g.astype(dtype, copy=False) for g in (dq, dk, dv))
 
 
 def _workers() -> int:
@@ -169,8 +165,9 @@ def _head_groups(z: int, block_bytes: int, workers: int) -> list[tuple[int, int]
     return [(lo, min(lo + size, z)) for lo in range(0, z, size)]
 
 
-def _over_heads(kernel, shape: tuple, arrays: tuple, options: tuple) -> list:
-    """Run `kernel` on groups of the (batch x head) axis, in threads, one per core.
+def _over_heads(kernel, shape: tuple, arrays: tuple, options: tuple) -> None:
+    """Run `kernel` on groups of the (batch x head) axis, in threads, one per core; each
+    group reads and writes its own slice of `arrays` (inputs and outputs alike).
 
     Every block step is a NumPy call over all heads of a group at once, so a group's
     (heads, bq, bk) scores are kept near GROUP_SCORE_BYTES: over 128 heads of 64 x 64
@@ -188,14 +185,16 @@ def _over_heads(kernel, shape: tuple, arrays: tuple, options: tuple) -> list:
     groups = _head_groups(z, block_bytes, workers)
 
     def run(lo: int, hi: int):
-        return kernel(*(None if a is None else a[lo:hi] for a in arrays), *options)
+        kernel(*(None if a is None else a[lo:hi] for a in arrays), *options)
 
     if workers <= 1:
-        return [run(lo, hi) for lo, hi in groups]
+        for lo, hi in groups:
+            run(lo, hi)
+        return
     if _pool is None:
         _pool = concurrent.futures.ThreadPoolExecutor(_workers(), "tinygrad_like-attention")
-    futures = [_pool.submit(run, lo, hi) for lo, hi in groups]
-    return [future.result() for future in futures]
+    for future in [_pool.submit(run, lo, hi) for lo, hi in groups]:
+        future.result()
 
 
 def attention(q, k, v, mask, is_causal: bool, scale: float, softmax_step=online_softmax_step):
@@ -203,19 +202,23 @@ def attention(q, k, v, mask, is_causal: bool, scale: float, softmax_step=online_
 
     `softmax_step` is `online_softmax_step` or a drop-in replacement (the native one).
     """
+    shape = (q.shape[0], q.shape[1], k.shape[1])
     if mask is not None:
-        mask = np.broadcast_to(mask, (q.shape[0], q.shape[1], k.shape[1]))
-    parts = _over_heads(_attention_chunk, (q.shape[0], q.shape[1], k.shape[1]), (q, k, v, mask),
-                        (is_causal, scale, softmax_step))
-    return tuple(np.concatenate(arrays) if len(parts) > 1 else arrays[0]
-                 for arrays in zip(*parts))
+        mask = np.broadcast_to(mask, shape)
+    compute = _compute_dtype(q.dtype)
+    out = np.empty(shape[:2] + v.shape[2:], dtype=compute)  # the groups write their slices
+    lse = np.empty(shape[:2], dtype=compute)
+    _over_heads(_attention_chunk, shape, (q, k, v, mask, out, lse), (is_causal, scale, softmax_step))
+    return out.astype(q.dtype, copy=False), lse
 
 
 def attention_backward(grad_out, q, k, v, out, lse, mask, is_causal: bool, scale: float):
     """(dq, dk, dv) of `attention`, recomputing each block's probabilities from lse."""
+    shape = (q.shape[0], q.shape[1], k.shape[1])
     if mask is not None:
-        mask = np.broadcast_to(mask, (q.shape[0], q.shape[1], k.shape[1]))
-    parts = _over_heads(_attention_backward_chunk, (q.shape[0], q.shape[1], k.shape[1]),
-                        (grad_out, q, k, v, out, lse, mask), (is_causal, scale))
-    return tuple(np.concatenate(arrays) if len(parts) > 1 else arrays[0]
-                 for arrays in zip(*parts))
+        mask = np.broadcast_to(mask, shape)
+    compute = _compute_dtype(q.dtype)
+    grads = tuple(np.zeros(a.shape, dtype=compute) for a in (q, k, v))  # accumulated per group
+    _over_heads(_attention_backward_chunk, shape, (grad_out, q, k, v, out, lse, mask, *grads),
+                (is_causal, scale))
+    return tuple(g.astype(a.dtype, copy=False) for g, a in zip(grads, (q, k, v)))

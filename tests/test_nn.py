@@ -133,6 +133,31 @@ def test_multihead_attention_matches_torch(batch_first, need_weights, with_masks
                                atol=1e-9)
 
 
+@pytest.mark.parametrize("layout", ["batch_first", "sequence_first", "unbatched"])
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_multihead_cross_attention_with_another_key_length_matches_torch(layout, need_weights):
+    torch.manual_seed(1)
+    batch_first = layout == "batch_first"
+    theirs = torch.nn.MultiheadAttention(8, 2, batch_first=batch_first).double()
+    ours = nn.MultiheadAttention(8, 2, batch_first=batch_first).double()
+    copy_weights(ours, theirs)
+    shapes = {"batch_first": ((3, 5, 8), (3, 7, 8)), "sequence_first": ((5, 3, 8), (7, 3, 8)),
+              "unbatched": ((5, 8), (7, 8))}[layout]
+    query, memory = data(*shapes[0]), data(*shapes[1], seed=1)
+    mine = [tg.tensor(a, dtype=tg.float64, requires_grad=True) for a in (query, memory)]
+    reference = [torch.tensor(a, requires_grad=True) for a in (query, memory)]
+    out_a, w_a = ours(mine[0], mine[1], mine[1], need_weights=need_weights)
+    out_b, w_b = theirs(reference[0], reference[1], reference[1], need_weights=need_weights)
+    np.testing.assert_allclose(out_a.detach().numpy(), out_b.detach().numpy(), atol=1e-10)
+    if need_weights:
+        np.testing.assert_allclose(w_a.detach().numpy(), w_b.detach().numpy(), atol=1e-10)
+    upstream = data(*out_b.shape, seed=2)
+    out_a.backward(tg.tensor(upstream))
+    out_b.backward(torch.tensor(upstream))
+    for a, b in zip(mine, reference, strict=True):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), atol=1e-9)
+
+
 @pytest.mark.parametrize("norm_first", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_transformer_encoder_matches_torch(norm_first, activation):

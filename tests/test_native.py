@@ -41,7 +41,8 @@ REFERENCE = SimpleNamespace(
     gru_gates_backward=cpu_rnn.gru_gates_backward, lstm_gates=cpu_rnn.lstm_gates,
     lstm_gates_backward=cpu_rnn.lstm_gates_backward, gru_sequence=cpu_rnn.gru_sequence,
     gru_sequence_backward=cpu_rnn.gru_sequence_backward,
-    cross_entropy_backward=cpu.cross_entropy_backward, attention=cpu_attention.attention)
+    cross_entropy_backward=cpu.cross_entropy_backward, attention=cpu_attention.attention,
+    attention_backward=cpu_attention.attention_backward)
 NATIVE = SimpleNamespace(**native.native_kernels(REFERENCE))
 _C_MODULE = native._C
 
@@ -531,8 +532,28 @@ def test_online_softmax_step_on_a_view_updates_it_in_place():
 
 @needs_native
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 7), (2, 64, 64), (4, 3, 130)], ids=str)
+@pytest.mark.parametrize("values", ["random", "masked"])
+def test_attention_backward_step_matches_numpy(dtype, shape, values):
+    scores, dscores = randn(shape, dtype) * 3, randn(shape, dtype)
+    lse = (scores.max(axis=2) + 1).astype(dtype)
+    delta = randn(shape[:2], dtype)
+    if values == "masked":  # hidden keys, and a row with no visible key (lse = +inf)
+        scores[RNG.random(shape) < 0.3] = -np.inf
+        scores[-1, -1], lse[-1, -1] = -np.inf, np.inf
+    ours, reference = (scores, dscores), (scores.copy(), dscores.copy())
+    native._attention_backward_step(ours[0], lse, ours[1], delta)
+    cpu_attention.probabilities_and_score_grads(reference[0], lse, reference[1], delta)
+    for updated, expected in zip(ours, reference, strict=True):
+        assert_close(updated, expected, dtype)
+    if values == "masked":
+        assert (ours[0][-1, -1] == 0).all() and (ours[1][-1, -1] == 0).all()
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mask", ["causal", "additive", "none"])
-def test_attention_on_the_native_softmax_step_matches_numpy(monkeypatch, dtype, mask):
+def test_attention_on_the_native_steps_matches_numpy(monkeypatch, dtype, mask):
     monkeypatch.setattr(cpu_attention, "QUERY_BLOCK", 16)
     monkeypatch.setattr(cpu_attention, "KEY_BLOCK", 8)
     q, k, v = randn((6, 37, 8), dtype), randn((6, 45, 8), dtype), randn((6, 45, 5), dtype)
@@ -541,8 +562,13 @@ def test_attention_on_the_native_softmax_step_matches_numpy(monkeypatch, dtype, 
         additive = np.where(RNG.random((6, 37, 45)) < 0.3, -np.inf, 0.5).astype(dtype)
         additive[:, 3] = -np.inf
     options = (additive, mask == "causal", 8 ** -0.5)
-    for ours, expected in zip(NATIVE.attention(q, k, v, *options),
-                              REFERENCE.attention(q, k, v, *options), strict=True):
+    out, lse = REFERENCE.attention(q, k, v, *options)
+    for ours, expected in zip(NATIVE.attention(q, k, v, *options), (out, lse), strict=True):
+        assert_close(ours, expected, dtype)
+    grad = noncontiguous(randn(out.shape, dtype))
+    for ours, expected in zip(NATIVE.attention_backward(grad, q, k, v, out, lse, *options),
+                              REFERENCE.attention_backward(grad, q, k, v, out, lse, *options),
+                              strict=True):
         assert_close(ours, expected, dtype)
 
 

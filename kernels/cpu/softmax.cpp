@@ -175,6 +175,19 @@ TG_MULTIVERSION T online_softmax_row(T* s, int64_t columns, T* running_max, T* r
     return rescale;
 }
 
+// One block row of tiled attention's backward, in place: s (the row's scores) becomes the
+// probabilities P = exp(s - lse), and ds (holding dO V^T) becomes dS = P * (ds - delta),
+// delta = rowsum(dO * O). A row with lse = +inf (no visible key) gets P = 0 and dS = 0.
+template <typename T>
+TG_MULTIVERSION void attention_backward_row(T* s, T* ds, int64_t columns, T lse, T delta) {
+#pragma omp simd
+    for (int64_t c = 0; c < columns; ++c) {
+        const T probability = exp_of(s[c] - lse);
+        s[c] = probability;
+        ds[c] = probability * (ds[c] - delta);
+    }
+}
+
 // the class of each row, checked: kept rows need 0 <= target < C; ignored rows read class 0
 std::vector<int64_t> checked_targets(const carray<int64_t>& target, int64_t rows,
                                      int64_t columns, int64_t ignore_index, const char* op) {
@@ -275,6 +288,27 @@ carray<T> online_softmax_step(py::array_t<T> scores, py::array_t<T> running_max,
     return rescale;
 }
 
+// scores and dscores (R, C), lse and delta (R,): attention_backward_row over every row, in
+// place, on the calling thread (as online_softmax_step).
+template <typename T>
+void attention_backward_step(py::array_t<T> scores, carray<T> lse, py::array_t<T> dscores,
+                             carray<T> delta) {
+    const bool ok = scores.ndim() == 2 && dscores.ndim() == 2 && lse.ndim() == 1 &&
+                    delta.ndim() == 1 && dscores.shape(0) == scores.shape(0) &&
+                    dscores.shape(1) == scores.shape(1) && lse.shape(0) == scores.shape(0) &&
+                    delta.shape(0) == scores.shape(0);
+    require(ok, "attention_backward_step: expected scores, dscores (R, C) and lse, delta (R,)");
+    for (const py::array* array : {&scores, &dscores})
+        require((array->flags() & py::array::c_style) && array->writeable(),
+                "attention_backward_step: scores and dscores must be C-contiguous and writeable");
+    const int64_t rows = scores.shape(0), columns = scores.shape(1);
+    T *s = scores.mutable_data(), *ds = dscores.mutable_data();
+    const T *l = lse.data(), *d = delta.data();
+    py::gil_scoped_release release;
+    for (int64_t row = 0; row < rows; ++row)
+        attention_backward_row(s + row * columns, ds + row * columns, columns, l[row], d[row]);
+}
+
 carray<float> vector_exp_array(carray<float> x) {
     carray<float> out(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
     exp_array(x.data(), out.mutable_data(), x.size());
@@ -296,6 +330,8 @@ void register_for(py::module_& m) {
           py::arg("ignore_index"), py::arg("label_smoothing"));
     m.def("online_softmax_step", &online_softmax_step<T>, py::arg("scores").noconvert(),
           py::arg("row_max").noconvert(), py::arg("row_sum").noconvert());
+    m.def("attention_backward_step", &attention_backward_step<T>, py::arg("scores").noconvert(),
+          py::arg("lse").noconvert(), py::arg("dscores").noconvert(), py::arg("delta").noconvert());
 }
 
 }  // namespace

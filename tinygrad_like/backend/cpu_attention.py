@@ -106,6 +106,17 @@ def online_softmax_step(scores, row_max, row_sum):
     return rescale
 
 
+def probabilities_and_score_grads(scores, lse, dscores, delta):
+    """One key block of the backward, in place: scores (Z, bq, bk) become the probabilities
+    P = exp(scores - lse), and dscores, holding dO V^T, become dS = P * (dscores - delta);
+    lse and delta = rowsum(dO * O) are (Z, bq). The native extension fuses the same into one
+    pass (backend/native.py)."""
+    np.subtract(scores, lse[:, :, None], out=scores)
+    np.exp(scores, out=scores)  # rows with lse = +inf give exactly 0
+    dscores -= delta[:, :, None]
+    dscores *= scores
+
+
 def _attention_chunk(q, k, v, mask, out, lse, is_causal: bool, scale: float, softmax_step):
     """softmax(q k^T * scale + mask) v, tiled, into out (Z, L, Dv) and lse (Z, L)."""
     compute = out.dtype
@@ -129,26 +140,24 @@ def _attention_chunk(q, k, v, mask, out, lse, is_causal: bool, scale: float, sof
 
 
 def _attention_backward_chunk(grad_out, q, k, v, out, lse, mask, dq, dk, dv, is_causal: bool,
-                              scale: float):
+                              scale: float, backward_step):
     """Adds the gradients of `attention` into the zeroed dq, dk, dv, recomputing each block's
     probabilities from lse."""
     compute = dq.dtype
     grad_out, k, v, out = (np.ascontiguousarray(a, dtype=compute) for a in (grad_out, k, v, out))
     z, length_q, length_k = q.shape[0], q.shape[1], k.shape[1]
     mask = _broadcast_mask(mask, (z, length_q, length_k))
-    delta = np.einsum("zld,zld->zl", grad_out, out)[:, :, None]
+    delta = np.einsum("zld,zld->zl", grad_out, out)
     for start in range(0, length_q, QUERY_BLOCK):
         rows = slice(start, min(start + QUERY_BLOCK, length_q))
         q_block, grad_block = _scaled_copy(q[:, rows], scale, compute), grad_out[:, rows]
-        lse_block = lse[:, rows, None]
+        lse_block, delta_block = (np.ascontiguousarray(a[:, rows], dtype=compute)
+                                  for a in (lse, delta))
         for keys in _key_blocks(length_k, rows, is_causal):
             scores = _block_scores(q_block, k, mask, is_causal, rows, keys)
-            np.subtract(scores, lse_block, out=scores)
-            probs = np.exp(scores, out=scores)  # rows with lse = +inf give exactly 0
-            dv[:, keys] += probs.transpose(0, 2, 1) @ grad_block
             dscores = grad_block @ v[:, keys].transpose(0, 2, 1)
-            dscores -= delta[:, rows]
-            dscores *= probs
+            backward_step(scores, lse_block, dscores, delta_block)  # -> P and dS, in place
+            dv[:, keys] += scores.transpose(0, 2, 1) @ grad_block
             dq[:, rows] += dscores @ k[:, keys]
             dk[:, keys] += dscores.transpose(0, 2, 1) @ q_block  # q_block carries the scale
     dq *= scale
@@ -212,13 +221,17 @@ def attention(q, k, v, mask, is_causal: bool, scale: float, softmax_step=online_
     return out.astype(q.dtype, copy=False), lse
 
 
-def attention_backward(grad_out, q, k, v, out, lse, mask, is_causal: bool, scale: float):
-    """(dq, dk, dv) of `attention`, recomputing each block's probabilities from lse."""
+def attention_backward(grad_out, q, k, v, out, lse, mask, is_causal: bool, scale: float,
+                       backward_step=probabilities_and_score_grads):
+    """(dq, dk, dv) of `attention`, recomputing each block's probabilities from lse.
+
+    `backward_step` is `probabilities_and_score_grads` or a drop-in replacement (the native one).
+    """
     shape = (q.shape[0], q.shape[1], k.shape[1])
     if mask is not None:
         mask = np.broadcast_to(mask, shape)
     compute = _compute_dtype(q.dtype)
     grads = tuple(np.zeros(a.shape, dtype=compute) for a in (q, k, v))  # accumulated per group
     _over_heads(_attention_backward_chunk, shape, (grad_out, q, k, v, out, lse, mask, *grads),
-                (is_causal, scale))
+                (is_causal, scale, backward_step))
     return tuple(g.astype(a.dtype, copy=False) for g, a in zip(grads, (q, k, v)))

@@ -341,8 +341,29 @@ def _attention(reference):
     """Tiled attention's forward with the native online-softmax step between its GEMMs."""
     def attention(q, k, v, mask, is_causal, scale):
         return reference(q, k, v, mask, is_causal, scale, softmax_step=_online_softmax_step)
-    attention.native_label = "fwd: BLAS + _C softmax"  # for backend_info: the rest is NumPy
+    attention.native_label = "BLAS + _C softmax steps"  # for backend_info
     return attention
+
+
+def _attention_backward_step(scores, lse, dscores, delta):
+    """cpu_attention.probabilities_and_score_grads as one fused pass per row, in place."""
+    from tinygrad_like.backend import cpu_attention
+
+    arrays = (scores, lse, dscores, delta)
+    # reshape must give views for the update to land in place: C-contiguous arrays only
+    if not (_same_float_dtype(*arrays) and all(a.flags.c_contiguous for a in arrays)):
+        return cpu_attention.probabilities_and_score_grads(*arrays)
+    columns = scores.shape[-1]
+    _C.attention_backward_step(scores.reshape(-1, columns), lse.reshape(-1),
+                               dscores.reshape(-1, columns), delta.reshape(-1))
+
+
+def _attention_backward(reference):
+    """Tiled attention's backward with the native probability and score-gradient step."""
+    def attention_backward(grad_out, q, k, v, out, lse, mask, is_causal, scale):
+        return reference(grad_out, q, k, v, out, lse, mask, is_causal, scale,
+                         backward_step=_attention_backward_step)
+    return attention_backward
 
 
 def _gru_gates(reference):
@@ -434,6 +455,7 @@ NATIVE = {
     "cross_entropy": _cross_entropy,
     "cross_entropy_backward": _cross_entropy_backward,
     "attention": _attention,
+    "attention_backward": _attention_backward,
     "gru_gates": _gru_gates,
     "gru_gates_backward": _gru_gates_backward,
     "lstm_gates": _lstm_gates,

@@ -62,6 +62,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     # them; a machine that pins an older core type runs NumPy's GEMMs (and so tinygrad_like's)
     # without its newest vector units, while PyTorch's oneDNN and MKL ignore the variable
     machine_info["openblas_coretype"] = os.environ.get("OPENBLAS_CORETYPE")
+    if native.available():  # which of the native kernels' instruction-set clones ran
+        machine_info["native_isa"] = native.build_info()["isa_in_use"]
     if threadpool_info is not None:
         machine_info["blas"] = sorted({f"{pool['internal_api']} {pool['version']}"
                                        + (f" ({pool['architecture']} kernels)"

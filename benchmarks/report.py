@@ -70,7 +70,8 @@ def machine_lines(data: dict) -> list[str]:
             f"- threads: {info.get('threads')} for PyTorch, NumPy's BLAS and tinygrad_like's "
             f"native kernels ({pinned})",
             f"- numpy {info.get('numpy')} ({blas}), torch {info.get('torch')}",
-            f"- OPENBLAS_CORETYPE {coretype}", ""]
+            f"- OPENBLAS_CORETYPE {coretype}",
+            f"- tinygrad_like's native kernels: {info.get('native_isa', 'not loaded')}", ""]
 
 
 def report(data: dict) -> str:

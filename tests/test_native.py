@@ -1010,3 +1010,19 @@ def test_a_forked_child_starts_its_own_pool():
     """A child forked after the parent used the pool has none of its threads; it must not
     hang waiting for them."""
     assert _run(FORK_PROBE).strip() == "True"
+
+
+@needs_native
+def test_build_info_names_the_instruction_set_clone_in_use():
+    isa = native.build_info()["isa_in_use"]
+    assert isa in {"x86-64-v4 (AVX-512)", "x86-64-v3 (AVX2+FMA)", "x86-64 baseline",
+                   "portable baseline"}
+    if not os.path.exists("/proc/cpuinfo"):
+        return
+    with open("/proc/cpuinfo") as cpuinfo:
+        flags = next((set(line.split(":", 1)[1].split()) for line in cpuinfo
+                      if line.startswith("flags")), set())
+    if flags and "avx512f" not in flags:
+        assert not isa.startswith("x86-64-v4")
+    if flags and "avx2" not in flags:
+        assert not isa.startswith(("x86-64-v4", "x86-64-v3"))

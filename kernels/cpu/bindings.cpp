@@ -36,6 +36,7 @@ PYBIND11_MODULE(_C, m) {
         py::dict info;
         info["threads"] = tg::num_threads();
         info["isa"] = TG_MULTIVERSION_ISA;
+        info["isa_in_use"] = tg_multiversion_isa_in_use();
         info["compiler"] = __VERSION__;
         info["malloc"] = malloc_setting;
         return info;

@@ -28,9 +28,17 @@ namespace py = pybind11;
     __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define TG_MULTIVERSION_ISA \
     "x86-64-v4 (AVX-512) / x86-64-v3 (AVX2+FMA) / x86-64 baseline, chosen at run time"
+// The clone the loader picks on this CPU (the same test as the ifunc resolver's), for
+// build_info: timings on an AVX2 machine and an AVX-512 one are not comparable.
+inline const char* tg_multiversion_isa_in_use() {
+    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4 (AVX-512)";
+    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3 (AVX2+FMA)";
+    return "x86-64 baseline";
+}
 #else
 #define TG_MULTIVERSION
 #define TG_MULTIVERSION_ISA "portable baseline"
+inline const char* tg_multiversion_isa_in_use() { return "portable baseline"; }
 #endif
 
 // A helper of a TG_MULTIVERSION function must be inlined into it to get the clone's ISA.

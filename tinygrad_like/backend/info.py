@@ -47,7 +47,8 @@ def _native_status() -> str:
     if not native.available():
         return f"native extension _C not loaded: {native.reason()}; all kernels are NumPy"
     info = native.build_info()
-    return f"native extension _C loaded ({info['threads']} threads, {info['isa']})"
+    return (f"native extension _C loaded ({info['threads']} threads, {info['isa']}; "
+            f"{info['isa_in_use']} here)")
 
 
 def backend_info(devices=("cpu", "interp", "cuda"), print_table: bool = True) -> str:

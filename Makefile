@@ -19,6 +19,7 @@ demo: $(BIN)/activate
 
 bench: $(BIN)/activate
 	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-group-by=group \
+		--benchmark-warmup=on --benchmark-warmup-iterations=20 \
 		--benchmark-columns=median,iqr,rounds --benchmark-json=benchmarks/results.json
 	$(BIN)/python benchmarks/report.py benchmarks/results.json > benchmarks/RESULTS.md
 

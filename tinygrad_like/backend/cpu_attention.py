@@ -5,12 +5,15 @@ q (Z, L, D), k (Z, S, D) and v (Z, S, Dv), with Z the flattened batch and heads.
 rows; for each, the key blocks stream past with an online softmax (Milakov &
 Gimelshein 2018; Dao, FlashAttention-2, 2023): a running row max m, a running sum l of
 exp(s - m) and an output accumulator, all rescaled by exp(m_old - m_new) when the max
-grows. Each block product is one batched GEMM over Z, so BLAS still does the FLOPs and
-the Python loop runs (L / QUERY_BLOCK) * (S / KEY_BLOCK) times at most. Blocks of 64 keep a
-block's scores, probabilities and operands in L2 (measured fastest of 32 to 512). The Z
-heads are split across one thread per core: NumPy releases the GIL, and these GEMMs are too
-small for BLAS to parallelise, so this is what uses every core (PyTorch's CPU flash
-attention parallelises the same way).
+grows. The heads are taken in groups (see _over_heads) and each block product is one
+batched GEMM over a group, so BLAS still does the FLOPs and the Python loop runs
+(L / QUERY_BLOCK) * (S / KEY_BLOCK) times per group at most. Blocks of 64 keep a block's
+scores, probabilities and operands in L2 (measured fastest of 32 to 512). The groups are
+spread over one thread per core: NumPy releases the GIL, and these GEMMs are too small for
+BLAS to parallelise, so this is what uses every core (PyTorch's CPU flash attention
+parallelises the same way). The elementwise work between the GEMMs (the online-softmax
+update; the backward's P and dS) is one function each, which the native extension replaces
+with a fused pass per row (backend/native.py).
 
 Forward returns the output and each row's log-sum-exp (lse). Backward recomputes each
 block's probabilities P = exp(s - lse) instead of saving them, then

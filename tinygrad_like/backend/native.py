@@ -324,14 +324,18 @@ def _cross_entropy_backward(reference):
     return cross_entropy_backward
 
 
+def _rows_in_place(*arrays) -> bool:
+    """Whether the attention steps can update these in place through row views: one float
+    dtype, and C-contiguous, so that reshaping gives views rather than copies."""
+    return _same_float_dtype(*arrays) and all(a.flags.c_contiguous for a in arrays)
+
+
 def _online_softmax_step(scores, row_max, row_sum):
     """cpu_attention.online_softmax_step as one fused pass per row of scores, in place."""
     from tinygrad_like.backend import cpu_attention
 
-    arrays = (scores, row_max, row_sum)
-    # reshape must give views for the update to land in place: C-contiguous arrays only
-    if not (_same_float_dtype(*arrays) and all(a.flags.c_contiguous for a in arrays)):
-        return cpu_attention.online_softmax_step(*arrays)
+    if not _rows_in_place(scores, row_max, row_sum):
+        return cpu_attention.online_softmax_step(scores, row_max, row_sum)
     rescale = _C.online_softmax_step(scores.reshape(-1, scores.shape[-1]), row_max.reshape(-1),
                                      row_sum.reshape(-1))
     return rescale.reshape(row_max.shape)
@@ -349,10 +353,8 @@ def _attention_backward_step(scores, lse, dscores, delta):
     """cpu_attention.probabilities_and_score_grads as one fused pass per row, in place."""
     from tinygrad_like.backend import cpu_attention
 
-    arrays = (scores, lse, dscores, delta)
-    # reshape must give views for the update to land in place: C-contiguous arrays only
-    if not (_same_float_dtype(*arrays) and all(a.flags.c_contiguous for a in arrays)):
-        return cpu_attention.probabilities_and_score_grads(*arrays)
+    if not _rows_in_place(scores, lse, dscores, delta):
+        return cpu_attention.probabilities_and_score_grads(scores, lse, dscores, delta)
     columns = scores.shape[-1]
     _C.attention_backward_step(scores.reshape(-1, columns), lse.reshape(-1),
                                dscores.reshape(-1, columns), delta.reshape(-1))

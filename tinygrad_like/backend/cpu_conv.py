@@ -7,7 +7,10 @@ moved to NCHW order by the copy that adds the bias. Backward-data is W^T @ grad 
 `col2im`, the scatter-add adjoint (at stride 1 with "same" padding it is instead the full
 convolution of grad with the flipped filters, which needs no scatter); backward-weight is
 grad @ cols^T. The GEMMs go to BLAS through np.matmul; im2col and col2im are the only loops,
-and the native `_C` extension may replace exactly those two (backend/native.py).
+and the native `_C` extension may replace exactly those two (backend/native.py). With the
+extension, large 3x3 stride-1 convolutions run as Winograd F(4x4, 3x3) instead
+(cpu_winograd.py): native transforms around 36 BLAS GEMMs that do a quarter of the
+multiplies (make_conv_kernels says when).
 
 These functions are also the references the Triton and CUDA C kernels are tested against.
 Every kernel takes and returns raw arrays; stride, padding and dilation are (int, int).
@@ -16,6 +19,8 @@ Every kernel takes and returns raw arrays; stride, padding and dilation are (int
 from __future__ import annotations
 
 import numpy as np
+
+from tinygrad_like.backend import cpu_winograd
 
 
 def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
@@ -78,11 +83,9 @@ def _add_taps(taps, input_shape, kernel, stride, padding, dilation):
 CHUNK_BYTES = 4 << 20  # im2col buffer per GEMM: a few images, so cols stays in cache
 
 
-def _image_chunks(input_shape, kernel, out_hw, itemsize: int):
-    """The batch cut into slices of equal size (to one image) whose im2col buffer fits in
-    CHUNK_BYTES, or of one image each where one alone is larger."""
-    per_image = input_shape[1] * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] * itemsize
-    images = input_shape[0]
+def _chunks_of(images: int, per_image: int):
+    """The batch in slices of equal size (to one image) of at most CHUNK_BYTES each, or of
+    one image each where one alone is larger."""
     if images == 0:
         return []
     chunks = min(images, -(-images * per_image // CHUNK_BYTES))
@@ -90,13 +93,41 @@ def _image_chunks(input_shape, kernel, out_hw, itemsize: int):
     return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
+def _image_chunks(input_shape, kernel, out_hw, itemsize: int):
+    """The batch cut into chunks whose im2col buffer fits in CHUNK_BYTES (_chunks_of)."""
+    per_image = input_shape[1] * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] * itemsize
+    return _chunks_of(input_shape[0], per_image)
+
+
 def _pixels_first(grad):
     """(B, K, P) -> (K, B*P), the layout of a GEMM against cols; a view for one image."""
     return grad.transpose(1, 0, 2).reshape(grad.shape[1], -1)
 
 
-def make_conv_kernels(im2col=im2col, col2im=col2im) -> dict:
-    """conv2d forward/backward kernels built on the given im2col/col2im (NumPy or native).
+# Winograd F(4x4, 3x3) takes a convolution whose output planes have at least this many
+# pixels and whose input and output channels number at least WINOGRAD_MIN_CHANNELS. Against
+# im2col + GEMM on 2 cores (each pass alone, alternating, medians of 11): 32x32 planes of
+# 16-64 channels 0.6-0.8x the time, 64x64 0.6-0.8x; at 16x16, 0.7x with 128 channels but
+# 1.0x with 64; 8x8 1.1-1.4x and the CNN's 13x13 -> 11x11 1.6-1.8x slower (few, ragged tiles
+# per plane: the transforms' per-plane cost dominates); 1 -> 32 channels at 8x8 4-5x slower.
+WINOGRAD_MIN_OUTPUTS = 32 * 32
+WINOGRAD_MIN_CHANNELS = 16
+
+
+def _winograd_bytes(input_shape, out_hw, itemsize: int) -> int:
+    """One image's share of the transformed input V (POINTS values per tile and channel)."""
+    tiles = cpu_winograd.tile_counts(out_hw)
+    return cpu_winograd.POINTS * input_shape[1] * tiles[0] * tiles[1] * itemsize
+
+
+def make_conv_kernels(im2col=im2col, col2im=col2im, winograd=None) -> dict:
+    """conv2d forward/backward kernels built on the given im2col/col2im (NumPy or native),
+    and on the given Winograd transforms (named as in cpu_winograd.TRANSFORMS) if any.
+
+    With transforms, a 3x3 stride-1 convolution as large as the WINOGRAD_ limits runs as
+    Winograd F(4x4, 3x3) (cpu_winograd.py): its GEMMs do a quarter of the multiplies and the
+    input is expanded 2.25x instead of 9x. Only the native transforms are passed in: the
+    NumPy ones (the references they are tested against) are slower than im2col.
 
     The batch is processed a few images at a time: each chunk's cols is written and read back
     by its GEMM while it is still in cache, instead of one (C*KH*KW, N*OH*OW) buffer many times
@@ -107,9 +138,18 @@ def make_conv_kernels(im2col=im2col, col2im=col2im) -> dict:
     Backward-weight rebuilds each chunk's cols the same way rather than keeping the forward's.
     """
 
+    def use_winograd(x, weight_shape, stride, dilation, out_hw, *others) -> bool:
+        return (winograd is not None and cpu_winograd.applies(weight_shape, stride, dilation)
+                and x.dtype in (np.float32, np.float64)
+                and all(other is None or other.dtype == x.dtype for other in others)
+                and min(weight_shape[:2]) >= WINOGRAD_MIN_CHANNELS
+                and out_hw[0] * out_hw[1] >= WINOGRAD_MIN_OUTPUTS)
+
     def conv2d(x, weight, bias, stride, padding, dilation):
         k, kernel = weight.shape[0], weight.shape[2:]
         oh, ow = _out_hw(x.shape, kernel, stride, padding, dilation)
+        if use_winograd(x, weight.shape, stride, dilation, (oh, ow), weight, bias):
+            return _winograd_conv2d(x, weight, bias, padding, (oh, ow))
         filters = weight.reshape(k, -1)
         out = np.empty((x.shape[0], k, oh * ow), dtype=np.result_type(x, weight))
         for images in _image_chunks(x.shape, kernel, (oh, ow), x.itemsize):
@@ -121,6 +161,19 @@ def make_conv_kernels(im2col=im2col, col2im=col2im) -> dict:
             else:
                 np.add(batch_major, bias[:, None], out=out[images])
         return out.reshape(x.shape[0], k, oh, ow)
+
+    def _winograd_conv2d(x, weight, bias, padding, out_hw):
+        n, k = x.shape[0], weight.shape[0]
+        tiles = cpu_winograd.tile_counts(out_hw)
+        filters = cpu_winograd.filter_transform(weight)
+        bias = None if bias is None else np.ascontiguousarray(bias)
+        out = np.empty((n, k) + out_hw, dtype=x.dtype)
+        for images in _chunks_of(n, _winograd_bytes(x.shape, out_hw, x.itemsize)):
+            transformed = winograd["input_transform"](x[images], padding, tiles)
+            chunk_shape = (images.stop - images.start, k) + out_hw
+            out[images] = winograd["output_transform"](np.matmul(filters, transformed),
+                                                       chunk_shape, bias)
+        return out
 
     def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation):
         # a broadcast grad (the backward of a sum) is made dense once: BLAS cannot take a
@@ -152,7 +205,10 @@ def make_conv_kernels(im2col=im2col, col2im=col2im) -> dict:
 
     def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation):
         k, kernel = weight_shape[0], weight_shape[2:]
-        grad = np.ascontiguousarray(grad).reshape(grad.shape[0], k, -1)
+        grad = np.ascontiguousarray(grad)
+        if use_winograd(x, weight_shape, stride, dilation, grad.shape[2:], grad):
+            return _winograd_backward_weight(grad, x, weight_shape, padding)
+        grad = grad.reshape(grad.shape[0], k, -1)
         # accumulated transposed, as cols @ grad^T: OpenBLAS runs this orientation of the
         # skinny product faster than grad @ cols^T (the conv2d benchmark case)
         dweight_t = np.zeros((int(np.prod(weight_shape[1:])), k), dtype=grad.dtype)
@@ -160,6 +216,17 @@ def make_conv_kernels(im2col=im2col, col2im=col2im) -> dict:
             cols = im2col(x[images], kernel, stride, padding, dilation)
             dweight_t += cols @ _pixels_first(grad[images]).T
         return dweight_t.T.reshape(weight_shape)
+
+    def _winograd_backward_weight(grad, x, weight_shape, padding):
+        # dU[e] = dM[e] @ V[e]^T summed over the tiles, then the filter transform's adjoint
+        tiles = cpu_winograd.tile_counts(grad.shape[2:])
+        grad_filters = np.zeros((cpu_winograd.POINTS, *weight_shape[:2]), dtype=x.dtype)
+        for images in _chunks_of(x.shape[0], _winograd_bytes(x.shape, grad.shape[2:],
+                                                              x.itemsize)):
+            transformed = winograd["input_transform"](x[images], padding, tiles)
+            grad_m = winograd["output_transform_adjoint"](grad[images])
+            grad_filters += np.matmul(grad_m, transformed.transpose(0, 2, 1))
+        return cpu_winograd.filter_transform_adjoint(grad_filters)
 
     return {"im2col": im2col, "col2im": col2im, "conv2d": conv2d,
             "conv2d_backward_input": conv2d_backward_input,

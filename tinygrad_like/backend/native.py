@@ -467,11 +467,15 @@ NATIVE = {
 }
 
 
+# the Winograd convolution's data transforms (cpu_winograd.py), as _C.winograd_<name>
+WINOGRAD_TRANSFORMS = ("input_transform", "output_transform", "output_transform_adjoint")
+
+
 def native_kernels(reference) -> dict:
     """The entries of the NumPy kernel table `reference` that the extension replaces, as
     {name: kernel}; empty when the extension is not available. conv2d's forward and
-    backward are rebuilt on the native im2col/col2im, and the whole-sequence GRU on the
-    native gates, when the table has them."""
+    backward are rebuilt on the native im2col/col2im and Winograd transforms, and the
+    whole-sequence GRU on the native gates, when the table has them."""
     if _C is None:
         return {}
     kernels = {name: make(getattr(reference, name)) for name, make in NATIVE.items()
@@ -479,7 +483,14 @@ def native_kernels(reference) -> dict:
     if "im2col" in kernels and "col2im" in kernels and hasattr(reference, "conv2d"):
         from tinygrad_like.backend import cpu_conv
 
-        kernels.update(cpu_conv.make_conv_kernels(kernels["im2col"], kernels["col2im"]))
+        # cpu_conv hands the transforms float32/float64 operands of one dtype only, so they
+        # need no wrapper
+        winograd = {name: getattr(_C, f"winograd_{name}") for name in WINOGRAD_TRANSFORMS}
+        conv_kernels = cpu_conv.make_conv_kernels(kernels["im2col"], kernels["col2im"],
+                                                  winograd)
+        for name in ("conv2d", "conv2d_backward_input", "conv2d_backward_weight"):
+            conv_kernels[name].native_label = "_C Winograd/im2col+BLAS"  # for backend_info
+        kernels.update(conv_kernels)
     if "gru_gates" in kernels and hasattr(reference, "gru_sequence"):
         from tinygrad_like.backend import cpu_rnn
 

@@ -1,7 +1,7 @@
 """Convolution and pooling as fused kernels: each device's kernel table does the work.
 
 On "cpu" the kernels are im2col + BLAS (backend/cpu_conv.py, native im2col/col2im when
-built); on "cuda" and "interp" conv2d is the Triton implicit GEMM and pooling the CUDA C
+built, and Winograd F(4x4, 3x3) + BLAS for large 3x3 stride-1 convolutions then); on "cuda" and "interp" conv2d is the Triton implicit GEMM and pooling the CUDA C
 kernels where they exist. Each op's backward is one kernel call too. Under
 `create_graph=True` a backward is differentiated again through `differentiable_backward`,
 which rebuilds the op from `unfold` and matmul (`conv2d_unfold` below), so second

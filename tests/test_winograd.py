@@ -1,0 +1,220 @@
+"""Winograd F(4x4, 3x3) convolution (backend/cpu_winograd.py, kernels/cpu/winograd.cpp).
+
+The NumPy transforms are checked against direct convolution and their adjoints against the
+dot-product identity; the native transforms against the NumPy ones (ragged tiles, every
+padding the transforms take, non-contiguous input, float32 and float64); the conv2d kernels
+that use them against im2col + GEMM; and F.conv2d on that path is gradchecked in float64 and
+compared with PyTorch. The size limits are lowered where a test needs the path on small
+inputs, and a spy on the transforms proves the path was taken.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import tinygrad_like as tg
+import tinygrad_like.nn.functional as F
+from tinygrad_like.backend import cpu_conv, cpu_winograd, native
+
+RNG = np.random.default_rng(3)
+DTYPES = [np.float32, np.float64]
+# float32 Winograd rounds more than a direct sum (the transforms' coefficients reach 8 and
+# 1/24): errors are measured against the largest value, as cuDNN's and oneDNN's are
+RELATIVE_TO_MAX = {np.float32: 3e-5, np.float64: 1e-12}
+
+needs_native = pytest.mark.skipif(
+    not native.available(), reason=f"tinygrad_like._C is not in use: {native.reason()}")
+
+# (input shape, padding): whole tiles, ragged last tiles, and paddings 0-2 on either axis
+GEOMETRIES = [((2, 3, 8, 8), (1, 1)), ((1, 2, 11, 13), (0, 0)), ((2, 3, 9, 6), (2, 1)),
+              ((1, 1, 5, 7), (1, 2))]
+
+
+def randn(shape, dtype=np.float64):
+    return RNG.standard_normal(shape).astype(dtype)
+
+
+def assert_close_to_max(ours, reference, dtype):
+    assert ours.shape == reference.shape and ours.dtype == reference.dtype
+    scale = max(np.abs(reference).max(), 1.0)
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=RELATIVE_TO_MAX[dtype] * scale)
+
+
+def direct_conv(x, weight, padding):
+    return torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weight),
+                                      padding=tuple(padding)).numpy()
+
+
+def reference_winograd_conv(x, weight, padding):
+    """The NumPy transforms and 36 GEMMs, as the native path runs them."""
+    oh, ow = (x.shape[2 + a] + 2 * padding[a] - 2 for a in (0, 1))
+    tiles = cpu_winograd.tile_counts((oh, ow))
+    m = cpu_winograd.filter_transform(weight) @ cpu_winograd.input_transform(x, padding, tiles)
+    return cpu_winograd.output_transform(m, (x.shape[0], weight.shape[0], oh, ow))
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+def test_numpy_winograd_equals_direct_convolution(geometry):
+    shape, padding = geometry
+    x, weight = randn(shape), randn((4, shape[1], 3, 3))
+    np.testing.assert_allclose(reference_winograd_conv(x, weight, padding),
+                               direct_conv(x, weight, padding), rtol=1e-12, atol=1e-12)
+
+
+def test_adjoint_transforms_satisfy_the_dot_product_identity():
+    """<T a, b> = <a, T* b> for the output and filter transforms and their adjoints."""
+    weight, grad_u = randn((4, 3, 3, 3)), randn((cpu_winograd.POINTS, 4, 3))
+    np.testing.assert_allclose(np.vdot(cpu_winograd.filter_transform(weight), grad_u),
+                               np.vdot(weight, cpu_winograd.filter_transform_adjoint(grad_u)))
+    output_shape = (2, 4, 7, 9)  # ragged: tiles cover 8 x 12
+    tiles = cpu_winograd.tile_counts(output_shape[2:])
+    m = randn((cpu_winograd.POINTS, 4, 2 * tiles[0] * tiles[1]))
+    grad = randn(output_shape)
+    np.testing.assert_allclose(np.vdot(cpu_winograd.output_transform(m, output_shape), grad),
+                               np.vdot(m, cpu_winograd.output_transform_adjoint(grad)))
+
+
+def test_applies_only_to_3x3_stride_1_undilated_filters():
+    assert cpu_winograd.applies((8, 8, 3, 3), (1, 1), (1, 1))
+    assert not cpu_winograd.applies((8, 8, 3, 3), (2, 2), (1, 1))
+    assert not cpu_winograd.applies((8, 8, 3, 3), (1, 1), (2, 2))
+    assert not cpu_winograd.applies((8, 8, 5, 5), (1, 1), (1, 1))
+
+
+# ---- native transforms -------------------------------------------------------------------------
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "noncontiguous"])
+def test_native_transforms_match_numpy(dtype, geometry, layout):
+    shape, padding = geometry
+    x = randn(shape, dtype)
+    if layout == "noncontiguous":
+        x = np.ascontiguousarray(x.swapaxes(-1, -2)).swapaxes(-1, -2)
+    out_hw = tuple(shape[2 + a] + 2 * padding[a] - 2 for a in (0, 1))
+    tiles = cpu_winograd.tile_counts(out_hw)
+    transformed = native._C.winograd_input_transform(x, padding, tiles)
+    assert_close_to_max(transformed, cpu_winograd.input_transform(x, padding, tiles), dtype)
+
+    output_shape = (shape[0], 5) + out_hw
+    m = randn((cpu_winograd.POINTS, 5, transformed.shape[2]), dtype)
+    bias = randn(5, dtype)
+    for shift in (None, bias):
+        assert_close_to_max(native._C.winograd_output_transform(m, output_shape, shift),
+                            cpu_winograd.output_transform(m, output_shape, shift), dtype)
+    grad = randn(output_shape, dtype)
+    assert_close_to_max(native._C.winograd_output_transform_adjoint(grad),
+                        cpu_winograd.output_transform_adjoint(grad), dtype)
+
+
+@needs_native
+def test_native_transforms_reject_bad_shapes_by_name():
+    m = np.zeros((cpu_winograd.POINTS, 2, 3), np.float32)
+    with pytest.raises(ValueError, match="winograd_output_transform"):
+        native._C.winograd_output_transform(m, (1, 2, 8, 8), None)  # 8x8 needs 4 tiles
+    with pytest.raises(ValueError, match="winograd_input_transform"):
+        native._C.winograd_input_transform(np.zeros((2, 8, 8), np.float32), (1, 1), (2, 2))
+
+
+# ---- the conv2d kernels on the Winograd path ---------------------------------------------------
+@pytest.fixture
+def spied_kernels():
+    """cpu_conv's kernels on the native im2col and on native transforms that count calls."""
+    if not native.available():
+        pytest.skip(f"tinygrad_like._C is not in use: {native.reason()}")
+    calls = {name: 0 for name in native.WINOGRAD_TRANSFORMS}
+
+    def spy(name):
+        def transform(*args):
+            calls[name] += 1
+            return getattr(native._C, f"winograd_{name}")(*args)
+        return transform
+
+    kernels = cpu_conv.make_conv_kernels(native._im2col(cpu_conv.im2col),
+                                         native._col2im(cpu_conv.col2im),
+                                         {name: spy(name) for name in calls})
+    return kernels, calls
+
+
+@pytest.fixture
+def small_inputs_take_winograd(monkeypatch):
+    monkeypatch.setattr(cpu_conv, "WINOGRAD_MIN_OUTPUTS", 1)
+    monkeypatch.setattr(cpu_conv, "WINOGRAD_MIN_CHANNELS", 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, padding", [((3, 16, 32, 32), (1, 1)),  # the limits exactly
+                                            ((2, 16, 33, 35), (0, 2)),  # ragged, asymmetric
+                                            ((7, 16, 32, 32), (1, 1))])  # several chunks
+def test_conv2d_kernels_by_winograd_match_im2col(spied_kernels, monkeypatch, dtype, shape,
+                                                padding):
+    kernels, calls = spied_kernels
+    reference = cpu_conv.make_conv_kernels()
+    if shape[0] == 7:  # chunks of 2-3 images
+        monkeypatch.setattr(cpu_conv, "CHUNK_BYTES", 3 * cpu_conv._winograd_bytes(
+            shape, (32, 32), np.dtype(dtype).itemsize) - 1)
+    x, weight, bias = randn(shape, dtype), randn((20, shape[1], 3, 3), dtype), randn(20, dtype)
+    options = ((1, 1), padding, (1, 1))
+    out = kernels["conv2d"](x, weight, bias, *options)
+    assert_close_to_max(out, reference["conv2d"](x, weight, bias, *options), dtype)
+    grad = randn(out.shape, dtype)
+    assert_close_to_max(kernels["conv2d_backward_weight"](grad, x, weight.shape, *options),
+                        reference["conv2d_backward_weight"](grad, x, weight.shape, *options),
+                        dtype)
+    assert_close_to_max(kernels["conv2d_backward_input"](grad, weight, x.shape, *options),
+                        reference["conv2d_backward_input"](grad, weight, x.shape, *options),
+                        dtype)
+    chunks = 3 if shape[0] == 7 else 1
+    # forward and backward-weight each transform the input; "same" backward-data is one more
+    # Winograd convolution (of grad)
+    same = padding == (1, 1)
+    assert calls["input_transform"] == chunks * (3 if same else 2)
+    assert calls["output_transform"] == chunks * (2 if same else 1)
+    assert calls["output_transform_adjoint"] == chunks
+
+
+@pytest.mark.parametrize("x_shape, weight_shape, stride, weight_dtype", [
+    ((1, 16, 31, 32), (16, 16, 3, 3), (1, 1), np.float32),  # output planes below 32 * 32
+    ((1, 15, 32, 32), (16, 15, 3, 3), (1, 1), np.float32),  # too few input channels
+    ((1, 16, 32, 32), (15, 16, 3, 3), (1, 1), np.float32),  # too few output channels
+    ((1, 16, 64, 64), (16, 16, 3, 3), (2, 2), np.float32),  # strided
+    ((1, 16, 32, 32), (16, 16, 5, 5), (1, 1), np.float32),  # not 3x3
+    ((1, 16, 32, 32), (16, 16, 3, 3), (1, 1), np.float64),  # mixed dtypes
+], ids=["small planes", "few input channels", "few output channels", "strided", "5x5",
+        "mixed dtypes"])
+def test_conv2d_kernels_outside_the_limits_keep_im2col(spied_kernels, x_shape, weight_shape,
+                                                       stride, weight_dtype):
+    kernels, calls = spied_kernels
+    x, weight = randn(x_shape, np.float32), randn(weight_shape, weight_dtype)
+    padding = (weight_shape[2] // 2,) * 2
+    out = kernels["conv2d"](x, weight, None, stride, padding, (1, 1))
+    kernels["conv2d_backward_weight"](np.ones_like(out), x, weight.shape, stride, padding,
+                                      (1, 1))
+    assert not any(calls.values())
+
+
+# ---- F.conv2d on the Winograd path -------------------------------------------------------------
+@needs_native
+def test_conv2d_by_winograd_passes_gradcheck(small_inputs_take_winograd):
+    x = tg.from_numpy(randn((2, 2, 5, 6))).requires_grad_()
+    weight = tg.from_numpy(randn((3, 2, 3, 3))).requires_grad_()
+    bias = tg.from_numpy(randn(3)).requires_grad_()
+    assert tg.gradcheck(lambda *xs: F.conv2d(*xs, padding=1), (x, weight, bias))
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_by_winograd_matches_torch(dtype):
+    """At the size the limits take (no lowering): forward and both gradients."""
+    arrays = [randn((2, 16, 32, 32), dtype), randn((16, 16, 3, 3), dtype), randn(16, dtype),
+              randn((2, 16, 32, 32), dtype)]
+    ours = [tg.from_numpy(a).requires_grad_() for a in arrays[:3]]
+    theirs = [torch.from_numpy(a).requires_grad_() for a in arrays[:3]]
+    out = F.conv2d(*ours, padding=1)
+    (out * tg.from_numpy(arrays[3])).sum().backward()
+    expected = torch.nn.functional.conv2d(*theirs, padding=1)
+    (expected * torch.from_numpy(arrays[3])).sum().backward()
+    for got, want in [(out, expected)] + [(a.grad, b.grad) for a, b in zip(ours, theirs)]:
+        assert_close_to_max(got.detach().numpy(), want.detach().numpy(), dtype)

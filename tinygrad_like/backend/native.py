@@ -232,16 +232,23 @@ def _on_the_pool(x) -> bool:
             and x.flags.c_contiguous)
 
 
+def _dense_float(x) -> bool:
+    return type(x) is np.ndarray and x.dtype in _FLOATS and x.flags.c_contiguous
+
+
+# ReLU goes native at every size, unlike +-*/: on one thread the kernels beat NumPy from 16
+# elements up (forward 0.6 vs 1.0 us at 16, 4.4 vs 17.7 us at (128, 256)), and np.where,
+# the backward's reference, is slower still (5.9 vs 101 us at (128, 256), the MLP step's)
 def _relu(reference):
     def relu(x):
-        return _C.relu(x) if _on_the_pool(x) else reference(x)
+        return _C.relu(x) if _dense_float(x) else reference(x)
     return relu
 
 
 def _relu_backward(reference):
     def relu_backward(grad, x):
-        if (_on_the_pool(x) and _on_the_pool(grad) and grad.dtype == x.dtype
-                and grad.shape == x.shape):
+        if _dense_float(x) and _dense_float(grad) and grad.dtype == x.dtype \
+                and grad.shape == x.shape:
             return _C.relu_backward(grad, x)
         return reference(grad, x)
     return relu_backward

@@ -110,6 +110,22 @@ def test_native_transforms_match_numpy(dtype, geometry, layout):
 
 
 @needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_native_output_transform_writes_into_the_given_array(dtype):
+    output_shape = (2, 3, 7, 9)
+    tiles = cpu_winograd.tile_counts(output_shape[2:])
+    m = randn((cpu_winograd.POINTS, 3, 2 * tiles[0] * tiles[1]), dtype)
+    out = np.full((4,) + output_shape[1:], np.nan, dtype)  # images 1-2 are the target
+    result = native._C.winograd_output_transform(m, output_shape, None, out[1:3])
+    assert np.shares_memory(result, out) and np.isnan(out[[0, 3]]).all()
+    assert_close_to_max(out[1:3], cpu_winograd.output_transform(m, output_shape), dtype)
+    with pytest.raises(ValueError, match="winograd_output_transform: `into`"):
+        native._C.winograd_output_transform(m, output_shape, None, out[:1])
+    with pytest.raises(TypeError):  # a non-contiguous target would be written as a copy
+        native._C.winograd_output_transform(m, output_shape, None, out[1:3, :, :, ::-1])
+
+
+@needs_native
 def test_native_transforms_reject_bad_shapes_by_name():
     m = np.zeros((cpu_winograd.POINTS, 2, 3), np.float32)
     with pytest.raises(ValueError, match="winograd_output_transform"):

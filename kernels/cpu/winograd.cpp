@@ -214,7 +214,7 @@ carray<T> input_transform(py::array_t<T, 0> x, Pair padding, Pair tiles) {
 
 template <typename T>
 carray<T> output_transform(carray<T> m, std::array<int64_t, 4> output_shape,
-                           std::optional<carray<T>> bias) {
+                           std::optional<carray<T>> bias, std::optional<carray<T>> into) {
     const int64_t n = output_shape[0], k = output_shape[1];
     const int64_t out_h = output_shape[2], out_w = output_shape[3];
     const Pair tiles = tile_counts(out_h, out_w);
@@ -223,7 +223,11 @@ carray<T> output_transform(carray<T> m, std::array<int64_t, 4> output_shape,
                 m.shape(2) == n * per_image,
             "winograd_output_transform: M must be (36, K, N*TH*TW) for the output shape");
     require(!bias || bias->size() == k, "winograd_output_transform: bias must have K elements");
-    carray<T> y({n, k, out_h, out_w});
+    // `into` (a slice of the caller's output, say) spares the copy out of a new array
+    require(!into || (into->ndim() == 4 && into->shape(0) == n && into->shape(1) == k &&
+                      into->shape(2) == out_h && into->shape(3) == out_w),
+            "winograd_output_transform: `into` must have the output shape");
+    carray<T> y = into ? *into : carray<T>({n, k, out_h, out_w});
     const T* in = m.data();
     const T* shift = bias ? bias->data() : nullptr;
     T* out = y.mutable_data();
@@ -276,7 +280,8 @@ void register_for(py::module_& m) {
     m.def("winograd_input_transform", &input_transform<T>, py::arg("x").noconvert(),
           py::arg("padding"), py::arg("tiles"));
     m.def("winograd_output_transform", &output_transform<T>, py::arg("m").noconvert(),
-          py::arg("output_shape"), py::arg("bias").noconvert() = py::none());
+          py::arg("output_shape"), py::arg("bias").noconvert() = py::none(),
+          py::arg("into").noconvert() = py::none());
     m.def("winograd_output_transform_adjoint", &output_transform_adjoint<T>,
           py::arg("grad").noconvert());
 }

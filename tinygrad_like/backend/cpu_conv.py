@@ -171,8 +171,8 @@ def make_conv_kernels(im2col=im2col, col2im=col2im, winograd=None) -> dict:
         for images in _chunks_of(n, _winograd_bytes(x.shape, out_hw, x.itemsize)):
             transformed = winograd["input_transform"](x[images], padding, tiles)
             chunk_shape = (images.stop - images.start, k) + out_hw
-            out[images] = winograd["output_transform"](np.matmul(filters, transformed),
-                                                       chunk_shape, bias)
+            winograd["output_transform"](np.matmul(filters, transformed), chunk_shape, bias,
+                                         out[images])
         return out
 
     def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation):

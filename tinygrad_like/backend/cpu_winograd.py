@@ -76,8 +76,8 @@ def filter_transform(weight):
 def filter_transform_adjoint(grad_u):
     """dU (36, K, C) -> dW (K, C, 3, 3), the adjoint of filter_transform."""
     _, k, c = grad_u.shape
-    grad_w = grad_u.reshape(POINTS, k * c).T @ FILTER_MATRIX
-    return grad_w.reshape(k, c, 3, 3).astype(grad_u.dtype, copy=False)
+    taps_first = FILTER_MATRIX.T @ grad_u.reshape(POINTS, k * c)  # (9, K*C)
+    return np.ascontiguousarray(taps_first.T, dtype=grad_u.dtype).reshape(k, c, 3, 3)
 
 
 def input_transform(x, padding, tiles):
@@ -96,8 +96,9 @@ def input_transform(x, padding, tiles):
     return np.ascontiguousarray(v.reshape(POINTS, c, n * tiles_h * tiles_w), dtype=x.dtype)
 
 
-def output_transform(m, output_shape, bias=None):
-    """M (36, K, N*TH*TW) -> Y (N, K, OH, OW), plus bias (K,) if given."""
+def output_transform(m, output_shape, bias=None, into=None):
+    """M (36, K, N*TH*TW) -> Y (N, K, OH, OW), plus bias (K,) if given; written to `into`
+    (a C-contiguous array of the output shape) if given."""
     n, k, oh, ow = output_shape
     tiles_h, tiles_w = tile_counts((oh, ow))
     y = np.einsum("ai,ijkntu,bj->nktaub", A_T, m.reshape(SPAN, SPAN, k, n, tiles_h, tiles_w), A_T,
@@ -105,7 +106,10 @@ def output_transform(m, output_shape, bias=None):
     y = y.reshape(n, k, TILE * tiles_h, TILE * tiles_w)[:, :, :oh, :ow].astype(m.dtype)
     if bias is not None:
         y += bias[:, None, None]
-    return y
+    if into is None:
+        return y
+    into[...] = y
+    return into
 
 
 def output_transform_adjoint(grad):

@@ -156,22 +156,25 @@ def spied_kernels():
 
 @pytest.fixture
 def small_inputs_take_winograd(monkeypatch):
-    monkeypatch.setattr(cpu_conv, "WINOGRAD_MIN_OUTPUTS", 1)
-    monkeypatch.setattr(cpu_conv, "WINOGRAD_MIN_CHANNELS", 1)
+    monkeypatch.setattr(cpu_conv, "WINOGRAD_LIMITS", ((1, 1),))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape, padding", [((3, 16, 32, 32), (1, 1)),  # the limits exactly
-                                            ((2, 16, 33, 35), (0, 2)),  # ragged, asymmetric
-                                            ((7, 16, 32, 32), (1, 1))])  # several chunks
+@pytest.mark.parametrize("shape, filters, padding", [
+    ((3, 16, 32, 32), 16, (1, 1)),  # the first limits exactly
+    ((2, 16, 33, 35), 20, (0, 2)),  # ragged, asymmetric
+    ((7, 16, 32, 32), 20, (1, 1)),  # several chunks
+    ((2, 128, 12, 12), 128, (1, 1)),  # the second limits exactly
+])
 def test_conv2d_kernels_by_winograd_match_im2col(spied_kernels, monkeypatch, dtype, shape,
-                                                padding):
+                                                filters, padding):
     kernels, calls = spied_kernels
     reference = cpu_conv.make_conv_kernels()
     if shape[0] == 7:  # chunks of 2-3 images
         monkeypatch.setattr(cpu_conv, "CHUNK_BYTES", 3 * cpu_conv._winograd_bytes(
             shape, (32, 32), np.dtype(dtype).itemsize) - 1)
-    x, weight, bias = randn(shape, dtype), randn((20, shape[1], 3, 3), dtype), randn(20, dtype)
+    x, weight = randn(shape, dtype), randn((filters, shape[1], 3, 3), dtype)
+    bias = randn(filters, dtype)
     options = ((1, 1), padding, (1, 1))
     out = kernels["conv2d"](x, weight, bias, *options)
     assert_close_to_max(out, reference["conv2d"](x, weight, bias, *options), dtype)
@@ -195,11 +198,13 @@ def test_conv2d_kernels_by_winograd_match_im2col(spied_kernels, monkeypatch, dty
     ((1, 16, 31, 32), (16, 16, 3, 3), (1, 1), np.float32),  # output planes below 32 * 32
     ((1, 15, 32, 32), (16, 15, 3, 3), (1, 1), np.float32),  # too few input channels
     ((1, 16, 32, 32), (15, 16, 3, 3), (1, 1), np.float32),  # too few output channels
+    ((1, 128, 11, 12), (128, 128, 3, 3), (1, 1), np.float32),  # planes below 12 * 12
+    ((1, 127, 31, 31), (128, 127, 3, 3), (1, 1), np.float32),  # below 32 * 32, 127 < 128
     ((1, 16, 64, 64), (16, 16, 3, 3), (2, 2), np.float32),  # strided
     ((1, 16, 32, 32), (16, 16, 5, 5), (1, 1), np.float32),  # not 3x3
     ((1, 16, 32, 32), (16, 16, 3, 3), (1, 1), np.float64),  # mixed dtypes
-], ids=["small planes", "few input channels", "few output channels", "strided", "5x5",
-        "mixed dtypes"])
+], ids=["small planes", "few input channels", "few output channels", "small wide planes",
+        "fewer wide channels", "strided", "5x5", "mixed dtypes"])
 def test_conv2d_kernels_outside_the_limits_keep_im2col(spied_kernels, x_shape, weight_shape,
                                                        stride, weight_dtype):
     kernels, calls = spied_kernels

@@ -104,14 +104,16 @@ def _pixels_first(grad):
     return grad.transpose(1, 0, 2).reshape(grad.shape[1], -1)
 
 
-# Winograd F(4x4, 3x3) takes a convolution whose output planes have at least this many
-# pixels and whose input and output channels number at least WINOGRAD_MIN_CHANNELS. Against
-# im2col + GEMM on 2 cores (each pass alone, alternating, medians of 11): 32x32 planes of
-# 16-64 channels 0.6-0.8x the time, 64x64 0.6-0.8x; at 16x16, 0.7x with 128 channels but
-# 1.0x with 64; 8x8 1.1-1.4x and the CNN's 13x13 -> 11x11 1.6-1.8x slower (few, ragged tiles
-# per plane: the transforms' per-plane cost dominates); 1 -> 32 channels at 8x8 4-5x slower.
-WINOGRAD_MIN_OUTPUTS = 32 * 32
-WINOGRAD_MIN_CHANNELS = 16
+# Winograd F(4x4, 3x3) takes a convolution when, for one of these (pixels, channels) pairs,
+# its output planes have at least that many pixels and its input and output channels number
+# at least that many. Its gain grows with the channels (the GEMMs it shrinks cost C*K per
+# tile, its transforms only C + K) and shrinks on small planes (per-plane costs, ragged last
+# tiles). Against im2col + GEMM on 2 cores (each pass alone, alternating, medians of 9-15):
+# 32x32 planes of 16-64 channels 0.5-0.8x the time, 64x64 0.6-0.8x; with 128 channels 16x16
+# 0.6-0.8x and 12x12 0.7-0.8x, with 256 at 16x16 0.5-0.7x; but 16x16 of 64 channels 0.9-1.0x,
+# 14x14 (ragged tiles) of 96 0.9-1.1x, 8x8 of 64 1.1-1.4x, the CNN's 13x13 -> 11x11 of 32 ->
+# 64 1.6-1.8x and 8x8 of 1 -> 32 4-5x slower.
+WINOGRAD_LIMITS = ((32 * 32, 16), (12 * 12, 128))
 
 
 def _winograd_bytes(input_shape, out_hw, itemsize: int) -> int:
@@ -124,7 +126,7 @@ def make_conv_kernels(im2col=im2col, col2im=col2im, winograd=None) -> dict:
     """conv2d forward/backward kernels built on the given im2col/col2im (NumPy or native),
     and on the given Winograd transforms (named as in cpu_winograd.TRANSFORMS) if any.
 
-    With transforms, a 3x3 stride-1 convolution as large as the WINOGRAD_ limits runs as
+    With transforms, a 3x3 stride-1 convolution as large as WINOGRAD_LIMITS asks runs as
     Winograd F(4x4, 3x3) (cpu_winograd.py): its GEMMs do a quarter of the multiplies and the
     input is expanded 2.25x instead of 9x. Only the native transforms are passed in: the
     NumPy ones (the references they are tested against) are slower than im2col.
@@ -142,8 +144,8 @@ def make_conv_kernels(im2col=im2col, col2im=col2im, winograd=None) -> dict:
         return (winograd is not None and cpu_winograd.applies(weight_shape, stride, dilation)
                 and x.dtype in (np.float32, np.float64)
                 and all(other is None or other.dtype == x.dtype for other in others)
-                and min(weight_shape[:2]) >= WINOGRAD_MIN_CHANNELS
-                and out_hw[0] * out_hw[1] >= WINOGRAD_MIN_OUTPUTS)
+                and any(out_hw[0] * out_hw[1] >= pixels and min(weight_shape[:2]) >= channels
+                        for pixels, channels in WINOGRAD_LIMITS))
 
     def conv2d(x, weight, bias, stride, padding, dilation):
         k, kernel = weight.shape[0], weight.shape[2:]

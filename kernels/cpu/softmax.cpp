@@ -22,7 +22,9 @@
 
 namespace {
 
-using tg::exp_of;
+// every exponent here is at most zero: a value minus its row maximum or log-sum-exp, or a
+// log-probability
+using tg::exp_of_at_most_zero;
 using tg::vector_exp;
 
 // 32 running maxima (four AVX2 vectors of float32), not one: a single vector max chain
@@ -54,7 +56,7 @@ template <typename T>
 TG_MULTIVERSION void softmax_row(const T* x, T* out, int64_t columns) {
     const T top = row_max(x, columns);
 #pragma omp simd
-    for (int64_t c = 0; c < columns; ++c) out[c] = exp_of(x[c] - top);
+    for (int64_t c = 0; c < columns; ++c) out[c] = exp_of_at_most_zero(x[c] - top);
     const T scale = T(1.0 / row_sum(out, columns));
 #pragma omp simd
     for (int64_t c = 0; c < columns; ++c) out[c] *= scale;
@@ -64,7 +66,8 @@ template <typename T>
 TG_MULTIVERSION void log_softmax_row(const T* x, T* out, int64_t columns) {
     const T top = row_max(x, columns);
 #pragma omp simd
-    for (int64_t c = 0; c < columns; ++c) out[c] = exp_of(x[c] - top);  // out as scratch
+    for (int64_t c = 0; c < columns; ++c)
+        out[c] = exp_of_at_most_zero(x[c] - top);  // out as scratch
     const T log_sum = T(std::log(row_sum(out, columns)));
 #pragma omp simd
     for (int64_t c = 0; c < columns; ++c) out[c] = (x[c] - top) - log_sum;
@@ -90,7 +93,7 @@ TG_MULTIVERSION void log_softmax_backward_row(const T* grad, const T* out, T* dx
     for (int64_t c = 0; c < columns; ++c) sum += grad[c];
     const T sum_t = T(sum);
 #pragma omp simd
-    for (int64_t c = 0; c < columns; ++c) dx[c] = grad[c] - exp_of(out[c]) * sum_t;
+    for (int64_t c = 0; c < columns; ++c) dx[c] = grad[c] - exp_of_at_most_zero(out[c]) * sum_t;
 }
 
 template <typename T, void (*Row)(const T*, T*, int64_t)>
@@ -137,7 +140,7 @@ TG_MULTIVERSION void cross_entropy_row(const T* x, int64_t columns, int64_t targ
     double sum = 0, total = 0;
 #pragma omp simd reduction(+ : sum, total)
     for (int64_t c = 0; c < columns; ++c) {
-        sum += exp_of(x[c] - top);
+        sum += exp_of_at_most_zero(x[c] - top);
         total += x[c];
     }
     const double row_lse = double(top) + std::log(sum);
@@ -153,7 +156,8 @@ TG_MULTIVERSION void cross_entropy_backward_row(const T* x, int64_t columns, int
                                                 T scale, T lse, T smoothing, T* dx) {
     const T uniform = smoothing / T(columns);
 #pragma omp simd
-    for (int64_t c = 0; c < columns; ++c) dx[c] = (exp_of(x[c] - lse) - uniform) * scale;
+    for (int64_t c = 0; c < columns; ++c)
+        dx[c] = (exp_of_at_most_zero(x[c] - lse) - uniform) * scale;
     dx[target] -= (T(1) - smoothing) * scale;
 }
 
@@ -168,8 +172,8 @@ TG_MULTIVERSION T online_softmax_row(T* s, int64_t columns, T* running_max, T* r
     const T top = block_top > previous ? block_top : previous;
     const T shift = top == -INFINITY ? T(0) : top;
 #pragma omp simd
-    for (int64_t c = 0; c < columns; ++c) s[c] = exp_of(s[c] - shift);
-    const T rescale = exp_of(previous - shift);
+    for (int64_t c = 0; c < columns; ++c) s[c] = exp_of_at_most_zero(s[c] - shift);
+    const T rescale = exp_of_at_most_zero(previous - shift);
     *running_sum = T(double(*running_sum) * rescale + row_sum(s, columns));
     *running_max = top;
     return rescale;
@@ -182,7 +186,7 @@ template <typename T>
 TG_MULTIVERSION void attention_backward_row(T* s, T* ds, int64_t columns, T lse, T delta) {
 #pragma omp simd
     for (int64_t c = 0; c < columns; ++c) {
-        const T probability = exp_of(s[c] - lse);
+        const T probability = exp_of_at_most_zero(s[c] - lse);
         s[c] = probability;
         ds[c] = probability * (ds[c] - delta);
     }

@@ -40,13 +40,19 @@ TG_INLINE uint32_t bits_of(float value) {
 // The input is clamped to [-104, 89] first: exp(-104) rounds to 0 and exp(89) overflows, so
 // -inf gives exactly 0 (the masked entries of a row) and +inf gives inf; NaN stays NaN
 // through every step. Everything is a select, a multiply or an integer op: no branch, no
-// call, no table, so `omp simd` loops around it vectorise.
+// call, no table, so `omp simd` loops around it vectorise. kAtMostZero: the caller
+// guarantees x <= 0 or NaN (a value minus its row's maximum or log-sum-exp, as in every
+// softmax kernel), so the upper clamp, a no-op there, is left out: the results are the same
+// bits, and faster (GCC compiles the two clamps together into four compares and two blends
+// around the whole computation): softmax of 64 rows of 1024 in cache on one thread went
+// 97 -> 69 us, from 1.07x PyTorch's time to 0.93x (the two alternating in one process).
+template <bool kAtMostZero = false>
 TG_INLINE float vector_exp(float x) {
     constexpr float kLog2e = 1.44269504088896341f;
     constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
     constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
     x = x < -104.0f ? -104.0f : x;
-    x = x > 89.0f ? 89.0f : x;
+    if (!kAtMostZero) x = x > 89.0f ? 89.0f : x;
     const float shifted = x * kLog2e + kRound;
     const int32_t n = int32_t(bits_of(shifted)) - int32_t(bits_of(kRound));
     const float n_float = shifted - kRound;
@@ -91,6 +97,9 @@ TG_INLINE float vector_sigmoid(float x) { return 1.0f / (1.0f + vector_exp(-x));
 
 TG_INLINE float exp_of(float x) { return vector_exp(x); }
 TG_INLINE double exp_of(double x) { return std::exp(x); }
+// exp(x) for x <= 0 or NaN (vector_exp's kAtMostZero): the softmax family's exponentials
+TG_INLINE float exp_of_at_most_zero(float x) { return vector_exp<true>(x); }
+TG_INLINE double exp_of_at_most_zero(double x) { return std::exp(x); }
 TG_INLINE float tanh_of(float x) { return vector_tanh(x); }
 TG_INLINE double tanh_of(double x) { return std::tanh(x); }
 TG_INLINE float sigmoid_of(float x) { return vector_sigmoid(x); }

@@ -95,8 +95,6 @@ TG_INLINE float vector_tanh(float x) {
 // exactly 0, as the value rounds to in float32 anyway from x < -103.
 TG_INLINE float vector_sigmoid(float x) { return 1.0f / (1.0f + vector_exp(-x)); }
 
-TG_INLINE float exp_of(float x) { return vector_exp(x); }
-TG_INLINE double exp_of(double x) { return std::exp(x); }
 // exp(x) for x <= 0 or NaN (vector_exp's kAtMostZero): the softmax family's exponentials
 TG_INLINE float exp_of_at_most_zero(float x) { return vector_exp<true>(x); }
 TG_INLINE double exp_of_at_most_zero(double x) { return std::exp(x); }

@@ -31,28 +31,60 @@ struct AdamOptions {
     bool decoupled_weight_decay, amsgrad, maximize;
 };
 
-template <typename T>
-TG_MULTIVERSION void sgd_chunk(T* param, const T* grad, T* buffer, int64_t n,
-                               const SgdOptions& o) {
+// The options that change the loop's shape are template arguments, so that every variant
+// is a straight-line loop that vectorises (a branch or a conditional store would stop it).
+template <typename T, bool kMaximize, bool kDecay, bool kMomentum, bool kFirstStep,
+          bool kNesterov>
+TG_INLINE void sgd_loop(T* param, const T* grad, T* buffer, int64_t n, const SgdOptions& o) {
     // options copied to locals: stores through param (a double*) could alias o's doubles
     const T lr = T(o.lr), momentum = T(o.momentum), weight_decay = T(o.weight_decay);
     const T undamped = T(1 - o.dampening);
-    const bool maximize = o.maximize, decay = o.weight_decay != 0, first_step = o.first_step;
-    const bool nesterov = o.nesterov;
     for (int64_t i = 0; i < n; ++i) {
-        T g = maximize ? -grad[i] : grad[i];
-        if (decay) g = g + weight_decay * param[i];
-        if (buffer) {
-            T b = first_step ? g : buffer[i] * momentum + undamped * g;
+        T g = grad[i];
+        if constexpr (kMaximize) g = -g;
+        if constexpr (kDecay) g = g + weight_decay * param[i];
+        if constexpr (kMomentum) {
+            T b = g;  // the first step stores the undamped gradient
+            if constexpr (!kFirstStep) b = buffer[i] * momentum + undamped * g;
             buffer[i] = b;
-            g = nesterov ? g + momentum * b : b;
+            if constexpr (kNesterov) g = g + momentum * b;
+            else g = b;
         }
         param[i] = param[i] - lr * g;
     }
 }
 
-// The options that change the loop's shape are template arguments, so that every variant
-// is a straight-line loop that vectorises (a branch or a conditional store would stop it).
+template <typename T, bool kMaximize, bool kDecay>
+TG_INLINE void sgd_loop(T* param, const T* grad, T* buffer, int64_t n, const SgdOptions& o) {
+    if (!buffer)
+        sgd_loop<T, kMaximize, kDecay, false, false, false>(param, grad, nullptr, n, o);
+    else if (o.first_step && o.nesterov)
+        sgd_loop<T, kMaximize, kDecay, true, true, true>(param, grad, buffer, n, o);
+    else if (o.first_step)
+        sgd_loop<T, kMaximize, kDecay, true, true, false>(param, grad, buffer, n, o);
+    else if (o.nesterov)
+        sgd_loop<T, kMaximize, kDecay, true, false, true>(param, grad, buffer, n, o);
+    else
+        sgd_loop<T, kMaximize, kDecay, true, false, false>(param, grad, buffer, n, o);
+}
+
+template <typename T, bool kMaximize>
+TG_INLINE void sgd_loop(T* param, const T* grad, T* buffer, int64_t n, const SgdOptions& o) {
+    if (o.weight_decay != 0)
+        sgd_loop<T, kMaximize, true>(param, grad, buffer, n, o);
+    else
+        sgd_loop<T, kMaximize, false>(param, grad, buffer, n, o);
+}
+
+template <typename T>
+TG_MULTIVERSION void sgd_chunk(T* param, const T* grad, T* buffer, int64_t n,
+                               const SgdOptions& o) {
+    if (o.maximize)
+        sgd_loop<T, true>(param, grad, buffer, n, o);
+    else
+        sgd_loop<T, false>(param, grad, buffer, n, o);
+}
+
 enum class Decay { kNone, kCoupled, kDecoupled };
 
 template <typename T, bool kMaximize, Decay kDecay, bool kAmsgrad>

@@ -666,6 +666,7 @@ def test_whole_float32_sum_on_the_pool_matches_a_float64_sum(monkeypatch, shape,
 @pytest.mark.parametrize("shape, axes", [
     ((64, 32, 26, 26), (0, 2, 3)),  # a conv bias gradient
     ((2048, 128), (0,)),  # a linear bias gradient
+    ((300, 1001), (0,)),  # columns, ragged against the 16-row blocks
     ((300, 1001), (1,)),  # rows
     ((3, 5, 7, 11, 50), (0, 4)),  # kept axes in the middle
     ((2, 3, 4, 2048), (2, 3)),
@@ -680,7 +681,10 @@ def test_float32_sum_around_kept_axes_matches_a_float64_sum(monkeypatch, shape, 
     expected = x.astype(np.float64).sum(axis=axes, keepdims=keepdims)
     assert calls, "the extension was not used"
     assert got.dtype == np.float32 and got.shape == expected.shape
-    np.testing.assert_array_equal(got, expected.astype(np.float32))  # summed in double
+    if axes == tuple(range(len(axes))):  # column sums: 16-row blocks in float, then double
+        np.testing.assert_allclose(got, expected, rtol=2e-6)
+    else:
+        np.testing.assert_array_equal(got, expected.astype(np.float32))  # summed in double
 
 
 @needs_native
@@ -699,8 +703,9 @@ def test_float32_sums_do_not_depend_on_the_thread_count(shape, axes):
 
 
 @needs_native
-@pytest.mark.parametrize("case", ["small", "kept axes apart", "noncontiguous", "float64",
-                                  "float16", "int64", "int64 accumulator"])
+@pytest.mark.parametrize("case", ["small", "kept axes apart", "few rows of columns",
+                                  "noncontiguous", "float64", "float16", "int64",
+                                  "int64 accumulator"])
 def test_sum_leaves_everything_else_to_numpy(monkeypatch, case):
     x = randn(LARGE, np.float32)
     axes, dtype = (0, 1), None
@@ -708,6 +713,8 @@ def test_sum_leaves_everything_else_to_numpy(monkeypatch, case):
         x = x[:3]
     elif case == "kept axes apart":
         x, axes = x.reshape(70, 10, 400), (1,)
+    elif case == "few rows of columns":  # below native.COLUMN_SUM_MIN_ROWS
+        x, axes = x.reshape(70, 4000), (0,)
     elif case == "noncontiguous":
         x = noncontiguous(x)
     elif case in ("float64", "float16", "int64"):

@@ -13,7 +13,9 @@
 //
 // Double accumulation of float32 values is more accurate than NumPy's float32 pairwise sum,
 // which is why float64 arrays stay with NumPy: there, lanes of doubles would be less accurate
-// than its pairwise summation.
+// than its pairwise summation. Column sums (inner == 1) add blocks of 16 rows in float first
+// (see add_columns), still more accurate than NumPy, which adds all the rows in float.
+#include <algorithm>
 #include <vector>
 
 #include "common.h"
@@ -52,13 +54,32 @@ double sum_all(carray<float> x) {
     return total;
 }
 
+// Column sums (inner == 1) add kBlockRows rows at a time in float, row after row as NumPy
+// does, and add each block's sums to the double ones. With only double sums every float
+// added was a double loaded and stored ((2048, 768) over its rows: 234 us against NumPy's
+// 158); going down 32 columns at a time with the sums in registers instead read rows 4 KiB
+// apart at (2048, 1024), which fall into the same cache sets (559 us).
+constexpr int64_t kBlockRows = 16;
+
+// acc[m] += the sum over s < rows of x[s * stride + m], for m in [0, count), block by block;
+// `block` holds count floats
+TG_MULTIVERSION void add_columns(const float* x, int64_t rows, int64_t stride, double* acc,
+                                 float* block, int64_t count) {
+    for (int64_t first = 0; first < rows; first += kBlockRows) {
+        const int64_t last = std::min(rows, first + kBlockRows);
+        std::copy(x + first * stride, x + first * stride + count, block);
+        for (int64_t s = first + 1; s < last; ++s) {
+            const float* row = x + s * stride;
+#pragma omp simd
+            for (int64_t m = 0; m < count; ++m) block[m] += row[m];
+        }
+#pragma omp simd
+        for (int64_t m = 0; m < count; ++m) acc[m] += block[m];
+    }
+}
+
 // acc[m] += the sum over i of x[m * inner + i], for m in [0, count)
 TG_MULTIVERSION void add_slice(const float* x, double* acc, int64_t count, int64_t inner) {
-    if (inner == 1) {  // the vector runs along the kept axis
-#pragma omp simd
-        for (int64_t m = 0; m < count; ++m) acc[m] += x[m];
-        return;
-    }
     for (int64_t m = 0; m < count; ++m) {
         double sum = 0;
 #pragma omp simd reduction(+ : sum)
@@ -78,8 +99,14 @@ carray<float> sum_outer_inner(carray<float> x) {
         tg::parallel_ranges(middle, sum_ranges(middle, x.size()),
                             [&](int64_t, int64_t begin, int64_t end) {
             std::vector<double> acc(end - begin, 0.0);
-            for (int64_t slice = 0; slice < outer; ++slice)
-                add_slice(data + (slice * middle + begin) * inner, acc.data(), end - begin, inner);
+            if (inner == 1) {
+                std::vector<float> block(end - begin);
+                add_columns(data + begin, outer, middle, acc.data(), block.data(), end - begin);
+            } else {
+                for (int64_t slice = 0; slice < outer; ++slice)
+                    add_slice(data + (slice * middle + begin) * inner, acc.data(),
+                              end - begin, inner);
+            }
             for (int64_t m = begin; m < end; ++m) o[m] = float(acc[m - begin]);
         });
     }

@@ -5,6 +5,10 @@
 Each row is one framework (the test's `framework` parameter) with its median time, and
 the last column divides tinygrad_like's median by that row's: 3.0× means tinygrad_like
 takes three times as long. GFLOP/s and µs per op come from the tests' extra_info.
+
+The native-kernel cases (test_bench_native.py, whose extra_info names a kernel) go into one
+table at the end instead: each native kernel's median beside the NumPy kernel it replaces,
+at one workload's calls.
 """
 
 from __future__ import annotations
@@ -74,13 +78,33 @@ def machine_lines(data: dict) -> list[str]:
             f"- tinygrad_like's native kernels: {info.get('native_isa', 'not loaded')}", ""]
 
 
+def native_table(groups: dict[str, list[dict]]) -> list[str]:
+    lines = ["### native kernels against the NumPy path, at the workloads' calls", "",
+             "| kernel | workload | calls | first call's arrays | native | NumPy path "
+             "| native ÷ NumPy path |", "|---|---|---:|---|---:|---:|---:|"]
+    for benches in groups.values():
+        info = benches[0]["extra_info"]
+        medians = {framework(b): b["stats"]["median"] for b in benches}
+        native, numpy_path = medians.get(SUBJECT), medians.get("numpy_path")
+        if native is None or numpy_path is None:
+            continue
+        lines.append(f"| {info['kernel']} | {info['workload']} | {info['calls']} "
+                     f"| {info['arguments']} | {format_seconds(native)} "
+                     f"| {format_seconds(numpy_path)} | {native / numpy_path:.2f}× |")
+    return lines + [""]
+
+
 def report(data: dict) -> str:
     groups: dict[str, list[dict]] = {}
+    native_groups: dict[str, list[dict]] = {}
     for bench in data["benchmarks"]:
-        groups.setdefault(bench["group"], []).append(bench)
+        into = native_groups if "kernel" in bench["extra_info"] else groups
+        into.setdefault(bench["group"], []).append(bench)
     lines = ["# Benchmark results", ""] + machine_lines(data)
     for name, benches in groups.items():
         lines += group_table(name, benches)
+    if native_groups:
+        lines += native_table(native_groups)
     return "\n".join(lines)
 
 

@@ -29,27 +29,31 @@ def mlp(lib):
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
 
 
-def cnn(lib):
+def cnn(lib, pool: str = "MaxPool2d"):
+    """The CNN; `pool` names another pooling layer (test_bench_native.py's AvgPool2d)."""
     nn = lib.nn
-    return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3),
-                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 5 * 5, 64),
+    pooling = getattr(nn, pool)
+    return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), pooling(2), nn.Conv2d(32, 64, 3),
+                         nn.ReLU(), pooling(2), nn.Flatten(), nn.Linear(64 * 5 * 5, 64),
                          nn.ReLU(), nn.Linear(64, 10))
 
 
-def gru_lm(lib):
+def gru_lm(lib, recurrent: str = "GRU"):
+    """The character LM; `recurrent` names another layer (test_bench_native.py's LSTM)."""
     nn = lib.nn
 
-    class CharGRU(nn.Module):
+    class CharLM(nn.Module):
         def __init__(self):
             super().__init__()
-            self.embed, self.gru = nn.Embedding(65, 64), nn.GRU(64, 256, batch_first=True)
+            self.embed = nn.Embedding(65, 64)
+            self.rnn = getattr(nn, recurrent)(64, 256, batch_first=True)
             self.head = nn.Linear(256, 65)
 
         def forward(self, ids):
-            out, _ = self.gru(self.embed(ids))
+            out, _ = self.rnn(self.embed(ids))
             return self.head(out).reshape(-1, 65)
 
-    return CharGRU()
+    return CharLM()
 
 
 def transformer(lib):
@@ -81,16 +85,21 @@ def batch(name: str, rng: np.random.Generator):
     return ids[:, :-1], ids[:, 1:].reshape(-1)
 
 
-WORKLOADS = {"mlp": (mlp, "Adam", 1e-3), "cnn": (cnn, "Adam", 1e-3),
-             "gru_lm": (gru_lm, "Adam", 1e-3), "transformer": (transformer, "AdamW", 1e-3)}
+# workload -> (model builder, optimizer name, optimizer options)
+WORKLOADS = {"mlp": (mlp, "Adam", {"lr": 1e-3}), "cnn": (cnn, "Adam", {"lr": 1e-3}),
+             "gru_lm": (gru_lm, "Adam", {"lr": 1e-3}),
+             "transformer": (transformer, "AdamW", {"lr": 1e-3})}
 
 
-def make_step(framework: str, workload: str):
+def make_step(framework: str, workload: str, build=None, optimizer=None):
+    """The workload's training step; `build` (a model builder) and `optimizer` ((name,
+    options)) replace its own, keeping its batch (test_bench_native.py's variants)."""
     lib = LIBRARIES[framework]
-    build, optimizer_name, lr = WORKLOADS[workload]
+    default_build, *default_optimizer = WORKLOADS[workload]
+    optimizer_name, options = optimizer or default_optimizer
     lib.manual_seed(0)
-    model = build(lib)
-    optimizer = getattr(lib.optim, optimizer_name)(model.parameters(), lr=lr)
+    model = (build or default_build)(lib)
+    optimizer = getattr(lib.optim, optimizer_name)(model.parameters(), **options)
     inputs, targets = (lib.tensor(a) for a in batch(workload, np.random.default_rng(0)))
 
     def step() -> float:

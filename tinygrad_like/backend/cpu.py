@@ -110,11 +110,12 @@ def dropout(x, p: float, seed: int, offset: int):
     return x * mask, mask
 
 
-def make_backend(seed: int):
-    from tinygrad_like.backend import (Backend, cpu_attention, cpu_conv, cpu_norm, cpu_optim,
-                                       cpu_rnn, native)
+def numpy_kernels() -> SimpleNamespace:
+    """The "cpu" kernel table on NumPy alone: what runs without the native extension, and
+    the references the native kernels are tested and benchmarked against."""
+    from tinygrad_like.backend import cpu_attention, cpu_conv, cpu_norm, cpu_optim, cpu_rnn
 
-    kernels = SimpleNamespace(
+    return SimpleNamespace(
         add=np.add,
         sub=np.subtract,
         mul=np.multiply,
@@ -151,6 +152,12 @@ def make_backend(seed: int):
         **cpu_conv.make_conv_kernels(),
         adam_step=cpu_optim.adam_step,
     )
+
+
+def make_backend(seed: int):
+    from tinygrad_like.backend import Backend, native
+
+    kernels = numpy_kernels()
     # the native extension's kernels replace the NumPy ones it beats (backend/native.py)
     for name, kernel in native.native_kernels(kernels).items():
         setattr(kernels, name, kernel)

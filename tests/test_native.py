@@ -17,8 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tinygrad_like.backend import (cpu, cpu_attention, cpu_conv, cpu_norm, cpu_optim, cpu_rnn,
-                                   native)
+from tinygrad_like.backend import (cpu, cpu_attention, cpu_conv, native)
 
 RNG = np.random.default_rng(0)
 DTYPES = [np.float32, np.float64]
@@ -27,22 +26,7 @@ TOLERANCE = {np.float32: {"rtol": 2e-5, "atol": 2e-6}, np.float64: {"rtol": 1e-1
 needs_native = pytest.mark.skipif(
     not native.available(), reason=f"tinygrad_like._C is not in use: {native.reason()}")
 
-REFERENCE = SimpleNamespace(
-    add=np.add, sub=np.subtract, mul=np.multiply, div=np.true_divide, relu=cpu.relu,
-    relu_backward=cpu.relu_backward,
-    **cpu_conv.make_conv_kernels(), max_pool2d=cpu_conv.max_pool2d,
-    max_pool2d_backward=cpu_conv.max_pool2d_backward, avg_pool2d=cpu_conv.avg_pool2d,
-    avg_pool2d_backward=cpu_conv.avg_pool2d_backward,
-    embedding_backward=cpu_conv.embedding_backward, layer_norm=cpu_norm.layer_norm,
-    layer_norm_backward=cpu_norm.layer_norm_backward, sgd_step=cpu_optim.sgd_step,
-    adam_step=cpu_optim.adam_step, softmax=cpu.softmax, log_softmax=cpu.log_softmax,
-    softmax_backward=cpu.softmax_backward, log_softmax_backward=cpu.log_softmax_backward,
-    sum=cpu.reduce_sum, cross_entropy=cpu.cross_entropy, gru_gates=cpu_rnn.gru_gates,
-    gru_gates_backward=cpu_rnn.gru_gates_backward, lstm_gates=cpu_rnn.lstm_gates,
-    lstm_gates_backward=cpu_rnn.lstm_gates_backward, gru_sequence=cpu_rnn.gru_sequence,
-    gru_sequence_backward=cpu_rnn.gru_sequence_backward,
-    cross_entropy_backward=cpu.cross_entropy_backward, attention=cpu_attention.attention,
-    attention_backward=cpu_attention.attention_backward)
+REFERENCE = cpu.numpy_kernels()  # what TINYGRAD_LIKE_NUMPY=1 runs
 NATIVE = SimpleNamespace(**native.native_kernels(REFERENCE))
 _C_MODULE = native._C
 

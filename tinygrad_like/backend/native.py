@@ -210,14 +210,15 @@ def _pool_operands(first, a, b):
 
 def _binary(name: str):
     """+ - * / on the pool for large operands (see _pool_operands); the NumPy ufunc otherwise."""
-    grain = _C.parallel_grain if _C is not None else 0  # a local: read on every op
+    # locals of the closure, not global and attribute lookups: read on every op
+    grain, ndarray = (_C.parallel_grain if _C is not None else 0), np.ndarray
 
     def make(reference):
         def binary(a, b):
             # small operands go to NumPy before any call: for them the per-op overhead is all
             # that matters
-            first = a if type(a) is np.ndarray else b
-            if type(first) is np.ndarray and first.size > grain:
+            first = a if type(a) is ndarray else b
+            if type(first) is ndarray and first.size > grain:
                 operands = _pool_operands(first, a, b)
                 if operands is not None:
                     return getattr(_C, name)(*operands)
@@ -301,8 +302,9 @@ def _sum(reference):
     """float32 sums on the pool (kernels/cpu/reduce.cpp): the whole array, or over the axes
     around one block of kept axes (bias gradients); anything else is NumPy's."""
     def reduce_sum(x, axes, keepdims, dtype=None):
-        if (dtype is not None or type(x) is not np.ndarray or x.dtype != np.float32
-                or x.size < SUM_MIN_SIZE or not x.flags.c_contiguous):
+        # the size first: most sums are small, and comparing dtypes costs more than the rest
+        if (type(x) is not np.ndarray or x.size < SUM_MIN_SIZE or dtype is not None
+                or x.dtype != np.float32 or not x.flags.c_contiguous):
             return reference(x, axes, keepdims, dtype)
         shape = x.shape
         if len(axes) == len(shape):

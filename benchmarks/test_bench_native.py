@@ -11,10 +11,10 @@ and strides), through
 - "numpy_path": the NumPy kernel it replaces, what TINYGRAD_LIKE_NUMPY=1 runs.
 
 report.py gathers these into one table of native ÷ NumPy-path ratios. Kernels that no
-workload calls run in a variant of the nearest workload (the last four in workload_runs);
-im2col/col2im and the GRU gates run inside the native conv2d and GRU-sequence kernels and are
-timed there (MEASURED_INSIDE). test_every_native_kernel_is_benchmarked fails when a kernel
-joins the native table without a case here.
+workload runs get a variant of the nearest workload (VARIANTS); im2col/col2im and the GRU
+gates run inside the native conv2d and GRU-sequence kernels and are timed there
+(MEASURED_INSIDE). test_every_native_kernel_is_benchmarked fails when a kernel joins the
+native table without a case here.
 
 Before timing, both paths run once on the same arguments and must agree, in their outputs and
 in what they update in place, so under --benchmark-disable (CI) the suite is a parity test
@@ -49,6 +49,10 @@ MEASURED_INSIDE = {"im2col": ("conv2d", "conv2d_backward_weight"),
 
 
 # ---- the workloads, as tinygrad_like runs them -------------------------------------------------
+def quotient_loss(lib, a, b):
+    return ((a - b) / (a * a + 1.0)).sum()
+
+
 def log_softmax_loss(lib, x, weights):
     return (kernels.functional(lib).log_softmax(x, -1) * weights).sum()
 
@@ -80,7 +84,9 @@ def workload_runs() -> dict:
         "max_pool2d": _with_constants(kernels.pool_loss, [pool_input], pool_weights),
         "attention": _with_constants(kernels.attention_loss, [q, k, v], attention_weights),
         **{name: step(name) for name in training.WORKLOADS},
-        # VARIANTS, for the native kernels that none of the workloads calls
+        # VARIANTS, for the native kernels that none of the workloads runs
+        "elementwise, (a - b) / (a * a + 1)": kernels.run_with_grads(
+            tg, quotient_loss, inputs(kernels.ELEMENTWISE_SHAPE, kernels.ELEMENTWISE_SHAPE)),
         "softmax with log_softmax": _with_constants(log_softmax_loss, [x], weights),
         "cnn with AvgPool2d": step("cnn", build=functools.partial(training.cnn,
                                                                   pool="AvgPool2d")),
@@ -91,8 +97,13 @@ def workload_runs() -> dict:
     }
 
 
-VARIANTS = ("softmax with log_softmax", "cnn with AvgPool2d", "gru_lm with LSTM",
-            "mlp with SGD (momentum 0.9)")
+# variant -> the kernels it is timed for. The workloads call - and / only on 16 floats or
+# NumPy scalars, which the native entries hand to NumPy, so their kernels never run there.
+VARIANTS = {"elementwise, (a - b) / (a * a + 1)": ("sub", "div"),
+            "softmax with log_softmax": ("log_softmax", "log_softmax_backward"),
+            "cnn with AvgPool2d": ("avg_pool2d", "avg_pool2d_backward"),
+            "gru_lm with LSTM": ("lstm_gates", "lstm_gates_backward"),
+            "mlp with SGD (momentum 0.9)": ("sgd_step",)}
 
 
 # ---- recording and replaying kernel calls ----------------------------------------------------
@@ -123,7 +134,7 @@ def kernel_tables() -> dict:
 def recorded_calls() -> dict:
     """(kernel, workload) -> the arguments of each call the workload made to that native
     kernel, in order, copied before the call (some kernels update their arguments). A variant
-    counts only for the kernels none of the workloads calls."""
+    counts only for the kernels VARIANTS names for it."""
     table = get_backend("cpu").kernels
     names = sorted(kernel_tables()["tinygrad_like"])
     originals = {name: getattr(table, name) for name in names}
@@ -145,9 +156,8 @@ def recorded_calls() -> dict:
     finally:
         for name, kernel in originals.items():
             setattr(table, name, kernel)
-    in_workloads = {name for name, workload in calls if workload not in VARIANTS}
     return {(name, workload): args for (name, workload), args in calls.items()
-            if workload not in VARIANTS or name not in in_workloads}
+            if name in VARIANTS.get(workload, (name,))}
 
 
 def replay(kernel, calls):
@@ -211,6 +221,8 @@ def test_native_kernel_against_numpy_path(benchmark, case, framework):
 
 def test_every_native_kernel_is_benchmarked():
     timed = {name for name, _ in recorded_calls()}
+    for variant, names in VARIANTS.items():
+        assert all((name, variant) in recorded_calls() for name in names), variant
     timed |= {inner for inner, outer in MEASURED_INSIDE.items() if timed.intersection(outer)}
     missing = sorted(set(kernel_tables()["tinygrad_like"]) - timed)
     assert not missing, (f"native kernels no benchmark workload calls: {missing}; give each a "

@@ -11,7 +11,7 @@ and strides), through
 - "numpy_path": the NumPy kernel it replaces, what TINYGRAD_LIKE_NUMPY=1 runs.
 
 report.py gathers these into one table of native ÷ NumPy-path ratios. Kernels that no
-workload runs get a variant of the nearest workload (VARIANTS); im2col/col2im and the GRU
+workload runs get a variant of the nearest workload (VARIANT_KERNELS); im2col/col2im and the GRU
 gates run inside the native conv2d and GRU-sequence kernels and are timed there
 (MEASURED_INSIDE). test_every_native_kernel_is_benchmarked fails when a kernel joins the
 native table without a case here.
@@ -63,47 +63,80 @@ def _with_constants(loss_fn, leaves, *constants):
     return kernels.run_with_grads(tg, lambda lib, *xs: loss_fn(lib, *xs, *tensors), leaves)
 
 
-def workload_runs() -> dict:
-    """Workload name -> a call running its forward and backward (and optimizer step)."""
+def workloads() -> dict:
+    """Workload name -> a function building the call that runs the workload's forward and
+    backward (and optimizer step) once; built one at a time, as their inputs are large."""
     inputs = functools.partial(kernels._inputs, kernels.SEED)
     rows, pooled = kernels.SOFTMAX_SHAPE, kernels.POOL_INPUT
     heads = kernels.attention_shape(kernels.ATTENTION["length"])
-    x, weights = inputs(rows, rows)
-    pool_input, pool_weights = inputs(pooled, pooled[:2] + (pooled[2] // 2, pooled[3] // 2))
-    q, k, v, attention_weights = inputs(heads, heads, heads, heads)
-    chain = np.random.default_rng(0).uniform(-1.0, 1.0, CHAIN_ELEMENTS).astype(np.float32)
+    pool_weights = pooled[:2] + (pooled[2] // 2, pooled[3] // 2)
+    same_shape = (kernels.ELEMENTWISE_SHAPE, kernels.ELEMENTWISE_SHAPE)
     step = functools.partial(training.make_step, "tinygrad_like")
+
+    def chain():
+        x = np.random.default_rng(0).uniform(-1.0, 1.0, CHAIN_ELEMENTS).astype(np.float32)
+        return core.autograd_runner(tg, core.elementwise_chain, x)
+
+    def with_weights(loss_fn, leaves: int, *shapes):
+        arrays = inputs(*shapes)
+        return _with_constants(loss_fn, arrays[:leaves], *arrays[leaves:])
+
     return {
-        "elementwise chain": core.autograd_runner(tg, core.elementwise_chain, chain),
-        "conv2d": kernels.run_with_grads(tg, kernels.conv_loss,
-                                         inputs(kernels.CONV["input"], kernels.CONV["weight"])),
-        "softmax": _with_constants(kernels.softmax_loss, [x], weights),
-        "elementwise": kernels.run_with_grads(tg, kernels.elementwise_loss,
-                                              inputs(kernels.ELEMENTWISE_SHAPE,
-                                                     kernels.ELEMENTWISE_SHAPE)),
-        "max_pool2d": _with_constants(kernels.pool_loss, [pool_input], pool_weights),
-        "attention": _with_constants(kernels.attention_loss, [q, k, v], attention_weights),
-        **{name: step(name) for name in training.WORKLOADS},
-        # VARIANTS, for the native kernels that none of the workloads runs
-        "elementwise, (a - b) / (a * a + 1)": kernels.run_with_grads(
-            tg, quotient_loss, inputs(kernels.ELEMENTWISE_SHAPE, kernels.ELEMENTWISE_SHAPE)),
-        "softmax with log_softmax": _with_constants(log_softmax_loss, [x], weights),
-        "cnn with AvgPool2d": step("cnn", build=functools.partial(training.cnn,
-                                                                  pool="AvgPool2d")),
-        "gru_lm with LSTM": step("gru_lm", build=functools.partial(training.gru_lm,
-                                                                    recurrent="LSTM")),
-        "mlp with SGD (momentum 0.9)": step("mlp", optimizer=("SGD", {"lr": 1e-2,
-                                                                      "momentum": 0.9})),
+        "elementwise chain": chain,
+        "conv2d": lambda: kernels.run_with_grads(
+            tg, kernels.conv_loss, inputs(kernels.CONV["input"], kernels.CONV["weight"])),
+        "softmax": lambda: with_weights(kernels.softmax_loss, 1, rows, rows),
+        "elementwise": lambda: kernels.run_with_grads(tg, kernels.elementwise_loss,
+                                                      inputs(*same_shape)),
+        "max_pool2d": lambda: with_weights(kernels.pool_loss, 1, pooled, pool_weights),
+        "attention": lambda: with_weights(kernels.attention_loss, 3, *[heads] * 4),
+        **{name: functools.partial(step, name) for name in training.WORKLOADS},
+        # variants, for the native kernels that none of the workloads runs
+        "elementwise, (a - b) / (a * a + 1)": lambda: kernels.run_with_grads(
+            tg, quotient_loss, inputs(*same_shape)),
+        "softmax with log_softmax": lambda: with_weights(log_softmax_loss, 1, rows, rows),
+        "cnn with AvgPool2d": lambda: step(
+            "cnn", build=functools.partial(training.cnn, pool="AvgPool2d")),
+        "gru_lm with LSTM": lambda: step(
+            "gru_lm", build=functools.partial(training.gru_lm, recurrent="LSTM")),
+        "mlp with SGD (momentum 0.9)": lambda: step(
+            "mlp", optimizer=("SGD", {"lr": 1e-2, "momentum": 0.9})),
     }
 
 
+# workload -> the native kernels it calls, each timed at the workload's calls to it
+# (test_the_timed_kernels_are_those_the_workloads_call keeps this up to date)
+WORKLOAD_KERNELS = {
+    "elementwise chain": ("add", "mul", "sub", "sum"),
+    "conv2d": ("conv2d", "conv2d_backward_input", "conv2d_backward_weight", "sum"),
+    "softmax": ("mul", "softmax", "softmax_backward", "sum"),
+    "elementwise": ("add", "mul", "sum"),
+    "max_pool2d": ("max_pool2d", "max_pool2d_backward", "mul", "sum"),
+    "attention": ("attention", "attention_backward", "mul", "sum"),
+    "mlp": ("adam_step", "cross_entropy", "cross_entropy_backward", "div", "relu",
+            "relu_backward", "sum"),
+    "cnn": ("adam_step", "conv2d", "conv2d_backward_input", "conv2d_backward_weight",
+            "cross_entropy", "cross_entropy_backward", "div", "max_pool2d",
+            "max_pool2d_backward", "relu", "relu_backward", "sum"),
+    "gru_lm": ("adam_step", "cross_entropy", "cross_entropy_backward", "div",
+               "embedding_backward", "gru_sequence", "gru_sequence_backward", "sum"),
+    "transformer": ("adam_step", "add", "attention", "attention_backward", "cross_entropy",
+                    "cross_entropy_backward", "div", "embedding_backward", "layer_norm",
+                    "layer_norm_backward", "relu", "relu_backward", "sum"),
+}
 # variant -> the kernels it is timed for. The workloads call - and / only on 16 floats or
 # NumPy scalars, which the native entries hand to NumPy, so their kernels never run there.
-VARIANTS = {"elementwise, (a - b) / (a * a + 1)": ("sub", "div"),
-            "softmax with log_softmax": ("log_softmax", "log_softmax_backward"),
-            "cnn with AvgPool2d": ("avg_pool2d", "avg_pool2d_backward"),
-            "gru_lm with LSTM": ("lstm_gates", "lstm_gates_backward"),
-            "mlp with SGD (momentum 0.9)": ("sgd_step",)}
+VARIANT_KERNELS = {
+    "elementwise, (a - b) / (a * a + 1)": ("div", "sub"),
+    "softmax with log_softmax": ("log_softmax", "log_softmax_backward"),
+    "cnn with AvgPool2d": ("avg_pool2d", "avg_pool2d_backward"),
+    "gru_lm with LSTM": ("lstm_gates", "lstm_gates_backward"),
+    "mlp with SGD (momentum 0.9)": ("sgd_step",),
+}
+# (kernel, workload), in workload order: recorded_calls keeps one workload's calls at a time
+CASES = [(kernel, workload)
+         for workload, names in {**WORKLOAD_KERNELS, **VARIANT_KERNELS}.items()
+         for kernel in names]
 
 
 # ---- recording and replaying kernel calls ----------------------------------------------------
@@ -130,34 +163,29 @@ def kernel_tables() -> dict:
     return {"numpy_path": vars(numpy_table), "tinygrad_like": native.native_kernels(numpy_table)}
 
 
-@functools.cache
-def recorded_calls() -> dict:
-    """(kernel, workload) -> the arguments of each call the workload made to that native
-    kernel, in order, copied before the call (some kernels update their arguments). A variant
-    counts only for the kernels VARIANTS names for it."""
+@functools.lru_cache(maxsize=1)  # the calls are large: one workload's at a time
+def recorded_calls(workload: str) -> dict:
+    """kernel -> the arguments of each call the workload made to that native kernel, in
+    order, copied before the call (some kernels update their arguments)."""
     table = get_backend("cpu").kernels
-    names = sorted(kernel_tables()["tinygrad_like"])
-    originals = {name: getattr(table, name) for name in names}
+    originals = {name: getattr(table, name) for name in kernel_tables()["tinygrad_like"]}
     calls = collections.defaultdict(list)
-    workload = None
 
     def recording(name, kernel):
         def call(*args):
-            calls[(name, workload)].append(snapshot(args))
+            calls[name].append(snapshot(args))
             return kernel(*args)
         return call
 
-    runs = workload_runs()
+    run = workloads()[workload]()
     try:
-        for name in names:
-            setattr(table, name, recording(name, originals[name]))
-        for workload, run in runs.items():
-            run()
+        for name, kernel in originals.items():
+            setattr(table, name, recording(name, kernel))
+        run()
     finally:
         for name, kernel in originals.items():
             setattr(table, name, kernel)
-    return {(name, workload): args for (name, workload), args in calls.items()
-            if name in VARIANTS.get(workload, (name,))}
+    return dict(calls)
 
 
 def replay(kernel, calls):
@@ -177,19 +205,20 @@ def arrays_of(value):
 @functools.cache
 def check_paths_agree(case: tuple) -> None:
     """Both paths once on the same arguments: the same results and in-place updates."""
-    name, _ = case
+    name, workload = case
+    recorded = recorded_calls(workload)[name]
     done = {}
     for path, table in kernel_tables().items():
-        calls = snapshot(recorded_calls()[case])
+        calls = snapshot(recorded)
         done[path] = (replay(table[name], calls)(), calls)
     # a result near zero after cancellation (a sum of gradients) is judged on its inputs' scale
-    input_scale = max((float(np.abs(a).max()) for a in arrays_of(recorded_calls()[case])
+    input_scale = max((float(np.abs(a).max()) for a in arrays_of(recorded)
                        if a.size and a.dtype.kind == "f"), default=0.0)
     for got, want in zip(arrays_of(done["tinygrad_like"]), arrays_of(done["numpy_path"]),
                          strict=True):
         scale = max(float(np.abs(want).max()) if want.size else 0.0, input_scale)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale,
-                                   err_msg=f"{name} native against NumPy in {case[1]}")
+                                   err_msg=f"{name} native against NumPy in {workload}")
 
 
 def describe(args) -> str:
@@ -203,27 +232,32 @@ def describe(args) -> str:
     return ", ".join(parts)
 
 
-CASES = sorted(recorded_calls())
-
-
 @pytest.mark.benchmark(max_time=0.5)
 @pytest.mark.parametrize("framework", ("tinygrad_like", "numpy_path"))
 @pytest.mark.parametrize("case", CASES, ids=[f"{kernel}-{workload}" for kernel, workload in CASES])
 def test_native_kernel_against_numpy_path(benchmark, case, framework):
     check_paths_agree(case)
     name, workload = case
-    calls = snapshot(recorded_calls()[case])
+    calls = snapshot(recorded_calls(workload)[name])
     benchmark.group = f"native {name} in {workload}"
     benchmark.extra_info.update(framework=framework, kernel=name, workload=workload,
                                 calls=len(calls), arguments=describe(calls[0]))
     benchmark(replay(kernel_tables()[framework][name], calls))
 
 
+@pytest.mark.parametrize("workload", list(WORKLOAD_KERNELS) + list(VARIANT_KERNELS))
+def test_the_timed_kernels_are_those_the_workloads_call(workload):
+    called = set(recorded_calls(workload))
+    if workload in WORKLOAD_KERNELS:
+        assert set(WORKLOAD_KERNELS[workload]) == called, (
+            f"{workload} calls the native kernels {sorted(called)}: update WORKLOAD_KERNELS")
+    else:
+        assert set(VARIANT_KERNELS[workload]) <= called, f"{workload} calls {sorted(called)}"
+
+
 def test_every_native_kernel_is_benchmarked():
-    timed = {name for name, _ in recorded_calls()}
-    for variant, names in VARIANTS.items():
-        assert all((name, variant) in recorded_calls() for name in names), variant
+    timed = {name for name, _ in CASES}
     timed |= {inner for inner, outer in MEASURED_INSIDE.items() if timed.intersection(outer)}
     missing = sorted(set(kernel_tables()["tinygrad_like"]) - timed)
-    assert not missing, (f"native kernels no benchmark workload calls: {missing}; give each a "
-                         "workload variant in test_bench_native.workload_runs")
+    assert not missing, (f"native kernels no benchmark workload runs: {missing}; give each a "
+                         "variant of a workload in VARIANT_KERNELS")

@@ -100,7 +100,7 @@ def workloads() -> dict:
         "gru_lm with LSTM": lambda: step(
             "gru_lm", build=functools.partial(training.gru_lm, recurrent="LSTM")),
         "mlp with SGD (momentum 0.9)": lambda: step(
-            "mlp", optimizer=("SGD", {"lr": 1e-2, "momentum": 0.9})),
+            "mlp", optimizer_spec=("SGD", {"lr": 1e-2, "momentum": 0.9})),
     }
 
 

@@ -91,12 +91,12 @@ WORKLOADS = {"mlp": (mlp, "Adam", {"lr": 1e-3}), "cnn": (cnn, "Adam", {"lr": 1e-
              "transformer": (transformer, "AdamW", {"lr": 1e-3})}
 
 
-def make_step(framework: str, workload: str, build=None, optimizer=None):
-    """The workload's training step; `build` (a model builder) and `optimizer` ((name,
+def make_step(framework: str, workload: str, build=None, optimizer_spec=None):
+    """The workload's training step; `build` (a model builder) and `optimizer_spec` ((name,
     options)) replace its own, keeping its batch (test_bench_native.py's variants)."""
     lib = LIBRARIES[framework]
-    default_build, *default_optimizer = WORKLOADS[workload]
-    optimizer_name, options = optimizer or default_optimizer
+    default_build, *default_spec = WORKLOADS[workload]
+    optimizer_name, options = optimizer_spec or default_spec
     lib.manual_seed(0)
     model = (build or default_build)(lib)
     optimizer = getattr(lib.optim, optimizer_name)(model.parameters(), **options)

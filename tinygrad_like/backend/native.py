@@ -8,8 +8,9 @@ dtype goes to the reference, so a caller never sees a difference but speed.
 An entry is listed in NATIVE only if it beats the NumPy reference at the benchmark shapes;
 a kernel that lost stays out of the table. benchmarks/test_bench_native.py shows it: it
 replays each benchmark workload's calls to every entry through both, and fails when an
-entry has no such case. Setting the environment variable TINYGRAD_LIKE_NUMPY=1 before the "cpu" backend
-is first used keeps every NumPy kernel, so both paths can be compared on one machine.
+entry has no such case. Setting the environment variable TINYGRAD_LIKE_NUMPY=1 before the
+"cpu" backend is first used keeps every NumPy kernel, so both paths can be compared on one
+machine.
 """
 
 from __future__ import annotations

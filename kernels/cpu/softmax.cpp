@@ -10,7 +10,9 @@
 //
 // The exp must vectorise to make this pay: float32 uses vector_exp (vector_math.h), a
 // branch-free polynomial the compiler vectorises; float64 calls std::exp per element (the
-// fused passes still save the memory traffic).
+// fused passes still save the memory traffic). The forward pass is then bound by the
+// polynomial's arithmetic, not by memory, so this file alone is compiled with fused
+// multiply-adds (CMakeLists.txt).
 #include <algorithm>
 #include <cmath>
 #include <cstring>

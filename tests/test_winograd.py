@@ -2,10 +2,12 @@
 
 The NumPy transforms are checked against direct convolution and their adjoints against the
 dot-product identity; the native transforms against the NumPy ones (ragged tiles, every
-padding the transforms take, non-contiguous input, float32 and float64); the conv2d kernels
-that use them against im2col + GEMM; and F.conv2d on that path is gradchecked in float64 and
-compared with PyTorch. The size limits are lowered where a test needs the path on small
-inputs, and a spy on the transforms proves the path was taken.
+padding the transforms take, non-contiguous input, float32 and float64); the batched GEMM on
+the extension's pool (backend/native_blas.py) against np.matmul, with the BLAS kept to one
+thread while it runs; the conv2d kernels that use them against im2col + GEMM; and F.conv2d
+on that path is gradchecked in float64 and compared with PyTorch. The size limits are
+lowered where a test needs the path on small inputs, and a spy on the transforms and the
+GEMM proves the path was taken.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 
 import tinygrad_like as tg
 import tinygrad_like.nn.functional as F
-from tinygrad_like.backend import cpu_conv, cpu_winograd, native
+from tinygrad_like.backend import cpu_conv, cpu_winograd, native, native_blas
 
 RNG = np.random.default_rng(3)
 DTYPES = [np.float32, np.float64]
@@ -38,7 +40,7 @@ def randn(shape, dtype=np.float64):
 
 def assert_close_to_max(ours, reference, dtype):
     assert ours.shape == reference.shape and ours.dtype == reference.dtype
-    scale = max(np.abs(reference).max(), 1.0)
+    scale = max(np.abs(reference).max(initial=0.0), 1.0)
     np.testing.assert_allclose(ours, reference, rtol=0, atol=RELATIVE_TO_MAX[dtype] * scale)
 
 
@@ -134,23 +136,100 @@ def test_native_transforms_reject_bad_shapes_by_name():
         native._C.winograd_input_transform(np.zeros((2, 8, 8), np.float32), (1, 1), (2, 2))
 
 
+# ---- the GEMMs on the extension's pool (native_blas.py, kernels/cpu/blas.cpp) -------------------
+GEMM_SHAPES = [  # (batch, M, K, N): the Winograd points, single matrices cut into row blocks,
+    (36, 64, 64, 300), (1, 64, 9, 70), (3, 5, 7, 2), (2, 1, 1, 1), (4, 33, 17, 40),  # odd
+    (2, 3, 0, 4), (2, 0, 3, 4), (0, 2, 3, 4)]  # empty
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch, m, k, n", GEMM_SHAPES)
+@pytest.mark.parametrize("transpose_b", [False, True])
+def test_batched_gemm_matches_numpy(dtype, batch, m, k, n, transpose_b):
+    assert native_blas.available(), native_blas.status()
+    a = randn((batch, m, k), dtype)
+    b = randn((batch, n, k) if transpose_b else (batch, k, n), dtype)
+    expected = cpu_winograd.batched_gemm(a, b, transpose_b)
+    assert_close_to_max(native_blas.batched_gemm(a, b, transpose_b), expected, dtype)
+    into = randn((batch, m, n), dtype)
+    total = into + expected
+    assert native_blas.batched_gemm(a, b, transpose_b, into) is into
+    assert_close_to_max(into, total, dtype)
+
+
+@needs_native
+def test_batched_gemm_keeps_blas_to_one_thread_while_it_runs(monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+    seen, run = [], native._C.batched_gemm
+    monkeypatch.setattr(native._C, "batched_gemm",
+                        lambda *args: seen.append(blas_threads()) or run(*args))
+    with threadpool_limits(limits=3, user_api="blas"):
+        before = blas_threads()
+        native_blas.batched_gemm(randn((2, 3, 4)), randn((2, 4, 5)))
+        assert seen == [[1] * len(before)] and blas_threads() == before == [3] * len(before)
+
+
+@needs_native
+def test_batched_gemm_leaves_what_c_cannot_take_to_numpy(monkeypatch):
+    calls = []
+    monkeypatch.setattr(native._C, "batched_gemm", lambda *args: calls.append(args))
+    a, b = randn((2, 3, 4), np.float32), randn((2, 4, 5), np.float32)
+    strided_into = np.zeros((2, 3, 10), np.float32)[:, :, ::2]
+    for args in [(a, b.astype(np.float64)), (a.astype(np.float16), b.astype(np.float16)),
+                 (a, b, False, strided_into)]:
+        np.testing.assert_allclose(native_blas.batched_gemm(*args),
+                                   np.matmul(*args[:2]).astype(args[0].dtype), rtol=2e-3)
+    assert not calls
+    np.testing.assert_allclose(strided_into, np.matmul(a, b), rtol=1e-6)
+
+
+@needs_native
+def test_batched_gemm_without_a_blas_to_limit_stays_with_numpy(monkeypatch):
+    monkeypatch.setattr(native_blas, "_single_threaded_blas",
+                        lambda: (None, "threadpoolctl finds no BLAS library"))
+    monkeypatch.setattr(native._C, "batched_gemm", None)  # would fail if called
+    a, b = randn((2, 3, 4)), randn((2, 4, 5))
+    np.testing.assert_array_equal(native_blas.batched_gemm(a, b), np.matmul(a, b))
+    assert native_blas.status() == "NumPy's matmul (threadpoolctl finds no BLAS library)"
+
+
+@needs_native
+def test_batched_gemm_names_itself_on_bad_shapes():
+    native_blas.batched_gemm(randn((1, 2, 2)), randn((1, 2, 2)))  # hands SciPy's BLAS to _C
+    with pytest.raises(ValueError, match="batched_gemm: the inner sizes differ"):
+        native._C.batched_gemm(randn((2, 3, 4)), randn((2, 5, 6)))
+    with pytest.raises(ValueError, match="batched_gemm: expected a"):
+        native._C.batched_gemm(randn((2, 3, 4)), randn((3, 4, 6)))
+    with pytest.raises(ValueError, match="batched_gemm: `into` is not"):
+        native._C.batched_gemm(randn((2, 3, 4)), randn((2, 4, 6)), False, randn((2, 3, 5)))
+
+
 # ---- the conv2d kernels on the Winograd path ---------------------------------------------------
 @pytest.fixture
 def spied_kernels():
-    """cpu_conv's kernels on the native im2col and on native transforms that count calls."""
+    """cpu_conv's kernels on the native im2col and on native transforms and batched GEMM
+    that count calls."""
     if not native.available():
         pytest.skip(f"tinygrad_like._C is not in use: {native.reason()}")
     calls = {name: 0 for name in native.WINOGRAD_TRANSFORMS}
+    calls["batched_gemm"] = 0
 
-    def spy(name):
-        def transform(*args):
+    def spy(name, piece):
+        def counted(*args, **kwargs):
             calls[name] += 1
-            return getattr(native._C, f"winograd_{name}")(*args)
-        return transform
+            return piece(*args, **kwargs)
+        return counted
 
+    pieces = {name: getattr(native._C, f"winograd_{name}") for name in native.WINOGRAD_TRANSFORMS}
+    pieces["batched_gemm"] = native_blas.batched_gemm
     kernels = cpu_conv.make_conv_kernels(native._im2col(cpu_conv.im2col),
                                          native._col2im(cpu_conv.col2im),
-                                         {name: spy(name) for name in calls})
+                                         {name: spy(name, piece) for name, piece in pieces.items()})
     return kernels, calls
 
 
@@ -192,6 +271,8 @@ def test_conv2d_kernels_by_winograd_match_im2col(spied_kernels, monkeypatch, dty
     assert calls["input_transform"] == chunks * (3 if same else 2)
     assert calls["output_transform"] == chunks * (2 if same else 1)
     assert calls["output_transform_adjoint"] == chunks
+    # a GEMM per chunk and per Winograd pass, and the filter transform and its adjoint
+    assert calls["batched_gemm"] == chunks * (3 if same else 2) + (3 if same else 2)
 
 
 @pytest.mark.parametrize("x_shape, weight_shape, stride, weight_dtype", [

@@ -12,6 +12,7 @@ void register_softmax(py::module_& m);
 void register_reduce(py::module_& m);
 void register_recurrent(py::module_& m);
 void register_winograd(py::module_& m);
+void register_blas(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
     static const char* malloc_setting = tg::tune_malloc();
@@ -26,6 +27,7 @@ PYBIND11_MODULE(_C, m) {
     register_reduce(m);
     register_recurrent(m);
     register_winograd(m);
+    register_blas(m);
     m.def("set_num_threads", &tg::set_num_threads, py::arg("threads"),
           "Threads for the parallel loops (0: one per CPU this process may run on)");
     m.def("get_num_threads", &tg::num_threads);

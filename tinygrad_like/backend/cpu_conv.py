@@ -124,7 +124,8 @@ def _winograd_bytes(input_shape, out_hw, itemsize: int) -> int:
 
 def make_conv_kernels(im2col=im2col, col2im=col2im, winograd=None) -> dict:
     """conv2d forward/backward kernels built on the given im2col/col2im (NumPy or native),
-    and on the given Winograd transforms (named as in cpu_winograd.TRANSFORMS) if any.
+    and on the given Winograd pieces if any: the transforms, named as in
+    cpu_winograd.TRANSFORMS, and a "batched_gemm" like cpu_winograd.batched_gemm.
 
     With transforms, a 3x3 stride-1 convolution as large as WINOGRAD_LIMITS asks runs as
     Winograd F(4x4, 3x3) (cpu_winograd.py): its GEMMs do a quarter of the multiplies and the
@@ -167,14 +168,14 @@ def make_conv_kernels(im2col=im2col, col2im=col2im, winograd=None) -> dict:
     def _winograd_conv2d(x, weight, bias, padding, out_hw):
         n, k = x.shape[0], weight.shape[0]
         tiles = cpu_winograd.tile_counts(out_hw)
-        filters = cpu_winograd.filter_transform(weight)
+        filters = cpu_winograd.filter_transform(weight, winograd["batched_gemm"])
         bias = None if bias is None else np.ascontiguousarray(bias)
         out = np.empty((n, k) + out_hw, dtype=x.dtype)
         for images in _chunks_of(n, _winograd_bytes(x.shape, out_hw, x.itemsize)):
             transformed = winograd["input_transform"](x[images], padding, tiles)
             chunk_shape = (images.stop - images.start, k) + out_hw
-            winograd["output_transform"](np.matmul(filters, transformed), chunk_shape, bias,
-                                         out[images])
+            product = winograd["batched_gemm"](filters, transformed)
+            winograd["output_transform"](product, chunk_shape, bias, out[images])
         return out
 
     def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation):
@@ -227,8 +228,8 @@ def make_conv_kernels(im2col=im2col, col2im=col2im, winograd=None) -> dict:
                                                               x.itemsize)):
             transformed = winograd["input_transform"](x[images], padding, tiles)
             grad_m = winograd["output_transform_adjoint"](grad[images])
-            grad_filters += np.matmul(grad_m, transformed.transpose(0, 2, 1))
-        return cpu_winograd.filter_transform_adjoint(grad_filters)
+            winograd["batched_gemm"](grad_m, transformed, transpose_b=True, into=grad_filters)
+        return cpu_winograd.filter_transform_adjoint(grad_filters, winograd["batched_gemm"])
 
     return {"im2col": im2col, "col2im": col2im, "conv2d": conv2d,
             "conv2d_backward_input": conv2d_backward_input,

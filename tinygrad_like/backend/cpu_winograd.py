@@ -9,7 +9,8 @@ into 4x4 tiles; each reads a 6x6 input tile at stride 4. With the 6x6 transforms
     Y = A^T m A          per output tile         -> the 4x4 outputs
 
 a tile costs 36 multiply-adds per (k, c) pair instead of 144, and the 36 products are
-GEMMs, which stay with BLAS. The input is expanded 2.25x (36 values per 16 outputs)
+GEMMs, which stay with BLAS (`batched_gemm`: NumPy's, or the native one that runs them on
+the extension's pool, kernels/cpu/blas.h). The input is expanded 2.25x (36 values per 16 outputs)
 where im2col expands it 9x, so the transform traffic is smaller too. The price is rounding:
 the transforms' coefficients (up to 8 and 1/24) cost a few more ulps than a direct sum, the
 trade cuDNN and oneDNN make for float32 as well.
@@ -64,19 +65,32 @@ def tile_counts(out_hw) -> tuple:
 
 # U[a, b] = sum_ij G[a, i] g[i, j] G[b, j] is one (36 x 9) matrix applied to the 9 taps
 FILTER_MATRIX = np.kron(G, G)
+FILTER_MATRIX_T = np.ascontiguousarray(FILTER_MATRIX.T)
 
 
-def filter_transform(weight):
+def batched_gemm(a, b, transpose_b=False, into=None):
+    """out[p] = a[p] @ b[p] (b[p]^T with transpose_b) for every p, added into `into` if given:
+    the 36 GEMMs of the algorithm, and the reference for the native batched_gemm."""
+    product = np.matmul(a, b.transpose(0, 2, 1) if transpose_b else b)
+    if into is None:
+        return product
+    into += product
+    return into
+
+
+def filter_transform(weight, gemm=batched_gemm):
     """(K, C, 3, 3) -> U (36, K, C), computed in float64: one small GEMM over all filters."""
     k, c = weight.shape[:2]
-    u = FILTER_MATRIX @ weight.reshape(k * c, 9).T
+    taps_first = np.ascontiguousarray(weight.reshape(k * c, 9).T, dtype=np.float64)
+    u = gemm(FILTER_MATRIX[None], taps_first[None])[0]
     return np.ascontiguousarray(u.reshape(POINTS, k, c), dtype=weight.dtype)
 
 
-def filter_transform_adjoint(grad_u):
+def filter_transform_adjoint(grad_u, gemm=batched_gemm):
     """dU (36, K, C) -> dW (K, C, 3, 3), the adjoint of filter_transform."""
     _, k, c = grad_u.shape
-    taps_first = FILTER_MATRIX.T @ grad_u.reshape(POINTS, k * c)  # (9, K*C)
+    points_first = np.ascontiguousarray(grad_u.reshape(1, POINTS, k * c), dtype=np.float64)
+    taps_first = gemm(FILTER_MATRIX_T[None], points_first)[0]  # (9, K*C)
     return np.ascontiguousarray(taps_first.T, dtype=grad_u.dtype).reshape(k, c, 3, 3)
 
 

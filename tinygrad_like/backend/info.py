@@ -46,9 +46,11 @@ def _native_status() -> str:
 
     if not native.available():
         return f"native extension _C not loaded: {native.reason()}; all kernels are NumPy"
+    from tinygrad_like.backend import native_blas
+
     info = native.build_info()
     return (f"native extension _C loaded ({info['threads']} threads, {info['isa']}; "
-            f"{info['isa_in_use']} here)")
+            f"{info['isa_in_use']} here); Winograd GEMMs on {native_blas.status()}")
 
 
 def backend_info(devices=("cpu", "interp", "cuda"), print_table: bool = True) -> str:

@@ -491,18 +491,20 @@ WINOGRAD_TRANSFORMS = ("input_transform", "output_transform", "output_transform_
 def native_kernels(reference) -> dict:
     """The entries of the NumPy kernel table `reference` that the extension replaces, as
     {name: kernel}; empty when the extension is not available. conv2d's forward and
-    backward are rebuilt on the native im2col/col2im and Winograd transforms, and the
-    whole-sequence GRU on the native gates, when the table has them."""
+    backward are rebuilt on the native im2col/col2im, Winograd transforms and batched GEMM
+    (native_blas.py), and the whole-sequence GRU on the native gates, when the table has
+    them."""
     if _C is None:
         return {}
     kernels = {name: make(getattr(reference, name)) for name, make in NATIVE.items()
                if hasattr(reference, name)}
     if "im2col" in kernels and "col2im" in kernels and hasattr(reference, "conv2d"):
-        from tinygrad_like.backend import cpu_conv
+        from tinygrad_like.backend import cpu_conv, native_blas
 
         # cpu_conv hands the transforms float32/float64 operands of one dtype only, so they
         # need no wrapper
         winograd = {name: getattr(_C, f"winograd_{name}") for name in WINOGRAD_TRANSFORMS}
+        winograd["batched_gemm"] = native_blas.batched_gemm
         conv_kernels = cpu_conv.make_conv_kernels(kernels["im2col"], kernels["col2im"],
                                                   winograd)
         for name in ("conv2d", "conv2d_backward_input", "conv2d_backward_weight"):

@@ -1,0 +1,28 @@
+// GEMMs that the native kernels run on their own worker pool, through the BLAS that SciPy
+// exposes to compiled code (scipy.linalg.cython_blas: Fortran sgemm and dgemm, handed over as
+// function pointers by backend/native.py). No BLAS is linked at build time, so the build
+// needs no BLAS headers or libraries, and the GEMMs use the BLAS SciPy was built with.
+//
+// Why not leave every GEMM to NumPy: NumPy's BLAS threads over a pool of its own, and its
+// idle threads spin for a while after each GEMM. A kernel that alternates our pool's loops
+// with BLAS's (the Winograd convolution: transforms, 36 GEMMs, transforms) then has two
+// pools taking turns on the same cores, each finding the other's threads still spinning
+// (on 2 cores the conv2d benchmark took 57-74 ms this way, and 40 ms with the GEMMs here).
+#pragma once
+
+#include <cstdint>
+
+namespace tg {
+
+// Whether set_blas has been given the routines.
+bool has_blas();
+
+// Row-major c (m x n) = a (m x k) @ op(b) + beta * c, where op(b) is b (k x n) or, with
+// transpose_b, b^T for b stored (n x k). Leading dimensions are row strides in elements.
+// Runs on the calling thread as far as we are concerned: the caller makes sure the BLAS
+// itself is single-threaded (backend/native.py).
+template <typename T>
+void gemm(bool transpose_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
+          const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+
+}  // namespace tg

@@ -1,6 +1,6 @@
 // GEMMs that the native kernels run on their own worker pool, through the BLAS that SciPy
 // exposes to compiled code (scipy.linalg.cython_blas: Fortran sgemm and dgemm, handed over as
-// function pointers by backend/native.py). No BLAS is linked at build time, so the build
+// function pointers by backend/native_blas.py). No BLAS is linked at build time, so the build
 // needs no BLAS headers or libraries, and the GEMMs use the BLAS SciPy was built with.
 //
 // Why not leave every GEMM to NumPy: NumPy's BLAS threads over a pool of its own, and its
@@ -20,7 +20,7 @@ bool has_blas();
 // Row-major c (m x n) = a (m x k) @ op(b) + beta * c, where op(b) is b (k x n) or, with
 // transpose_b, b^T for b stored (n x k). Leading dimensions are row strides in elements.
 // Runs on the calling thread as far as we are concerned: the caller makes sure the BLAS
-// itself is single-threaded (backend/native.py).
+// itself is single-threaded (backend/native_blas.py).
 template <typename T>
 void gemm(bool transpose_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
           const T* b, int64_t ldb, T beta, T* c, int64_t ldc);

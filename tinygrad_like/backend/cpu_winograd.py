@@ -9,8 +9,8 @@ into 4x4 tiles; each reads a 6x6 input tile at stride 4. With the 6x6 transforms
     Y = A^T m A          per output tile         -> the 4x4 outputs
 
 a tile costs 36 multiply-adds per (k, c) pair instead of 144, and the 36 products are
-GEMMs, which stay with BLAS (`batched_gemm`: NumPy's, or the native one that runs them on
-the extension's pool, kernels/cpu/blas.h). The input is expanded 2.25x (36 values per 16 outputs)
+GEMMs, which stay with BLAS (`batched_gemm`: NumPy's here, or native_blas.py's, which runs
+them on the extension's pool). The input is expanded 2.25x (36 values per 16 outputs)
 where im2col expands it 9x, so the transform traffic is smaller too. The price is rounding:
 the transforms' coefficients (up to 8 and 1/24) cost a few more ulps than a direct sum, the
 trade cuDNN and oneDNN make for float32 as well.

@@ -106,15 +106,22 @@ template void gemm<double>(bool, int64_t, int64_t, int64_t, const double*, int64
 
 }  // namespace tg
 
+namespace {
+
+template <typename T>
+void register_batched_gemm(py::module_& m) {
+    m.def("batched_gemm", &tg::batched_gemm<T>, py::arg("a").noconvert(),
+          py::arg("b").noconvert(), py::arg("transpose_b") = false,
+          py::arg("into").noconvert() = py::none());
+}
+
+}  // namespace
+
 void register_blas(py::module_& m) {
     m.def("set_blas", &tg::set_blas, py::arg("sgemm"), py::arg("dgemm"),
           "The Fortran sgemm and dgemm that batched_gemm calls, as the PyCapsules of "
           "scipy.linalg.cython_blas.__pyx_capi__");
     m.def("has_blas", &tg::has_blas);
-    m.def("batched_gemm", &tg::batched_gemm<float>, py::arg("a").noconvert(),
-          py::arg("b").noconvert(), py::arg("transpose_b") = false,
-          py::arg("into").noconvert() = py::none());
-    m.def("batched_gemm", &tg::batched_gemm<double>, py::arg("a").noconvert(),
-          py::arg("b").noconvert(), py::arg("transpose_b") = false,
-          py::arg("into").noconvert() = py::none());
+    register_batched_gemm<float>(m);
+    register_batched_gemm<double>(m);
 }

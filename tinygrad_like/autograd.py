@@ -23,55 +23,96 @@ import contextlib
 import functools
 import itertools
 import operator
+import threading
 
 from tinygrad_like.dtypes import from_numpy_dtype
 
-_grad_enabled = True
+class _ThreadState(threading.local):
+    """What each thread computes under, as in PyTorch: one thread's `no_grad()` (or the
+    no_grad a backward pass runs under) must not stop another thread's forward from recording
+    its graph. Class attributes are every thread's starting values."""
+
+    grad_enabled = True
+    inference_mode = False
+
+
+_state = _ThreadState()
 
 
 def is_grad_enabled() -> bool:
-    return _grad_enabled
+    return _state.grad_enabled
 
 
-class set_grad_enabled(contextlib.ContextDecorator):
-    """Turns gradient recording on or off; works as a call, a context manager or a decorator."""
+def is_inference_mode_enabled() -> bool:
+    return _state.inference_mode
 
-    def __init__(self, mode: bool):
-        global _grad_enabled
-        self.prev = _grad_enabled
-        self.mode = bool(mode)
-        _grad_enabled = self.mode
+
+class _ModeContext(contextlib.ContextDecorator):
+    """A context manager that also decorates, with or without the call: `@tg.no_grad()` and
+    `@tg.no_grad`, as PyTorch allows."""
+
+    def __new__(cls, *args, **kwargs):
+        if len(args) == 1 and callable(args[0]) and not kwargs and cls is not set_grad_enabled:
+            return cls()(args[0])  # used as a bare decorator
+        return super().__new__(cls)
+
+
+class _GradModeContext(_ModeContext):
+    """Sets this thread's grad mode for a `with` block or a decorated call, then restores it."""
+
+    mode = True
 
     def __enter__(self):
-        global _grad_enabled
-        _grad_enabled = self.mode
+        self.prev = _state.grad_enabled
+        _state.grad_enabled = self.mode
         return self
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self.prev
+        _state.grad_enabled = self.prev
         return False
 
 
-class no_grad(contextlib.ContextDecorator):
+class no_grad(_GradModeContext):
+    mode = False
+
+
+class enable_grad(_GradModeContext):
+    mode = True
+
+
+class set_grad_enabled(_GradModeContext):
+    """Turns gradient recording on or off; works as a call, a context manager or a decorator."""
+
+    def __init__(self, mode: bool):
+        self.prev = _state.grad_enabled  # as a plain call it takes effect at once
+        self.mode = bool(mode)
+        _state.grad_enabled = self.mode
+
+    def __enter__(self):  # `prev` is what was on before the call, not what the call set
+        _state.grad_enabled = self.mode
+        return self
+
+
+class inference_mode(_ModeContext):
+    """Grad mode off for computations that will never be differentiated, as
+    `torch.inference_mode(mode=True)`; `is_inference_mode_enabled()` says when it is on.
+
+    Unlike PyTorch, tensors made here are not marked as inference tensors: this is
+    `no_grad` plus the flag."""
+
+    def __init__(self, mode: bool = True):
+        self.mode = bool(mode)
+
     def __enter__(self):
-        global _grad_enabled
-        self.prev, _grad_enabled = _grad_enabled, False
+        self.prev = (_state.grad_enabled, _state.inference_mode)
+        if self.mode:
+            _state.grad_enabled, _state.inference_mode = False, True
+        else:  # PyTorch's inference_mode(False) leaves grad mode as it is
+            _state.inference_mode = False
+        return self
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self.prev
-        return False
-
-
-class enable_grad(contextlib.ContextDecorator):
-    def __enter__(self):
-        global _grad_enabled
-        self.prev, _grad_enabled = _grad_enabled, True
-
-    def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self.prev
+        _state.grad_enabled, _state.inference_mode = self.prev
         return False
 
 
@@ -143,13 +184,15 @@ class Context:
 # this count, so a saved tensor was modified after recording iff its stamp is larger than
 # the count the node recorded: no per-tensor version has to be taken at recording time.
 _inplace_writes = 0
+_inplace_writes_lock = threading.Lock()  # `+=` on a global is not atomic between threads
 
 
 def count_inplace_write() -> int:
     """Count one in-place write; returns the stamp it gets."""
     global _inplace_writes
-    _inplace_writes += 1
-    return _inplace_writes
+    with _inplace_writes_lock:
+        _inplace_writes += 1
+        return _inplace_writes
 
 
 _node_numbers = itertools.count()  # Context.sequence_number of each recorded node, in order
@@ -182,9 +225,9 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        global _grad_enabled
+        state = _state  # this thread's modes
         first = args[0] if isinstance(args[0], Tensor) else first_tensor(args)  # usual case inline
-        if _grad_enabled:
+        if state.grad_enabled:
             # Plain loops rather than comprehensions, here and below: on Python 3.11 each
             # comprehension is a function call of its own, and this runs for every op.
             needs, edges = [], []
@@ -196,11 +239,11 @@ class Function:
                     needs.append(False)
                     edges.append(None)
             ctx = Context(cls, first.backend, tuple(needs))
-            _grad_enabled = False  # a forward built from other ops must not record them
+            state.grad_enabled = False  # a forward built from other ops must not record them
             try:
                 result = cls.forward(ctx, *args, **kwargs)
             finally:
-                _grad_enabled = True
+                state.grad_enabled = True
         else:  # no_grad, and every op of a backward without create_graph: nothing to record
             needs = None
             result = cls.forward(Context(cls, first.backend, ()), *args, **kwargs)

@@ -14,11 +14,12 @@ from tinygrad_like.creation import (arange, empty, eye, from_dlpack, from_numpy,
                                     linspace, ones, ones_like, rand, rand_like, randint, randn,
                                     randn_like, randperm, tensor, zeros, zeros_like)
 from tinygrad_like.dtypes import (bfloat16, bool_, float16, float32, float64, int32, int64,
-                                  DType)
+                                  uint8, DType)
 from tinygrad_like.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from tinygrad_like.ops import PUBLIC_OPS
 from tinygrad_like.tensor import Tensor
-from tinygrad_like import cuda, data, metrics, optim
+from tinygrad_like import cuda, data, metrics, optim, random
+from tinygrad_like.random import get_rng_state, set_rng_state
 from tinygrad_like.serialization import load, save
 
 bool = bool_  # noqa: A001  (tg.bool, as torch.bool)

@@ -33,6 +33,7 @@ class DType:
 
 
 bool_ = DType("bool", 1, 0, np.dtype(np.bool_))
+uint8 = DType("uint8", 1, 1, np.dtype(np.uint8))
 int32 = DType("int32", 4, 1, np.dtype(np.int32))
 int64 = DType("int64", 8, 1, np.dtype(np.int64))
 float16 = DType("float16", 2, 2, np.dtype(np.float16))
@@ -53,9 +54,9 @@ class _ByNumpyDtype(dict):
         return dtype
 
 
-ALL = (bool_, int32, int64, float16, bfloat16, float32, float64)
+ALL = (bool_, uint8, int32, int64, float16, bfloat16, float32, float64)
 _BY_NUMPY = _ByNumpyDtype({d.np_dtype: d for d in ALL if d.np_dtype is not None})
-_BY_NUMPY.update({np.dtype(np.int8): int32, np.dtype(np.int16): int32, np.dtype(np.uint8): int32})
+_BY_NUMPY.update({np.dtype(np.int8): int32, np.dtype(np.int16): int32})
 _BY_NAME = {d.name: d for d in ALL} | {"float": float32, "double": float64, "half": float16,
                                          "long": int64, "int": int32}
 _DEFAULT_FOR_CATEGORY = {0: bool_, 1: int64, 2: float32}

@@ -40,6 +40,32 @@ class Backend:
         self._counter += (count + 3) // 4
         return self.seed, offset
 
+    @property
+    def generator_name(self) -> str:
+        """The generator's kind, e.g. "numpy.PCG64": a saved state fits only the same kind."""
+        return f"{self.xp.__name__}.{type(self.rng.bit_generator).__name__}"
+
+    def rng_state(self) -> tuple[dict, bytes]:
+        """Everything this device's random draws depend on, as JSON-safe fields plus raw bytes
+        (for generators whose state is a device buffer): the generator's exact position, and
+        the seed and counter that counter-based kernels such as dropout draw at."""
+        generator_state, payload = self._generator_state()
+        return {"generator": self.generator_name, "seed": self.seed, "counter": self._counter,
+                "bit_generator": generator_state}, payload
+
+    def set_rng_state(self, fields: dict, payload: bytes) -> None:
+        """Restore what `rng_state` returned; nothing changes if it does not fit (ValueError)."""
+        rng = self._restored_generator(fields["seed"], fields["bit_generator"], payload)
+        self.rng, self.seed, self._counter = rng, fields["seed"], fields["counter"]
+
+    def _generator_state(self) -> tuple[object, bytes]:
+        return self.rng.bit_generator.state, b""
+
+    def _restored_generator(self, seed: int, generator_state, payload: bytes):
+        rng = self.xp.random.default_rng(seed)
+        rng.bit_generator.state = generator_state  # NumPy validates it (ValueError, TypeError)
+        return rng
+
     def asarray(self, data, dtype=None):
         return self.xp.asarray(data, dtype=dtype)
 
@@ -58,6 +84,11 @@ def get_backend(device) -> Backend:
             raise ValueError(f"unknown device {device!r}; expected one of {', '.join(_MODULES)}")
         _loaded[name] = importlib.import_module(_MODULES[name]).make_backend(_seed)
     return _loaded[name]
+
+
+def loaded_devices() -> list[str]:
+    """The devices used so far in this process, each with its own generator."""
+    return list(_loaded)
 
 
 def manual_seed(seed: int) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
+
 
 def is_available() -> bool:
     try:
@@ -33,6 +35,20 @@ def make_backend(seed: int):
     class CudaBackend(Backend):
         def to_numpy(self, array):
             return cupy.asnumpy(array)
+
+        # cuRAND keeps one state per GPU thread in a device buffer, which CuPy's Generator
+        # exposes only as the private `bit_generator._state`: its bytes are the position
+        def _generator_state(self):
+            return None, cupy.asnumpy(self.rng.bit_generator._state).tobytes()
+
+        def _restored_generator(self, seed, generator_state, payload):
+            rng = cupy.random.default_rng(seed)
+            states = rng.bit_generator._state
+            if len(payload) != states.nbytes:
+                raise ValueError(f"the saved cuRAND state has {len(payload)} bytes, this "
+                                 f"generator's {states.nbytes} (saved with another CuPy?)")
+            states.set(np.frombuffer(payload, dtype=states.dtype))
+            return rng
 
     from tinygrad_like.backend import cpu, cpu_norm, cpu_optim, cpu_rnn
     from tinygrad_like.backend.triton_kernels import triton_kernel_table

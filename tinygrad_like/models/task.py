@@ -8,6 +8,7 @@ saving, and reports each epoch's metrics to a callback (the CLI prints a table).
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterable
 
@@ -15,6 +16,7 @@ from tinygrad_like import autograd, optim
 from tinygrad_like.backend import manual_seed
 from tinygrad_like.nn.module import Module
 from tinygrad_like.nn.utils import l1_penalty
+from tinygrad_like.random import get_rng_states, set_rng_states
 from tinygrad_like.serialization import load, save
 from tinygrad_like.tensor import Tensor
 
@@ -107,6 +109,7 @@ def train(task: Task, config: TrainConfig, on_epoch: Callable[[dict], None] | No
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         start_epoch, history = checkpoint["epoch"], checkpoint["history"]
+        _restore_generators(checkpoint, resume_path)
     for epoch in range(start_epoch, start_epoch + config.epochs):
         started = time.perf_counter()
         model.train()
@@ -124,5 +127,17 @@ def train(task: Task, config: TrainConfig, on_epoch: Callable[[dict], None] | No
     if save_path is not None:
         save({"task": task.name, "epoch": start_epoch + config.epochs, "history": history,
               "config": asdict(config), "model": model.state_dict(),
-              "optimizer": optimizer.state_dict()}, save_path)
+              "optimizer": optimizer.state_dict(), "rng": get_rng_states()}, save_path)
     return TrainResult(model, history, final)
+
+
+def _restore_generators(checkpoint: dict, resume_path: str) -> None:
+    """Put every device's generator where the saved run left it, so that the next epoch's
+    shuffle (the loaders draw each epoch's seed from the "cpu" generator), dropout masks and
+    noise are those an uninterrupted run would draw; building the model has just moved them."""
+    if "rng" not in checkpoint:
+        warnings.warn(f"checkpoint {resume_path} holds no generator state (written before "
+                      "tinygrad_like saved it): training continues, but not exactly as an "
+                      "uninterrupted run would", stacklevel=3)
+        return
+    set_rng_states(checkpoint["rng"])

@@ -9,6 +9,7 @@ optimizers, the NumPy references of the CPU backend, and the Random123 known ans
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -18,12 +19,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from tinygrad_like import determinism
 from tinygrad_like.backend import cpu_conv, cpu_optim
 from tinygrad_like.kernels import cuda as cuda_c
 from tinygrad_like.kernels.cuda import dropout as dropout_kernels
 from tinygrad_like.kernels.cuda import launch
 from tinygrad_like.kernels.cuda import optimizer as optimizer_kernels
 from tinygrad_like.kernels.cuda import pooling as pooling_kernels
+from tinygrad_like.kernels.cuda import segment_sum as segment_sum_kernels
 
 torch = pytest.importorskip("torch")
 
@@ -66,7 +69,7 @@ def exact(runtime) -> bool:
     return isinstance(runtime, launch.CpuShimRuntime)
 
 
-# ---- compiling for the GPU ---------------------------------------------------------------
+# ---- compiling for the GPU -------------------------------------------------------------------
 def _nvcc() -> str:
     found = shutil.which("nvcc") or shutil.which("nvcc", path="/usr/local/cuda/bin")
     if found is None:
@@ -146,7 +149,7 @@ def test_dtypes_the_kernels_do_not_cover_run_the_reference(cpu_shim):
         table["max_pool2d"](np.ones((1, 1, 2, 2), np.float16), 2, 2, 0, 1)
 
 
-# ---- launch arithmetic (pure Python) ----------------------------------------------------------
+# ---- launch arithmetic (pure Python) ---------------------------------------------------------
 def test_grid_covers_the_work_and_is_capped():
     assert launch.grid_1d(0) == 1
     assert launch.grid_1d(1) == 1
@@ -312,6 +315,143 @@ def test_embedding_backward_takes_any_leading_shape(runtime, kernels):
     np.testing.assert_allclose(to_host(dweight), expected, rtol=1e-12)
     with pytest.raises(ValueError, match="indices' shape"):
         kernels["embedding_backward"](*on_device(runtime, grad, indices[:2]), 5, -1)
+
+
+# ---- deterministic variants (segment_sum.cu) -------------------------------------------------
+@contextlib.contextmanager
+def deterministic_algorithms():
+    """tg.use_deterministic_algorithms(True) for a while; the flag is process-wide."""
+    determinism.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        determinism.use_deterministic_algorithms(False)
+
+
+@pytest.fixture
+def deterministic():
+    with deterministic_algorithms():
+        yield
+
+
+def schedules(runtime) -> list:
+    """The runtime three times: on the CPU build in index order and in two shuffled thread
+    orders (cpu_shim.h), on a GPU as it schedules."""
+    if isinstance(runtime, launch.CpuShimRuntime):
+        return [runtime.scheduled(seed) for seed in (0, 1, 2)]
+    return [runtime] * 3
+
+
+def run_under_schedules(runtime, entry, *args) -> list:
+    """The kernel-table entry's result on each of `schedules(runtime)`, on the host."""
+    results = []
+    for scheduled in schedules(runtime):
+        result = cuda_c.kernel_table(scheduled)[entry](*on_device(scheduled, *args[:2]),
+                                                       *args[2:])
+        results.append(to_host(result))
+    return results
+
+
+def test_atomic_kernels_depend_on_the_schedule(cpu_shim):
+    """The control: shuffled schedules do change atomic float sums, so the checks below, that
+    the deterministic variants do not change, can fail."""
+    rng = np.random.default_rng(10)
+    indices, grad = rng.integers(0, 7, 300), rng.standard_normal((300, 13)).astype(np.float32)
+    runs = run_under_schedules(cpu_shim, "embedding_backward", grad, indices, 7, None)
+    assert not np.array_equal(runs[1], runs[2])
+
+
+@pytest.mark.parametrize("padding_idx", [None, 3])
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_deterministic_embedding_backward_is_the_sequential_sum(runtime, deterministic, dtype,
+                                                                padding_idx):
+    rng = np.random.default_rng(11)
+    indices = rng.integers(0, 7, (20, 15))  # 300 lookups of 7 rows: each repeats ~40 times
+    grad = rng.standard_normal((20, 15, 13)).astype(dtype)
+    # np.add.at adds in index order, as the kernel's sorted runs do: equal to the bit
+    expected = cpu_conv.embedding_backward(grad.reshape(300, 13), indices.ravel(), 7,
+                                           -1 if padding_idx is None else padding_idx)
+    for dweight in run_under_schedules(runtime, "embedding_backward", grad, indices, 7,
+                                       padding_idx):
+        np.testing.assert_array_equal(dweight, expected)
+        assert dweight.dtype == dtype
+
+
+def test_deterministic_embedding_backward_skips_what_the_atomic_kernel_skips(cpu_shim):
+    indices = np.array([2, -1, 0, 9, 2, 4, 2])  # -1 and 9 lie outside the 5 rows
+    grad = np.random.default_rng(12).standard_normal((7, 3))
+    embedding_backward = cuda_c.kernel_table(cpu_shim)["embedding_backward"]
+    expected = embedding_backward(grad, indices, 5, 4)  # the atomic kernel
+    with deterministic_algorithms():
+        np.testing.assert_array_equal(embedding_backward(grad, indices, 5, 4), expected)
+        empty = embedding_backward(np.zeros((0, 3)), np.zeros(0, np.int64), 5, None)
+    assert empty.shape == (5, 3) and not empty.any()
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("config", POOL_CONFIGS)
+def test_deterministic_max_pool2d_backward(runtime, kernels, deterministic, config, dtype):
+    rng = np.random.default_rng(13)
+    x = rng.integers(0, 3, (2, 3, 11, 9)).astype(dtype)  # ties: overlapping windows share maxima
+    out, indices = cpu_conv.max_pool2d(x, *config)
+    grad = rng.standard_normal(out.shape).astype(dtype)
+    _, _, expected = _torch_max_pool(x, grad, config)
+    runs = run_under_schedules(runtime, "max_pool2d_backward", grad, indices, x.shape)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(runs[0], expected, rtol=tolerance, atol=tolerance)
+    if dtype == np.float64:  # np.bincount adds in output order in float64, as the kernel does
+        np.testing.assert_array_equal(runs[0], cpu_conv.max_pool2d_backward(grad, indices,
+                                                                            x.shape))
+    for dx in runs[1:]:
+        np.testing.assert_array_equal(dx, runs[0])
+
+
+def test_deterministic_max_pool2d_backward_skips_empty_windows_and_strides(cpu_shim,
+                                                                           monkeypatch):
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((2, 3, 30, 30))
+    out, indices = cpu_conv.max_pool2d(x, (3, 3), (1, 1), (1, 1), (1, 1))
+    indices[:, :, ::5, ::3] = -1  # what a window holding no input element reports
+    grad = rng.standard_normal(out.shape)
+    max_pool2d_backward = cuda_c.kernel_table(cpu_shim)["max_pool2d_backward"]
+    # the atomic kernel, one thread per output in order: the adds in output order
+    expected = max_pool2d_backward(grad, indices, x.shape)
+    monkeypatch.setattr(launch, "MAX_GRID", 2)  # 512 threads for 2 * 3 * 30 * 30 inputs
+    with deterministic_algorithms():
+        dx = max_pool2d_backward(grad, indices, x.shape)
+    np.testing.assert_array_equal(dx, expected)
+
+
+def _scatter_cases(rng):
+    """(shape, index) pairs as getitem and gather backward pass them: repeated positions."""
+    rows, cols = rng.integers(-6, 6, (4, 9)), rng.integers(0, 4, 9)
+    return [((6, 5, 4), (rows, slice(1, 4), cols)),
+            ((6, 5), (np.array([[0, 5, 5, 0, 5]]), Ellipsis)),
+            ((6, 5), tuple(np.indices((6, 5), sparse=True)[:1]) + (rng.integers(0, 5, (6, 5)),))]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_deterministic_scatter_add_is_numpy_add_at(runtime, deterministic, dtype):
+    rng = np.random.default_rng(15)
+    for shape, index in _scatter_cases(rng):
+        values = rng.standard_normal(np.zeros(shape)[index].shape).astype(dtype)
+        expected = np.zeros(shape, dtype)
+        np.add.at(expected, index, values)  # the "cpu" kernel-table entry scatter_add
+        device_index = tuple(on_device(runtime, i)[0] if isinstance(i, np.ndarray) else i
+                             for i in index)
+        for scheduled in schedules(runtime):
+            out = scheduled.xp.zeros(shape, dtype)
+            segment_sum_kernels.scatter_add(scheduled, out, device_index,
+                                            *on_device(scheduled, values))
+            np.testing.assert_array_equal(to_host(out), expected)
+
+
+def test_index_add_rows_checks_its_operands(cpu_shim):
+    with pytest.raises(ValueError, match=r"values \(N, D\) and rows \(N,\)"):
+        segment_sum_kernels.index_add_rows(cpu_shim, np.zeros((4, 2)), np.zeros(3, np.int64), 5)
+    with pytest.raises(TypeError, match="float32 and float64, got int64"):
+        segment_sum_kernels.index_add_rows(cpu_shim, np.zeros((4, 2), np.int64),
+                                           np.zeros(4, np.int64), 5)
 
 
 # ---- dropout ---------------------------------------------------------------------------------

@@ -15,6 +15,9 @@ from tinygrad_like.creation import (arange, empty, eye, from_dlpack, from_numpy,
                                     randn_like, randperm, tensor, zeros, zeros_like)
 from tinygrad_like.dtypes import (bfloat16, bool_, float16, float32, float64, int32, int64,
                                   uint8, DType)
+from tinygrad_like.determinism import (are_deterministic_algorithms_enabled,
+                                       is_deterministic_algorithms_warn_only_enabled,
+                                       use_deterministic_algorithms)
 from tinygrad_like.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from tinygrad_like.ops import PUBLIC_OPS
 from tinygrad_like.tensor import Tensor

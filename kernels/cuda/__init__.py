@@ -1,11 +1,13 @@
 """CUDA C kernels (.cu) for the jobs a plain CUDA kernel does best, with their launchers.
 
 pooling.cu (max/average pooling, forward and backward), embedding.cu (embedding backward
-by atomic scatter-add), dropout.cu (Philox4x32-10 counter-based masks) and optimizer.cu
-(fused multi-tensor SGD and Adam/AdamW steps). On "cuda" they compile with NVRTC through
-cupy.RawModule (`launch.CupyRuntime`); tests also compile them as C++ with cpu_shim.h and
-run them on the CPU (`launch.CpuShimRuntime`). Each launcher takes the runtime first and
-then the kernel-table entry's arguments.
+by atomic scatter-add), segment_sum.cu (scatter-add without atomics: what embedding and
+max-pool backward and `scatter_add` run under tg.use_deterministic_algorithms(True), see
+tinygrad_like/determinism.py), dropout.cu (Philox4x32-10 counter-based masks) and
+optimizer.cu (fused multi-tensor SGD and Adam/AdamW steps). On "cuda" they compile with
+NVRTC through cupy.RawModule (`launch.CupyRuntime`); tests also compile them as C++ with
+cpu_shim.h and run them on the CPU (`launch.CpuShimRuntime`). Each launcher takes the
+runtime first and then the kernel-table entry's arguments.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ KERNELS = {
     "avg_pool2d": ("pooling", "avg_pool2d"),
     "avg_pool2d_backward": ("pooling", "avg_pool2d_backward"),
     "embedding_backward": ("embedding", "embedding_backward"),
+    "scatter_add": ("segment_sum", "scatter_add"),  # getitem / gather backward
     "dropout": ("dropout", "dropout"),
     "sgd_step": ("optimizer", "sgd_step"),
     "adam_step": ("optimizer", "adam_step"),

@@ -2,8 +2,9 @@
 //
 // One thread per element of grad in a grid-stride loop, so consecutive threads read
 // consecutive elements of a row and add into consecutive elements of one weight row.
-// An index may repeat, so the adds are atomic. Rows whose index is padding_idx (pass -1 for
-// none) contribute nothing, as in torch.nn.functional.embedding. An index outside
+// An index may repeat, so the adds are atomic; their float sums depend on the schedule, so
+// deterministic mode runs segment_sum.cu instead. Rows whose index is padding_idx (pass -1
+// for none) contribute nothing, as in torch.nn.functional.embedding. An index outside
 // [0, num_weights) is skipped rather than written out of bounds; the forward pass has
 // already rejected such indices.
 //

@@ -1,10 +1,16 @@
-"""Launcher of embedding.cu: the weight gradient of an embedding lookup."""
+"""Launcher of embedding.cu: the weight gradient of an embedding lookup.
+
+The kernel adds with atomics, so under deterministic mode the launcher runs the sorted
+segmented sum of segment_sum.cu instead.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from tinygrad_like import determinism
 from tinygrad_like.kernels.cuda.launch import BLOCK, float_suffix, grid_1d
+from tinygrad_like.kernels.cuda.segment_sum import index_add_rows
 
 SOURCE = "embedding.cu"
 
@@ -25,10 +31,13 @@ def embedding_backward(runtime, grad, indices, num_weights: int, padding_idx: in
     dim = int(grad.shape[-1])
     grad = xp.ascontiguousarray(grad)
     indices = xp.ascontiguousarray(indices, dtype=np.int64)
+    padding_idx = -1 if padding_idx is None else int(padding_idx)
+    if determinism.are_deterministic_algorithms_enabled():
+        return index_add_rows(runtime, grad.reshape(-1, dim), indices.reshape(-1), num_weights,
+                              padding_idx)
     dweight = xp.zeros((int(num_weights), dim), dtype=grad.dtype)
     if grad.size:
         runtime.launch(SOURCE, f"embedding_backward_{suffix}", grid_1d(grad.size), BLOCK,
                        [grad, indices, dweight, np.int64(indices.size), np.int64(dim),
-                        np.int64(num_weights),
-                        np.int64(-1 if padding_idx is None else padding_idx)])
+                        np.int64(num_weights), np.int64(padding_idx)])
     return dweight

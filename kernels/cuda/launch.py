@@ -10,7 +10,9 @@ the address of an array (`pointer`) and a host-to-device copy (`to_device`).
   blockIdx, atomicAdd, ... and runs the grid one thread after another) into a shared
   library and calls the kernel's exported launcher through ctypes, with NumPy arrays. It
   exists so that every kernel, and the launch arithmetic of its launcher, can be checked
-  against the NumPy reference on a machine with no GPU.
+  against the NumPy reference on a machine with no GPU. `scheduled(seed)` gives the same
+  runtime running each grid's threads in a shuffled order, to check that a kernel's result
+  does not depend on the schedule.
 
 Kernel arguments are arrays and NumPy scalars whose dtype is the C parameter's type
 (np.int32 for int, np.int64 for long long, np.float32 for float, ...): CuPy passes a
@@ -21,6 +23,7 @@ refused.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import os
 import shutil
@@ -86,11 +89,19 @@ class CpuShimRuntime:
     """Kernels compiled as C++ with cpu_shim.h into `build_dir`, run sequentially on the CPU."""
 
     xp = np
+    schedule_seed = 0  # 0: threads in index order; else the seed of a shuffled order
 
     def __init__(self, build_dir, compiler: str | None = None):
         self.build_dir = Path(build_dir)
         self.compiler = compiler or os.environ.get("CXX", "g++")
         self._libraries: dict[str, ctypes.CDLL] = {}
+
+    def scheduled(self, seed: int) -> "CpuShimRuntime":
+        """This runtime, sharing its builds, running every grid's threads in the pseudo-random
+        order drawn from `seed` (cpu_shim.h's tg_set_schedule; 0: index order)."""
+        runtime = copy.copy(self)
+        runtime.schedule_seed = int(seed)
+        return runtime
 
     def library(self, source: str) -> ctypes.CDLL:
         """The shared library built from `source`, compiled on first use."""
@@ -112,7 +123,9 @@ class CpuShimRuntime:
 
     def launch(self, source: str, kernel: str, grid: int, block: int, args) -> None:
         _check_arguments(kernel, args)
-        launcher = getattr(self.library(source), f"tg_launch_{kernel}")
+        library = self.library(source)
+        library.tg_set_schedule(ctypes.c_uint(self.schedule_seed))
+        launcher = getattr(library, f"tg_launch_{kernel}")
         values = [_ctypes_value(arg) for arg in args]
         pointers = (ctypes.c_void_p * max(1, len(values)))(
             *[ctypes.cast(ctypes.pointer(value), ctypes.c_void_p) for value in values])

@@ -10,7 +10,8 @@
 //   over numbers (the last NaN, as PyTorch's CPU kernel). A window that holds no input
 //   element at all (possible with dilation) gets -inf and index -1.
 // - max backward: each output adds its gradient at its argmax. Windows overlap, so two
-//   outputs may hit one input: atomicAdd.
+//   outputs may hit one input: atomicAdd, whose float sums depend on the schedule; under
+//   deterministic mode the launcher runs segment_sum.cu over the argmax positions instead.
 // - average: the window is clipped to the padded input [-pad, size + pad) to count
 //   pool_size, then to the input itself to sum; the divisor is pool_size with
 //   count_include_pad, else the in-bounds count. The backward is a gather: each input

@@ -3,7 +3,9 @@
 Arrays are (N, C, H, W); kernel, stride, padding and dilation are (height, width) pairs
 (an int means both). The semantics are PyTorch's with ceil_mode=False: padding is implicit
 (-inf for max, left out or counted as zeros for the average), at most half the kernel, and
-max pooling returns int64 indices h * W + w into each unpadded input plane.
+max pooling returns int64 indices h * W + w into each unpadded input plane. The max backward
+adds with atomics, so under deterministic mode it runs the sorted segmented sum of
+segment_sum.cu instead.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from dataclasses import astuple, dataclass
 
 import numpy as np
 
+from tinygrad_like import determinism
 from tinygrad_like.kernels.cuda.launch import BLOCK, float_suffix, grid_1d
+from tinygrad_like.kernels.cuda.segment_sum import index_add_rows
 
 SOURCE = "pooling.cu"
 INT32_MAX = 2**31 - 1  # positions inside one plane are 32-bit in the kernels
@@ -100,6 +104,8 @@ def max_pool2d_backward(runtime, grad, indices, input_shape):
         raise TypeError(f"max_pool2d_backward: indices must be int64, got {indices.dtype}")
     grad = runtime.xp.ascontiguousarray(grad)
     indices = runtime.xp.ascontiguousarray(indices)
+    if determinism.are_deterministic_algorithms_enabled():
+        return _max_pool2d_backward_sorted(runtime, grad, indices, input_shape)
     dx = runtime.xp.zeros(input_shape, dtype=grad.dtype)
     if grad.size and dx.size:
         runtime.launch(SOURCE, f"max_pool2d_backward_{suffix}", grid_1d(grad.size), BLOCK,
@@ -107,6 +113,18 @@ def max_pool2d_backward(runtime, grad, indices, input_shape):
                         np.int64(grad.shape[2] * grad.shape[3]),
                         np.int64(input_shape[2] * input_shape[3])])
     return dx
+
+
+def _max_pool2d_backward_sorted(runtime, grad, indices, input_shape):
+    """max_pool2d_backward without atomics: every output's argmax as a flat position in dx,
+    and index_add_rows adds each position's gradients in output order."""
+    xp = runtime.xp
+    planes, plane_in = input_shape[0] * input_shape[1], input_shape[2] * input_shape[3]
+    offsets = xp.arange(planes, dtype=np.int64).reshape(grad.shape[:2] + (1, 1)) * plane_in
+    inside = (indices >= 0) & (indices < plane_in)  # -1: a window that held no input
+    positions = xp.where(inside, indices + offsets, -1)
+    return index_add_rows(runtime, grad.reshape(-1, 1), positions.reshape(-1),
+                          planes * plane_in).reshape(input_shape)
 
 
 def avg_pool2d(runtime, x, kernel, stride, padding, count_include_pad: bool):

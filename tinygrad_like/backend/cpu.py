@@ -149,6 +149,7 @@ def numpy_kernels() -> SimpleNamespace:
         avg_pool2d=cpu_conv.avg_pool2d,
         avg_pool2d_backward=cpu_conv.avg_pool2d_backward,
         embedding_backward=cpu_conv.embedding_backward,
+        scatter_add=np.add.at,  # out[index] += values, repeats adding up, in index order
         **cpu_conv.make_conv_kernels(),
         adam_step=cpu_optim.adam_step,
     )

@@ -4,7 +4,9 @@ Elementwise, reduce and movement ops run through CuPy's NumPy-compatible API
 with the same op code as "cpu"; matmul, softmax, log-softmax and cross-entropy
 run the Triton kernels in `tinygrad_like.kernels.triton` (backend/triton_kernels.py);
 pooling, embedding backward, dropout and the fused optimizer steps run the CUDA C kernels
-in `tinygrad_like.kernels.cuda`, compiled by NVRTC through cupy.RawModule.
+in `tinygrad_like.kernels.cuda`, compiled by NVRTC through cupy.RawModule. Their launchers
+read tg.use_deterministic_algorithms at each call and run segment_sum.cu in place of
+atomics while it is on (tinygrad_like/determinism.py).
 """
 
 from __future__ import annotations

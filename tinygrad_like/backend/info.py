@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tinygrad_like import determinism
+
 # op -> the kernel-table entries it calls (forward and backward)
 OPS = {
     "add, sub, mul, div": ("add", "sub", "mul", "div"),
@@ -58,6 +60,9 @@ def backend_info(devices=("cpu", "interp", "cuda"), print_table: bool = True) ->
     from tinygrad_like.backend import get_backend
 
     lines = [f"{'device':<8} {'op':<34} " + " ".join(f"{d:<24}" for d in DTYPES)]
+    if determinism.are_deterministic_algorithms_enabled():
+        lines.append("deterministic algorithms on: embedding, max_pool2d, getitem and gather "
+                     "backward on cuda run segment_sum.cu, not atomics")
     for device in devices:
         try:
             kernels = get_backend(device).kernels

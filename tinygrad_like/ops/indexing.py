@@ -1,8 +1,9 @@
 """Indexing: `x[index]` (ints, slices, None, Ellipsis, integer and boolean arrays) and gather.
 
-Each backward is a scatter-add into zeros (`np.add.at` accumulates repeated
-integer indices, which plain assignment would drop), and each scatter's own
-backward is the gather again, so second derivatives flow through indexing.
+Each backward is a scatter-add into zeros (the kernel `scatter_add`, `np.add.at`
+on the CPU, accumulates repeated integer indices, which plain assignment would
+drop), and each scatter's own backward is the gather again, so second
+derivatives flow through indexing.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class IndexScatter(Function):
         if all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in index):
             out[index] += grad.data  # basic indexing never repeats a position: no scatter needed
         else:
-            xp.add.at(out, index, grad.data)
+            grad.backend.kernels.scatter_add(out, index, grad.data)
         return out
 
     @staticmethod
@@ -103,7 +104,7 @@ class GatherScatter(Function):
         ctx.dim, ctx.index = dim, index
         xp = grad.backend.xp
         out = xp.zeros(shape, dtype=grad.data.dtype)
-        xp.add.at(out, _gather_indices(xp, index.data, dim), grad.data)
+        grad.backend.kernels.scatter_add(out, _gather_indices(xp, index.data, dim), grad.data)
         return out
 
     @staticmethod

@@ -8,6 +8,7 @@ import torch
 
 import tinygrad_like as tg
 from tinygrad_like import nn
+from tolerances import assert_close_to_scale
 
 F = nn.functional
 
@@ -72,13 +73,14 @@ def test_batchnorm_running_stats_and_eval_mode_match_torch():
         ours(tg.tensor(x, dtype=tg.float32))
         theirs(torch.tensor(x, dtype=torch.float32))
     for key, value in theirs.state_dict().items():
-        np.testing.assert_allclose(ours.state_dict()[key].numpy(), value.numpy(), rtol=1e-5)
+        # means of 8 samples of up to ~3 can end near zero: a bound on the scale, not on them
+        assert_close_to_scale(ours.state_dict()[key].numpy(), value.numpy(), ulps=16, rtol=1e-5)
     ours.eval()
     theirs.eval()
     x = data(4, 3, seed=9)
-    np.testing.assert_allclose(ours(tg.tensor(x, dtype=tg.float32)).detach().numpy(),
-                               theirs(torch.tensor(x, dtype=torch.float32)).detach().numpy(),
-                               rtol=1e-5, atol=1e-6)
+    assert_close_to_scale(ours(tg.tensor(x, dtype=tg.float32)).detach().numpy(),
+                          theirs(torch.tensor(x, dtype=torch.float32)).detach().numpy(),
+                          ulps=16, rtol=1e-5)
 
 
 def test_embedding_with_padding_idx_matches_torch():

@@ -1,9 +1,11 @@
 """Packaging that pyproject.toml cannot express: kernels/ installs as tinygrad_like.kernels,
 and the optional native extension tinygrad_like._C is built by CMake (CMakeLists.txt).
 
-The extension is optional: if CMake, a C++ compiler or pybind11 is missing, or the build
-fails, a warning is printed and the pure-Python package is installed all the same; the CPU
-backend then runs on NumPy alone and `tg.backend_info()` says why.
+CMake builds the kernels once per instruction-set level (_C, and on x86-64 _C_x86_64_v3 and
+_C_x86_64_v4) into the folder of _C. The extension is optional: if CMake, a C++ compiler or
+pybind11 is missing, or the build fails, a warning is printed and the pure-Python package is
+installed all the same; the CPU backend then runs on NumPy alone and `tg.backend_info()`
+says why.
 """
 
 import os
@@ -54,9 +56,10 @@ class CMakeBuild(build_ext):
             self.warn(f"tinygrad_like: the native extension _C was not built ({error}); "
                       "installing the pure-Python package, whose CPU backend uses NumPy alone")
             self.extensions.remove(ext)  # nothing to copy or to list among the outputs
-            stale = Path(self.get_ext_fullpath(ext.name))
-            if not self.inplace and stale.exists():
-                stale.unlink()  # an earlier build's module must not ship as if just built
+            if not self.inplace:  # an earlier build's modules must not ship as if just built
+                module = Path(self.get_ext_fullpath(ext.name))
+                for stale in module.parent.glob(module.name.replace("_C.", "_C*.", 1)):
+                    stale.unlink()
 
 
 setup(

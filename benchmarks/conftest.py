@@ -63,7 +63,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     # without its newest vector units, while PyTorch's oneDNN and MKL ignore the variable
     machine_info["openblas_coretype"] = os.environ.get("OPENBLAS_CORETYPE")
     if native.available():  # which of the native kernels' instruction-set clones ran
-        machine_info["native_isa"] = native.build_info()["isa_in_use"]
+        machine_info["native_isa"] = native.build_info()["isa"]
     if threadpool_info is not None:
         machine_info["blas"] = sorted({f"{pool['internal_api']} {pool['version']}"
                                        + (f" ({pool['architecture']} kernels)"

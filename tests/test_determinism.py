@@ -188,36 +188,30 @@ def _per_thread_count(set_threads, compute, counts=(1, 3, 1, 3)) -> list:
 
 
 @needs_native
-def test_native_full_sum_repeats_but_follows_the_thread_count(native_threads):
-    """sum_all adds per-range double partials in range order, 4 ranges per thread: the same
-    bits on every run with one thread count, other bits with another (determinism.py)."""
+def test_native_partial_sums_do_not_depend_on_the_thread_count(native_threads):
+    """sum_all and layer_norm_backward's dweight/dbias add per-range partials in range order,
+    with ranges set by the size alone (tg::fixed_range_count): the same bits whatever
+    set_num_threads says. The inputs make the order visible: a range holding 2^53 loses
+    the ones its lanes add to it, so another split of the ranges gives another sum."""
     x = np.ones(4 << 20, np.float32)  # above the 2M-element grain, so the pool splits it
-    x[0], x[-1] = 2.0**53, -(2.0**53)  # range 0 loses the ones its lanes add to 2^53
-    one, three, one_again, three_again = _per_thread_count(
-        native_threads, lambda: tg.tensor(x).sum().item())
-    assert one == one_again and three == three_again
-    assert one != three
+    x[0], x[-1] = 2.0**53, -(2.0**53)
+    sums = _per_thread_count(native_threads, lambda: tg.tensor(x).sum().item())
+    assert len(set(sums)) == 1
 
-
-@needs_native
-def test_native_layer_norm_weight_grads_follow_the_thread_count(native_threads):
     rng = np.random.default_rng(2)
     x, grad = rng.standard_normal((2, 4096, 128))  # rows x columns above the grain
     mean, rstd = x.mean(axis=1), 1 / np.sqrt(x.var(axis=1) + 1e-5)
     weight = rng.standard_normal(128)
     backward = cpu.make_backend(0).kernels.layer_norm_backward
     runs = _per_thread_count(native_threads, lambda: backward(grad, x, mean, rstd, weight))
-    for first, second in ((runs[0], runs[2]), (runs[1], runs[3])):  # repeatable
-        for a, b in zip(first, second):
+    for run in runs[1:]:
+        for a, b in zip(runs[0], run):
             np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(runs[0][0], runs[1][0])  # dx: one row per task
-    assert not np.array_equal(runs[0][1], runs[1][1])  # dweight: per-range partials
-    np.testing.assert_allclose(runs[0][1], runs[1][1], rtol=1e-12)
 
 
 def _order_independent_calls(kernels, rng):
     """Native kernels whose every output element is summed by one task in a fixed order, at
-    sizes above the sums' 2M-element grain, so that the pool splits them."""
+    sizes above the sums' 2M-element grain, so that the pool splits them by thread count."""
     x = rng.standard_normal((16, 64, 48, 48)).astype(np.float32)
     out, argmax = kernels.max_pool2d(x, (3, 3), (1, 1), (1, 1), (1, 1))
     indices = rng.integers(0, 50, 16384)

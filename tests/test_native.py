@@ -1005,16 +1005,43 @@ def test_a_forked_child_starts_its_own_pool():
 
 
 @needs_native
-def test_build_info_names_the_instruction_set_clone_in_use():
-    isa = native.build_info()["isa_in_use"]
-    assert isa in {"x86-64-v4 (AVX-512)", "x86-64-v3 (AVX2+FMA)", "x86-64 baseline",
-                   "portable baseline"}
+def test_the_best_instruction_set_level_the_cpu_runs_is_loaded():
+    levels = native.cpu_isa_levels()
+    assert levels[-1] == "baseline" and set(levels) <= set(native.ISA_MODULES)
+    if os.environ.get(native.ENV_ISA):
+        assert native.build_info()["isa"] == os.environ[native.ENV_ISA]
+    else:
+        assert native.build_info()["isa"] == levels[0]
     if not os.path.exists("/proc/cpuinfo"):
         return
     with open("/proc/cpuinfo") as cpuinfo:
         flags = next((set(line.split(":", 1)[1].split()) for line in cpuinfo
                       if line.startswith("flags")), set())
-    if flags and "avx512f" not in flags:
-        assert not isa.startswith("x86-64-v4")
-    if flags and "avx2" not in flags:
-        assert not isa.startswith(("x86-64-v4", "x86-64-v3"))
+    if flags:  # the kernel's view of the CPU agrees with the loader's
+        assert ("x86-64-v4" in levels) == ({"avx512f", "avx512bw", "avx512vl"} <= flags)
+        assert ("x86-64-v3" in levels) == ({"avx2", "fma", "bmi2"} <= flags)
+
+
+ISA_PROBE = "from tinygrad_like.backend import native; print(native.build_info()['isa'])"
+
+
+@needs_native
+@pytest.mark.parametrize("level", list(native.ISA_MODULES))
+def test_tinygrad_like_isa_forces_a_level_or_says_why_it_cannot(level):
+    env = {**os.environ, native.ENV_ISA: level}
+    result = subprocess.run([sys.executable, "-c", ISA_PROBE], env=env, capture_output=True,
+                            text=True, timeout=120)
+    if level in native.cpu_isa_levels():
+        assert result.returncode == 0 and result.stdout.strip() == level, result.stderr
+    else:
+        assert f"{native.ENV_ISA}={level}: this CPU cannot run it" in result.stderr
+
+
+@needs_native
+def test_tinygrad_like_isa_rejects_an_unknown_level():
+    env = {**os.environ, native.ENV_ISA: "avx9000"}
+    result = subprocess.run([sys.executable, "-c", ISA_PROBE], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode != 0
+    assert "TINYGRAD_LIKE_ISA='avx9000': expected one of x86-64-v4, x86-64-v3, baseline" in (
+        result.stderr)

@@ -21,28 +21,22 @@ What accumulates with atomics, and what runs under deterministic mode ("cuda" on
   program). CuPy's matmul, where it serves, is cuBLAS on one stream, which repeats its bits on
   one GPU model and toolkit version (PyTorch's CUBLAS_WORKSPACE_CONFIG is for several streams).
 
-The "cpu" device has no atomics: its NumPy kernels run on one thread (BLAS aside), and
-with a fixed thread count the native kernels repeat their bits from run to run. The native
-extension (kernels/cpu/, backend/native.py)
-shares work out in ranges over its worker pool, and most of its kernels give the same bits
-whatever the thread count, because one task sums each output element in a fixed order
-(embedding and pooling, forward and backward, im2col/col2im, softmax, cross-entropy, the
-recurrent gates, optimizer steps, sums over all but one block of axes), and attention's
-Python threads over heads compute each head alike whatever the grouping. Two kernels add
-per-range partial sums in range order, with four ranges per thread (`native.set_num_threads`),
-so their rounding changes with the thread count:
-
-- `sum_all`: a whole float32 tensor's sum above 2M elements (double partials);
-- `layer_norm_backward`'s dweight and dbias above 256K elements (double partials per range
-  of rows; dx is per row and does not move).
+The "cpu" device has no atomics: its NumPy kernels run on one thread (BLAS aside), and the
+native extension (kernels/cpu/, backend/native.py) shares work out in ranges over its worker
+pool such that the thread count never changes a result. Most kernels have one task sum each
+output element in a fixed order (embedding and pooling, forward and backward, im2col/col2im,
+softmax, cross-entropy, the recurrent gates, optimizer steps, sums over all but one block of
+axes); the two that add per-range partial sums (`sum_all`, a whole float32 tensor's sum, and
+`layer_norm_backward`'s dweight and dbias) cut their ranges by size alone, never by thread
+count (`tg::fixed_range_count`, kernels/cpu/parallel.h). Attention's Python threads over
+heads compute each head alike whatever the grouping. The instruction-set level does change
+roundings (backend/native.py, TINYGRAD_LIKE_ISA), as PyTorch's CPU capability does.
 
 GEMMs go to BLAS: NumPy's matmul on BLAS's threads, the Winograd conv2d's batched GEMMs in
 row blocks whose number follows the thread count. Each element is one BLAS dot product over
 the whole inner dimension; OpenBLAS gives the same bits for 1 to 4 threads here, but BLAS
-promises no summation order. tests/test_determinism.py shows the two kernels that move and
-checks a sample of those that do not. Fix the thread count for results that match between
-machines with different numbers of cores, or set TINYGRAD_LIKE_NUMPY=1 for the NumPy kernels
-alone.
+promises no summation order. tests/test_determinism.py checks the native kernels above
+with 1 and 3 threads.
 """
 
 from __future__ import annotations

@@ -1,6 +1,24 @@
-// The module tinygrad_like._C: each kernel family registers its functions here.
-// backend/native.py wraps them into kernel-table entries and decides which ones are used.
+// The module tinygrad_like._C (or its build for another instruction-set level, TG_MODULE_NAME):
+// each kernel family registers its functions here. backend/native.py picks the build, wraps
+// its functions into kernel-table entries and decides which ones are used.
 #include "common.h"
+
+namespace {
+
+// The instruction-set levels this CPU runs, best first, as the names CMakeLists.txt builds
+// (the same test GCC's own function multiversioning makes).
+py::list cpu_isa_levels() {
+    py::list levels;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) levels.append("x86-64-v4");
+    if (__builtin_cpu_supports("x86-64-v3")) levels.append("x86-64-v3");
+#endif
+    levels.append("baseline");
+    return levels;
+}
+
+}  // namespace
 
 void register_elementwise(py::module_& m);
 void register_im2col(py::module_& m);
@@ -14,7 +32,7 @@ void register_recurrent(py::module_& m);
 void register_winograd(py::module_& m);
 void register_blas(py::module_& m);
 
-PYBIND11_MODULE(_C, m) {
+PYBIND11_MODULE(TG_MODULE_NAME, m) {
     static const char* malloc_setting = tg::tune_malloc();
     m.doc() = "tinygrad_like native CPU kernels (C++, pybind11, a worker pool of their own)";
     register_elementwise(m);
@@ -36,11 +54,12 @@ PYBIND11_MODULE(_C, m) {
     m.def("cache_limit", &tg::cache_limit);
     m.def("cached_bytes", &tg::cached_bytes, "Bytes of freed output blocks held for reuse now");
     m.def("empty_cache", &tg::empty_cache, "Hand every cached block back to the system");
+    m.def("cpu_isa_levels", &cpu_isa_levels,
+          "The instruction-set levels this CPU runs, best first ('baseline' always)");
     m.def("build_info", [] {
         py::dict info;
         info["threads"] = tg::num_threads();
-        info["isa"] = TG_MULTIVERSION_ISA;
-        info["isa_in_use"] = tg_multiversion_isa_in_use();
+        info["isa"] = TG_ISA_LEVEL;
         info["compiler"] = __VERSION__;
         info["malloc"] = malloc_setting;
         return info;

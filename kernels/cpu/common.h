@@ -17,31 +17,20 @@
 
 namespace py = pybind11;
 
-// Run-time instruction-set dispatch for the innermost loops: GCC and Clang compile a function
-// marked TG_MULTIVERSION three times (AVX-512, AVX2+FMA and the x86-64 baseline; CMakeLists.txt
-// lets the AVX-512 clone use full 512-bit vectors) and the dynamic loader
-// picks the best one for the CPU it runs on (an ifunc), so one binary runs on every x86-64.
-// A lambda handed to tg::parallel_for is a function of its own that would not be cloned, so
-// the parallel loop calls a TG_MULTIVERSION function per row or block instead.
-#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
-#define TG_MULTIVERSION \
-    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#define TG_MULTIVERSION_ISA \
-    "x86-64-v4 (AVX-512) / x86-64-v3 (AVX2+FMA) / x86-64 baseline, chosen at run time"
-// The clone the loader picks on this CPU (the same test as the ifunc resolver's), for
-// build_info: timings on an AVX2 machine and an AVX-512 one are not comparable.
-inline const char* tg_multiversion_isa_in_use() {
-    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4 (AVX-512)";
-    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3 (AVX2+FMA)";
-    return "x86-64 baseline";
-}
+// Instruction sets: the kernels are built once per level (CMakeLists.txt), each build a module
+// of its own (TG_MODULE_NAME): _C for the portable baseline and, on x86-64, _C_x86_64_v3
+// (AVX2+FMA) and _C_x86_64_v4 (AVX-512). In the latter two, a function marked TG_TARGET_ISA
+// is compiled for the module's level (TG_ISA_TARGET); everything else stays on the baseline.
+// backend/native.py imports the best build this CPU runs, or the one TINYGRAD_LIKE_ISA names.
+// A lambda handed to tg::parallel_for is a function of its own that would not get the
+// attribute, so the parallel loop calls a TG_TARGET_ISA function per row or block instead.
+#if defined(TG_ISA_TARGET)
+#define TG_TARGET_ISA __attribute__((target(TG_ISA_TARGET)))
 #else
-#define TG_MULTIVERSION
-#define TG_MULTIVERSION_ISA "portable baseline"
-inline const char* tg_multiversion_isa_in_use() { return "portable baseline"; }
+#define TG_TARGET_ISA
 #endif
 
-// A helper of a TG_MULTIVERSION function must be inlined into it to get the clone's ISA.
+// A helper of a TG_TARGET_ISA function must be inlined into it to be compiled for its level.
 #define TG_INLINE inline __attribute__((always_inline))
 
 template <typename T>

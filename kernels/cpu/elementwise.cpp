@@ -28,7 +28,7 @@ TG_INLINE T apply(T a, T b) {
 // out[i] = a[i] op b[i]; a scalar operand has step 0 (the loop is compiled for each case, so
 // the step is a constant the vectoriser sees)
 template <Op op, typename T, int64_t a_step, int64_t b_step>
-TG_MULTIVERSION void binary_block(const T* a, const T* b, T* out, int64_t count) {
+TG_TARGET_ISA void binary_block(const T* a, const T* b, T* out, int64_t count) {
 #pragma omp simd
     for (int64_t i = 0; i < count; ++i) out[i] = apply<op>(a[i * a_step], b[i * b_step]);
 }
@@ -58,7 +58,7 @@ carray<T> run(const T* a, const T* b, const std::vector<py::ssize_t>& shape, int
 
 // max(x, 0) with np.maximum(x, 0)'s bits: a NaN stays NaN, -0.0 becomes +0.0
 template <typename T>
-TG_MULTIVERSION void relu_block(const T* x, T* out, int64_t count) {
+TG_TARGET_ISA void relu_block(const T* x, T* out, int64_t count) {
 #pragma omp simd
     for (int64_t i = 0; i < count; ++i) out[i] = (x[i] > T(0) || x[i] != x[i]) ? x[i] : T(0);
 }
@@ -66,7 +66,7 @@ TG_MULTIVERSION void relu_block(const T* x, T* out, int64_t count) {
 // grad where x > 0, else 0 (np.where(x > 0, grad, 0), PyTorch's threshold_backward: a NaN
 // or inf gradient behind an inactive unit does not leak through)
 template <typename T>
-TG_MULTIVERSION void relu_backward_block(const T* grad, const T* x, T* out, int64_t count) {
+TG_TARGET_ISA void relu_backward_block(const T* grad, const T* x, T* out, int64_t count) {
 #pragma omp simd
     for (int64_t i = 0; i < count; ++i) out[i] = x[i] > T(0) ? grad[i] : T(0);
 }

@@ -13,7 +13,7 @@ namespace {
 constexpr int64_t kBand = 64;  // columns per thread task: whole cache lines, vector-friendly
 
 template <typename T>
-TG_MULTIVERSION void scatter_band(const T* grad, const int64_t* indices, T* dweight,
+TG_TARGET_ISA void scatter_band(const T* grad, const int64_t* indices, T* dweight,
                                   int64_t rows, int64_t dim, int64_t first, int64_t last) {
     for (int64_t r = 0; r < rows; ++r) {
         const T* source = grad + r * dim;

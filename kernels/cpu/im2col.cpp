@@ -67,7 +67,7 @@ TG_INLINE void for_each_cols_row(const Geometry& g, int64_t row_length, Visit vi
 
 // One input plane (strides in elements) -> its KH*KW row segments of cols, from `plane_cols`.
 template <typename T>
-TG_MULTIVERSION void im2col_plane(const T* x, int64_t stride_y, int64_t stride_x, T* plane_cols,
+TG_TARGET_ISA void im2col_plane(const T* x, int64_t stride_y, int64_t stride_x, T* plane_cols,
                                   int64_t row_length, const Geometry& g) {
     for_each_cols_row(g, row_length, [&](int64_t offset, int64_t y, int64_t x_offset,
                                          int64_t first, int64_t last) {
@@ -90,7 +90,7 @@ TG_MULTIVERSION void im2col_plane(const T* x, int64_t stride_y, int64_t stride_x
 
 // The adjoint: add one plane's row segments of cols into the (zeroed) contiguous input plane.
 template <typename T>
-TG_MULTIVERSION void col2im_plane(const T* plane_cols, int64_t row_length, T* x,
+TG_TARGET_ISA void col2im_plane(const T* plane_cols, int64_t row_length, T* x,
                                   const Geometry& g) {
     for_each_cols_row(g, row_length, [&](int64_t offset, int64_t y, int64_t x_offset,
                                          int64_t first, int64_t last) {

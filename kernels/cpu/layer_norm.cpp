@@ -14,7 +14,7 @@
 namespace {
 
 template <typename T>
-TG_MULTIVERSION void normalize_row(const T* x, const T* weight, const T* bias, T* out,
+TG_TARGET_ISA void normalize_row(const T* x, const T* weight, const T* bias, T* out,
                                    int64_t columns, double eps, T* mean_out, T* rstd_out) {
     double sum = 0;
 #pragma omp simd reduction(+ : sum)
@@ -40,7 +40,7 @@ TG_MULTIVERSION void normalize_row(const T* x, const T* weight, const T* bias, T
 
 // dx for one row; adds grad * x^ and grad into the thread's dweight / dbias columns
 template <typename T>
-TG_MULTIVERSION void backward_row(const T* grad, const T* x, const T* weight, T mean, T rstd,
+TG_TARGET_ISA void backward_row(const T* grad, const T* x, const T* weight, T mean, T rstd,
                                   T* dx, int64_t columns, double* dweight, double* dbias) {
     double sum_g = 0, sum_g_xhat = 0;
 #pragma omp simd reduction(+ : sum_g, sum_g_xhat)
@@ -108,8 +108,9 @@ py::tuple layer_norm_backward(carray<T> grad, carray<T> x, carray<T> mean, carra
     const T *g = grad.data(), *in = x.data(), *m = mean.data(), *r = rstd.data();
     T* d = dx.mutable_data();
     // Each range of rows sums its own dweight/dbias partials; they are added up in range
-    // order afterwards, so the result does not depend on which thread finished first.
-    const int64_t ranges = tg::range_count(rows, rows * columns);
+    // order afterwards, and the ranges follow the shape alone, so the result depends neither
+    // on which thread finished first nor on how many threads there are.
+    const int64_t ranges = tg::fixed_range_count(rows, rows * columns);
     std::vector<double> partial_dweight(w ? ranges * columns : 0, 0.0);
     std::vector<double> partial_dbias(ranges * columns, 0.0);
     {

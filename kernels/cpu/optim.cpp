@@ -77,7 +77,7 @@ TG_INLINE void sgd_loop(T* param, const T* grad, T* buffer, int64_t n, const Sgd
 }
 
 template <typename T>
-TG_MULTIVERSION void sgd_chunk(T* param, const T* grad, T* buffer, int64_t n,
+TG_TARGET_ISA void sgd_chunk(T* param, const T* grad, T* buffer, int64_t n,
                                const SgdOptions& o) {
     if (o.maximize)
         sgd_loop<T, true>(param, grad, buffer, n, o);
@@ -139,7 +139,7 @@ TG_INLINE void adam_loop(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T* 
 }
 
 template <typename T>
-TG_MULTIVERSION void adam_chunk(T* param, const T* grad, T* exp_avg, T* exp_avg_sq,
+TG_TARGET_ISA void adam_chunk(T* param, const T* grad, T* exp_avg, T* exp_avg_sq,
                                 T* max_exp_avg_sq, int64_t n, const AdamOptions& o) {
     if (o.maximize)
         adam_loop<T, true>(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, o);

@@ -44,6 +44,16 @@ inline int64_t range_count(int64_t count, int64_t work) {
                : 1;
 }
 
+// For kernels that add up per-range partial results: a number of ranges set by the work alone
+// (one per kParallelGrain elements touched, at most kMaxFixedRanges), never by the thread
+// count, so the order of those additions, and with it the rounding, is the same whatever
+// set_num_threads says and on every machine. On 2 threads 4M elements make 16 ranges.
+constexpr int64_t kMaxFixedRanges = 64;
+
+inline int64_t fixed_range_count(int64_t count, int64_t work) {
+    return std::max<int64_t>(1, std::min({count, work / kParallelGrain, kMaxFixedRanges}));
+}
+
 // range_body(range, begin, end) for `ranges` contiguous ranges covering [0, count), in
 // parallel. The range index lets a caller keep per-range partial results and combine them in
 // order afterwards (its buffers sized by the same `ranges`).

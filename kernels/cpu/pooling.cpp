@@ -80,7 +80,7 @@ TG_INLINE void max_of_padded_window(const T* x, int64_t y0, int64_t x0, const Wi
 
 // Without padding every tap is inside the plane: no bounds checks in the inner loop.
 template <int KH, int KW, typename T>
-TG_MULTIVERSION void max_pool_plane(const T* x, T* out, int64_t* indices, const Window& w) {
+TG_TARGET_ISA void max_pool_plane(const T* x, T* out, int64_t* indices, const Window& w) {
     for (int64_t oy = 0; oy < w.out_h; ++oy) {
         for (int64_t ox = 0; ox < w.out_w; ++ox) {
             const int64_t corner = oy * w.stride_h * w.width + ox * w.stride_w;
@@ -133,7 +133,7 @@ TG_INLINE void max_pool_2x2_run(const T* top, const T* bottom, int64_t first_ind
 // code that branches on every comparison, and a branch on which of two random values is
 // larger is mispredicted half the time: measured 3x slower on the CNN step's planes.
 template <typename T>
-TG_MULTIVERSION void max_pool_2x2_plane(const T* x, T* out, int64_t* indices, const Window& w) {
+TG_TARGET_ISA void max_pool_2x2_plane(const T* x, T* out, int64_t* indices, const Window& w) {
     const int64_t width = w.width, full_runs_end = w.out_w - w.out_w % kPoolRun;
     for (int64_t oy = 0; oy < w.out_h; ++oy) {
         const T* top = x + 2 * oy * width;
@@ -158,7 +158,7 @@ TG_MULTIVERSION void max_pool_2x2_plane(const T* x, T* out, int64_t* indices, co
 }
 
 template <typename T>
-TG_MULTIVERSION void max_pool_padded_plane(const T* x, T* out, int64_t* indices,
+TG_TARGET_ISA void max_pool_padded_plane(const T* x, T* out, int64_t* indices,
                                            const Window& w) {
     for (int64_t oy = 0; oy < w.out_h; ++oy) {
         for (int64_t ox = 0; ox < w.out_w; ++ox) {
@@ -173,7 +173,7 @@ TG_MULTIVERSION void max_pool_padded_plane(const T* x, T* out, int64_t* indices,
 }
 
 template <typename T>
-TG_MULTIVERSION void avg_pool_plane(const T* x, T* out, const Window& w, bool count_include_pad) {
+TG_TARGET_ISA void avg_pool_plane(const T* x, T* out, const Window& w, bool count_include_pad) {
     for (int64_t oy = 0; oy < w.out_h; ++oy) {
         const int64_t y0 = oy * w.stride_h - w.pad_h;
         const int64_t ys = std::max<int64_t>(y0, 0), ye = std::min(y0 + w.kernel_h, w.height);
@@ -191,7 +191,7 @@ TG_MULTIVERSION void avg_pool_plane(const T* x, T* out, const Window& w, bool co
 }
 
 template <typename T>
-TG_MULTIVERSION void avg_pool_backward_plane(const T* grad, T* dx, const Window& w,
+TG_TARGET_ISA void avg_pool_backward_plane(const T* grad, T* dx, const Window& w,
                                              bool count_include_pad) {
     for (int64_t oy = 0; oy < w.out_h; ++oy) {
         const int64_t y0 = oy * w.stride_h - w.pad_h;

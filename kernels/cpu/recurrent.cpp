@@ -22,7 +22,7 @@ using tg::tanh_of;
 // r, z, n, h_n (hp's third part, kept for backward) and h' for one row: x and hp are (3H,)
 // rows, h and the outputs (H,)
 template <typename T>
-TG_MULTIVERSION void gru_row(const T* x, const T* hp, const T* h, T* out, T* r, T* z, T* n,
+TG_TARGET_ISA void gru_row(const T* x, const T* hp, const T* h, T* out, T* r, T* z, T* n,
                              T* h_n, int64_t hidden) {
 #pragma omp simd
     for (int64_t j = 0; j < hidden; ++j) {
@@ -38,7 +38,7 @@ TG_MULTIVERSION void gru_row(const T* x, const T* hp, const T* h, T* out, T* r, 
 }
 
 template <typename T>
-TG_MULTIVERSION void gru_backward_row(const T* grad, const T* r, const T* z, const T* n,
+TG_TARGET_ISA void gru_backward_row(const T* grad, const T* r, const T* z, const T* n,
                                       const T* h_n, const T* h, T* d_x, T* d_hp, T* d_h,
                                       int64_t hidden) {
 #pragma omp simd
@@ -58,7 +58,7 @@ TG_MULTIVERSION void gru_backward_row(const T* grad, const T* r, const T* z, con
 // gates (i, f, g, o) after their nonlinearities, c' and h' for one row: pre-activations are
 // x + hp, (4H,) rows
 template <typename T>
-TG_MULTIVERSION void lstm_row(const T* x, const T* hp, const T* c, T* gates, T* h_new,
+TG_TARGET_ISA void lstm_row(const T* x, const T* hp, const T* c, T* gates, T* h_new,
                               T* c_new, T* tanh_c, int64_t hidden) {
 #pragma omp simd
     for (int64_t j = 0; j < hidden; ++j) {
@@ -79,7 +79,7 @@ TG_MULTIVERSION void lstm_row(const T* x, const T* hp, const T* c, T* gates, T* 
 }
 
 template <typename T>
-TG_MULTIVERSION void lstm_backward_row(const T* d_h, const T* d_c_new, const T* gates,
+TG_TARGET_ISA void lstm_backward_row(const T* d_h, const T* d_c_new, const T* gates,
                                        const T* c, const T* tanh_c, T* d_pre, T* d_c_prev,
                                        int64_t hidden) {
 #pragma omp simd
@@ -209,7 +209,7 @@ void register_for(py::module_& m) {
           py::arg("gates").noconvert(), py::arg("c").noconvert(), py::arg("tanh_c").noconvert());
 }
 
-TG_MULTIVERSION void tanh_array(const float* x, float* out, int64_t size) {
+TG_TARGET_ISA void tanh_array(const float* x, float* out, int64_t size) {
 #pragma omp simd
     for (int64_t i = 0; i < size; ++i) out[i] = tg::vector_tanh(x[i]);
 }

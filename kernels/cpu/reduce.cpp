@@ -2,8 +2,9 @@
 //
 // - sum_all: the whole array. NumPy's full sum runs on one core: 0.58 ms for the 4M floats
 //   of the softmax benchmark's loss, where PyTorch's takes 0.1 ms. Each thread sums one
-//   contiguous range into double lanes, and the partial sums are added in range order, so
-//   the result is the same on every run with the same thread count.
+//   contiguous range into double lanes, and the partial sums are added in range order; the
+//   ranges follow the size alone (tg::fixed_range_count), so the result is the same on
+//   every run and with any thread count.
 // - sum_outer_inner: x seen as (outer, middle, inner), summed over outer and inner: the bias
 //   gradients of linear layers ((batch, features) over the batch) and convolutions ((N, C,
 //   H, W) over N, H and W). NumPy takes 0.08 ms for the Transformer step's (2048, 128) over
@@ -31,7 +32,11 @@ int64_t sum_ranges(int64_t count, int64_t size) {
     return size > kSumGrain ? tg::range_count(count, size) : 1;
 }
 
-TG_MULTIVERSION double sum_range(const float* x, int64_t count) {
+int64_t sum_all_ranges(int64_t size) {
+    return size > kSumGrain ? tg::fixed_range_count(size, size) : 1;
+}
+
+TG_TARGET_ISA double sum_range(const float* x, int64_t count) {
     double sum = 0;
 #pragma omp simd reduction(+ : sum)
     for (int64_t i = 0; i < count; ++i) sum += x[i];
@@ -41,7 +46,7 @@ TG_MULTIVERSION double sum_range(const float* x, int64_t count) {
 double sum_all(carray<float> x) {
     const float* data = x.data();
     const int64_t size = x.size();
-    const int64_t ranges = sum_ranges(size, size);
+    const int64_t ranges = sum_all_ranges(size);
     std::vector<double> partial(ranges, 0.0);
     {
         py::gil_scoped_release release;
@@ -63,7 +68,7 @@ constexpr int64_t kBlockRows = 16;
 
 // acc[m] += the sum over s < rows of x[s * stride + m], for m in [0, count), block by block;
 // `block` holds count floats
-TG_MULTIVERSION void add_columns(const float* x, int64_t rows, int64_t stride, double* acc,
+TG_TARGET_ISA void add_columns(const float* x, int64_t rows, int64_t stride, double* acc,
                                  float* block, int64_t count) {
     for (int64_t first = 0; first < rows; first += kBlockRows) {
         const int64_t last = std::min(rows, first + kBlockRows);
@@ -79,7 +84,7 @@ TG_MULTIVERSION void add_columns(const float* x, int64_t rows, int64_t stride, d
 }
 
 // acc[m] += the sum over i of x[m * inner + i], for m in [0, count)
-TG_MULTIVERSION void add_slice(const float* x, double* acc, int64_t count, int64_t inner) {
+TG_TARGET_ISA void add_slice(const float* x, double* acc, int64_t count, int64_t inner) {
     for (int64_t m = 0; m < count; ++m) {
         double sum = 0;
 #pragma omp simd reduction(+ : sum)

@@ -55,7 +55,7 @@ TG_INLINE double row_sum(const T* x, int64_t columns) {
 }
 
 template <typename T>
-TG_MULTIVERSION void softmax_row(const T* x, T* out, int64_t columns) {
+TG_TARGET_ISA void softmax_row(const T* x, T* out, int64_t columns) {
     const T top = row_max(x, columns);
 #pragma omp simd
     for (int64_t c = 0; c < columns; ++c) out[c] = exp_of_at_most_zero(x[c] - top);
@@ -65,7 +65,7 @@ TG_MULTIVERSION void softmax_row(const T* x, T* out, int64_t columns) {
 }
 
 template <typename T>
-TG_MULTIVERSION void log_softmax_row(const T* x, T* out, int64_t columns) {
+TG_TARGET_ISA void log_softmax_row(const T* x, T* out, int64_t columns) {
     const T top = row_max(x, columns);
 #pragma omp simd
     for (int64_t c = 0; c < columns; ++c)
@@ -77,7 +77,7 @@ TG_MULTIVERSION void log_softmax_row(const T* x, T* out, int64_t columns) {
 
 // y * (g - <g, y>)
 template <typename T>
-TG_MULTIVERSION void softmax_backward_row(const T* grad, const T* out, T* dx, int64_t columns) {
+TG_TARGET_ISA void softmax_backward_row(const T* grad, const T* out, T* dx, int64_t columns) {
     double dot = 0;
 #pragma omp simd reduction(+ : dot)
     for (int64_t c = 0; c < columns; ++c) dot += double(grad[c]) * out[c];
@@ -88,7 +88,7 @@ TG_MULTIVERSION void softmax_backward_row(const T* grad, const T* out, T* dx, in
 
 // g - exp(y) * sum(g)
 template <typename T>
-TG_MULTIVERSION void log_softmax_backward_row(const T* grad, const T* out, T* dx,
+TG_TARGET_ISA void log_softmax_backward_row(const T* grad, const T* out, T* dx,
                                               int64_t columns) {
     double sum = 0;
 #pragma omp simd reduction(+ : sum)
@@ -136,7 +136,7 @@ carray<T> backward(carray<T> grad, carray<T> out) {
 // lse - (1 - s) x[target] - (s / C) sum(x), the smoothing term only when s != 0 (a masked
 // -inf logit must not make 0 * -inf = NaN). Sums in double, as for softmax.
 template <typename T>
-TG_MULTIVERSION void cross_entropy_row(const T* x, int64_t columns, int64_t target, bool kept,
+TG_TARGET_ISA void cross_entropy_row(const T* x, int64_t columns, int64_t target, bool kept,
                                        double smoothing, T* loss, T* lse) {
     const T top = row_max(x, columns);
     double sum = 0, total = 0;
@@ -154,7 +154,7 @@ TG_MULTIVERSION void cross_entropy_row(const T* x, int64_t columns, int64_t targ
 
 // g (exp(x - lse) - s / C - (1 - s) [c == target]), zero on an ignored row
 template <typename T>
-TG_MULTIVERSION void cross_entropy_backward_row(const T* x, int64_t columns, int64_t target,
+TG_TARGET_ISA void cross_entropy_backward_row(const T* x, int64_t columns, int64_t target,
                                                 T scale, T lse, T smoothing, T* dx) {
     const T uniform = smoothing / T(columns);
 #pragma omp simd
@@ -168,7 +168,7 @@ TG_MULTIVERSION void cross_entropy_backward_row(const T* x, int64_t columns, int
 // exp(m_old - m_new) that rescales the row's output accumulator is returned. A row with no
 // visible key yet keeps m = -inf and is shifted by 0 (not by -inf: -inf - -inf is NaN).
 template <typename T>
-TG_MULTIVERSION T online_softmax_row(T* s, int64_t columns, T* running_max, T* running_sum) {
+TG_TARGET_ISA T online_softmax_row(T* s, int64_t columns, T* running_max, T* running_sum) {
     const T block_top = row_max(s, columns);
     const T previous = *running_max;
     const T top = block_top > previous ? block_top : previous;
@@ -185,7 +185,7 @@ TG_MULTIVERSION T online_softmax_row(T* s, int64_t columns, T* running_max, T* r
 // probabilities P = exp(s - lse), and ds (holding dO V^T) becomes dS = P * (ds - delta),
 // delta = rowsum(dO * O). A row with lse = +inf (no visible key) gets P = 0 and dS = 0.
 template <typename T>
-TG_MULTIVERSION void attention_backward_row(T* s, T* ds, int64_t columns, T lse, T delta) {
+TG_TARGET_ISA void attention_backward_row(T* s, T* ds, int64_t columns, T lse, T delta) {
 #pragma omp simd
     for (int64_t c = 0; c < columns; ++c) {
         const T probability = exp_of_at_most_zero(s[c] - lse);
@@ -263,7 +263,7 @@ carray<T> cross_entropy_backward(carray<T> grad, carray<T> logits, carray<int64_
     return dx;
 }
 
-TG_MULTIVERSION void exp_array(const float* x, float* out, int64_t size) {
+TG_TARGET_ISA void exp_array(const float* x, float* out, int64_t size) {
 #pragma omp simd
     for (int64_t i = 0; i < size; ++i) out[i] = vector_exp(x[i]);
 }

@@ -68,7 +68,7 @@ struct Phases {
 // One input plane (strides in elements) -> its tiles in the 36 matrices of V, each
 // `matrix_stride` apart. `scratch` holds 2 * kSpan + 1 phased rows.
 template <typename T>
-TG_MULTIVERSION void input_transform_plane(const T* x, int64_t stride_y, int64_t stride_x,
+TG_TARGET_ISA void input_transform_plane(const T* x, int64_t stride_y, int64_t stride_x,
                                            int64_t height, int64_t width, Pair padding,
                                            Pair tiles, T* v, int64_t matrix_stride,
                                            T* scratch) {
@@ -115,7 +115,7 @@ TG_MULTIVERSION void input_transform_plane(const T* x, int64_t stride_y, int64_t
 // for all its tiles at once (vector loops over contiguous runs of M), into `scratch`
 // (kTile * kSpan * tiles[1] values), then along each tile's rows.
 template <typename T>
-TG_MULTIVERSION void output_transform_plane(const T* m, int64_t matrix_stride, Pair tiles,
+TG_TARGET_ISA void output_transform_plane(const T* m, int64_t matrix_stride, Pair tiles,
                                             int64_t out_h, int64_t out_w, T bias, T* y,
                                             T* scratch) {
     const int64_t count = tiles[1];
@@ -147,7 +147,7 @@ TG_MULTIVERSION void output_transform_plane(const T* m, int64_t matrix_stride, P
 // One gradient plane (out_h x out_w, contiguous) -> its tiles in the 36 matrices of dM.
 // `scratch` holds kTile + kSpan phased rows (one phase element per tile).
 template <typename T>
-TG_MULTIVERSION void output_adjoint_plane(const T* grad, Pair tiles, int64_t out_h,
+TG_TARGET_ISA void output_adjoint_plane(const T* grad, Pair tiles, int64_t out_h,
                                           int64_t out_w, T* dm, int64_t matrix_stride,
                                           T* scratch) {
     const int64_t n = tiles[1], row_size = kTile * n;

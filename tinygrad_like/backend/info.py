@@ -51,8 +51,9 @@ def _native_status() -> str:
     from tinygrad_like.backend import native_blas
 
     info = native.build_info()
-    return (f"native extension _C loaded ({info['threads']} threads, {info['isa']}; "
-            f"{info['isa_in_use']} here); Winograd GEMMs on {native_blas.status()}")
+    return (f"native extension _C loaded ({info['threads']} threads, {info['isa']} build of "
+            f"the kernels; this CPU runs {', '.join(native.cpu_isa_levels())}); "
+            f"Winograd GEMMs on {native_blas.status()}")
 
 
 def backend_info(devices=("cpu", "interp", "cuda"), print_table: bool = True) -> str:

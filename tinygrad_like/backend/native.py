@@ -11,16 +11,26 @@ replays each benchmark workload's calls to every entry through both, and fails w
 entry has no such case. Setting the environment variable TINYGRAD_LIKE_NUMPY=1 before the
 "cpu" backend is first used keeps every NumPy kernel, so both paths can be compared on one
 machine.
+
+The kernels are built once per instruction-set level (CMakeLists.txt): `_C` for the portable
+baseline and, on x86-64, `_C_x86_64_v3` (AVX2+FMA) and `_C_x86_64_v4` (AVX-512). The best
+level this CPU runs is imported; TINYGRAD_LIKE_ISA=x86-64-v4|x86-64-v3|baseline forces one
+(an error if the CPU cannot run it), so that a machine can test every level it runs: their
+roundings differ where a kernel fuses multiply-adds or sums in vector lanes.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 
 import numpy as np
 
 ENV_FORCE_NUMPY = "TINYGRAD_LIKE_NUMPY"
+ENV_ISA = "TINYGRAD_LIKE_ISA"
+# instruction-set level -> the module of the kernels built for it, best level first
+ISA_MODULES = {"x86-64-v4": "_C_x86_64_v4", "x86-64-v3": "_C_x86_64_v3", "baseline": "_C"}
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -28,10 +38,34 @@ def _load():
     if os.environ.get(ENV_FORCE_NUMPY, "") not in ("", "0"):
         return None, f"disabled by {ENV_FORCE_NUMPY}={os.environ[ENV_FORCE_NUMPY]}"
     try:
-        from tinygrad_like import _C
+        from tinygrad_like import _C as baseline  # always built; it knows what the CPU runs
     except ImportError as error:
         return None, f"not built ({error}); reinstall with CMake and a C++ compiler to build it"
-    return _C, ""
+    levels = list(baseline.cpu_isa_levels())
+    forced = os.environ.get(ENV_ISA, "")
+    if forced:
+        return _forced_level(forced, levels), ""
+    for level in levels:  # best first; a level whose build is missing yields to the next
+        try:
+            return importlib.import_module(f"tinygrad_like.{ISA_MODULES[level]}"), ""
+        except ImportError:
+            continue
+    return baseline, ""
+
+
+def _forced_level(level: str, levels: list):
+    """The module for TINYGRAD_LIKE_ISA=level; asking for what cannot run here is an error,
+    not a quiet fallback, so that a run meant to test a level never tests another."""
+    if level not in ISA_MODULES:
+        raise ValueError(f"{ENV_ISA}={level!r}: expected one of {', '.join(ISA_MODULES)}")
+    if level not in levels:
+        raise RuntimeError(f"{ENV_ISA}={level}: this CPU cannot run it (it runs "
+                           f"{', '.join(levels)})")
+    try:
+        return importlib.import_module(f"tinygrad_like.{ISA_MODULES[level]}")
+    except ImportError as error:
+        raise RuntimeError(f"{ENV_ISA}={level}: its build of the kernels is missing "
+                           f"({error})") from None
 
 
 _C, _reason = _load()
@@ -85,8 +119,13 @@ def reason() -> str:
 
 
 def build_info() -> dict:
-    """How the loaded extension was built and runs: threads, instruction sets, compiler."""
+    """How the loaded extension was built and runs: threads, instruction-set level, compiler."""
     return dict(_C.build_info()) if _C is not None else {}
+
+
+def cpu_isa_levels() -> list[str]:
+    """The instruction-set levels this CPU runs, best first (keys of ISA_MODULES)."""
+    return list(_C.cpu_isa_levels()) if _C is not None else []
 
 
 def _contiguous(array):

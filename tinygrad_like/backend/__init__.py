@@ -6,6 +6,7 @@ through their tensor's backend, so adding a device means adding a module here.
 from __future__ import annotations
 
 import importlib
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -24,6 +25,7 @@ class Backend:
         self.name = name
         self.xp = xp
         self.kernels = kernels
+        self._counter_lock = threading.Lock()
         self.manual_seed(seed)
 
     def manual_seed(self, seed: int) -> None:
@@ -36,9 +38,10 @@ class Backend:
         Kernels such as dropout draw from Philox at (seed, counter): each call gets fresh
         counters, so results depend only on the seed and the order of calls.
         """
-        offset = self._counter
-        self._counter += (count + 3) // 4
-        return self.seed, offset
+        with self._counter_lock:  # two threads must never draw at the same counters
+            offset = self._counter
+            self._counter += (count + 3) // 4
+            return self.seed, offset
 
     @property
     def generator_name(self) -> str:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import os
+import threading
 
 import numpy as np
 
@@ -39,7 +40,6 @@ QUERY_BLOCK = 64
 KEY_BLOCK = 64
 PARALLEL_SCORES = 1 << 18  # Z * L * S from which heads are split across threads
 GROUP_SCORE_BYTES = 1 << 19  # a group of heads' block of scores: 512 KiB measured fastest
-_pool = None
 
 
 def _compute_dtype(dtype):
@@ -166,6 +166,18 @@ def _attention_backward_chunk(grad_out, q, k, v, out, lse, mask, dq, dk, dv, is_
     dq *= scale
 
 
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()  # one pool, even when several threads start attention at once
+
+
+def _thread_pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(_workers(), "tinygrad_like-attention")
+        return _pool
+
+
 def _workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
@@ -189,7 +201,6 @@ def _over_heads(kernel, shape: tuple, arrays: tuple, options: tuple) -> None:
     flash attention does). Small problems (below PARALLEL_SCORES scores) stay on one thread,
     where handing work over would cost more than it saves.
     """
-    global _pool
     z, length_q, length_k = shape
     itemsize = np.dtype(_compute_dtype(arrays[0].dtype)).itemsize
     block_bytes = min(QUERY_BLOCK, length_q) * min(KEY_BLOCK, length_k) * itemsize
@@ -203,9 +214,8 @@ def _over_heads(kernel, shape: tuple, arrays: tuple, options: tuple) -> None:
         for lo, hi in groups:
             run(lo, hi)
         return
-    if _pool is None:
-        _pool = concurrent.futures.ThreadPoolExecutor(_workers(), "tinygrad_like-attention")
-    for future in [_pool.submit(run, lo, hi) for lo, hi in groups]:
+    pool = _thread_pool()
+    for future in [pool.submit(run, lo, hi) for lo, hi in groups]:
         future.result()
 
 

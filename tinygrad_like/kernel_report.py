@@ -1,6 +1,7 @@
 """Ahead-of-time facts about every Triton kernel, for `tinygrad-like kernels` and the tests.
 
-Each kernel module in backend/triton_kernels.py's TRITON_KERNELS lists its launchable
+Each Triton module that serves an entry of the kernel table (backend/table.py) on "cuda"
+and "interp", as backend/triton_kernels.py's TRITON_KERNELS maps them, lists its launchable
 forms with `compile_variants()`. Every variant is compiled for sm_80 (A100) and sm_90
 (H100) with `triton.compile` (no GPU needed), and its cubin is read with the
 `cuobjdump` that Triton ships: registers per thread, stack and local memory (above 0

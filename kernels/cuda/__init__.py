@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import importlib
 
-# kernel-table entry -> (launcher module in this package, function)
+# entry of tinygrad_like/backend/table.py -> (launcher module in this package, function)
 KERNELS = {
     "max_pool2d": ("pooling", "max_pool2d"),
     "max_pool2d_backward": ("pooling", "max_pool2d_backward"),
@@ -29,17 +29,17 @@ KERNELS = {
 }
 
 
-def kernel_table(runtime, references=None) -> dict:
+def kernel_table(runtime, references: dict | None = None) -> dict:
     """Every entry of KERNELS as a function of the entry's arguments, run on `runtime`.
 
-    The kernels cover float32 and float64. Where `references` (a kernel table) has the same
-    entry, a call with arrays of another dtype (float16, bfloat16) runs that entry instead.
+    The kernels cover float32 and float64. Where `references` ({entry: kernel}) has the same
+    entry, a call with arrays of another dtype (float16, bfloat16) runs that kernel instead.
     """
     table = {}
     for name, (module, function) in KERNELS.items():
         launcher = getattr(importlib.import_module(f"{__name__}.{module}"), function)
         launcher = functools.partial(launcher, runtime)
-        reference = getattr(references, name, None)
+        reference = (references or {}).get(name)
         table[name] = launcher if reference is None else functools.partial(
             _covered_or_reference, launcher, reference)
     return table

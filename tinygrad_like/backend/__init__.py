@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import importlib
 import threading
-from types import SimpleNamespace
 
 import numpy as np
+
+from tinygrad_like.backend.table import DeviceTable
 
 _MODULES = {"cpu": "tinygrad_like.backend.cpu", "cuda": "tinygrad_like.backend.cuda",
             "interp": "tinygrad_like.backend.interp"}
@@ -21,10 +22,11 @@ _seed = DEFAULT_SEED
 class Backend:
     """What an op needs from a device: its array module, its kernels, its RNG."""
 
-    def __init__(self, name: str, xp, kernels: SimpleNamespace, seed: int):
+    def __init__(self, name: str, xp, table: DeviceTable, seed: int):
         self.name = name
         self.xp = xp
-        self.kernels = kernels
+        self.kernels = table.kernels  # one attribute per entry of backend/table.py
+        self.kernel_fallbacks = table.fallbacks  # borrowed entry -> from where, for backend_info
         self._counter_lock = threading.Lock()
         self.manual_seed(seed)
 

@@ -7,8 +7,6 @@ returns raw arrays.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import scipy.special
 
@@ -19,7 +17,7 @@ def linear(x, weight, bias=None):
     Leading dimensions are folded into the rows first: one (N*L, in) GEMM runs several times
     faster than N small ones, which is what np.matmul does with a 3-D x.
     """
-    out = x.reshape(-1, x.shape[-1]) @ weight.T
+    out = _rows(x) @ weight.T
     if bias is not None:
         out += bias
     return out.reshape(x.shape[:-1] + (weight.shape[0],))
@@ -28,8 +26,13 @@ def linear(x, weight, bias=None):
 def matmul(a, b):
     """np.matmul, with a stack of matrices times one matrix folded into one GEMM (see linear)."""
     if a.ndim > 2 and b.ndim == 2:
-        return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + (b.shape[1],))
+        return (_rows(a) @ b).reshape(a.shape[:-1] + (b.shape[1],))
     return np.matmul(a, b)
+
+
+def _rows(x):
+    """x (..., k) as a (rows, k) matrix; the rows counted, as -1 is ambiguous when k is 0."""
+    return x.reshape(int(np.prod(x.shape[:-1])), x.shape[-1])
 
 
 def reduce_sum(x, axes: tuple, keepdims: bool, dtype=None):
@@ -110,12 +113,12 @@ def dropout(x, p: float, seed: int, offset: int):
     return x * mask, mask
 
 
-def numpy_kernels() -> SimpleNamespace:
-    """The "cpu" kernel table on NumPy alone: what runs without the native extension, and
-    the references the native kernels are tested and benchmarked against."""
+def numpy_kernels() -> dict:
+    """Every entry of backend/table.py on NumPy alone: what "cpu" runs without the native
+    extension, and the references the native kernels are tested and benchmarked against."""
     from tinygrad_like.backend import cpu_attention, cpu_conv, cpu_norm, cpu_optim, cpu_rnn
 
-    return SimpleNamespace(
+    return dict(
         add=np.add,
         sub=np.subtract,
         mul=np.multiply,
@@ -157,9 +160,10 @@ def numpy_kernels() -> SimpleNamespace:
 
 def make_backend(seed: int):
     from tinygrad_like.backend import Backend, native
+    from tinygrad_like.backend.table import build_table
 
-    kernels = numpy_kernels()
-    # the native extension's kernels replace the NumPy ones it beats (backend/native.py)
-    for name, kernel in native.native_kernels(kernels).items():
-        setattr(kernels, name, kernel)
-    return Backend("cpu", np, kernels, seed)
+    numpy_path = numpy_kernels()
+    # the native extension's kernels replace the NumPy ones they beat (backend/native.py);
+    # each hands what it does not cover (other dtypes, layouts) to the one it replaces
+    own = {**numpy_path, **native.native_kernels(numpy_path)}
+    return Backend("cpu", np, build_table("cpu", own), seed)

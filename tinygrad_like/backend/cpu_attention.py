@@ -69,8 +69,9 @@ def _block_scores(q_block, k, mask, is_causal, rows: slice, keys: slice):
 def _causal_bias(query_rows: int, key_columns: int, offset: int, dtype) -> np.ndarray:
     """(bq, bk) of 0 and -inf hiding key j from query i where j > i + offset.
 
-    Adding it is one broadcast pass, where assigning -inf through a boolean index over the
-    Z heads was 7x slower (1.7 ms vs 0.25 ms at Z 128, 64 x 64).
+    Adding it is one broadcast pass, several times faster than assigning -inf through a
+    boolean index over the Z heads (docs/performance.md, "CPU attention: causal bias and
+    head groups").
     """
     hidden = np.arange(key_columns) > np.arange(query_rows)[:, None] + offset
     bias = np.where(hidden, -np.inf, 0.0).astype(dtype)
@@ -194,8 +195,9 @@ def _over_heads(kernel, shape: tuple, arrays: tuple, options: tuple) -> None:
     group reads and writes its own slice of `arrays` (inputs and outputs alike).
 
     Every block step is a NumPy call over all heads of a group at once, so a group's
-    (heads, bq, bk) scores are kept near GROUP_SCORE_BYTES: over 128 heads of 64 x 64
-    blocks at once (2 MiB a pass) forward and backward ran 2x slower than in groups of 32.
+    (heads, bq, bk) scores are kept near GROUP_SCORE_BYTES: passes over all heads at once
+    fall out of cache and ran slower (docs/performance.md, "CPU attention: causal bias and
+    head groups").
     NumPy releases the GIL in ufuncs and matmul, and the block GEMMs are too small for
     BLAS to parallelise, so threads over heads are what uses every core (as PyTorch's CPU
     flash attention does). Small problems (below PARALLEL_SCORES scores) stay on one thread,

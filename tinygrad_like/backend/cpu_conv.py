@@ -108,11 +108,7 @@ def _pixels_first(grad):
 # its output planes have at least that many pixels and its input and output channels number
 # at least that many. Its gain grows with the channels (the GEMMs it shrinks cost C*K per
 # tile, its transforms only C + K) and shrinks on small planes (per-plane costs, ragged last
-# tiles). Against im2col + GEMM on 2 cores (each pass alone, alternating, medians of 9-15):
-# 32x32 planes of 16-64 channels 0.5-0.8x the time, 64x64 0.6-0.8x; with 128 channels 16x16
-# 0.6-0.8x and 12x12 0.7-0.8x, with 256 at 16x16 0.5-0.7x; but 16x16 of 64 channels 0.9-1.0x,
-# 14x14 (ragged tiles) of 96 0.9-1.1x, 8x8 of 64 1.1-1.4x, the CNN's 13x13 -> 11x11 of 32 ->
-# 64 1.6-1.8x and 8x8 of 1 -> 32 4-5x slower.
+# tiles); the pairs are where it beat im2col + GEMM (docs/performance.md, "Winograd limits").
 WINOGRAD_LIMITS = ((32 * 32, 16), (12 * 12, 128))
 
 
@@ -134,10 +130,8 @@ def make_conv_kernels(im2col=im2col, col2im=col2im, winograd=None) -> dict:
 
     The batch is processed a few images at a time: each chunk's cols is written and read back
     by its GEMM while it is still in cache, instead of one (C*KH*KW, N*OH*OW) buffer many times
-    the cache size (measured 1.5x faster at the conv2d benchmark's shape). A chunk is one GEMM
-    however many images it holds, where a GEMM per image was 1.1-1.5x slower on small images
-    (the CNN step's second conv, 11x11 outputs, with the layout copies counted: forward 2.27
-    -> 1.53 ms, backward-weight 1.79 -> 1.44, backward-data 1.51 -> 1.38; the same at 32x32).
+    the cache size. A chunk is one GEMM however many images it holds, where a GEMM per image
+    was slower on small images (docs/performance.md, "conv2d in chunks of images").
     Backward-weight rebuilds each chunk's cols the same way rather than keeping the forward's.
     """
 
@@ -189,8 +183,8 @@ def make_conv_kernels(im2col=im2col, col2im=col2im, winograd=None) -> dict:
             # At stride 1 the adjoint of a convolution is the "full" convolution of grad with
             # the flipped, transposed filters: one more im2col + GEMM, and no col2im scatter.
             # Its GEMM covers every input pixel, so it only pays where the input is no larger
-            # than the output ("same" padding: 3% faster at the conv2d benchmark's shape;
-            # unpadded, as in the CNN step's 13x13 -> 11x11, col2im is 1.75x faster).
+            # than the output, as with "same" padding; unpadded, col2im is faster
+            # (docs/performance.md, "conv2d in chunks of images").
             flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
             return conv2d(grad, flipped, None, stride, full_padding, dilation)
         return _backward_input_by_col2im(grad, weight, input_shape, stride, padding, dilation)
@@ -231,8 +225,7 @@ def make_conv_kernels(im2col=im2col, col2im=col2im, winograd=None) -> dict:
             winograd["batched_gemm"](grad_m, transformed, transpose_b=True, into=grad_filters)
         return cpu_winograd.filter_transform_adjoint(grad_filters, winograd["batched_gemm"])
 
-    return {"im2col": im2col, "col2im": col2im, "conv2d": conv2d,
-            "conv2d_backward_input": conv2d_backward_input,
+    return {"conv2d": conv2d, "conv2d_backward_input": conv2d_backward_input,
             "conv2d_backward_weight": conv2d_backward_weight}
 
 
@@ -240,17 +233,25 @@ def make_conv_kernels(im2col=im2col, col2im=col2im, winograd=None) -> dict:
 def max_pool2d(x, kernel, stride, padding, dilation):
     """Max over each window and its argmax as a flat h * W + w index into the input plane.
 
-    Padding is -inf, so a padded tap never wins; on ties the first tap wins (PyTorch).
+    Padding is the lowest value (-inf for floats), so a padded tap never wins; on ties the
+    first tap wins (PyTorch).
     """
     n, c, _, w = x.shape
     oh, ow = _out_hw(x.shape, kernel, stride, padding, dilation)
-    windows = _windows(_pad(x, padding, -np.inf), kernel, stride, dilation, (oh, ow))
+    windows = _windows(_pad(x, padding, _lowest(x.dtype)), kernel, stride, dilation, (oh, ow))
     taps = windows.reshape(n, c, kernel[0] * kernel[1], oh, ow)
     best = taps.argmax(axis=2)
     out = np.take_along_axis(taps, best[:, :, None], axis=2)[:, :, 0]
     rows = np.arange(oh)[:, None] * stride[0] - padding[0] + (best // kernel[1]) * dilation[0]
     cols = np.arange(ow) * stride[1] - padding[1] + (best % kernel[1]) * dilation[1]
     return out, (rows * w + cols).astype(np.int64)
+
+
+def _lowest(dtype):
+    """The value no element of `dtype` is below: -inf, or an integer type's minimum."""
+    if dtype.kind == "f":
+        return -np.inf
+    return False if dtype.kind == "b" else np.iinfo(dtype).min
 
 
 def max_pool2d_backward(grad, indices, input_shape):

@@ -11,8 +11,6 @@ atomics while it is on (tinygrad_like/determinism.py).
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 
@@ -53,27 +51,27 @@ def make_backend(seed: int):
             return rng
 
     from tinygrad_like.backend import cpu, cpu_norm, cpu_optim, cpu_rnn
-    from tinygrad_like.backend.triton_kernels import triton_kernel_table
-
-    # the NumPy references of these use only array methods and ufuncs, which CuPy serves
-    fallback = SimpleNamespace(add=cupy.add, sub=cupy.subtract, mul=cupy.multiply,
-                               div=cupy.true_divide, sum=cpu.reduce_sum,
-                               matmul=cupy.matmul,
-                               erf=cupyx.scipy.special.erf,
-                               relu=cpu.relu, relu_backward=cpu.relu_backward,
-                               layer_norm=cpu_norm.layer_norm,
-                               layer_norm_backward=cpu_norm.layer_norm_backward,
-                               gru_gates=cpu_rnn.gru_gates,
-                               gru_gates_backward=cpu_rnn.gru_gates_backward,
-                               gru_sequence=cpu_rnn.gru_sequence,
-                               gru_sequence_backward=cpu_rnn.gru_sequence_backward,
-                               lstm_gates=cpu_rnn.lstm_gates,
-                               lstm_gates_backward=cpu_rnn.lstm_gates_backward,
-                               sgd_step=cpu_optim.sgd_step, adam_step=cpu_optim.adam_step)
-    # CUDA C kernels (kernels/cuda/*.cu): pooling, embedding backward, dropout, and the fused
-    # multi-tensor sgd_step / adam_step; the references above still serve half precision
+    from tinygrad_like.backend.table import build_table
+    from tinygrad_like.backend.triton_kernels import triton_kernels
     from tinygrad_like.kernels import cuda as cuda_c
     from tinygrad_like.kernels.cuda.launch import CupyRuntime
 
-    vars(fallback).update(cuda_c.kernel_table(CupyRuntime(), references=fallback))
-    return CudaBackend("cuda", cupy, triton_kernel_table(fallback, interpret=False), seed)
+    cupy_kernels = {"add": cupy.add, "sub": cupy.subtract, "mul": cupy.multiply,
+                    "div": cupy.true_divide, "erf": cupyx.scipy.special.erf}
+    # CUDA C kernels (kernels/cuda/*.cu): pooling, embedding backward, scatter-add, dropout,
+    # and the fused multi-tensor optimizer steps, whose half precision the NumPy rule serves
+    cuda_c_kernels = cuda_c.kernel_table(CupyRuntime(), references={
+        "sgd_step": cpu_optim.sgd_step, "adam_step": cpu_optim.adam_step})
+    own = {**cupy_kernels, **cuda_c_kernels, **triton_kernels(interpret=False)}
+    # the NumPy references of these use only array methods and ufuncs, which CuPy serves
+    numpy_on_cupy = {"sum": cpu.reduce_sum, "relu": cpu.relu, "relu_backward": cpu.relu_backward,
+                     "layer_norm": cpu_norm.layer_norm,
+                     "layer_norm_backward": cpu_norm.layer_norm_backward,
+                     "gru_gates": cpu_rnn.gru_gates,
+                     "gru_gates_backward": cpu_rnn.gru_gates_backward,
+                     "gru_sequence": cpu_rnn.gru_sequence,
+                     "gru_sequence_backward": cpu_rnn.gru_sequence_backward,
+                     "lstm_gates": cpu_rnn.lstm_gates,
+                     "lstm_gates_backward": cpu_rnn.lstm_gates_backward}
+    table = build_table("cuda", own, fallbacks=numpy_on_cupy, lender="NumPy")
+    return CudaBackend("cuda", cupy, table, seed)

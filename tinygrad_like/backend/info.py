@@ -3,37 +3,45 @@
 from __future__ import annotations
 
 from tinygrad_like import determinism
+from tinygrad_like.backend.table import entries
 
-# op -> the kernel-table entries it calls (forward and backward)
+# op -> the entries of backend/table.py it calls (forward and backward); the first names
+# the kernel shown
 OPS = {
-    "add, sub, mul, div": ("add", "sub", "mul", "div"),
-    "relu": ("relu", "relu_backward"),
-    "matmul": ("matmul",),
-    "linear": ("linear", "matmul"),
-    "softmax": ("softmax", "softmax_backward"),
-    "log_softmax": ("log_softmax", "log_softmax_backward"),
-    "cross_entropy": ("cross_entropy", "cross_entropy_backward"),
-    "conv2d (+ backward data, weight)": ("conv2d", "conv2d_backward_input",
-                                         "conv2d_backward_weight"),
-    "im2col, col2im (cpu conv2d)": ("im2col", "col2im"),
-    "max_pool2d": ("max_pool2d", "max_pool2d_backward"),
-    "avg_pool2d": ("avg_pool2d", "avg_pool2d_backward"),
-    "embedding backward": ("embedding_backward",),
-    "attention (+ backward)": ("attention", "attention_backward"),
-    "dropout": ("dropout",),
-    "gru/lstm gates (+ backward)": ("gru_gates", "gru_gates_backward"),
-    "layer_norm": ("layer_norm", "layer_norm_backward"),
-    "sgd step": ("sgd_step",),
-    "adam step": ("adam_step",),
+    "add, sub, mul, div": entries("add", "sub", "mul", "div"),
+    "sum": entries("sum"),
+    "erf (gelu)": entries("erf"),
+    "relu": entries("relu", "relu_backward"),
+    "matmul": entries("matmul"),
+    "linear": entries("linear", "matmul"),
+    "softmax": entries("softmax", "softmax_backward"),
+    "log_softmax": entries("log_softmax", "log_softmax_backward"),
+    "cross_entropy": entries("cross_entropy", "cross_entropy_backward"),
+    "conv2d (+ backward data, weight)": entries("conv2d", "conv2d_backward_input",
+                                                "conv2d_backward_weight"),
+    "max_pool2d": entries("max_pool2d", "max_pool2d_backward"),
+    "avg_pool2d": entries("avg_pool2d", "avg_pool2d_backward"),
+    "embedding backward": entries("embedding_backward"),
+    "getitem, gather backward": entries("scatter_add"),
+    "attention (+ backward)": entries("attention", "attention_backward"),
+    "dropout": entries("dropout"),
+    "gru/lstm gates (+ backward)": entries("gru_gates", "gru_gates_backward", "lstm_gates",
+                                           "lstm_gates_backward"),
+    "gru sequence (+ backward)": entries("gru_sequence", "gru_sequence_backward"),
+    "layer_norm": entries("layer_norm", "layer_norm_backward"),
+    "sgd step": entries("sgd_step"),
+    "adam step": entries("adam_step"),
     "elementwise, reduce, movement": (),
 }
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
-def _describe(kernel, device: str, dtype: str) -> str:
+def _describe(kernel, device: str, dtype: str, lender: str | None) -> str:
     module = getattr(getattr(kernel, "func", kernel), "__module__", "") or ""
     if dtype == "bfloat16" and device != "cuda":
         return "-- (no NumPy bfloat16)"
+    if lender:
+        return f"fallback: {lender}"
     if getattr(kernel, "native", False) and device != "cuda" and dtype in ("float32", "float64"):
         return getattr(kernel, "native_label", "native _C")
     if "kernels.triton" in module:
@@ -66,17 +74,16 @@ def backend_info(devices=("cpu", "interp", "cuda"), print_table: bool = True) ->
                      "backward on cuda run segment_sum.cu, not atomics")
     for device in devices:
         try:
-            kernels = get_backend(device).kernels
+            backend = get_backend(device)
         except (RuntimeError, ImportError) as error:
             lines.append(f"{device:<8} unavailable: {error}")
             continue
         if device == "cpu":
             lines.append(f"{device:<8} {_native_status()}")
-        for op, entries in OPS.items():
-            if entries and not hasattr(kernels, entries[0]):
-                continue  # an op this device does not have a kernel-table entry for
-            kernel = getattr(kernels, entries[0]) if entries else None
-            cells = [_describe(kernel, device, dtype) for dtype in DTYPES]
+        for op, names in OPS.items():
+            kernel = getattr(backend.kernels, names[0]) if names else None
+            lender = backend.kernel_fallbacks.get(names[0]) if names else None
+            cells = [_describe(kernel, device, dtype, lender) for dtype in DTYPES]
             lines.append(f"{device:<8} {op:<34} " + " ".join(f"{c:<24}" for c in cells))
     table = "\n".join(lines)
     if print_table:

@@ -12,7 +12,8 @@ import numpy as np
 
 def make_backend(seed: int):
     from tinygrad_like.backend import Backend, cpu
-    from tinygrad_like.backend.triton_kernels import triton_kernel_table
+    from tinygrad_like.backend.table import build_table
+    from tinygrad_like.backend.triton_kernels import triton_kernels
 
     try:
         import torch  # noqa: F401  (the interpreter's carrier for NumPy memory)
@@ -20,5 +21,8 @@ def make_backend(seed: int):
     except ImportError as error:
         raise RuntimeError("device 'interp' needs triton and torch (CPU build) installed: "
                            f"{error}") from None
-    reference = cpu.make_backend(seed).kernels
-    return Backend("interp", np, triton_kernel_table(reference, interpret=True), seed)
+    # every entry without a Triton kernel runs as on "cpu", native kernels included
+    cpu_kernels = vars(cpu.make_backend(seed).kernels)
+    table = build_table("interp", triton_kernels(interpret=True), fallbacks=cpu_kernels,
+                        lender="cpu")
+    return Backend("interp", np, table, seed)

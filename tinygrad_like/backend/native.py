@@ -279,8 +279,8 @@ def _dense_float(x) -> bool:
 
 
 # ReLU goes native at every size, unlike +-*/: on one thread the kernels beat NumPy from 16
-# elements up (forward 0.6 vs 1.0 us at 16, 4.4 vs 17.7 us at (128, 256)), and np.where,
-# the backward's reference, is slower still (5.9 vs 101 us at (128, 256), the MLP step's)
+# elements up, and np.where, the backward's reference, is slower still (docs/performance.md,
+# "ReLU native at every size")
 def _relu(reference):
     def relu(x):
         return _C.relu(x) if _dense_float(x) else reference(x)
@@ -324,8 +324,7 @@ def _softmax_backward(name: str):
 
 SUM_MIN_SIZE = 1 << 14  # smaller sums stay with NumPy, whose call costs less than ours
 # Column sums (the kept axes last) need this many rows as well: NumPy adds whole rows, as the
-# kernel does, and beat it on short, wide arrays ((64, 1024): 9.3 against 11.6 us; even at
-# (128, 256); the kernel wins from (256, 256): 9.2 against 10.3 us)
+# kernel does, and beat it on short, wide arrays (docs/performance.md, "Column sums")
 COLUMN_SUM_MIN_ROWS = 256
 
 
@@ -488,7 +487,8 @@ def _adam_step(reference):
     return adam_step
 
 
-# kernel-table entry -> wrapper factory (given the reference); only kernels that beat NumPy
+# entry of backend/table.py -> wrapper factory (given the NumPy kernel it replaces); only
+# kernels that beat NumPy. native_kernels adds conv2d and gru_sequence, built on these.
 NATIVE = {
     "add": _binary("add"),
     "sub": _binary("sub"),
@@ -497,8 +497,6 @@ NATIVE = {
     "sum": _sum,
     "relu": _relu,
     "relu_backward": _relu_backward,
-    "im2col": _im2col,
-    "col2im": _col2im,
     "max_pool2d": _max_pool2d,
     "max_pool2d_backward": _max_pool2d_backward,
     "avg_pool2d": _avg_pool2d,
@@ -527,33 +525,27 @@ NATIVE = {
 WINOGRAD_TRANSFORMS = ("input_transform", "output_transform", "output_transform_adjoint")
 
 
-def native_kernels(reference) -> dict:
-    """The entries of the NumPy kernel table `reference` that the extension replaces, as
-    {name: kernel}; empty when the extension is not available. conv2d's forward and
-    backward are rebuilt on the native im2col/col2im, Winograd transforms and batched GEMM
-    (native_blas.py), and the whole-sequence GRU on the native gates, when the table has
-    them."""
+def native_kernels(reference: dict) -> dict:
+    """The entries of the NumPy kernels `reference` (cpu.numpy_kernels) that the extension
+    replaces, as {name: kernel}; empty when the extension is not available. conv2d's forward
+    and backward are rebuilt on the native im2col/col2im, Winograd transforms and batched
+    GEMM (native_blas.py), and the whole-sequence GRU on the native gates."""
     if _C is None:
         return {}
-    kernels = {name: make(getattr(reference, name)) for name, make in NATIVE.items()
-               if hasattr(reference, name)}
-    if "im2col" in kernels and "col2im" in kernels and hasattr(reference, "conv2d"):
-        from tinygrad_like.backend import cpu_conv, native_blas
+    from tinygrad_like.backend import cpu_conv, cpu_rnn, native_blas
 
-        # cpu_conv hands the transforms float32/float64 operands of one dtype only, so they
-        # need no wrapper
-        winograd = {name: getattr(_C, f"winograd_{name}") for name in WINOGRAD_TRANSFORMS}
-        winograd["batched_gemm"] = native_blas.batched_gemm
-        conv_kernels = cpu_conv.make_conv_kernels(kernels["im2col"], kernels["col2im"],
-                                                  winograd)
-        for name in ("conv2d", "conv2d_backward_input", "conv2d_backward_weight"):
-            conv_kernels[name].native_label = "_C Winograd/im2col+BLAS"  # for backend_info
-        kernels.update(conv_kernels)
-    if "gru_gates" in kernels and hasattr(reference, "gru_sequence"):
-        from tinygrad_like.backend import cpu_rnn
-
-        kernels.update(cpu_rnn.make_sequence_kernels(kernels["gru_gates"],
-                                                     kernels["gru_gates_backward"]))
+    kernels = {name: make(reference[name]) for name, make in NATIVE.items()}
+    # cpu_conv hands the transforms float32/float64 operands of one dtype only, so they need
+    # no wrapper
+    winograd = {name: getattr(_C, f"winograd_{name}") for name in WINOGRAD_TRANSFORMS}
+    winograd["batched_gemm"] = native_blas.batched_gemm
+    conv_kernels = cpu_conv.make_conv_kernels(_im2col(cpu_conv.im2col),
+                                              _col2im(cpu_conv.col2im), winograd)
+    for kernel in conv_kernels.values():
+        kernel.native_label = "_C Winograd/im2col+BLAS"  # for backend_info
+    kernels.update(conv_kernels)
+    kernels.update(cpu_rnn.make_sequence_kernels(kernels["gru_gates"],
+                                                 kernels["gru_gates_backward"]))
     for kernel in kernels.values():
         kernel.native = True  # what tg.backend_info() reports
     return kernels

@@ -3,8 +3,8 @@
 The Winograd conv2d alternates native transforms, which run on `_C`'s worker pool, with 36
 GEMMs. Given to NumPy, the GEMMs run on NumPy's BLAS, which threads over a pool of its own
 whose idle threads spin for a while after each call; so two pools took turns on the same
-cores, each finding the other's threads still spinning. On 2 cores the conv2d benchmark step
-took 57-74 ms that way, against PyTorch's 48, and 40 ms with the GEMMs on `_C`'s pool.
+cores, each finding the other's threads still spinning, and the conv2d benchmark step ran
+well behind PyTorch's (docs/performance.md, "Winograd GEMMs on the native pool").
 
 `_C.batched_gemm` shares the batch out over `_C`'s pool, and each task calls BLAS for its
 matrix. That BLAS is SciPy's: `scipy.linalg.cython_blas` publishes Fortran sgemm and dgemm

@@ -1,17 +1,18 @@
-"""The kernel table of the GPU path: Triton kernels where they exist, references elsewhere.
+"""The Triton kernels of the GPU path: which entry of backend/table.py each launcher serves.
 
-"cuda" and "interp" share this table; only the Launcher differs (compiled or
+"cuda" and "interp" share these; only the Launcher differs (compiled or
 interpreted), so the interpreter exercises exactly the launch code the GPU runs.
+`tinygrad-like kernels` (kernel_report.py) compiles the modules named here.
 """
 
 from __future__ import annotations
 
 import functools
-from types import SimpleNamespace
+import importlib
 
 from tinygrad_like.kernels.triton import launch
 
-# kernel-table entry -> (module in tinygrad_like.kernels.triton, launcher function)
+# entry of backend/table.py -> (module in tinygrad_like.kernels.triton, launcher function)
 TRITON_KERNELS = {
     "matmul": ("matmul", "matmul"),
     "linear": ("matmul", "linear"),  # the matmul with a fused bias epilogue
@@ -29,13 +30,11 @@ TRITON_KERNELS = {
 }
 
 
-def triton_kernel_table(fallback: SimpleNamespace, interpret: bool) -> SimpleNamespace:
-    """`fallback`'s kernels with every entry of TRITON_KERNELS replaced by its Triton launcher."""
-    import importlib
-
+def triton_kernels(interpret: bool) -> dict:
+    """{entry: its Triton launcher}, launched compiled or by Triton's interpreter."""
     launcher = launch.Launcher(interpret)
-    table = SimpleNamespace(**vars(fallback))
+    kernels = {}
     for name, (module, function) in TRITON_KERNELS.items():
         source = importlib.import_module(f"tinygrad_like.kernels.triton.{module}")
-        setattr(table, name, functools.partial(getattr(source, function), launcher))
-    return table
+        kernels[name] = functools.partial(getattr(source, function), launcher)
+    return kernels

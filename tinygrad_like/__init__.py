@@ -21,7 +21,8 @@ from tinygrad_like.determinism import (are_deterministic_algorithms_enabled,
 from tinygrad_like.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from tinygrad_like.ops import PUBLIC_OPS
 from tinygrad_like.tensor import Tensor
-from tinygrad_like import cuda, data, metrics, optim, random
+from tinygrad_like import cuda, data, distributed, metrics, optim, random
+from tinygrad_like import utils
 from tinygrad_like.random import get_rng_state, set_rng_state
 from tinygrad_like.serialization import load, save
 

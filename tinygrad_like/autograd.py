@@ -24,6 +24,7 @@ import functools
 import itertools
 import operator
 import threading
+import weakref
 
 from tinygrad_like.dtypes import from_numpy_dtype
 
@@ -326,6 +327,65 @@ def _bad_gradient(node: Context, index: int, grad, shape: tuple) -> Exception:
                         f"{grad.shape} for input {index} of shape {shape}")
 
 
+# id(leaf tensor) -> the hooks `Tensor.register_post_accumulate_grad_hook` gave it. Kept here,
+# not in a Tensor slot, so that a backward with no hooks anywhere pays one dict check.
+_post_accumulate_grad_hooks: dict[int, dict] = {}
+
+
+class RemovableHandle:
+    """What registering a hook returns: `remove()` unregisters it."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks: dict):
+        self.hooks = hooks
+        self.id = next(RemovableHandle._ids)
+
+    def remove(self) -> None:
+        self.hooks.pop(self.id, None)
+
+
+def register_post_accumulate_grad_hook(tensor, hook) -> RemovableHandle:
+    """Call `hook(tensor)` once per backward, after the last contribution to the leaf
+    `tensor`'s `.grad` of that backward has been accumulated (see `_post_accumulate_due`)."""
+    key = id(tensor)
+    if key not in _post_accumulate_grad_hooks:
+        _post_accumulate_grad_hooks[key] = {}
+        weakref.finalize(tensor, _post_accumulate_grad_hooks.pop, key, None)
+    handle = RemovableHandle(_post_accumulate_grad_hooks[key])
+    handle.hooks[handle.id] = hook
+    return handle
+
+
+def _post_accumulate_due(outputs, order: list) -> dict:
+    """Which hooked leaves are complete before each node of `order` runs (None: at the end).
+
+    A leaf used by several nodes (a weight reused by every step of an RNN) gets one
+    accumulation per use; its gradient is final once the last node in `order` that has it
+    as an input has run, so its hooks run just before the node after that one."""
+    last_use = {}  # id(leaf) -> (leaf, position in `order` of its last consumer)
+    for out in outputs:
+        if out._ctx is None and id(out) in _post_accumulate_grad_hooks:
+            last_use[id(out)] = (out, -1)
+    for position, node in enumerate(order):
+        for edge in node.edges:
+            if edge is not None and type(edge) is not Context \
+                    and id(edge) in _post_accumulate_grad_hooks:
+                last_use[id(edge)] = (edge, position)
+    due: dict = {}
+    for leaf, position in last_use.values():
+        key = order[position + 1] if position + 1 < len(order) else None
+        due.setdefault(key, []).append(leaf)
+    return due
+
+
+def _run_post_accumulate_grad_hooks(leaves: list) -> None:
+    for leaf in leaves:
+        if leaf.requires_grad:
+            for hook in list(_post_accumulate_grad_hooks.get(id(leaf), {}).values()):
+                hook(leaf)
+
+
 def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, inputs=None):
     """Propagate `grad_outputs` from `outputs` to the leaves.
 
@@ -351,7 +411,12 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, 
         for out, grad in zip(outputs, grad_outputs):
             accumulate(out._ctx or out, grad)
         roots = [out._ctx for out in outputs if out._ctx is not None]
-        for node in _topological_order(roots, wanted_nodes, wanted_leaves):
+        order = _topological_order(roots, wanted_nodes, wanted_leaves)
+        due = _post_accumulate_due(outputs, order) if _post_accumulate_grad_hooks \
+            and inputs is None else None
+        for node in order:
+            if due and node in due:
+                _run_post_accumulate_grad_hooks(due.pop(node))
             grad = grads.pop(node, None)
             if wanted_nodes and node in wanted_nodes:
                 wanted_grads[id(wanted_nodes[node])] = grad
@@ -382,6 +447,8 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, 
                     grads[edge] = g if edge not in grads else grads[edge] + g
                 else:
                     accumulate(edge, g)
+        if due:
+            _run_post_accumulate_grad_hooks(due.pop(None, []))
     if inputs is not None:
         return tuple(wanted_grads.get(id(t)) for t in inputs)
     return None

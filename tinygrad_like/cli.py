@@ -9,9 +9,15 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
 import sys
 
 MODELS = ("mlp", "cnn", "perceptron", "gru-lm", "bilstm", "transformer", "gan")
+# the models whose training loop shards its batches over ranks (Task.train_loader)
+DISTRIBUTED_MODELS = ("mlp", "cnn", "perceptron", "bilstm", "transformer")
+LAUNCHED = "TINYGRAD_LIKE_LAUNCHED"  # set in the ranks that `train --nproc N` starts
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
     train.add_argument("--plot", metavar="PNG", help="write loss/metric curves")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--nproc", type=int, default=1,
+                       help="data-parallel ranks launched with mpirun (each loads "
+                       "batch-size / nproc samples per step)")
     commands.add_parser("demo", help="fit a line with autograd and run a gradient check")
     commands.add_parser("kernels", help="compile the Triton kernels for sm_80 and sm_90 (no GPU "
                         "needed) and print registers, spills, tensor-core use and a roofline")
@@ -47,16 +56,51 @@ def _format_row(row: dict, columns: list[str]) -> str:
     return " ".join(cells)
 
 
-def train_command(args) -> int:
+def _launch(nproc: int, argv: list[str]) -> int:
+    """Run this same command as `nproc` MPI ranks; returns mpirun's exit status."""
+    mpirun = os.path.join(os.path.dirname(sys.executable), "mpirun")
+    mpirun = mpirun if os.path.exists(mpirun) else shutil.which("mpirun")
+    if mpirun is None:
+        raise RuntimeError("train --nproc: mpirun not found; install Open MPI and mpi4py "
+                           "(pip install 'tinygrad_like[distributed]')")
+    root = ["--allow-run-as-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    command = [mpirun, *root, "--oversubscribe", "-n", str(nproc), "-x", LAUNCHED,
+               sys.executable, "-m", "tinygrad_like", *argv]
+    return subprocess.run(command, env=dict(os.environ, **{LAUNCHED: "1"})).returncode
+
+
+def _join_ranks(args) -> bool:
+    """In a rank started by `_launch`: join the process group; True on rank 0."""
+    from tinygrad_like import distributed as dist
+
+    dist.init_process_group("mpi")
+    if dist.get_rank() == 0:
+        return True
+    sys.stdout = open(os.devnull, "w")  # only rank 0 prints the table and the results
+    return False
+
+
+def train_command(args, argv: list[str]) -> int:
     from tqdm import tqdm
 
     from tinygrad_like.models import get_task, train
 
+    if args.nproc < 1:
+        raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.nproc > 1 and args.model not in DISTRIBUTED_MODELS:
+        raise NotImplementedError(f"train --nproc: {args.model} has no data-parallel training "
+                                  f"loop yet; choose from {', '.join(DISTRIBUTED_MODELS)}")
     task = get_task(args.model)
     options = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                "optimizer": args.optimizer, "weight_decay": args.weight_decay, "l1": args.l1,
                "dropout": args.dropout, "seed": args.seed, "device": args.device}
     config = task.config(**{k: v for k, v in options.items() if v is not None})
+    if config.batch_size % args.nproc:
+        raise ValueError(f"batch size {config.batch_size} must be divisible by --nproc "
+                         f"{args.nproc} (each rank loads batch-size / nproc samples a step)")
+    if args.nproc > 1 and LAUNCHED not in os.environ:
+        return _launch(args.nproc, argv)
+    leader = _join_ranks(args) if args.nproc > 1 else True
     if args.device != "cpu":
         from tinygrad_like.backend import get_backend
 
@@ -70,11 +114,13 @@ def train_command(args) -> int:
         print(_format_row(row, columns), flush=True)
 
     def progress(iterable, **kwargs):
-        return tqdm(iterable, leave=False, disable=args.quiet, file=sys.stderr, **kwargs)
+        return tqdm(iterable, leave=False, disable=args.quiet or not leader, file=sys.stderr,
+                    **kwargs)
 
     print(f"training {task.name} for {config.epochs} epochs on {config.device} "
           f"({config.optimizer}, lr {config.lr}, batch {config.batch_size})")
-    result = train(task, config, on_epoch, progress, args.save, args.resume)
+    result = train(task, config, on_epoch, progress, args.save if leader else None,
+                   args.resume)
     print("final test metrics: " + ", ".join(f"{k.removeprefix('test_')} {v:.4f}"
                                              for k, v in result.final.items()))
     if task.name == "gru-lm":
@@ -83,7 +129,7 @@ def train_command(args) -> int:
         print(f"checkpoint written to {args.save}")
     if task.summary_metric in result.final:
         print(f"{task.summary_metric.replace('_', ' ')}: {result.final[task.summary_metric]:.4f}")
-    if args.plot:
+    if args.plot and leader:
         from tinygrad_like.models.plot import plot_history
 
         plot_history(result.history, args.plot, title=task.name)
@@ -126,10 +172,15 @@ def main(argv: list[str] | None = None) -> int:
 
             print(format_table(report_rows()))
             return 0
-        return train_command(args)
+        return train_command(args, sys.argv[1:] if argv is None else argv)
     except (ValueError, TypeError, KeyError, OSError, RuntimeError) as error:
         # bad arguments, files or devices: one line, not a traceback
         print(f"tinygrad-like: error: {error}", file=sys.stderr)
+        from tinygrad_like import distributed as dist
+
+        if dist.is_initialized() and dist.get_world_size() > 1:
+            sys.stderr.flush()
+            dist.abort(2)  # the other ranks may be waiting for this one in a collective
         return 2
 
 

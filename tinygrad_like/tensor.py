@@ -117,6 +117,18 @@ class Tensor:
         if self._ctx is not None:
             self._ctx.retained_output = self
 
+    def register_post_accumulate_grad_hook(self, hook) -> "autograd.RemovableHandle":
+        """Call `hook(self)` after each backward has accumulated this leaf's `.grad`, as
+        PyTorch's; returns a handle whose `remove()` unregisters it."""
+        if self._ctx is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors get "
+                               "accumulated gradients; this tensor was made by "
+                               f"{self._ctx.name}")
+        if not self._requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: the tensor does not "
+                               "require grad")
+        return autograd.register_post_accumulate_grad_hook(self, hook)
+
     def is_contiguous(self) -> bool:
         return bool(self.data.flags.c_contiguous)
 

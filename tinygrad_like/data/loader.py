@@ -58,23 +58,28 @@ class DataLoader:
 
     def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False,
                  drop_last: bool = False, seed: int | None = None,
-                 collate_fn: Callable[[list], object] | None = None):
+                 collate_fn: Callable[[list], object] | None = None, sampler=None):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got "
                              f"{batch_size!r}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed
         self.collate_fn = collate_fn
+        self.sampler = sampler  # any iterable of indices with a length (DistributedSampler)
         self._generator = None if seed is None else np.random.default_rng(seed)
 
     def __len__(self) -> int:
-        count = len(self.dataset) / self.batch_size
+        count = len(self.dataset if self.sampler is None else self.sampler) / self.batch_size
         return math.floor(count) if self.drop_last else math.ceil(count)
 
     def _order(self) -> np.ndarray:
+        if self.sampler is not None:
+            return np.fromiter(self.sampler, dtype=np.int64, count=len(self.sampler))
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)

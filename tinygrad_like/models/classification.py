@@ -35,7 +35,7 @@ class ClassificationTask(Task):
 
     def train_epoch(self, model, optimizer, config, progress) -> dict:
         train_set, _ = self._data(config)
-        loader = DataLoader(train_set, config.batch_size, shuffle=True)
+        loader = self.train_loader(train_set, config)
         total, count, correct = 0.0, 0, 0
         for inputs, targets in progress(loader, total=len(loader)):
             inputs, targets = inputs.to(config.device), targets.to(config.device)
@@ -47,6 +47,7 @@ class ClassificationTask(Task):
             total += loss.item() * len(targets)
             count += len(targets)
             correct += int((self.predict(logits) == targets).sum().item())
+        total, count, correct = self.sum_over_ranks(total, count, correct)
         return {"train_loss": total / count, "train_accuracy": correct / count}
 
     def evaluate(self, model, config) -> dict:

@@ -13,7 +13,11 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterable
 
 from tinygrad_like import autograd, optim
+from tinygrad_like import distributed as dist
 from tinygrad_like.backend import manual_seed
+from tinygrad_like.creation import randint
+from tinygrad_like.data import DataLoader, DistributedSampler
+from tinygrad_like.dtypes import float64
 from tinygrad_like.nn.module import Module
 from tinygrad_like.nn.utils import l1_penalty
 from tinygrad_like.random import get_rng_states, set_rng_states
@@ -86,6 +90,29 @@ class Task:
         return OPTIMIZERS[config.optimizer](self.parameters_to_optimize(model), lr=config.lr,
                                             weight_decay=config.weight_decay)
 
+    def train_loader(self, dataset, config: TrainConfig) -> DataLoader:
+        """The shuffled training batches; under `train --nproc N` this rank's share of them.
+
+        Each rank loads batch_size / N samples per step, so the global batch is batch_size.
+        The sampler's seed is the draw a single-process loader makes from the global
+        generator, so every epoch's order matches the single-process run's, and the N
+        per-rank batches of step k together are exactly its batch k (DistributedSampler's
+        strided split). Only a final partial batch differs: the sampler pads it by repeating
+        samples, and DDP averages per-rank means."""
+        if not dist.is_initialized():
+            return DataLoader(dataset, config.batch_size, shuffle=True)
+        seed = randint(0, 2**31, ()).item()  # what DataLoader(shuffle=True) draws per epoch
+        return DataLoader(dataset, config.batch_size // dist.get_world_size(),
+                          sampler=DistributedSampler(dataset, shuffle=True, seed=seed))
+
+    def sum_over_ranks(self, *values: float) -> tuple:
+        """Per-rank running totals (loss, counts) summed over every rank of the job."""
+        if not dist.is_initialized():
+            return values
+        totals = Tensor([float(v) for v in values], dtype=float64)
+        dist.all_reduce(totals)
+        return tuple(totals.tolist())
+
     def loss_with_penalty(self, loss: Tensor, model: Module, config: TrainConfig) -> Tensor:
         if config.l1:
             weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
@@ -100,6 +127,7 @@ def train(task: Task, config: TrainConfig, on_epoch: Callable[[dict], None] | No
     manual_seed(config.seed)
     model = task.build(config).to(config.device)
     optimizer = task.make_optimizer(model, config)
+    trained = model  # what train_epoch runs: the model, or its DDP wrapper (`--nproc`)
     start_epoch, history = 0, []
     if resume_path is not None:
         checkpoint = load(resume_path, device=config.device)
@@ -110,13 +138,17 @@ def train(task: Task, config: TrainConfig, on_epoch: Callable[[dict], None] | No
         optimizer.load_state_dict(checkpoint["optimizer"])
         start_epoch, history = checkpoint["epoch"], checkpoint["history"]
         _restore_generators(checkpoint, resume_path)
+    if dist.is_initialized():
+        from tinygrad_like.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(model)
     for epoch in range(start_epoch, start_epoch + config.epochs):
         started = time.perf_counter()
-        model.train()
+        trained.train()
         row = {"epoch": epoch + 1}
-        row.update(task.train_epoch(model, optimizer, config,
+        row.update(task.train_epoch(trained, optimizer, config,
                                     lambda it, **kw: progress(it, desc=f"epoch {epoch + 1}", **kw)))
-        model.eval()
+        trained.eval()
         with autograd.no_grad():
             row.update(task.evaluate(model, config))
         row["seconds"] = time.perf_counter() - started

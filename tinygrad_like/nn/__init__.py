@@ -1,6 +1,6 @@
 """tg.nn: modules, layers, losses, initialisation, and the functional namespace F."""
 
-from tinygrad_like.nn import functional, init, utils  # noqa: F401
+from tinygrad_like.nn import functional, init, parallel, utils  # noqa: F401
 from tinygrad_like.nn.layers import *  # noqa: F401,F403
 from tinygrad_like.nn.losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss,  # noqa: F401
                                      L1Loss, MSELoss, NLLLoss)

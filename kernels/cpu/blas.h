@@ -7,7 +7,7 @@
 // idle threads spin for a while after each GEMM. A kernel that alternates our pool's loops
 // with BLAS's (the Winograd convolution: transforms, 36 GEMMs, transforms) then has two
 // pools taking turns on the same cores, each finding the other's threads still spinning
-// (on 2 cores the conv2d benchmark took 57-74 ms this way, and 40 ms with the GEMMs here).
+// (docs/performance.md, "Winograd GEMMs on the native pool").
 #pragma once
 
 #include <cstdint>

@@ -31,7 +31,7 @@ void release_block(void* block);         // back to the cache, or to the system 
 // itself moves to once a program frees a 32 MiB block (its dynamic threshold), so a training
 // run is in that state from its first step rather than page-faulting its mid-sized NumPy
 // arrays (128 KiB to 32 MiB) in again every step until some large temporary happens to be
-// freed: 2,600-3,400 faults per CNN benchmark step, 16-18 ms against 12-14 ms without them.
+// freed (docs/performance.md, "glibc's mmap and trim thresholds").
 // Left alone where the environment sets either threshold (MALLOC_MMAP_THRESHOLD_,
 // MALLOC_TRIM_THRESHOLD_, GLIBC_TUNABLES) and off glibc. Returns what it did, in words.
 const char* tune_malloc();

@@ -2,10 +2,10 @@
 //
 // Why not OpenMP's parallel loops: libgomp is one runtime per process, configured by whichever
 // library loads it first. PyTorch loads it with spinning waits, and a spinning team fights
-// OpenBLAS's threads for the cores every time a kernel hands over to a GEMM (measured: conv2d
-// 6x slower on 2 cores). These workers block on a condition variable between jobs, so BLAS
-// gets the cores back at once, whoever was imported first. `#pragma omp simd` still
-// vectorises the inner loops (it needs no runtime).
+// OpenBLAS's threads for the cores every time a kernel hands over to a GEMM
+// (docs/performance.md, "The native pool"). These workers block on a condition variable
+// between jobs, so BLAS gets the cores back at once, whoever was imported first.
+// `#pragma omp simd` still vectorises the inner loops (it needs no runtime).
 //
 // A job is a count of tasks; the caller and the workers claim them one at a time from an
 // atomic counter, so a worker that wakes late only means the caller runs more of them.
@@ -31,9 +31,8 @@ void run_tasks(int64_t tasks, const std::function<void(int64_t)>& task);
 // its core for a while: right after a GEMM, OpenBLAS's threads spin waiting for the next
 // one, and on 2 cores the pool's worker then runs at half speed. With one range each, the
 // caller finishes its half and waits for the worker's; with several, it claims the ranges
-// the worker has not reached (tasks are claimed one at a time). Measured on 2 cores: im2col
-// of the CNN's second conv right after a GEMM, 1.1-2.0 ms with one range per thread, against
-// 0.46 ms when no GEMM ran before it.
+// the worker has not reached (tasks are claimed one at a time); docs/performance.md, "The
+// native pool", has the measurements.
 constexpr int64_t kRangesPerThread = 4;
 
 // How many contiguous ranges parallel_ranges should cut [0, count) into: kRangesPerThread

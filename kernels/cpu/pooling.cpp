@@ -131,7 +131,7 @@ TG_INLINE void max_pool_2x2_run(const T* top, const T* bottom, int64_t first_ind
 // (all of a row shorter than 16, such as a 26x26 plane's 13 outputs) goes through the same
 // vector body on a copy of its taps padded to a full run. A plain loop's remainder is scalar
 // code that branches on every comparison, and a branch on which of two random values is
-// larger is mispredicted half the time: measured 3x slower on the CNN step's planes.
+// larger is mispredicted half the time (docs/performance.md, "max_pool2d 2x2/2 on short rows").
 template <typename T>
 TG_TARGET_ISA void max_pool_2x2_plane(const T* x, T* out, int64_t* indices, const Window& w) {
     const int64_t width = w.width, full_runs_end = w.out_w - w.out_w % kPoolRun;

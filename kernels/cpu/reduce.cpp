@@ -1,16 +1,15 @@
 // Sums of float32 arrays on the worker pool, accumulated in double.
 //
-// - sum_all: the whole array. NumPy's full sum runs on one core: 0.58 ms for the 4M floats
-//   of the softmax benchmark's loss, where PyTorch's takes 0.1 ms. Each thread sums one
-//   contiguous range into double lanes, and the partial sums are added in range order; the
-//   ranges follow the size alone (tg::fixed_range_count), so the result is the same on
-//   every run and with any thread count.
+// - sum_all: the whole array. NumPy's full sum runs on one core, several times slower than
+//   PyTorch's on the softmax benchmark's loss (docs/performance.md, "Sums on the pool").
+//   Each thread sums one contiguous range into double lanes, and the partial sums are added
+//   in range order; the ranges follow the size alone (tg::fixed_range_count), so the result
+//   is the same on every run and with any thread count.
 // - sum_outer_inner: x seen as (outer, middle, inner), summed over outer and inner: the bias
 //   gradients of linear layers ((batch, features) over the batch) and convolutions ((N, C,
-//   H, W) over N, H and W). NumPy takes 0.08 ms for the Transformer step's (2048, 128) over
-//   its first axis, and 0.38 ms for the CNN's (64, 32, 26, 26) over (0, 2, 3). The threads
-//   take bands of the middle axis, and each element is summed in the same order whatever
-//   the band, so results do not depend on the thread count.
+//   H, W) over N, H and W), which NumPy also sums on one core. The threads take bands of
+//   the middle axis, and each element is summed in the same order whatever the band, so
+//   results do not depend on the thread count.
 //
 // Double accumulation of float32 values is more accurate than NumPy's float32 pairwise sum,
 // which is why float64 arrays stay with NumPy: there, lanes of doubles would be less accurate
@@ -24,8 +23,8 @@
 namespace {
 
 // A sum reads each element once and writes next to nothing, so waking a worker pays off
-// only on arrays larger than the elementwise kernels' grain: on 2 cores, one thread summed
-// (2048, 512) over its rows in 61 us and two in 127 us; at 4M elements two were faster.
+// only on arrays larger than the elementwise kernels' grain (docs/performance.md, "Sums on
+// the pool").
 constexpr int64_t kSumGrain = 8 * tg::kParallelGrain;
 
 int64_t sum_ranges(int64_t count, int64_t size) {
@@ -61,9 +60,9 @@ double sum_all(carray<float> x) {
 
 // Column sums (inner == 1) add kBlockRows rows at a time in float, row after row as NumPy
 // does, and add each block's sums to the double ones. With only double sums every float
-// added was a double loaded and stored ((2048, 768) over its rows: 234 us against NumPy's
-// 158); going down 32 columns at a time with the sums in registers instead read rows 4 KiB
-// apart at (2048, 1024), which fall into the same cache sets (559 us).
+// added was a double loaded and stored, slower than NumPy; going down 32 columns at a time
+// with the sums in registers instead read rows 4 KiB apart at (2048, 1024), which fall into
+// the same cache sets (docs/performance.md, "Column sums").
 constexpr int64_t kBlockRows = 16;
 
 // acc[m] += the sum over s < rows of x[s * stride + m], for m in [0, count), block by block;

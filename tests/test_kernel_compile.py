@@ -1,8 +1,8 @@
 """Every Triton kernel variant compiles for sm_80 and sm_90 without spilling (no GPU needed).
 
-The variants come from kernel_report, which collects `compile_variants()` from every
-module in the kernel table, so a new kernel module is checked as soon as it exists.
-Each compile takes seconds: kernel files keep their tuned configs few.
+The variants come from kernel_report, which collects from `kernels/triton/catalog.py` the
+variants of every module in the kernel table; a kernel module the catalog does not list
+fails here. Each compile takes seconds: kernel files keep their tuned configs few.
 """
 
 from __future__ import annotations
@@ -39,6 +39,14 @@ def test_modules_not_written_yet_are_skipped(monkeypatch):
     monkeypatch.setitem(triton_kernels.TRITON_KERNELS, "future_op", ("not_written_yet", "op"))
     names = {variant.name for variant in kernel_report.kernel_variants()}
     assert "matmul" in names
+
+
+def test_a_kernel_module_missing_from_the_catalog_is_refused(monkeypatch):
+    from tinygrad_like.kernels.triton import catalog
+
+    monkeypatch.delitem(catalog.COMPILE_VARIANTS, "softmax")
+    with pytest.raises(RuntimeError, match="softmax.py has no compile variants"):
+        kernel_report.kernel_variants()
 
 
 def test_roofline_of_the_tiling_is_never_below_the_ideal():

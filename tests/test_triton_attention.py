@@ -20,6 +20,7 @@ pytest.importorskip("triton")
 torch = pytest.importorskip("torch")  # the interpreter's carrier for NumPy memory, and the oracle
 
 from tinygrad_like.kernels.triton import attention as attention_kernels  # noqa: E402 (after the importorskip above)
+from tinygrad_like.kernels.triton import catalog  # noqa: E402 (after the importorskip above)
 
 # half precision rounds P to 11 bits before the P v product and stores out in fp16
 TOLERANCE = {"float64": {"rtol": 1e-10, "atol": 1e-12}, "float32": {"rtol": 1e-4, "atol": 2e-5},
@@ -241,7 +242,7 @@ def test_gradcheck_with_a_float_mask_fast_mode(kernel_calls):
 
 # ---- ahead-of-time variants (compiled and inspected by tests/test_kernel_compile.py) ---------
 def test_compile_variants_cover_every_kernel_dtype_and_head_dim():
-    variants = attention_kernels.compile_variants()
+    variants = catalog.attention_variants()
     assert len(variants) == 3 * 3 * 2
     assert len({(v.name, v.dtype, v.notes["head_dim"]) for v in variants}) == len(variants)
     for v in variants:
@@ -253,7 +254,7 @@ def test_compile_variants_cover_every_kernel_dtype_and_head_dim():
 
 
 def test_causal_tiling_visits_about_half_the_tile_pairs():
-    pairs = attention_kernels._causal_tile_pairs
+    pairs = catalog.causal_tile_pairs
     assert pairs("forward", 4096, 128, 64) == sum(2 * (m + 1) for m in range(32))  # 1056 of 2048
     assert pairs("dkdv", 4096, 32, 128) == sum(128 - 4 * n for n in range(32))
     assert pairs("forward", 256, 64, 64) == pairs("dkdv", 256, 64, 64) == 4 + 3 + 2 + 1

@@ -1,15 +1,15 @@
 """Ahead-of-time facts about every Triton kernel, for `tinygrad-like kernels` and the tests.
 
-Each Triton module that serves an entry of the kernel table (backend/table.py) on "cuda"
-and "interp", as backend/triton_kernels.py's TRITON_KERNELS maps them, lists its launchable
-forms with `compile_variants()`. Every variant is compiled for sm_80 (A100) and sm_90
-(H100) with `triton.compile` (no GPU needed), and its cubin is read with the
-`cuobjdump` that Triton ships: registers per thread, stack and local memory (above 0
-means spilling), and the tensor-core instructions in the SASS (HMMA on sm_80; on
-sm_90 the PTX's wgmma appears as HGMMA; DMMA for float64). Two optional notes on a
-variant: "arch" (tuned for that architecture, compiled only for it) and "attrs"
-(argument name -> the attributes the JIT would give it, e.g. [["tt.divisibility", 16]],
-so the compile sees the alignment a real launch has).
+Each Triton module that serves an entry of the kernel table (backend/table.py) on "cuda" and
+"interp", as backend/triton_kernels.py's TRITON_KERNELS maps them, has its launchable forms
+listed in `kernels/triton/catalog.py` (COMPILE_VARIANTS). Every variant is compiled for
+sm_80 (A100) and sm_90 (H100) with `triton.compile` (no GPU needed), and its cubin is read
+with the `cuobjdump` that Triton ships: registers per thread, stack and local memory (above
+0 means spilling), and the tensor-core instructions in the SASS (HMMA on sm_80; on sm_90 the
+PTX's wgmma appears as HGMMA; DMMA for float64). Two optional notes on a variant: "arch"
+(tuned for that architecture, compiled only for it) and "attrs" (argument name -> the
+attributes the JIT would give it, e.g. [["tt.divisibility", 16]], so the compile sees the
+alignment a real launch has).
 
 The roofline estimate is for one H100 SXM: time = max(flops / peak, bytes / bandwidth),
 once for the bytes the kernel's tiling moves and once for the ideal bytes (each input
@@ -40,24 +40,31 @@ _compiled: dict[tuple, dict] = {}
 
 
 def kernel_variants() -> list:
-    """compile_variants() of each kernel module in the table; modules not written yet are skipped."""
+    """The catalog's variants of each kernel module in the table, in the table's order.
+
+    Modules not written yet are skipped; a written module the catalog does not list is an error.
+    """
     try:
         import triton  # noqa: F401
     except ImportError:
         raise RuntimeError("the kernel report compiles with Triton: install triton (no GPU "
                            "needed)") from None
     from tinygrad_like.backend.triton_kernels import TRITON_KERNELS
+    from tinygrad_like.kernels.triton.catalog import COMPILE_VARIANTS
 
     variants = []
     for module in dict.fromkeys(module for module, _ in TRITON_KERNELS.values()):
         name = f"tinygrad_like.kernels.triton.{module}"
         try:
-            source = importlib.import_module(name)
+            importlib.import_module(name)
         except ModuleNotFoundError as error:
             if error.name != name:  # the module exists but something it imports does not
                 raise
             continue
-        variants += source.compile_variants()
+        if module not in COMPILE_VARIANTS:
+            raise RuntimeError(f"kernels/triton/{module}.py has no compile variants: list them "
+                               f"in COMPILE_VARIANTS of kernels/triton/catalog.py")
+        variants += COMPILE_VARIANTS[module]()
     return variants
 
 

@@ -49,9 +49,6 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from tinygrad_like.kernels.triton.softmax import ITEMSIZE, jit_attrs, signature_of
-from tinygrad_like.kernels.triton.variants import KernelVariant
-
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
 MAX_HEAD_DIM = 128
 # Tiles per kernel and precision, for padded head dims up to 64 and up to 128. Half precision
@@ -423,85 +420,3 @@ def _config(launcher, job: str, dtype, D: int, DV: int) -> dict:
 def _head_block(dim: int) -> int:
     """A head dim padded to a power of two of at least 16 (tl.dot's smallest side)."""
     return max(16, triton.next_power_of_2(dim))
-
-
-# ---- ahead-of-time compile variants and their roofline model --------------------------------
-BENCH = {"B": 4, "H": 16, "T": 4096}  # the attention benchmark: "B4 H16 T4096 D64 causal"
-HEAD_DIMS = (64, 128)
-TRITON_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
-
-
-def compile_variants() -> list[KernelVariant]:
-    """The forward, dq and dk/dv kernels x {fp16, bf16, fp32} x head dims {64, 128}, as the
-    GPU launches them for the causal benchmark: contiguous (Z, T, D) q, k, v, out and g, no
-    mask (mask_ptr None), unit column strides constant and the rest divisible by 16.
-
-    Roofline traffic assumes no L2 reuse: the operand a program does not own (k and v in the
-    forward and dq kernels, q and g in the dk/dv kernel) is read once per tile pair visited,
-    the owned one once. FLOPs are those the tiling does, diagonal tiles in full.
-    """
-    return [_variant(job, dtype, head_dim) for head_dim in HEAD_DIMS for dtype in TRITON_DTYPES
-            for job in ("forward", "dq", "dkdv")]
-
-
-KERNELS = {"forward": attention_forward_kernel, "dq": attention_backward_dq_kernel,
-           "dkdv": attention_backward_dkdv_kernel}
-
-
-def _variant(job: str, dtype: str, head_dim: int) -> KernelVariant:
-    Z, T = BENCH["B"] * BENCH["H"], BENCH["T"]
-    kernel = KERNELS[job]
-    precision = "half" if ITEMSIZE[dtype] == 2 else "full"
-    config = CONFIGS[job, precision, head_dim]
-    constexprs = {"mask_ptr": None, "HAS_MASK": False, "IS_CAUSAL": True,
-                  "BLOCK_M": config["BLOCK_M"], "BLOCK_N": config["BLOCK_N"],
-                  "BLOCK_D": head_dim, "BLOCK_DV": head_dim}
-    constexprs.update({name: 1 for name in kernel.arg_names
-                       if name.startswith("stride_") and name[-1] == "d"})
-    types = {name: "*fp32" for name in ("lse_ptr", "delta_ptr", "scale_ptr")}
-    signature = signature_of(kernel, dtype, constexprs, types)
-    # sizes, row strides (head_dim) and z strides (T * head_dim) are multiples of 16; the
-    # mask's strides are the 0s the launcher passes without one
-    values = {name: 0 if name.startswith("stride_m") else 16 for name in signature}
-    flops, bytes_moved, ideal_bytes = _traffic(job, config, T, head_dim, ITEMSIZE[dtype])
-    return KernelVariant(
-        name=f"attention_{job}" if job == "forward" else f"attention_backward_{job}",
-        kernel=kernel, dtype=dtype, signature=signature, constexprs=constexprs,
-        num_warps=config["num_warps"], num_stages=config["num_stages"],
-        tensor_cores=precision == "half",
-        shape=f"B{BENCH['B']} H{BENCH['H']} T{T} D{head_dim} causal",
-        flops=Z * flops, bytes_moved=Z * bytes_moved, ideal_bytes=Z * ideal_bytes,
-        notes={"attrs": jit_attrs(signature, values), "head_dim": head_dim})
-
-
-def _traffic(job: str, config: dict, T: int, D: int, itemsize: int) -> tuple:
-    """(FLOPs, bytes moved, ideal bytes) of one z of the causal benchmark, for one kernel.
-
-    Per tile pair of BLOCK_M queries x BLOCK_N keys the forward does 2 products (q k^T, P v),
-    the dq kernel 3 (q k^T, g v^T, ds k) and the dk/dv kernel 4 (k q^T, P^T g, v g^T, ds^T q),
-    each 2 * BLOCK_M * BLOCK_N * D FLOPs. A (T, D) array in the input dtype is `matrix` bytes,
-    a (T,) float32 row statistic (lse, delta) is `row` bytes.
-    """
-    block_m, block_n = config["BLOCK_M"], config["BLOCK_N"]
-    pairs = _causal_tile_pairs(job, T, block_m, block_n)
-    matrix, row = T * D * itemsize, T * 4
-    pair_flops = 2 * block_m * block_n * D
-    if job == "forward":  # reads q, k, v; writes out, lse
-        streamed = pairs * block_n * 2 * D * itemsize  # a k and a v block per pair
-        return 2 * pairs * pair_flops, matrix + streamed + matrix + row, 4 * matrix + row
-    if job == "dq":  # reads q, out, g, lse, k, v; writes delta, dq
-        streamed = pairs * block_n * 2 * D * itemsize
-        owned = 3 * matrix + 2 * row + matrix
-        return 3 * pairs * pair_flops, owned + streamed, owned + 2 * matrix
-    # dk/dv: reads k, v, q, g, lse, delta; writes dk, dv
-    streamed = pairs * block_m * (2 * D * itemsize + 2 * 4)  # q, g, lse and delta per pair
-    owned = 4 * matrix
-    return 4 * pairs * pair_flops, owned + streamed, owned + 2 * matrix + 2 * row
-
-
-def _causal_tile_pairs(job: str, T: int, block_m: int, block_n: int) -> int:
-    """How many (query block, key block) pairs one kernel's causal loops visit, T = L = S."""
-    query_blocks, key_blocks = triton.cdiv(T, block_m), triton.cdiv(T, block_n)
-    if job == "dkdv":  # key block n: from the query block holding its first key to the end
-        return sum(query_blocks - n * block_n // block_m for n in range(key_blocks))
-    return sum(triton.cdiv(min(T, (m + 1) * block_m), block_n) for m in range(query_blocks))

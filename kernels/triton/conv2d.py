@@ -43,12 +43,10 @@ precision (`input_precision="ieee"`), float64 (the "interp" gradient checks) in 
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import triton
 import triton.language as tl
-from tinygrad_like.kernels.triton.variants import KernelVariant
 
 # Tiles by operand width, the same on A100 (sm_80) and H100 (sm_90); every kernel and dtype
 # is compiled for both by tests/test_kernel_compile.py and none may spill. A gathered tile
@@ -233,7 +231,7 @@ def _pair_of_ints(name: str, what: str, value, minimum: int) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-def _geometry(name: str, input_shape, weight_shape, stride, padding, dilation) -> dict:
+def conv_geometry(name: str, input_shape, weight_shape, stride, padding, dilation) -> dict:
     """Sizes and steps of one convolution, validated; OH/OW as in torch.nn.functional.conv2d."""
     stride = _pair_of_ints(name, "stride", stride, 1)
     padding = _pair_of_ints(name, "padding", padding, 0)
@@ -305,7 +303,7 @@ def _device_arch() -> int:
 
 def conv2d(launcher, x, weight, bias, stride, padding, dilation):
     """Cross-correlation of x (N, C, H, W) with weight (K, C, KH, KW), plus bias (K,) or None."""
-    geometry = _geometry("conv2d", x.shape, weight.shape, stride, padding, dilation)
+    geometry = conv_geometry("conv2d", x.shape, weight.shape, stride, padding, dilation)
     _check_dtypes("conv2d", x, weight, bias)
     if bias is not None and tuple(bias.shape) != (geometry["K"],):
         raise ValueError(f"conv2d: expected a bias of shape ({geometry['K']},) for a weight of "
@@ -334,7 +332,7 @@ def conv2d_backward_input(launcher, grad, weight, input_shape, stride, padding, 
     output pixel reaches (the module docstring): no im2col buffer, no scatter, no atomics.
     """
     name = "conv2d_backward_input"
-    geometry = _geometry(name, tuple(input_shape), weight.shape, stride, padding, dilation)
+    geometry = conv_geometry(name, tuple(input_shape), weight.shape, stride, padding, dilation)
     _check_dtypes(name, grad, weight)
     _check_grad(name, grad, geometry)
     dx = launcher.empty(tuple(input_shape), grad.dtype)
@@ -374,7 +372,7 @@ def conv2d_backward_weight(launcher, grad, x, weight_shape, stride, padding, dil
     tiles alone would leave the GPU idle (see backward_weight_splits).
     """
     name = "conv2d_backward_weight"
-    geometry = _geometry(name, x.shape, tuple(weight_shape), stride, padding, dilation)
+    geometry = conv_geometry(name, x.shape, tuple(weight_shape), stride, padding, dilation)
     _check_dtypes(name, grad, x)
     _check_grad(name, grad, geometry)
     dw = launcher.empty(tuple(weight_shape), x.dtype)
@@ -401,98 +399,3 @@ def conv2d_backward_weight(launcher, grad, x, weight_shape, stride, padding, dil
     if splits > 1:
         dw[...] = partial.sum(axis=0)
     return dw
-
-
-TRITON_DTYPES = {"fp32": ("*fp32", 4), "fp16": ("*fp16", 2), "bf16": ("*bf16", 2)}
-# the roofline benchmark: a ResNet stage-2 layer, 3x3, stride 1, padding 1
-BENCHMARK = {"input": (64, 128, 56, 56), "weight": (128, 128, 3, 3)}
-
-
-def compile_variants(archs=ARCHS) -> list[KernelVariant]:
-    """The three kernels as the launchers call them on contiguous benchmark operands.
-
-    One variant per kernel x dtype x architecture (notes["arch"]), with its dtype's tile.
-    As the JIT would, arguments equal to 1 become constants and the others are marked
-    divisible by 16 where they are (notes["attrs"]). The forward kernel is compiled
-    with its bias epilogue, the backward-weight kernel writing fp32 split-K partial sums.
-
-    Roofline traffic assumes no L2 reuse at all, so every gathered im2col element counts as
-    an HBM read (KH*KW reads of each activation); the ideal reads each operand once.
-    """
-    return [variant for arch in archs for dtype in TRITON_DTYPES
-            for variant in _variants(arch, dtype, TILES[TRITON_DTYPES[dtype][1]])]
-
-
-def _variants(arch: int, dtype: str, config: dict) -> list[KernelVariant]:
-    pointer, itemsize = TRITON_DTYPES[dtype]
-    geometry = _geometry("conv2d", BENCHMARK["input"], BENCHMARK["weight"], (1, 1), (1, 1),
-                         (1, 1))
-    n, c, h, w, k, oh, ow, kh, kw = list(geometry.values())[:9]
-    pixels, taps, image = n * oh * ow, kh * kw, n * c * h * w
-    weight, output = k * c * taps, pixels * k
-    block_m, block_n, block_k = config["BLOCK_M"], config["BLOCK_N"], config["BLOCK_K"]
-    flops = 2.0 * pixels * k * c * taps
-    relayout = 2 * weight  # the launcher's weight transpose: read once, written once
-
-    forward_ints = [*geometry.values(), *_contiguous(n, c, h, w), *_contiguous(kh, kw, c, k), 1,
-                    *_contiguous(n, k, oh, ow)]
-    forward = _variant("conv2d", conv2d_forward_kernel, arch, dtype, config,
-                       {"x_ptr": pointer, "w_ptr": pointer, "bias_ptr": pointer,
-                        "out_ptr": pointer}, forward_ints, {"HAS_BIAS": True}, flops=flops,
-                       bytes_moved=(pixels * c * taps * triton.cdiv(k, block_n)
-                                    + triton.cdiv(pixels, block_m) * weight
-                                    + output + k + relayout) * itemsize,
-                       ideal_bytes=(image + weight + output + k) * itemsize)
-
-    input_ints = [*geometry.values(), *_contiguous(n, k, oh, ow), *_contiguous(kh, kw, k, c),
-                  *_contiguous(n, c, h, w)]
-    backward_input = _variant(
-        "conv2d_backward_input", conv2d_backward_input_kernel, arch, dtype, config,
-        {"grad_ptr": pointer, "w_ptr": pointer, "dx_ptr": pointer}, input_ints, {}, flops=flops,
-        bytes_moved=(n * h * w * k * taps * triton.cdiv(c, block_n)
-                     + triton.cdiv(n * h * w, block_m) * weight + image + relayout) * itemsize,
-        ideal_bytes=(output + weight + image) * itemsize)
-
-    tiles_k, tiles_c = triton.cdiv(k, block_m), triton.cdiv(c, block_n)
-    splits, split_pixels = backward_weight_splits(pixels, tiles_k * tiles_c * taps, block_k)
-    weight_geometry = [value for key, value in geometry.items() if key != "KH"]
-    weight_ints = [*weight_geometry, split_pixels, *_contiguous(n, k, oh, ow),
-                   *_contiguous(n, c, h, w), *_contiguous(splits, k, c, kh, kw)]
-    backward_weight = _variant(
-        "conv2d_backward_weight", conv2d_backward_weight_kernel, arch, dtype,
-        {key: value for key, value in config.items() if key != "GROUP_M"},
-        {"grad_ptr": pointer, "x_ptr": pointer, "dw_ptr": "*fp32" if splits > 1 else pointer},
-        weight_ints, {}, flops=flops,
-        # each (channel tile, tap) program reads its rows of grad and its gathered x columns;
-        # the fp32 partial sums are written, read back and the sum written in the dtype
-        bytes_moved=(taps * (tiles_c * output + tiles_k * pixels * c)) * itemsize
-        + (2 * splits * weight * 4 if splits > 1 else 0) + weight * itemsize,
-        ideal_bytes=(output + image + weight) * itemsize)
-    backward_weight.notes["splits"] = splits
-    return [forward, backward_input, backward_weight]
-
-
-def _contiguous(*shape: int) -> list[int]:
-    """Element strides of a C-contiguous array of `shape`."""
-    return [math.prod(shape[i + 1:]) for i in range(len(shape))]
-
-
-def _variant(name, kernel, arch, dtype, config, pointers, ints, flags, **roofline):
-    """A KernelVariant whose signature mirrors the JIT's specialisation of `ints`."""
-    runtime = [p.name for p in kernel.params if not p.is_constexpr and p.name not in pointers]
-    if len(runtime) != len(ints):
-        raise ValueError(f"{name}: {len(ints)} benchmark values for {len(runtime)} arguments")
-    values = dict(zip(runtime, ints))
-    constexprs = {key: value for key, value in config.items() if key.isupper()}
-    constexprs.update(flags)
-    constexprs.update({key: 1 for key, value in values.items() if value == 1})
-    signature = {arg: "constexpr" if arg in constexprs else pointers.get(arg, "i32")
-                 for arg in kernel.arg_names}
-    divisible = [arg for arg, kind in signature.items()
-                 if kind.startswith("*") or (kind == "i32" and values[arg] % 16 == 0)]
-    return KernelVariant(
-        name=name, kernel=kernel, dtype=dtype, signature=signature, constexprs=constexprs,
-        num_warps=config["num_warps"], num_stages=config["num_stages"],
-        tensor_cores=dtype != "fp32", shape="N64 C=K=128 56x56 3x3",
-        notes={"arch": arch, "attrs": {arg: [["tt.divisibility", 16]] for arg in divisible}},
-        **roofline)

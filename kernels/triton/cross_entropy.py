@@ -29,12 +29,9 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from tinygrad_like.kernels.triton.softmax import (ITEMSIZE, check_floating, jit_attrs,
-                                                  num_warps_for, signature_of)
-from tinygrad_like.kernels.triton.variants import KernelVariant
+from tinygrad_like.kernels.triton.launch import check_floating, num_warps_for
 
 BLOCK_COLS = 4096  # columns per forward step and per backward tile (8 per thread, 16 warps)
-BENCH_SHAPE = (4096, 50257)  # the cross-entropy benchmark: GPT-2's vocabulary
 
 
 @triton.jit
@@ -164,41 +161,3 @@ def _strided(xp, array):
         array = xp.ascontiguousarray(array)
         strides = [s // array.itemsize for s in array.strides]
     return array, tuple(strides)
-
-
-# ---- ahead-of-time compile variants and their roofline model --------------------------------
-def compile_variants() -> list[KernelVariant]:
-    """Forward and backward x {fp32, fp16, bf16} on the (4096, 50257) benchmark, contiguous
-    logits, the mean reduction's broadcast upstream gradient (stride 0).
-
-    There is no separate single-pass kernel: the forward never re-reads a row (no per-element
-    output depends on the row's lse), so a row that fits one BLOCK is the same loop run once,
-    and the backward needs no row reduction at all.
-    """
-    rows, cols = BENCH_SHAPE
-    elements = rows * cols
-    values = {"n_cols": cols, "row_stride": cols, "grad_stride": 0, "ignore_index": -100}
-    types = {"target_ptr": "*i64", "lse_ptr": "*fp32", "smoothing_ptr": "*fp32"}
-    variants = []
-    for dtype in ("fp32", "fp16", "bf16"):
-        itemsize = ITEMSIZE[dtype]
-        # per row: the int64 target, the float32 lse (written forward, read backward), and
-        # the loss (written) or upstream gradient (read) in the logits' dtype
-        per_row = 8 + 4 + itemsize
-        for name, kernel, path, flops, logit_passes, constexprs in (
-                # per logit: max, subtract, exp, add, and the add of the smoothing sum
-                ("cross_entropy_forward", cross_entropy_forward_kernel, "online row", 5, 1,
-                 {"col_stride": 1, "target_stride": 1, "BLOCK": BLOCK_COLS}),
-                # per logit: subtract, exp, subtract, compare-select, multiply
-                ("cross_entropy_backward", cross_entropy_backward_kernel, "row x column tiles",
-                 5, 2, {"col_stride": 1, "target_stride": 1, "lse_stride": 1,
-                        "BLOCK": BLOCK_COLS})):
-            signature = signature_of(kernel, dtype, constexprs, types)
-            traffic = logit_passes * elements * itemsize + rows * per_row
-            variants.append(KernelVariant(
-                name=name, kernel=kernel, dtype=dtype, signature=signature,
-                constexprs=constexprs, num_warps=num_warps_for(BLOCK_COLS),
-                shape=f"({rows}, {cols})", flops=flops * elements, bytes_moved=traffic,
-                ideal_bytes=traffic, notes={"block": BLOCK_COLS, "path": path,
-                                            "attrs": jit_attrs(signature, values)}))
-    return variants

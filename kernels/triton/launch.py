@@ -11,6 +11,9 @@ Library functions such as `tl.max` and `tl.sum` are themselves @triton.jit
 functions, compiled-mode objects that refuse to be called from Python; while an
 interpreted kernel runs, calls to any JITFunction are routed to its interpreted
 form, which is what TRITON_INTERPRET=1 would have made them.
+
+The launch checks and choices that more than one kernel file makes (the floating dtypes the
+row kernels accept, the warps for a BLOCK-wide row) are at the end.
 """
 
 from __future__ import annotations
@@ -121,3 +124,19 @@ class _TritonDtype:
 
     def __str__(self) -> str:  # Triton maps "torch.float16"-style names to its types
         return f"torch.{self.name}"
+
+
+# ---- launch checks and choices shared by the row kernels (softmax.py, cross_entropy.py) ------
+FLOATING = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "float64": "fp64"}
+
+
+def check_floating(op: str, array) -> None:
+    if array.dtype.name not in FLOATING:
+        raise TypeError(f"{op}: expected a floating-point array ({', '.join(FLOATING)}), "
+                        f"got {array.dtype.name}")
+
+
+def num_warps_for(block: int) -> int:
+    """The tutorial's choice: 4 warps below 2048 columns, 8 at 2048, 16 from 4096 on, so a
+    thread holds at most 16 elements of a tensor (8 at the 4096-column steps)."""
+    return 4 if block < 2048 else 8 if block < 4096 else 16

@@ -17,7 +17,7 @@ a few columns of B, which stay in L2 while the wave reuses them.
 Memory traffic. Each program reads BLOCK_M x K of A and K x BLOCK_N of B, so over
 the whole grid A is read N / BLOCK_N times and B M / BLOCK_M times (ideal: once
 each); bigger tiles divide the traffic and L2 reuse from the grouping removes more.
-`compile_variants` models the traffic with no L2 reuse at all, an upper bound.
+The roofline model (catalog.py) counts it with no L2 reuse at all, an upper bound.
 
 Tails are masked, not padded: out-of-range loads read 0 (adding nothing to the
 dot) and the store skips rows and columns outside C. Every operand is addressed
@@ -41,8 +41,6 @@ import math
 import numpy as np
 import triton
 import triton.language as tl
-
-from tinygrad_like.kernels.triton.variants import KernelVariant
 
 # Tiles per compute capability (80: A100-class, 90: H100-class): a large tile for big
 # products and a small one that keeps every SM busy on small ones. Every config serves
@@ -283,50 +281,3 @@ def linear(launcher, x, weight, bias=None, activation: str = "none", allow_tf32:
     if out.size:
         _launch(launcher, rows, weight.T, out, bias, activation, allow_tf32)
     return out.reshape(x.shape[:-1] + (weight.shape[0],))
-
-
-TRITON_DTYPES = {"fp32": ("*fp32", 4), "fp16": ("*fp16", 2), "bf16": ("*bf16", 2)}
-BENCHMARK_SIZE = 4096  # M = N = K of the roofline estimate
-
-
-def compile_variants(archs=(80, 90)) -> list[KernelVariant]:
-    """The kernel as the JIT compiles it for contiguous 4096 x 4096 operands, per config.
-
-    "matmul" variants cover every dtype x config of each architecture (notes["arch"]);
-    "linear_gelu" (bias + GELU epilogue) covers each config in fp32, where the FMA
-    accumulator leaves the fewest registers spare. The signature mirrors the JIT's
-    specialisation for that call: unit strides are constants, and pointers, sizes and
-    other strides are divisible by 16 (notes["attrs"]).
-
-    Roofline traffic assumes no L2 reuse at all: A is read once per column of tiles
-    (N / BLOCK_N times), B once per row of tiles (M / BLOCK_M times), C written once.
-    """
-    variants = []
-    for arch in archs:
-        for config in CONFIGS[arch]:
-            variants += [_variant(arch, dtype, config) for dtype in TRITON_DTYPES]
-            variants.append(_variant(arch, "fp32", config, activation="gelu"))
-    return variants
-
-
-def _variant(arch: int, dtype: str, config: dict, activation: str = "none") -> KernelVariant:
-    size = BENCHMARK_SIZE
-    pointer, itemsize = TRITON_DTYPES[dtype]
-    fused = activation != "none"
-    signature = {name: "i32" for name in matmul_kernel.arg_names}
-    signature.update(a_ptr=pointer, b_ptr=pointer, c_ptr=pointer, bias_ptr=pointer)
-    constexprs = dict(stride_ak=1, stride_bn=1, stride_cn=1, ALLOW_TF32=False, HAS_BIAS=fused,
-                      ACTIVATION=activation, **{k: v for k, v in config.items() if k.isupper()})
-    if not fused:
-        constexprs["bias_ptr"] = None
-    signature.update({name: "constexpr" for name in constexprs})
-    divisible = [name for name, kind in signature.items() if kind != "constexpr"]
-    reads = size * size * (size / config["BLOCK_N"] + size / config["BLOCK_M"])
-    return KernelVariant(
-        name=f"linear_{activation}" if fused else "matmul", kernel=matmul_kernel, dtype=dtype,
-        signature=signature, constexprs=constexprs, num_warps=config["num_warps"],
-        num_stages=config["num_stages"], tensor_cores=dtype != "fp32",
-        shape=f"{size}x{size}x{size}", flops=2.0 * size**3,
-        bytes_moved=(reads + size * size + fused * size) * itemsize,
-        ideal_bytes=(3 * size * size + fused * size) * itemsize,
-        notes={"arch": arch, "attrs": {name: [["tt.divisibility", 16]] for name in divisible}})

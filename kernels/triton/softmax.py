@@ -38,13 +38,11 @@ import itertools
 import triton
 import triton.language as tl
 
-from tinygrad_like.kernels.triton.variants import KernelVariant
+from tinygrad_like.kernels.triton.launch import check_floating, num_warps_for
 
 SINGLE_PASS_MAX_COLS = 8192  # widest row held whole in registers (16 fp32 per thread at 16 warps)
 ONLINE_BLOCK = 4096  # columns per step of the online kernels' loops
-FLOATING = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "float64": "fp64"}
-BENCH_SHAPE = (4096, 4096)  # the softmax benchmark: rows x columns, last axis
-WIDE_SHAPE = (4096, 50257)  # where the online kernels run: GPT-2's vocabulary
+
 
 @triton.jit
 def softmax_forward_kernel(x_ptr, out_ptr, n_cols, inner,
@@ -232,12 +230,6 @@ def _plan(n_cols: int, single_pass, online):
     return single_pass, triton.next_power_of_2(n_cols)
 
 
-def check_floating(op: str, array) -> None:
-    if array.dtype.name not in FLOATING:
-        raise TypeError(f"{op}: expected a floating-point array ({', '.join(FLOATING)}), "
-                        f"got {array.dtype.name}")
-
-
 def _check_axis(op: str, array, axis) -> int:
     if axis is None:
         if array.ndim > 0:
@@ -286,85 +278,3 @@ def _prod(shape) -> int:
     for n in shape:
         size *= n
     return size
-
-
-def num_warps_for(block: int) -> int:
-    """The tutorial's choice: 4 warps below 2048 columns, 8 at 2048, 16 from 4096 on, so a
-    thread holds at most 16 elements of a tensor (8 at the 4096-column steps)."""
-    return 4 if block < 2048 else 8 if block < 4096 else 16
-
-
-# ---- ahead-of-time compile variants and their roofline model --------------------------------
-def compile_variants() -> list[KernelVariant]:
-    """Every softmax kernel x {fp32, fp16, bf16} x {single pass, online}, as the GPU launches it.
-
-    The single-pass kernels are modelled on the (4096, 4096) benchmark (BLOCK 4096); the online
-    ones on a (4096, 50257) vocabulary softmax, the width they exist for. Strides and sizes that
-    equal 1 are compile-time constants, as the JIT specializes them for a contiguous last axis.
-    """
-    variants = []
-    for dtype in ("fp32", "fp16", "bf16"):
-        for op, log in (("softmax", False), ("log_softmax", True)):
-            for online in (False, True):
-                variants.append(_forward_variant(op, log, online, dtype))
-                variants.append(_backward_variant(op, log, online, dtype))
-    return variants
-
-
-def _forward_variant(op: str, log: bool, online: bool, dtype: str) -> KernelVariant:
-    rows, cols = WIDE_SHAPE if online else BENCH_SHAPE
-    elements, itemsize = rows * cols, ITEMSIZE[dtype]
-    # per element: max, subtract, exp, add; then divide (softmax) or subtract (log); the online
-    # write loop subtracts and (softmax) exponentiates again
-    flops = (7 if not log else 6) if online else 5
-    return _variant(f"{op}_forward", online, dtype, ("x_ptr", "out_ptr"), log, rows, cols,
-                    flops=flops * elements, bytes_moved=(3 if online else 2) * elements * itemsize,
-                    ideal_bytes=2 * elements * itemsize)
-
-
-def _backward_variant(op: str, log: bool, online: bool, dtype: str) -> KernelVariant:
-    rows, cols = WIDE_SHAPE if online else BENCH_SHAPE
-    elements, itemsize = rows * cols, ITEMSIZE[dtype]
-    # the online sum loop re-reads g and y (only g for log-softmax) before the writing loop
-    passes = (4 if log else 5) if online else 3
-    return _variant(f"{op}_backward", online, dtype, ("grad_ptr", "y_ptr", "out_ptr"), log, rows,
-                    cols, flops=4 * elements, bytes_moved=passes * elements * itemsize,
-                    ideal_bytes=3 * elements * itemsize)
-
-
-def _variant(name, online, dtype, pointers, log, rows, cols, **roofline) -> KernelVariant:
-    kernels = ((softmax_backward_kernel, softmax_backward_online_kernel) if len(pointers) == 3
-               else (softmax_forward_kernel, softmax_forward_online_kernel))
-    kernel, block = kernels[online], ONLINE_BLOCK if online else triton.next_power_of_2(cols)
-    constexprs = {"inner": 1, "LOG": log, "BLOCK": block}
-    for pointer in pointers:
-        tensor = pointer[:-len("_ptr")]
-        constexprs[f"{tensor}_col_stride"] = constexprs[f"{tensor}_inner_stride"] = 1
-    signature = signature_of(kernel, dtype, constexprs)
-    # n_cols and every row stride equal the width (contiguous rows)
-    values = {name: cols for name in signature if name == "n_cols" or name.endswith("outer_stride")}
-    return KernelVariant(
-        name=f"{name}_online" if online else name, kernel=kernel, dtype=dtype,
-        signature=signature, constexprs=constexprs, num_warps=num_warps_for(block),
-        shape=f"({rows}, {cols})", notes={"block": block, "attrs": jit_attrs(signature, values),
-                                          "path": "online" if online else "single pass"},
-        **roofline)
-
-
-def signature_of(kernel, dtype: str, constexprs: dict, types: dict | None = None) -> dict:
-    """The ASTSource signature in parameter order: "constexpr" for every name in constexprs,
-    then the type in `types` if given, *dtype for pointers and i32 for sizes and strides."""
-    types = types or {}
-    return {name: "constexpr" if name in constexprs else
-            types.get(name, f"*{dtype}" if name.endswith("_ptr") else "i32")
-            for name in kernel.arg_names}
-
-
-def jit_attrs(signature: dict, values: dict) -> dict:
-    """What Triton's JIT specializes on at launch, for notes["attrs"]: pointers 16-byte aligned
-    (fresh allocations) and the i32 arguments whose value (`values`) is a multiple of 16."""
-    return {name: [["tt.divisibility", 16]] for name, kind in signature.items()
-            if kind.startswith("*") or (kind == "i32" and values.get(name, 1) % 16 == 0)}
-
-
-ITEMSIZE = {"fp32": 4, "fp16": 2, "bf16": 2}

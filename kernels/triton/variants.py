@@ -1,13 +1,16 @@
-"""What the ahead-of-time compile checks and `tinygrad-like kernels` need from a kernel file.
+"""What the ahead-of-time compile checks and `tinygrad-like kernels` know about one kernel launch.
 
-Each kernel module exposes `compile_variants() -> list[KernelVariant]`: one entry per
-(kernel, dtype, tuned configuration) it can launch with, plus the traffic model of
-its benchmark shape for the roofline table.
+A `KernelVariant` is one (kernel, dtype, tuned configuration) a launcher can run, in the form
+`triton.compile` takes (an ASTSource signature and constexpr values), plus the traffic model of
+its benchmark shape for the roofline table. `catalog.py` lists every kernel's variants; the
+helpers here build a variant's signature the way Triton's JIT would specialise a real launch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+ITEMSIZE = {"fp32": 4, "fp16": 2, "bf16": 2}  # bytes per element of each Triton dtype
 
 
 @dataclass
@@ -27,3 +30,19 @@ class KernelVariant:
     bytes_moved: float = 0.0
     ideal_bytes: float = 0.0
     notes: dict = field(default_factory=dict)
+
+
+def signature_of(kernel, dtype: str, constexprs: dict, types: dict | None = None) -> dict:
+    """The ASTSource signature in parameter order: "constexpr" for every name in constexprs,
+    then the type in `types` if given, *dtype for pointers and i32 for sizes and strides."""
+    types = types or {}
+    return {name: "constexpr" if name in constexprs else
+            types.get(name, f"*{dtype}" if name.endswith("_ptr") else "i32")
+            for name in kernel.arg_names}
+
+
+def jit_attrs(signature: dict, values: dict) -> dict:
+    """What Triton's JIT specializes on at launch, for notes["attrs"]: pointers 16-byte aligned
+    (fresh allocations) and the i32 arguments whose value (`values`) is a multiple of 16."""
+    return {name: [["tt.divisibility", 16]] for name, kind in signature.items()
+            if kind.startswith("*") or (kind == "i32" and values.get(name, 1) % 16 == 0)}

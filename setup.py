@@ -27,39 +27,43 @@ class CMakeExtension(Extension):
 
 
 class CMakeBuild(build_ext):
+    """One CMake build makes every module; setuptools then copies those that exist."""
+
     def build_extensions(self) -> None:
-        for ext in list(self.extensions):  # a copy: a failed build removes its extension
-            self.build_extension(ext)
-
-    def build_extension(self, ext: Extension) -> None:
-        # the directory setuptools expects the module in: build/lib.* for a wheel,
-        # the source tree for an editable install
-        target_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
-        build_dir = Path(self.build_temp).resolve() / "cmake"
+        # the directory setuptools expects the modules in: build/lib.* for a wheel,
+        # a staging folder for an editable install
+        target_dir = Path(self.get_ext_fullpath(self.extensions[0].name)).resolve().parent
         try:
-            import pybind11
-
-            config = "Debug" if self.debug else "Release"
-            configure = [
-                "cmake", "-S", str(ROOT), "-B", str(build_dir),
-                f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={target_dir}",
-                f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY_{config.upper()}={target_dir}",
-                f"-DCMAKE_BUILD_TYPE={config}",
-                f"-DPython_EXECUTABLE={sys.executable}",
-                f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
-            ]
-            jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))
-            subprocess.run(configure, check=True)
-            subprocess.run(["cmake", "--build", str(build_dir), "--config", config, "-j", jobs],
-                           check=True)
+            self.run_cmake(target_dir)
         except (ImportError, OSError, subprocess.CalledProcessError) as error:
             self.warn(f"tinygrad_like: the native extension _C was not built ({error}); "
                       "installing the pure-Python package, whose CPU backend uses NumPy alone")
-            self.extensions.remove(ext)  # nothing to copy or to list among the outputs
             if not self.inplace:  # an earlier build's modules must not ship as if just built
-                module = Path(self.get_ext_fullpath(ext.name))
-                for stale in module.parent.glob(module.name.replace("_C.", "_C*.", 1)):
-                    stale.unlink()
+                for ext in self.extensions:
+                    Path(self.get_ext_fullpath(ext.name)).unlink(missing_ok=True)
+            self.extensions.clear()  # nothing to copy or to list among the outputs
+            return
+        # CMake builds the x86-64 levels only where they exist (CMakeLists.txt)
+        self.extensions = [ext for ext in self.extensions
+                           if Path(self.get_ext_fullpath(ext.name)).exists()]
+
+    def run_cmake(self, target_dir: Path) -> None:
+        import pybind11
+
+        build_dir = Path(self.build_temp).resolve() / "cmake"
+        config = "Debug" if self.debug else "Release"
+        configure = [
+            "cmake", "-S", str(ROOT), "-B", str(build_dir),
+            f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={target_dir}",
+            f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY_{config.upper()}={target_dir}",
+            f"-DCMAKE_BUILD_TYPE={config}",
+            f"-DPython_EXECUTABLE={sys.executable}",
+            f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+        ]
+        jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))
+        subprocess.run(configure, check=True)
+        subprocess.run(["cmake", "--build", str(build_dir), "--config", config, "-j", jobs],
+                       check=True)
 
 
 setup(
@@ -67,6 +71,8 @@ setup(
     package_dir={"tinygrad_like": "tinygrad_like", "tinygrad_like.kernels": "kernels"},
     package_data={"tinygrad_like.kernels": ["cuda/*.cu", "cuda/*.h", "cuda/*.py", "cpu/*.cpp",
                                             "cpu/*.h", "triton/*.py"]},
-    ext_modules=[CMakeExtension("tinygrad_like._C")],
+    # the kernels built once per instruction-set level (CMakeLists.txt, backend/native.py)
+    ext_modules=[CMakeExtension(f"tinygrad_like.{module}")
+                 for module in ("_C", "_C_x86_64_v3", "_C_x86_64_v4")],
     cmdclass={"build_ext": CMakeBuild},
 )

@@ -108,6 +108,14 @@ OPS = [
         lambda lib, x, y: lib.pow(x, y),
         [S(((3, 4), (3, 4)), positive=True), S(((2, 3), (3,)), positive=True)],
     ),
+    # a Python number as the base (Tensor.__rpow__): int, float, and 0 (whose log PyTorch
+    # takes as 0 in the exponent's gradient)
+    OpCase(
+        "rpow",
+        lambda lib, x, base: base**x,
+        [S(((3, 4),), {"base": 2}), S(((2, 3, 4),), {"base": 0.5}, noncontiguous=True),
+         S(((3, 4),), {"base": 0}, positive=True)],
+    ),
     OpCase("neg", lambda lib, x: -x, UNARY),
     unary("exp"),
     unary("log", samples=POSITIVE),
@@ -157,6 +165,23 @@ OPS = [
         for op in ("logical_and", "logical_or", "logical_xor")
     ],
     OpCase("logical_not", lambda lib, x: lib.logical_not(x > 0), UNARY, differentiable=False),
+    # bitwise ops on integers, and on an integer with a bool (promoted to int64)
+    *[
+        OpCase(
+            op,
+            lambda lib, x, y, op=op: (getattr(lib, op)((x * 2).long(), (y * 2).long()),
+                                      getattr(lib, op)((x * 2).long(), y > 0)),
+            BINARY,
+            differentiable=False,
+        )
+        for op in ("bitwise_and", "bitwise_or", "bitwise_xor")
+    ],
+    OpCase(
+        "bitwise_not",
+        lambda lib, x: (lib.bitwise_not((x * 2).long()), ~(x > 0)),
+        UNARY,
+        differentiable=False,
+    ),
     # reductions
     reduction("sum"),
     reduction("mean"),

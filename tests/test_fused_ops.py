@@ -138,7 +138,8 @@ def test_grouped_conv2d_matches_torch():
     (lambda: F.conv2d(tg.randn(1, 2, 5, 5), tg.randn(3, 2, 3, 3).double()),
      "conv2d: input .*float32.*weight .*float64"),
     (lambda: F.conv2d(tg.randn(1, 2, 5, 5), tg.randn(3, 2, 3, 3), tg.randn(4)),
-     r"conv2d: bias of shape \(4,\) does not match 3 output channels"),
+     r"conv2d: bias of shape \(4,\) does not match the 3 output channels of the weight of "
+     r"shape \(3, 2, 3, 3\)"),
     (lambda: F.conv2d(tg.randn(1, 2, 2, 2), tg.randn(3, 2, 3, 3)),
      "conv2d: kernel .* larger than the padded input"),
     (lambda: F.max_pool2d(tg.randn(1, 1, 4, 4), 2, stride=0), "max_pool2d: .* must be positive"),
@@ -176,3 +177,24 @@ def test_embedding_backward_adds_repeated_rows_and_skips_padding():
     indices = tg.tensor([[0, 2, 2], [4, 2, 0]])
     F.embedding(indices, weight, padding_idx=0).sum().backward()
     np.testing.assert_array_equal(weight.grad.numpy()[:, 0], [0, 0, 3, 0, 1])
+
+
+@pytest.mark.parametrize("x_shape,w_shape,expected", [
+    ((0, 3, 3, 3), (2, 3, 3, 3), (0, 2, 1, 1)), ((2, 3, 3, 3), (0, 3, 3, 3), (2, 0, 1, 1)),
+], ids=["no samples", "no filters"])
+def test_conv2d_of_empty_operands_gives_empty_results(x_shape, w_shape, expected):
+    x, w = tg.ones(*x_shape, requires_grad=True), tg.ones(*w_shape, requires_grad=True)
+    out = F.conv2d(x, w, tg.zeros(w_shape[0]))
+    out.sum().backward()
+    assert out.shape == expected and x.grad.shape == x_shape and w.grad.shape == w_shape
+
+
+@pytest.mark.parametrize("dtype", ["int64", "bool"])
+def test_max_pool2d_pads_integer_inputs_with_their_lowest_value(dtype):
+    x = np.array([[[[-5, 2, 0], [3, -1, 4]]]]).astype(dtype)
+    ours = F.max_pool2d(tg.tensor(x), 2, stride=1, padding=1)
+    if dtype == "bool":  # torch has no bool max_pool2d: padding must never win
+        assert ours.numpy()[0, 0, 0, 0] and ours.dtype is tg.bool
+        return
+    theirs = torch.nn.functional.max_pool2d(torch.tensor(x), 2, stride=1, padding=1)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -194,18 +196,52 @@ def test_state_dict_keys_match_torch():
     assert {k: v.shape for k, v in ours.items()} == {k: tuple(v.shape) for k, v in theirs.items()}
 
 
-def test_load_state_dict_is_strict_about_keys_and_shapes():
+# bad checkpoints for a Linear(3, 2): (weight shape or None to leave it out, extra key?)
+BAD_CHECKPOINTS = {
+    "missing": ((2, 3), False, False),
+    "unexpected": ((2, 3), True, True),
+    "size mismatch": ((3, 2), True, False),
+    "all three": ((3, 2), False, True),
+}
+
+
+def _checkpoint(lib, weight_shape, with_bias: bool, with_extra: bool) -> dict:
+    state = {"weight": lib.zeros(*weight_shape)}
+    if with_bias:
+        state["bias"] = lib.zeros(2)
+    if with_extra:
+        state["extra"] = lib.zeros(1)
+    return state
+
+
+@pytest.mark.parametrize("case", BAD_CHECKPOINTS)
+def test_load_state_dict_errors_read_like_torch(case):
+    def message(lib) -> str:
+        with pytest.raises(RuntimeError) as error:
+            lib.nn.Linear(3, 2).load_state_dict(_checkpoint(lib, *BAD_CHECKPOINTS[case]))
+        return str(error.value)
+
+    # the same text, but for how a shape prints and torch's trailing spaces
+    expected = re.sub(r"torch\.Size\(\[(\d+), (\d+)\]\)", r"(\1, \2)", message(torch))
+    assert message(tg) == "\n".join(line.rstrip() for line in expected.split("\n"))
+
+
+def test_load_state_dict_is_all_or_nothing_and_lenient_only_about_keys():
     model = nn.Linear(3, 2)
-    state = model.state_dict()
-    with pytest.raises(KeyError, match=r"missing keys: \['bias'\]"):
-        model.load_state_dict({"weight": state["weight"]})
-    with pytest.raises(KeyError, match=r"unexpected keys: \['extra'\]"):
-        model.load_state_dict(dict(state, extra=tg.zeros(1)))
-    with pytest.raises(KeyError, match=r"shape mismatch: \['weight: checkpoint \(3, 2\)"):
-        model.load_state_dict(dict(state, weight=tg.zeros(3, 2)))
-    missing, unexpected = model.load_state_dict({"weight": tg.ones(2, 3)}, strict=False)
-    assert missing == ["bias"] and unexpected == []
+    before = model.weight.tolist()
+    with pytest.raises(RuntimeError, match=r"size mismatch for weight: copying a param with "
+                                           r"shape \(3, 2\) from checkpoint, the shape in "
+                                           r"current model is \(2, 3\)"):
+        model.load_state_dict({"weight": tg.zeros(3, 2), "bias": tg.zeros(2)}, strict=False)
+    assert model.weight.tolist() == before and model.bias.tolist() != [0.0, 0.0]
+    result = model.load_state_dict({"weight": tg.ones(2, 3), "extra": tg.ones(1)}, strict=False)
+    assert result == (["bias"], ["extra"])
+    assert (result.missing_keys, result.unexpected_keys) == (["bias"], ["extra"])
     assert model.weight.tolist() == [[1.0] * 3] * 2
+    with pytest.raises(TypeError, match='load_state_dict: .*"weight".*received str'):
+        model.load_state_dict({"weight": "checkpoint", "bias": tg.zeros(2)})
+    with pytest.raises(TypeError, match="load_state_dict for Linear: expected a dict-like"):
+        model.load_state_dict([("weight", tg.zeros(2, 3))])
 
 
 def test_module_api():
@@ -269,7 +305,7 @@ def test_default_initialisation_follows_torch_bounds():
 def test_layer_errors_are_clear():
     with pytest.raises(ValueError, match=r"linear: input of shape \(2, 3\) has 3 features"):
         nn.Linear(4, 2)(tg.ones(2, 3))
-    with pytest.raises(ValueError, match="conv2d: input with 3 channels"):
+    with pytest.raises(ValueError, match=r"conv2d: input of shape \(1, 3, 5, 5\) \(3 channels\)"):
         nn.Conv2d(2, 4, 3)(tg.ones(1, 3, 5, 5))
     with pytest.raises(ValueError, match="BatchNorm2d: expected input of"):
         nn.BatchNorm2d(3)(tg.ones(2, 3))

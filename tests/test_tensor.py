@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import subprocess
 import sys
 
@@ -93,6 +94,54 @@ def test_python_scalars_do_not_upcast(dtype, scalar):
     y = torch.ones(3, dtype=getattr(torch, dtype)) * scalar
     assert x.dtype.name == str(y.dtype).removeprefix("torch.")
     np.testing.assert_allclose(x.numpy().astype(float), y.numpy().astype(float))
+
+
+# Every binary operator the Tensor defines, with a Python (or NumPy) scalar on either side:
+# the left forms call the reflected operator (__radd__, __rpow__, __rand__, ...)
+OPERATORS = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+    "**": operator.pow, "@": operator.matmul, "&": operator.and_, "|": operator.or_,
+    "^": operator.xor, "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+DIFFERENTIABLE_OPERATORS = {"+", "-", "*", "/", "**"}
+# zero, negatives and fractions, so pow meets 0 ** x, negative bases and negative exponents
+OPERAND_VALUES = {"float32": [-1.5, 0.0, 0.5, 2.0], "float64": [-1.5, 0.0, 0.5, 2.0],
+                  "int64": [-2, 0, 1, 3], "bool": [True, False, True, False]}
+
+
+def _apply(symbol: str, scalar, x, side: str):
+    return OPERATORS[symbol](scalar, x) if side == "scalar_left" else OPERATORS[symbol](x, scalar)
+
+
+@pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")  # 0 ** -1, (-1.5) ** 0.5
+@pytest.mark.parametrize("side", ["scalar_left", "scalar_right"])
+@pytest.mark.parametrize("scalar", [2, -1, 2.5, True, np.float64(0.5), np.int64(3)], ids=repr)
+@pytest.mark.parametrize("dtype", list(OPERAND_VALUES))
+@pytest.mark.parametrize("symbol", list(OPERATORS))
+def test_python_scalar_operators_match_torch(symbol, dtype, scalar, side):
+    values = OPERAND_VALUES[dtype]
+    differentiable = symbol in DIFFERENTIABLE_OPERATORS and dtype.startswith("float")
+    ours = tg.tensor(values, dtype=getattr(tg, dtype), requires_grad=differentiable)
+    theirs = torch.tensor(values, dtype=getattr(torch, dtype), requires_grad=differentiable)
+    try:
+        expected = _apply(symbol, scalar, theirs, side)
+    except NotImplementedError:  # torch lacks a kernel (True ** bool tensor) that ours has
+        return
+    except (TypeError, RuntimeError):  # torch refuses (bool subtraction, scalar @ tensor, ...)
+        with pytest.raises((TypeError, RuntimeError, ValueError)):
+            _apply(symbol, scalar, ours, side)
+        return
+    result = _apply(symbol, scalar, ours, side)
+    assert result.dtype.name == str(expected.dtype).removeprefix("torch.")
+    np.testing.assert_allclose(result.detach().numpy().astype(float),
+                               expected.detach().numpy().astype(float), rtol=1e-6)
+    if differentiable:
+        result.sum().backward()
+        # torch 2.13's backward of `True ** x` fails an internal assert; 1 ** x is the same
+        scalar = int(scalar) if isinstance(scalar, bool) else scalar
+        _apply(symbol, scalar, theirs, side).sum().backward()
+        np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-6)
 
 
 def test_zero_dim_tensors_promote_only_across_categories():

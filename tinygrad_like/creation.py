@@ -10,13 +10,17 @@ import numpy as np
 
 from tinygrad_like import dtypes
 from tinygrad_like.backend import get_backend, manual_seed  # noqa: F401  (re-exported)
+from tinygrad_like.ops.checks import check_int, check_number
 from tinygrad_like.tensor import Tensor
 
 
-def _shape(size: tuple) -> tuple:
-    shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
-    if any(not isinstance(n, (int, np.integer)) or n < 0 for n in shape):
-        raise ValueError(f"invalid shape {shape}: sizes must be non-negative integers")
+def _shape(op: str, size: tuple) -> tuple:
+    """f(2, 3) or f((2, 3)) as a shape: ints (TypeError otherwise), none negative."""
+    shape = size[0] if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+    if any(not isinstance(n, (int, np.integer)) for n in shape):
+        raise TypeError(f"{op}: invalid shape {tuple(shape)!r}: sizes must be integers")
+    if any(n < 0 for n in shape):
+        raise ValueError(f"{op}: invalid shape {tuple(shape)}: sizes must be non-negative")
     return tuple(int(n) for n in shape)
 
 
@@ -34,42 +38,54 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 
 
 def zeros(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
-    shape = _shape(size)
+    shape = _shape("zeros", size)
     return _make(lambda b, dt: b.xp.zeros(shape, dtype=dt), dtype, device, requires_grad)
 
 
 def ones(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
-    shape = _shape(size)
+    shape = _shape("ones", size)
     return _make(lambda b, dt: b.xp.ones(shape, dtype=dt), dtype, device, requires_grad)
 
 
 def empty(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
-    shape = _shape(size)
+    shape = _shape("empty", size)
     return _make(lambda b, dt: b.xp.empty(shape, dtype=dt), dtype, device, requires_grad)
 
 
 def full(size, fill_value, dtype=None, device="cpu", requires_grad=False) -> Tensor:
-    shape = _shape((size,) if isinstance(size, int) else tuple(size))
+    shape = _shape("full", size if isinstance(size, (tuple, list)) else (size,))
+    check_number("full", "fill_value", fill_value)
     default = dtypes.result_type(fill_value)
     return _make(lambda b, dt: b.xp.full(shape, fill_value, dtype=dt), dtype, device,
                  requires_grad, default)
 
 
 def eye(n: int, m: int | None = None, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    n = check_int("eye", "n", n, minimum=0)
+    m = None if m is None else check_int("eye", "m", m, minimum=0)
     return _make(lambda b, dt: b.xp.eye(n, m, dtype=dt), dtype, device, requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, device="cpu", requires_grad=False) -> Tensor:
     if end is None:
         start, end = 0, start
+    for name, value in (("start", start), ("end", end), ("step", step)):
+        check_number("arange", name, value)
     if step == 0:
         raise ValueError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise ValueError(f"arange: step {step} points away from end {end} (start {start})")
     default = dtypes.result_type(start, end, step)
+    if default is dtypes.bool_:  # tg.arange(True) counts in int64, as PyTorch
+        default = dtypes.int64
     return _make(lambda b, dt: b.xp.arange(start, end, step).astype(dt), dtype, device,
                  requires_grad, default)
 
 
 def linspace(start, end, steps: int, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    check_number("linspace", "start", start)
+    check_number("linspace", "end", end)
+    steps = check_int("linspace", "steps", steps, minimum=0)
     return _make(lambda b, dt: b.xp.linspace(start, end, steps, dtype=dt), dtype, device,
                  requires_grad)
 
@@ -89,18 +105,19 @@ def full_like(x: Tensor, fill_value, dtype=None, device=None, requires_grad=Fals
                 requires_grad=requires_grad)
 
 
-def _random_floats(draw, size, dtype, device, requires_grad) -> Tensor:
-    shape = _shape(size)
+def _random_floats(op: str, draw, size, dtype, device, requires_grad) -> Tensor:
+    shape = _shape(op, size)
     # drawn in float64 then cast, so a seed gives the same numbers in every float dtype
     return _make(lambda b, dt: draw(b.rng, shape).astype(dt), dtype, device, requires_grad)
 
 
 def rand(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
-    return _random_floats(lambda rng, s: rng.random(s), size, dtype, device, requires_grad)
+    return _random_floats("rand", lambda rng, s: rng.random(s), size, dtype, device,
+                          requires_grad)
 
 
 def randn(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
-    return _random_floats(lambda rng, s: rng.standard_normal(s), size, dtype, device,
+    return _random_floats("randn", lambda rng, s: rng.standard_normal(s), size, dtype, device,
                           requires_grad)
 
 
@@ -117,7 +134,7 @@ def randint(low, high=None, size=(), dtype=None, device="cpu") -> Tensor:
         low, high = 0, low
     if high <= low:
         raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
-    shape = _shape(tuple(size))
+    shape = _shape("randint", tuple(size))
     return _make(lambda b, dt: b.rng.integers(low, high, shape).astype(dt), dtype, device, False,
                  dtypes.int64)
 

@@ -37,31 +37,54 @@ def save(obj, path: str | os.PathLike) -> None:
 
 
 def load(path: str | os.PathLike, device: str = "cpu"):
-    """Read what `save` wrote, with every tensor placed on `device`."""
+    """Read what `save` wrote, with every tensor placed on `device`.
+
+    A damaged file raises ValueError naming the path (TypeError for a tensor dtype this
+    package cannot hold); whatever loads has the shapes its header declares.
+    """
     path = os.fspath(path)
     get_backend(device)  # an unknown device fails here, not as a "corrupted file" below
     with open(path, "rb") as f:
         raw = f.read()
-    try:
-        arrays = safetensors.numpy.load(raw)
-    except SafetensorError as error:
-        raise ValueError(f"load: {path} is not a valid safetensors file (truncated or "
-                         f"corrupted?): {error}") from None
-    # safetensors has validated the header: an 8-byte little-endian length, then JSON
-    header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+    arrays, header = _read_safetensors(path, raw)
+    tensors = {name: _tensor(path, name, arrays[name], device) for name in header
+               if name != "__metadata__"}
     stored = (header.get("__metadata__") or {}).get(_METADATA_KEY)
     if stored is None:
-        return {name: Tensor(arrays[name], device=device) for name in header
-                if name != "__metadata__"}
+        return tensors
     try:
         layout = json.loads(stored)
         if layout["version"] > _FORMAT_VERSION:
             raise ValueError(f"format version {layout['version']} is newer than this "
                              f"tinygrad_like reads ({_FORMAT_VERSION})")
-        return _decode(layout["tree"], arrays, device)
-    except (KeyError, TypeError, ValueError) as error:
+        return _decode(layout["tree"], tensors)
+    # RuntimeError: requires_grad on an integer tensor, or (RecursionError) a structure
+    # nested deeper than Python's stack; like the rest, only in a forged or damaged file
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"load: {path} has corrupted tinygrad_like metadata: "
                          f"{type(error).__name__}: {error}") from None
+
+
+def _read_safetensors(path: str, raw: bytes) -> tuple[dict, dict]:
+    """The arrays and the JSON header of a safetensors file, or a ValueError naming `path`."""
+    try:
+        arrays = safetensors.numpy.load(raw)
+    except SafetensorError as error:
+        raise ValueError(f"load: {path} is not a valid safetensors file (truncated or "
+                         f"corrupted?): {error}") from None
+    except KeyError as error:  # a valid file, but a dtype NumPy has no type for (BF16, F8)
+        raise TypeError(f"load: {path} holds a tensor of dtype {error}, which NumPy and so "
+                        "tinygrad_like cannot read") from None
+    # safetensors has validated the header: an 8-byte little-endian length, then JSON
+    return arrays, json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+
+
+def _tensor(path: str, name: str, array: np.ndarray, device: str) -> Tensor:
+    """A writable tensor copy of a loaded buffer, or a TypeError for an unsupported dtype."""
+    try:
+        return Tensor(array, device=device)
+    except TypeError as error:
+        raise TypeError(f"load: tensor {name!r} in {path}: {error}") from None
 
 
 def _encode(value, keys: list, arrays: dict):
@@ -106,18 +129,18 @@ def _encode_tensor(tensor: Tensor, name: str, arrays: dict) -> dict:
     return {"tensor": name, "requires_grad": True} if tensor.requires_grad else {"tensor": name}
 
 
-def _decode(node, arrays: dict, device: str):
+def _decode(node, tensors: dict):
     if not isinstance(node, dict):
         return node
     if "tensor" in node:
-        tensor = Tensor(arrays[node["tensor"]], device=device)  # a writable copy of the buffer
+        tensor = tensors[node["tensor"]]
         return tensor.requires_grad_() if node.get("requires_grad") else tensor
     if "dict" in node:
-        return {key: _decode(item, arrays, device) for key, item in node["dict"]}
+        return {key: _decode(item, tensors) for key, item in node["dict"]}
     if "list" in node:
-        return [_decode(item, arrays, device) for item in node["list"]]
+        return [_decode(item, tensors) for item in node["list"]]
     if "tuple" in node:
-        return tuple(_decode(item, arrays, device) for item in node["tuple"])
+        return tuple(_decode(item, tensors) for item in node["tuple"])
     raise ValueError(f"unknown node {sorted(node)}")
 
 

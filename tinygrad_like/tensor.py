@@ -35,8 +35,7 @@ class Tensor:
             device = data.device if device is None else device
             data = data.backend.to_numpy(data.data)
         backend = get_backend("cpu" if device is None else device)
-        dtype = _infer_dtype(data) if dtype is None else dtypes.to_dtype(dtype)
-        self.data = backend.asarray(np.array(data, dtype=_storage_dtype(dtype, backend)))
+        self.data = _backend_array(data, dtype, backend)
         self.backend = backend
         self.grad = None
         self._ctx = None
@@ -346,6 +345,17 @@ class Tensor:
 
 
 autograd.Tensor = Tensor  # see autograd.Tensor
+
+
+def _backend_array(data, dtype, backend: Backend):
+    """Python or NumPy data as a backend array of `dtype` (inferred as PyTorch does if None)."""
+    try:
+        dtype = _infer_dtype(data) if dtype is None else dtypes.to_dtype(dtype)
+        return backend.asarray(np.array(data, dtype=_storage_dtype(dtype, backend)))
+    except (TypeError, ValueError) as error:  # ragged lists, strings, objects, bad dtypes
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(f"tensor: cannot make a tensor from {type(data).__name__} data: "
+                   f"{error}") from None
 
 
 def _storage_dtype(dtype: DType, backend: Backend):

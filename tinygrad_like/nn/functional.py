@@ -7,10 +7,13 @@ of their own. Losses live in `nn/losses.py` and are re-exported here.
 
 from __future__ import annotations
 
+import math
+
 from tinygrad_like.nn.losses import (  # noqa: F401  (re-exported as F.<loss>)
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss,
     nll_loss)
 from tinygrad_like.ops import norm
+from tinygrad_like.ops.checks import check_int, check_ints, check_optional_tensor, check_tensor
 from tinygrad_like.ops.elementwise import (  # noqa: F401  (re-exported as F.<activation>)
     gelu, relu, sigmoid, silu, softplus, tanh, where)
 from tinygrad_like.ops.linalg import linear  # noqa: F401
@@ -33,6 +36,7 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 
 def one_hot(indices: Tensor, num_classes: int = -1) -> Tensor:
+    check_tensor("one_hot", "indices", indices)
     if indices.dtype.is_floating_point:
         raise TypeError(f"one_hot: expected an integer tensor, got {indices.dtype.name}")
     num_classes = int(indices.max().item()) + 1 if num_classes < 0 else num_classes
@@ -46,16 +50,27 @@ def _conv_padding(padding, kernel, dilation) -> tuple:
         return (0, 0)
     if padding == "same":
         return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
-    return _pair(padding)
+    if isinstance(padding, str):
+        raise ValueError(f"conv2d: padding must be 'valid', 'same', an int or a pair of ints, "
+                         f"got {padding!r}")
+    return _pair("conv2d", "padding", padding)
 
 
-def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
-           dilation=1, groups: int = 1) -> Tensor:
-    """2-D cross-correlation: x (N, C, H, W), weight (K, C/groups, KH, KW) -> (N, K, OH, OW).
+def _check_window(op: str, x: Tensor, kernel: tuple, dilation: tuple, padding: tuple,
+                  weight: Tensor | None = None) -> None:
+    """The (dilated) kernel must fit in the padded input, or there is no output position."""
+    padded = (x.shape[-2] + 2 * padding[0], x.shape[-1] + 2 * padding[1])
+    if any(d * (k - 1) + 1 > n for k, d, n in zip(kernel, dilation, padded)):
+        weight_shape = "" if weight is None else f" (weight of shape {weight.shape})"
+        raise ValueError(f"{op}: kernel {kernel}{weight_shape} with dilation {dilation} is "
+                         f"larger than the padded input {padded} (input of shape {x.shape}, "
+                         f"padding {padding})")
 
-    One group runs the device's conv2d kernels (ops/conv.py); grouped convolutions are
-    composed from unfold and a batched matmul.
-    """
+
+def _check_conv_operands(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
+    check_tensor("conv2d", "input", x)
+    check_tensor("conv2d", "weight", weight)
+    check_optional_tensor("conv2d", "bias", bias)
     if x.ndim != 4 or weight.ndim != 4:
         raise ValueError(f"conv2d: expected 4-D input and weight, got shapes {x.shape} and "
                          f"{weight.shape}")
@@ -65,51 +80,62 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     if x.backend is not weight.backend or (bias is not None and bias.backend is not x.backend):
         raise RuntimeError(f"conv2d: input on {x.device} and weight on {weight.device} (and "
                            "bias) must be on one device")
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> Tensor:
+    """2-D cross-correlation: x (N, C, H, W), weight (K, C/groups, KH, KW) -> (N, K, OH, OW).
+
+    One group runs the device's conv2d kernels (ops/conv.py); grouped convolutions (and
+    empty operands) are composed from unfold and a batched matmul.
+    """
+    _check_conv_operands(x, weight, bias)
+    groups = check_int("conv2d", "groups", groups, minimum=1)
     c = x.shape[1]
     k, c_per_group, kh, kw = weight.shape
-    if c % groups or k % groups or c // groups != c_per_group:
-        raise ValueError(f"conv2d: input with {c} channels and weight of shape {weight.shape} "
-                         f"do not fit groups={groups} (weight needs C/groups = {c // groups} "
-                         "input channels)")
+    if c_per_group == 0 or kh == 0 or kw == 0:  # nothing to sum (PyTorch's shapes disagree)
+        raise ValueError(f"conv2d: the weight of shape {weight.shape} has no input channels or "
+                         f"an empty kernel (input of shape {x.shape})")
+    if c != c_per_group * groups or k % groups:
+        raise ValueError(f"conv2d: input of shape {x.shape} ({c} channels) does not fit the "
+                         f"weight of shape {weight.shape} with groups={groups}, which expects "
+                         f"{c_per_group * groups} input channels and output channels divisible "
+                         "by groups")
     if bias is not None and bias.shape != (k,):
-        raise ValueError(f"conv2d: bias of shape {bias.shape} does not match {k} output channels")
-    stride, dilation = _pair(stride), _pair(dilation)
+        raise ValueError(f"conv2d: bias of shape {bias.shape} does not match the {k} output "
+                         f"channels of the weight of shape {weight.shape}")
+    stride, dilation = _pair("conv2d", "stride", stride), _pair("conv2d", "dilation", dilation)
     same = isinstance(padding, str) and padding == "same"
     if same and stride != (1, 1):
         raise ValueError("conv2d: padding='same' needs stride 1")
     padding = _conv_padding(padding, (kh, kw), dilation)
+    if any(v <= 0 for v in stride + dilation) or any(v < 0 for v in padding):
+        raise ValueError(f"conv2d: stride {stride} and dilation {dilation} must be positive and "
+                         f"padding {padding} non-negative")
     if same:  # an even kernel pads one more on the bottom/right, as PyTorch
         extra_h, extra_w = dilation[0] * (kh - 1) % 2, dilation[1] * (kw - 1) % 2
         if extra_h or extra_w:
             x = pad(x, (0, extra_w, 0, extra_h))
-    if any(v <= 0 for v in stride + dilation) or any(v < 0 for v in padding):
-        raise ValueError(f"conv2d: stride {stride} and dilation {dilation} must be positive and "
-                         f"padding {padding} non-negative")
-    if (dilation[0] * (kh - 1) + 1 > x.shape[2] + 2 * padding[0]
-            or dilation[1] * (kw - 1) + 1 > x.shape[3] + 2 * padding[1]):
-        raise ValueError(f"conv2d: kernel {(kh, kw)} with dilation {dilation} is larger than the "
-                         f"padded input of size {(x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])}")
-    if groups != 1:
+    _check_window("conv2d", x, (kh, kw), dilation, padding, weight)
+    # the composed path also takes empty operands, which the fused kernels assume away
+    if groups != 1 or x.numel() == 0 or weight.numel() == 0:
         return conv2d_unfold(x, weight, bias, stride, padding, dilation, groups)
     return Conv2d.apply(x, weight, bias, stride, padding, dilation)
 
 
 def _pool_args(op: str, x: Tensor, kernel_size, stride, padding, dilation=1):
+    check_tensor(op, "input", x)
     if x.ndim not in (3, 4):
         raise ValueError(f"{op}: expected a 3-D or 4-D input, got shape {x.shape}")
-    kernel = _pair(kernel_size)
-    stride = kernel if stride is None or stride == [] else _pair(stride)
-    padding, dilation = _pair(padding), _pair(dilation)
+    kernel = _pair(op, "kernel_size", kernel_size)
+    stride = kernel if stride is None or stride == [] else _pair(op, "stride", stride)
+    padding, dilation = _pair(op, "padding", padding), _pair(op, "dilation", dilation)
     if any(v <= 0 for v in kernel + stride + dilation):
         raise ValueError(f"{op}: kernel_size {kernel}, stride {stride} and dilation {dilation} "
                          "must be positive")
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2 or min(padding) < 0:
         raise ValueError(f"{op}: padding {padding} should be at most half of kernel size {kernel}")
-    h, w = x.shape[-2:]
-    if (dilation[0] * (kernel[0] - 1) + 1 > h + 2 * padding[0]
-            or dilation[1] * (kernel[1] - 1) + 1 > w + 2 * padding[1]):
-        raise ValueError(f"{op}: kernel {kernel} with dilation {dilation} is larger than the "
-                         f"padded input of size {(h + 2 * padding[0], w + 2 * padding[1])}")
+    _check_window(op, x, kernel, dilation, padding)
     batched = x if x.ndim == 4 else x.unsqueeze(0)
     return batched, kernel, stride, padding, dilation
 
@@ -150,28 +176,54 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 
 def embedding(indices: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Rows of `weight` picked by integer `indices`; padding_idx rows receive no gradient."""
-    if indices.dtype.is_floating_point:
+    check_tensor("embedding", "indices", indices)
+    check_tensor("embedding", "weight", weight)
+    if indices.dtype.category != 1:
         raise TypeError(f"embedding: indices must be an integer tensor, got {indices.dtype.name}")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got "
+                         f"shape {weight.shape} (indices of shape {indices.shape})")
     if indices.numel() and (int(indices.data.min()) < 0 or
                             int(indices.data.max()) >= weight.shape[0]):
         raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0] - 1}] for a weight "
                          f"of shape {weight.shape}; got [{int(indices.data.min())}, "
                          f"{int(indices.data.max())}]")
+    if padding_idx is not None and not (-weight.shape[0] <= check_int(
+            "embedding", "padding_idx", padding_idx) < weight.shape[0]):
+        raise ValueError(f"embedding: padding_idx {padding_idx} is out of range for a weight of "
+                         f"shape {weight.shape}")
     padding_idx = -1 if padding_idx is None else padding_idx % weight.shape[0]
     return Embedding.apply(weight, indices.long(), padding_idx)
 
 
 def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    if x.shape[x.ndim - len(shape):] != shape:
+    check_tensor("layer_norm", "input", x)
+    shape = check_ints("layer_norm", "normalized_shape",
+                       (normalized_shape,) if isinstance(normalized_shape, int)
+                       else normalized_shape)
+    if not shape or x.shape[x.ndim - len(shape):] != shape:
         raise ValueError(f"layer_norm: normalized_shape {shape} does not match the trailing "
                          f"dimensions of the input of shape {x.shape}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"layer_norm: expected a floating-point input, got {x.dtype.name}")
     for name, param in (("weight", weight), ("bias", bias)):
-        if param is not None and param.shape != shape:
-            raise ValueError(f"layer_norm: {name} of shape {param.shape} does not match "
-                             f"normalized_shape {shape}")
+        _check_per_channel("layer_norm", name, param, shape, x)
+    if math.prod(shape) == 0:  # nothing to normalize, and the kernels' mean of nothing is NaN
+        return x.clone()
     return norm.layer_norm(x, shape, weight, bias, eps)
+
+
+def _check_per_channel(op: str, name: str, param: Tensor | None, shape: tuple,
+                       x: Tensor) -> None:
+    """A normalization's weight, bias or running statistic: None, or floating of `shape`."""
+    if check_optional_tensor(op, name, param) is None:
+        return
+    if not param.dtype.is_floating_point:
+        raise TypeError(f"{op}: {name} must be floating point, got {param.dtype.name}")
+    if param.shape != shape:
+        raise ValueError(f"{op}: {name} of shape {param.shape} should have shape {shape} for "
+                         f"the input of shape {x.shape}")
 
 
 def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
@@ -182,12 +234,20 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     Training uses the batch statistics and updates the running ones in place with the
     unbiased variance, as PyTorch does; evaluation uses the running statistics.
     """
+    check_tensor("batch_norm", "input", x)
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected at least 2-D input (N, C, ...), got {x.shape}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"batch_norm: expected a floating-point input, got {x.dtype.name}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: pass both running_mean and running_var, or neither")
+    for name, param in (("running_mean", running_mean), ("running_var", running_var),
+                        ("weight", weight), ("bias", bias)):
+        _check_per_channel("batch_norm", name, param, (x.shape[1],), x)
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
     if training:
-        count = x.numel() // x.shape[1]
+        count = math.prod(x.shape[:1] + x.shape[2:])  # values per channel
         if count <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                              f"got input of shape {x.shape}")

@@ -49,9 +49,11 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: in_channels ({in_channels}) and out_channels "
                              f"({out_channels}) must be divisible by groups ({groups})")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = F._pair(kernel_size)
-        self.stride, self.dilation = F._pair(stride), F._pair(dilation)
-        self.padding = padding if isinstance(padding, str) else F._pair(padding)
+        self.kernel_size = F._pair("Conv2d", "kernel_size", kernel_size)
+        self.stride = F._pair("Conv2d", "stride", stride)
+        self.dilation = F._pair("Conv2d", "dilation", dilation)
+        self.padding = padding if isinstance(padding, str) else F._pair("Conv2d", "padding",
+                                                                        padding)
         self.groups = groups
         self.weight = _param(out_channels, in_channels // groups, *self.kernel_size,
                              device=device, dtype=dtype)

@@ -6,7 +6,9 @@ Each follows PyTorch's definition, including how `weight`, `ignore_index` and
 
 from __future__ import annotations
 
+from tinygrad_like.dtypes import bool_
 from tinygrad_like.nn.module import Module
+from tinygrad_like.ops.checks import broadcasts_to, check_optional_tensor, check_tensor
 from tinygrad_like.ops.elementwise import softplus, where
 from tinygrad_like.ops.nn import cross_entropy_rows, log_softmax
 from tinygrad_like.tensor import Tensor
@@ -24,7 +26,25 @@ def _reduce(op: str, loss: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
+def _check_operands(op: str, input: Tensor, target: Tensor) -> None:
+    check_tensor(op, "input", input)
+    check_tensor(op, "target", target)
+
+
+def _check_weight(op: str, name: str, weight: Tensor | None, input: Tensor) -> None:
+    """An elementwise weight must broadcast to the input's shape."""
+    if check_optional_tensor(op, name, weight) is not None \
+            and not broadcasts_to(weight.shape, input.shape):
+        raise ValueError(f"{op}: {name} of shape {weight.shape} does not broadcast to the "
+                         f"input's shape {input.shape}")
+
+
 def _check_same_shape(op: str, input: Tensor, target: Tensor) -> None:
+    """Elementwise losses: floating input and target of one shape."""
+    _check_operands(op, input, target)
+    if not (input.dtype.is_floating_point and target.dtype.is_floating_point):
+        raise TypeError(f"{op}: expected floating-point input and target, got "
+                        f"{input.dtype.name} and {target.dtype.name}")
     if input.shape != target.shape:
         raise ValueError(f"{op}: target of shape {target.shape} must have the input's shape "
                          f"{input.shape}")
@@ -47,7 +67,7 @@ def _classes_last(input: Tensor) -> Tensor:
 
 
 def _check_class_target(op: str, input: Tensor, target: Tensor) -> None:
-    if target.dtype.is_floating_point:
+    if target.dtype.category != 1:
         raise TypeError(f"{op}: expected class indices (an integer tensor) as target, got "
                         f"{target.dtype.name}")
     expected = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
@@ -65,9 +85,7 @@ def _check_class_target(op: str, input: Tensor, target: Tensor) -> None:
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
              ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """-weight[y] * input[y] per sample; "mean" divides by the summed weights of kept samples."""
-    if input.ndim < 1:
-        raise ValueError(f"nll_loss: expected input of shape (C,) or (N, C, ...), got "
-                         f"{input.shape}")
+    _check_class_input("nll_loss", input, target, weight)
     keep = target != ignore_index
     safe_target = where(keep, target, 0)
     _check_class_target("nll_loss", input, safe_target)
@@ -86,6 +104,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
     """log_softmax + nll_loss over class dim 1; target is class indices or class probabilities."""
+    _check_class_input("cross_entropy", input, target, weight)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     class_dim = 1 if input.ndim >= 2 else 0
@@ -113,6 +132,21 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     else:
         smooth = _reduce("cross_entropy", smooth, reduction)
     return loss * (1 - label_smoothing) + smooth * (label_smoothing / classes)
+
+
+def _check_class_input(op: str, input: Tensor, target: Tensor, weight: Tensor | None) -> None:
+    """Logits or log-probabilities (C,) or (N, C, ...) with at least one class."""
+    _check_operands(op, input, target)
+    if input.ndim < 1 or input.shape[1 if input.ndim >= 2 else 0] == 0:
+        raise ValueError(f"{op}: expected input of shape (C,) or (N, C, ...) with C > 0 "
+                         f"classes, got {input.shape} (target of shape {target.shape})")
+    if target.dtype is bool_:
+        raise TypeError(f"{op}: expected class indices (an integer tensor) or class "
+                        "probabilities (a floating tensor) as target, got bool")
+    classes = input.shape[1 if input.ndim >= 2 else 0]
+    if check_optional_tensor(op, "weight", weight) is not None and weight.shape != (classes,):
+        raise ValueError(f"{op}: weight of shape {weight.shape} must have shape ({classes},), "
+                         f"one weight per class of the input of shape {input.shape}")
 
 
 def _fused_cross_entropy(input, target, ignore_index, reduction, label_smoothing):
@@ -146,6 +180,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
                          reduction: str = "mean") -> Tensor:
     """-(y log p + (1 - y) log(1 - p)), each log clamped at -100 as PyTorch does."""
     _check_same_shape("binary_cross_entropy", input, target)
+    _check_weight("binary_cross_entropy", "weight", weight, input)
     data = input.detach().data
     if input.numel() and (float(data.min()) < 0 or float(data.max()) > 1):
         raise ValueError("binary_cross_entropy: all input values must be probabilities in [0, 1]; "
@@ -161,7 +196,10 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
                                      reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
     """BCE on sigmoid(x), computed stably as (1 - y) x + (1 + (pw - 1) y) softplus(-x)."""
-    _check_same_shape("binary_cross_entropy_with_logits", input, target)
+    op = "binary_cross_entropy_with_logits"
+    _check_same_shape(op, input, target)
+    _check_weight(op, "weight", weight, input)
+    _check_weight(op, "pos_weight", pos_weight, input)
     log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
     losses = (1 - target) * input + log_weight * softplus(-input)
     if weight is not None:

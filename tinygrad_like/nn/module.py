@@ -7,7 +7,8 @@ produce keys such as `layers.0.weight` that match PyTorch's.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 
 from tinygrad_like import autograd
 from tinygrad_like.tensor import Tensor
@@ -200,30 +201,36 @@ class Module:
                     state[prefix + name] = buffer.detach()
         return state
 
-    def load_state_dict(self, state_dict, strict: bool = True):
-        """Copy tensors in by key; with `strict`, missing/unexpected keys and shapes raise."""
+    def load_state_dict(self, state_dict, strict: bool = True) -> "IncompatibleKeys":
+        """Copy tensors in by key, as PyTorch: a RuntimeError lists every problem at once
+        (missing and unexpected keys unless strict=False, and shape mismatches always);
+        nothing is copied unless everything fits."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict for {type(self).__name__}: expected a dict-like "
+                            f"state_dict, got {type(state_dict).__name__}")
         own = self.state_dict()
         missing = [key for key in own if key not in state_dict]
         unexpected = [key for key in state_dict if key not in own]
-        wrong_shape = [f"{key}: checkpoint {tuple(_shape_of(state_dict[key]))}, model "
-                       f"{own[key].shape}" for key in own
-                       if key in state_dict and tuple(_shape_of(state_dict[key])) != own[key].shape]
-        if wrong_shape or (strict and (missing or unexpected)):
-            problems = []
-            if missing:
-                problems.append(f"missing keys: {missing}")
-            if unexpected:
-                problems.append(f"unexpected keys: {unexpected}")
-            if wrong_shape:
-                problems.append(f"shape mismatch: {wrong_shape}")
-            raise KeyError(f"load_state_dict for {type(self).__name__}: " + "; ".join(problems))
+        sources = {key: _checkpoint_tensor(key, state_dict[key]) for key in own
+                   if key in state_dict}
+        problems = []
+        if strict and missing:
+            problems.append("Missing key(s) in state_dict: "
+                            + ", ".join(f'"{key}"' for key in missing) + ".")
+        if strict and unexpected:
+            problems.append("Unexpected key(s) in state_dict: "
+                            + ", ".join(f'"{key}"' for key in unexpected) + ".")
+        problems += [f"size mismatch for {key}: copying a param with shape {source.shape} from "
+                     f"checkpoint, the shape in current model is {own[key].shape}."
+                     for key, source in sources.items() if source.shape != own[key].shape]
+        if problems:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                               + "\n\t".join(problems))
         with autograd.no_grad():
-            for key, target in own.items():
-                if key in state_dict:
-                    value = state_dict[key]
-                    source = value if isinstance(value, Tensor) else Tensor(value)
-                    target.copy_(source.to(target.device).to(target.dtype))
-        return missing, unexpected
+            for key, source in sources.items():
+                target = own[key]
+                target.copy_(source.to(target.device).to(target.dtype))
+        return IncompatibleKeys(missing, unexpected)
 
     # ---- calling and printing -----------------------------------------------------------
     def forward(self, *args, **kwargs):
@@ -244,8 +251,20 @@ class Module:
         return head + "\n  " + "\n  ".join(lines) + "\n)"
 
 
-def _shape_of(value):
-    return value.shape if hasattr(value, "shape") else Tensor(value).shape
+# what load_state_dict returns, as PyTorch's (missing_keys, unexpected_keys) named tuple
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _checkpoint_tensor(key: str, value) -> Tensor:
+    """A state-dict entry as a Tensor: tensors as they are, arrays and nested lists converted."""
+    if isinstance(value, Tensor):
+        return value
+    try:
+        return Tensor(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f'load_state_dict: while copying the parameter named "{key}", expected '
+                        f"a Tensor or an array from the checkpoint but received "
+                        f"{type(value).__name__} ({error})") from None
 
 
 def _move(tensor: Tensor, args, kwargs) -> Tensor:

@@ -70,13 +70,12 @@ class MultiheadAttention(Module):
         if unbatched:
             query, key, value = (t.unsqueeze(1) for t in (query, key, value))
             key_padding_mask = None if key_padding_mask is None else key_padding_mask.unsqueeze(0)
-        if query.shape[-1] != self.embed_dim:
-            raise ValueError(f"MultiheadAttention: query of shape {query.shape} does not have "
-                             f"embed_dim {self.embed_dim} features")
         # Tokens stay in the caller's layout, (N, L, E) or (L, N, E): the projections act on
         # each token alone, and transposing a batch-first input first made each of them copy
-        # its strided input forward and backward (Transformer step: ~2.5 ms of ~100)
+        # its strided input forward and backward (docs/performance.md, "MultiheadAttention
+        # keeps the caller's layout")
         batch_first = self.batch_first and not unbatched
+        self._check_inputs(query, key, value, key_padding_mask, attn_mask, batch_first)
         batch, length = query.shape[:2] if batch_first else query.shape[1::-1]
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)
         b_q, b_k, b_v = (None,) * 3 if self.in_proj_bias is None else self.in_proj_bias.chunk(3)
@@ -114,6 +113,31 @@ class MultiheadAttention(Module):
             out = out.squeeze(1)
             weights = None if weights is None else weights.squeeze(0)
         return out, weights
+
+
+    def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask,
+                      attn_mask, batch_first: bool) -> None:
+        """query (L, N, E), key and value (S, N, E) (batch first: (N, L, E), (N, S, E)), with
+        the masks PyTorch takes: key_padding_mask (N, S), attn_mask (L, S) or (N * H, L, S)."""
+        name = "MultiheadAttention"
+        shapes = f"query {query.shape}, key {key.shape} and value {value.shape}"
+        if not query.ndim == key.ndim == value.ndim == 3:
+            raise ValueError(f"{name}: expected 3-D (or unbatched 2-D) {shapes}")
+        if any(t.shape[-1] != self.embed_dim for t in (query, key, value)):
+            raise ValueError(f"{name}: {shapes} must each have embed_dim={self.embed_dim} "
+                             "features")
+        (batch, length), source = ((query.shape[:2], key.shape[1]) if batch_first
+                                   else (query.shape[1::-1], key.shape[0]))
+        if key.shape != value.shape or key.shape[0 if batch_first else 1] != batch:
+            raise ValueError(f"{name}: {shapes} need one batch size, and key and value one "
+                             "sequence length")
+        if key_padding_mask is not None and key_padding_mask.shape != (batch, source):
+            raise ValueError(f"{name}: key_padding_mask of shape {key_padding_mask.shape} must "
+                             f"be (N, S) = {(batch, source)} for {shapes}")
+        allowed = ((length, source), (batch * self.num_heads, length, source))
+        if attn_mask is not None and attn_mask.shape not in allowed:
+            raise ValueError(f"{name}: attn_mask of shape {attn_mask.shape} must be (L, S) = "
+                             f"{allowed[0]} or (N * num_heads, L, S) = {allowed[1]} for {shapes}")
 
 
 class TransformerEncoderLayer(Module):

@@ -21,11 +21,13 @@ PUBLIC_OPS = {
     "silu": elementwise.silu, "softplus": elementwise.softplus, "erf": elementwise.erf,
     "clamp": elementwise.clamp, "clip": elementwise.clip, "maximum": elementwise.maximum,
     "minimum": elementwise.minimum, "where": elementwise.where,
-    # comparisons and logic (no gradient)
+    # comparisons, logic and bitwise ops (no gradient)
     "eq": elementwise.eq, "ne": elementwise.ne, "lt": elementwise.lt, "le": elementwise.le,
     "gt": elementwise.gt, "ge": elementwise.ge, "logical_and": elementwise.logical_and,
     "logical_or": elementwise.logical_or, "logical_xor": elementwise.logical_xor,
-    "logical_not": elementwise.logical_not,
+    "logical_not": elementwise.logical_not, "bitwise_and": elementwise.bitwise_and,
+    "bitwise_or": elementwise.bitwise_or, "bitwise_xor": elementwise.bitwise_xor,
+    "bitwise_not": elementwise.bitwise_not,
     # reductions
     "sum": reduce.sum, "mean": reduce.mean, "var": reduce.var, "std": reduce.std,
     "max": reduce.max, "min": reduce.min, "amax": reduce.amax, "amin": reduce.amin,
@@ -66,8 +68,10 @@ _OPERATORS = {
     "__neg__": elementwise.neg, "__abs__": elementwise.abs,
     "__eq__": elementwise.eq, "__ne__": elementwise.ne, "__lt__": elementwise.lt,
     "__le__": elementwise.le, "__gt__": elementwise.gt, "__ge__": elementwise.ge,
-    "__and__": elementwise.logical_and, "__or__": elementwise.logical_or,
-    "__xor__": elementwise.logical_xor, "__invert__": elementwise.logical_not,
+    "__and__": elementwise.bitwise_and, "__rand__": _reflected(elementwise.bitwise_and),
+    "__or__": elementwise.bitwise_or, "__ror__": _reflected(elementwise.bitwise_or),
+    "__xor__": elementwise.bitwise_xor, "__rxor__": _reflected(elementwise.bitwise_xor),
+    "__invert__": elementwise.bitwise_not,
     "__getitem__": indexing.getitem,
 }
 

@@ -14,6 +14,8 @@ import math
 
 from tinygrad_like import dtypes
 from tinygrad_like.autograd import Function, differentiable_backward, is_grad_enabled
+from tinygrad_like.ops.checks import (broadcasts_to, check_number, check_optional_tensor,
+                                     check_tensor)
 from tinygrad_like.tensor import Tensor
 
 
@@ -85,13 +87,15 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Ten
     A bool mask marks the positions that may be attended (True = keep), as in PyTorch;
     a float mask is added to the scores. Rows with every key masked give zeros.
     """
-    _check_inputs(q, k, v, attn_mask, is_causal)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    if dropout_p > 0.0 or (attn_mask is not None and attn_mask.requires_grad) or q.ndim < 3:
+    batch = _check_inputs(q, k, v, attn_mask, is_causal)
+    scale = _scale(q, k, scale)
+    # the fused kernels tile by sizes that must be positive: empty inputs take the composed path
+    empty = q.numel() == 0 or k.numel() == 0 or v.numel() == 0
+    if (dropout_p > 0.0 or (attn_mask is not None and attn_mask.requires_grad) or q.ndim < 3
+            or empty):
         return attention_math(q, k, v, attn_mask, is_causal, scale, dropout_p)
     xp = q.backend.xp
     length_q, length_k = q.shape[-2], k.shape[-2]
-    batch = xp.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     mask = None
     if attn_mask is not None:
         mask = attn_mask.data
@@ -99,7 +103,9 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Ten
             mask = xp.where(mask, 0.0, float("-inf"))
         mask = _flatten_batch(xp, xp.broadcast_to(mask.astype(q.data.dtype, copy=False),
                                                   (*batch, length_q, length_k)))
-    flat = [t.expand(*batch, *t.shape[-2:]).reshape(-1, *t.shape[-2:]) for t in (q, k, v)]
+    # counted rather than -1, which no reshape can infer when a matrix is empty
+    flat = [t.expand(*batch, *t.shape[-2:]).reshape(math.prod(batch), *t.shape[-2:])
+            for t in (q, k, v)]
     out = ScaledDotProductAttention.apply(*flat, mask, bool(is_causal), scale)
     return out.reshape(*batch, length_q, v.shape[-1])
 
@@ -111,11 +117,27 @@ def _flatten_batch(xp, mask):
                     for i in range(len(sizes) - 1) if sizes[i] > 1 and sizes[i + 1] > 1)
     if not mergeable:  # e.g. a (B, 1, 1, S) key-padding mask over (B, H): one copy
         mask = xp.ascontiguousarray(mask)
-    return mask.reshape(-1, *mask.shape[-2:])
+    return mask.reshape(math.prod(sizes), *mask.shape[-2:])
 
 
-def _check_inputs(q: Tensor, k: Tensor, v: Tensor, attn_mask, is_causal: bool) -> None:
+def _scale(q: Tensor, k: Tensor, scale) -> float:
+    """The given scale, or PyTorch's default 1 / sqrt(E)."""
     name = "scaled_dot_product_attention"
+    check_number(name, "scale", scale, optional=True)
+    if scale is not None:
+        return float(scale)
+    if q.shape[-1] == 0:
+        raise ValueError(f"{name}: q of shape {q.shape} and k of shape {k.shape} have no "
+                         "features, so the default scale 1 / sqrt(E) is undefined; pass scale")
+    return 1.0 / math.sqrt(q.shape[-1])
+
+
+def _check_inputs(q: Tensor, k: Tensor, v: Tensor, attn_mask, is_causal: bool) -> tuple:
+    """Check q, k, v and the mask, and return the batch shape they broadcast to."""
+    name = "scaled_dot_product_attention"
+    for label, t in (("q", q), ("k", k), ("v", v)):
+        check_tensor(name, label, t)
+    check_optional_tensor(name, "attn_mask", attn_mask)
     if q.ndim < 2 or k.ndim < 2 or v.ndim < 2:
         raise ValueError(f"{name}: q, k and v need at least 2 dims (..., L, E); got shapes "
                          f"{q.shape}, {k.shape} and {v.shape}")
@@ -130,3 +152,24 @@ def _check_inputs(q: Tensor, k: Tensor, v: Tensor, attn_mask, is_causal: bool) -
                            f"{k.device} and {v.device}")
     if is_causal and attn_mask is not None:
         raise ValueError(f"{name}: pass either attn_mask or is_causal")
+    xp = q.backend.xp
+    try:
+        batch = xp.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except ValueError:
+        raise ValueError(f"{name}: the batch dimensions of q {q.shape}, k {k.shape} and "
+                         f"v {v.shape} cannot be broadcast together") from None
+    if attn_mask is not None:
+        _check_mask(attn_mask, q, k, batch)
+    return batch
+
+
+def _check_mask(mask: Tensor, q: Tensor, k: Tensor, batch: tuple) -> None:
+    name = "scaled_dot_product_attention"
+    if mask.dtype is not dtypes.bool_ and not mask.dtype.is_floating_point:
+        raise TypeError(f"{name}: attn_mask must be bool or floating, got {mask.dtype.name}")
+    if mask.backend is not q.backend:
+        raise RuntimeError(f"{name}: attn_mask on {mask.device}, q on {q.device}")
+    scores = (*batch, q.shape[-2], k.shape[-2])
+    if not broadcasts_to(mask.shape, scores):
+        raise ValueError(f"{name}: attn_mask of shape {mask.shape} does not broadcast to the "
+                         f"scores {scores} of q {q.shape} and k {k.shape}")

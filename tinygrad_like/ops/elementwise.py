@@ -15,6 +15,7 @@ import numpy as np
 
 from tinygrad_like import dtypes
 from tinygrad_like.autograd import Function, first_tensor
+from tinygrad_like.ops.checks import check_number
 from tinygrad_like.tensor import Tensor
 
 
@@ -32,17 +33,22 @@ def unbroadcast(grad: Tensor, shape: tuple) -> Tensor:
     return grad.sum(tuple(range(extra)) + stretched, keepdim=True).reshape(shape)
 
 
-def _as_operand(x, like: Tensor):
+def _as_operand(op: str, x, like: Tensor):
     """Python/NumPy scalars become Python scalars; arrays and lists become Tensors."""
     if isinstance(x, Tensor):
         return x
+    if isinstance(x, np.generic) and x.dtype.kind in "biuf":
+        return x.item()  # before the Python types: np.float64 is a float, but not a weak one
     if isinstance(x, (bool, int, float)):
         return x
-    if isinstance(x, np.generic):
-        return x.item()
     if isinstance(x, (np.ndarray, list, tuple)):
-        return Tensor(x, device=like.device)
-    raise TypeError(f"unsupported operand of type {type(x).__name__} for a Tensor op")
+        try:
+            return Tensor(x, device=like.device)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{op}: cannot use {type(x).__name__} operand {x!r} as a tensor "
+                            f"({error})") from None
+    raise TypeError(f"{op}: unsupported operand of type {type(x).__name__}; expected a Tensor "
+                    "or a Python number")
 
 
 # The category (0 bool, 1 integer, 2 floating) of each Python scalar type promote passes as is
@@ -54,10 +60,10 @@ def promote(op: str, *operands, floating: bool = False):
 
     `floating` asks for a floating result even from integer inputs (true division, exp).
     """
-    first = operands[0] if isinstance(operands[0], Tensor) else first_tensor(operands)
+    first = operands[0] if isinstance(operands[0], Tensor) else _first_tensor(op, operands)
     if _already_promoted(first, operands, floating):
         return operands
-    operands = tuple(_as_operand(x, first) for x in operands)
+    operands = tuple(_as_operand(op, x, first) for x in operands)
     tensors = [x for x in operands if isinstance(x, Tensor)]
     for t in tensors:
         if t.backend is not first.backend:
@@ -68,6 +74,14 @@ def promote(op: str, *operands, floating: bool = False):
         target = dtypes.default_float()
     return tuple(x.to(target) if isinstance(x, Tensor) and x.dtype is not target else x
                  for x in operands)
+
+
+def _first_tensor(op: str, operands: tuple) -> Tensor:
+    try:
+        return first_tensor(operands)
+    except TypeError:
+        kinds = ", ".join(type(x).__name__ for x in operands)
+        raise TypeError(f"{op}: expected at least one Tensor operand, got {kinds}") from None
 
 
 def _already_promoted(first: Tensor, operands: tuple, floating: bool) -> bool:
@@ -84,9 +98,15 @@ def _already_promoted(first: Tensor, operands: tuple, floating: bool) -> bool:
     return not floating or dtype.is_floating_point
 
 
-def _broadcast_error(op: str, a, b, error: ValueError) -> ValueError:
-    shapes = [getattr(x, "shape", ()) for x in (a, b)]
-    return ValueError(f"{op}: shapes {shapes[0]} and {shapes[1]} cannot be broadcast together")
+def _operands_error(op: str, xp, a, b, error: ValueError) -> ValueError:
+    """The ValueError a binary op's kernel raised, restated: mostly shapes that do not
+    broadcast, but also NumPy's own refusals (an integer to a negative power)."""
+    shape_a, shape_b = (getattr(x, "shape", ()) for x in (a, b))
+    try:
+        xp.broadcast_shapes(shape_a, shape_b)
+    except ValueError:
+        return ValueError(f"{op}: shapes {shape_a} and {shape_b} cannot be broadcast together")
+    return ValueError(f"{op}: {error} (operand shapes {shape_a} and {shape_b})")
 
 
 class _Binary(Function):
@@ -106,7 +126,7 @@ class _Binary(Function):
                 return getattr(ctx.backend.kernels, cls.kernel)(x, y)
             return cls.compute(ctx.backend.xp, x, y)
         except ValueError as error:
-            raise _broadcast_error(cls.__name__.lower(), a, b, error) from None
+            raise _operands_error(cls.__name__.lower(), ctx.backend.xp, a, b, error) from None
 
 
 class Add(_Binary):
@@ -150,7 +170,15 @@ class Div(_Binary):
 
 
 class Pow(_Binary):
-    compute = staticmethod(lambda xp, a, b: a**b)
+    @staticmethod
+    def compute(xp, a, b):
+        # pow() has refused negative Python ints with integer tensors, as PyTorch does
+        if not hasattr(b, "dtype") or b.dtype.kind != "i" or not (b < 0).any():
+            return a**b
+        # NumPy refuses negative integer powers; PyTorch truncates 1 / a^|b| towards zero,
+        # which leaves a^b where |a| == 1 and 0 elsewhere
+        magnitude = a ** xp.abs(b)
+        return xp.where((b >= 0) | (xp.abs(a) == 1), magnitude, 0)
 
     @staticmethod
     def backward(ctx, grad):
@@ -159,10 +187,18 @@ class Pow(_Binary):
         if ctx.needs_input_grad[0]:
             grad_a = unbroadcast(grad * b * a ** (b - 1), a.shape)
         if ctx.needs_input_grad[1]:
-            # d(a^b)/db = a^b log a, taken as 0 where a == 0 and b >= 0 (PyTorch's convention)
-            safe_log = where((a == 0) & (b >= 0), 0.0, log(a))
-            grad_b = unbroadcast(grad * a**b * safe_log, b.shape)
+            grad_b = unbroadcast(grad * a**b * _exponent_log(a, b), b.shape)
         return grad_a, grad_b
+
+
+def _exponent_log(a, b: Tensor):
+    """log a for d(a^b)/db = a^b log a, taken as 0 where a == 0 and b >= 0 (PyTorch's
+    convention); `a` is a Tensor, or a Python number when it is the base of `2 ** x`."""
+    if isinstance(a, Tensor):
+        return where((a == 0) & (b >= 0), 0.0, log(a))
+    if a == 0:
+        return where(b >= 0, 0.0, -math.inf)
+    return math.log(a) if a > 0 else math.nan
 
 
 class Maximum(_Binary):
@@ -470,33 +506,41 @@ class ToDevice(Function):
 
 
 class _Compare(Function):
-    """Comparisons and logical ops: bool results, so no graph is ever recorded."""
+    """Comparisons, logical and bitwise ops: bool or integer results, so no graph is ever
+    recorded."""
 
     @classmethod
     def forward(cls, ctx, a, b):
+        xp = ctx.backend.xp
         try:
-            return cls.compute(ctx.backend.xp, raw(a), raw(b))
+            return cls.compute(xp, raw(a), raw(b))
         except ValueError as error:
-            raise _broadcast_error(cls.__name__.lower(), a, b, error) from None
+            raise _operands_error(cls.op_name, xp, a, b, error) from None
 
 
-def _comparison(name: str, compute):
-    return type(name, (_Compare,), {"compute": staticmethod(compute)})
+def _comparison(name: str, op_name: str, compute):
+    return type(name, (_Compare,), {"compute": staticmethod(compute), "op_name": op_name})
 
 
-Eq = _comparison("Eq", lambda xp, a, b: a == b)
-Ne = _comparison("Ne", lambda xp, a, b: a != b)
-Lt = _comparison("Lt", lambda xp, a, b: a < b)
-Le = _comparison("Le", lambda xp, a, b: a <= b)
-Gt = _comparison("Gt", lambda xp, a, b: a > b)
-Ge = _comparison("Ge", lambda xp, a, b: a >= b)
-And = _comparison("And", lambda xp, a, b: a & b)
-Or = _comparison("Or", lambda xp, a, b: a | b)
-Xor = _comparison("Xor", lambda xp, a, b: a ^ b)
+Eq = _comparison("Eq", "eq", lambda xp, a, b: a == b)
+Ne = _comparison("Ne", "ne", lambda xp, a, b: a != b)
+Lt = _comparison("Lt", "lt", lambda xp, a, b: a < b)
+Le = _comparison("Le", "le", lambda xp, a, b: a <= b)
+Gt = _comparison("Gt", "gt", lambda xp, a, b: a > b)
+Ge = _comparison("Ge", "ge", lambda xp, a, b: a >= b)
+LogicalAnd = _comparison("LogicalAnd", "logical_and", lambda xp, a, b: a & b)
+LogicalOr = _comparison("LogicalOr", "logical_or", lambda xp, a, b: a | b)
+LogicalXor = _comparison("LogicalXor", "logical_xor", lambda xp, a, b: a ^ b)
+BitwiseAnd = _comparison("BitwiseAnd", "bitwise_and", lambda xp, a, b: a & b)
+BitwiseOr = _comparison("BitwiseOr", "bitwise_or", lambda xp, a, b: a | b)
+BitwiseXor = _comparison("BitwiseXor", "bitwise_xor", lambda xp, a, b: a ^ b)
 
 
 # ---- public functions ----------------------------------------------------------------------
-def _binary_op(function, op_name, floating=False):
+def _binary_op(function, op_name, floating=False, check=None):
+    """The public op: promote the operands, then apply `function`; `check(op_name, a, b)`
+    first refuses operands the op does not take."""
+
     def op(a, b):
         # The commonest case first, with no call: a floating tensor with a Python float, or
         # with a tensor of its dtype on its device, needs no promotion (promote would say so
@@ -505,6 +549,8 @@ def _binary_op(function, op_name, floating=False):
                 and (type(b) is float or type(b) is Tensor and b.data.dtype == a.data.dtype
                      and b.backend is a.backend)):
             return function.apply(a, b)
+        if check is not None:
+            check(op_name, a, b)
         a, b = promote(op_name, a, b, floating=floating)
         return function.apply(a, b)
 
@@ -512,8 +558,18 @@ def _binary_op(function, op_name, floating=False):
     return op
 
 
+def _is_bool(x) -> bool:
+    return isinstance(x, (bool, np.bool_)) or isinstance(x, Tensor) and x.dtype is dtypes.bool_
+
+
+def _refuse_bool(op: str, a, b) -> None:
+    if _is_bool(a) or _is_bool(b):
+        raise TypeError(f"{op}: subtraction with a bool operand is not supported (as in "
+                        "PyTorch); to invert a mask use ~ or logical_not")
+
+
 add = _binary_op(Add, "add")
-sub = _binary_op(Sub, "sub")
+sub = _binary_op(Sub, "sub", check=_refuse_bool)
 mul = _binary_op(Mul, "mul")
 div = _binary_op(Div, "div", floating=True)
 maximum = _binary_op(Maximum, "maximum")
@@ -538,17 +594,54 @@ def _logical(function, op_name):
     return op
 
 
-logical_and = _logical(And, "logical_and")
-logical_or = _logical(Or, "logical_or")
-logical_xor = _logical(Xor, "logical_xor")
+logical_and = _logical(LogicalAnd, "logical_and")
+logical_or = _logical(LogicalOr, "logical_or")
+logical_xor = _logical(LogicalXor, "logical_xor")
 
 
 def logical_not(x: Tensor) -> Tensor:
     return eq(x.to(dtypes.bool_), False)
 
 
+def _refuse_floating(op: str, *operands) -> None:
+    for x in operands:
+        if isinstance(x, Tensor) and x.dtype.is_floating_point:
+            raise TypeError(f"{op}: needs bool or integer operands, got {x.dtype.name}")
+        if isinstance(x, (float, np.floating)):
+            raise TypeError(f"{op}: needs bool or integer operands, got the float {x!r}")
+
+
+def _bitwise(function, op_name):
+    """Bitwise ops (the & | ^ operators): bool and integer operands only, as in PyTorch."""
+
+    def op(a, b):
+        _refuse_floating(op_name, a, b)
+        return function.apply(*promote(op_name, a, b))
+
+    op.__name__ = op_name
+    return op
+
+
+bitwise_and = _bitwise(BitwiseAnd, "bitwise_and")
+bitwise_or = _bitwise(BitwiseOr, "bitwise_or")
+bitwise_xor = _bitwise(BitwiseXor, "bitwise_xor")
+
+
+def bitwise_not(x: Tensor) -> Tensor:
+    """~x: logical not of a bool tensor, two's complement of an integer one."""
+    _refuse_floating("bitwise_not", x)
+    return logical_not(x) if x.dtype is dtypes.bool_ else -x - 1
+
+
 def pow(a, b) -> Tensor:
+    integer_base = isinstance(a, Tensor) and not a.dtype.is_floating_point
+    if integer_base and type(b) is int and b < 0:
+        raise ValueError(f"pow: integers to negative integer powers are not allowed (a "
+                         f"{a.dtype.name} tensor to the power {b}), as in PyTorch")
     a, b = promote("pow", a, b)
+    if _is_bool(a) and _is_bool(b):
+        # NumPy gives int8 for bool ** bool; PyTorch stays bool: x ** True is x, x ** False 1
+        return Pow.apply(*(x.long() if isinstance(x, Tensor) else int(x) for x in (a, b))).bool()
     return Pow.apply(a, b)
 
 
@@ -557,7 +650,8 @@ def where(condition: Tensor, a, b) -> Tensor:
         raise TypeError("where: condition must be a bool tensor, got "
                         f"{getattr(condition, 'dtype', type(condition).__name__)}")
     if not any(isinstance(x, Tensor) for x in (a, b)):
-        a = Tensor._wrap(condition.backend.asarray(a), condition.backend)
+        # two numbers: the first becomes a tensor with PyTorch's dtype for it (1.0: float32)
+        a = Tensor(check_number("where", "input", a), device=condition.device)
     a, b = promote("where", a, b)
     first = a if isinstance(a, Tensor) else b
     if first.backend is not condition.backend:
@@ -626,7 +720,17 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
 def clamp(x: Tensor, min=None, max=None) -> Tensor:
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
-    if isinstance(min, Tensor) or isinstance(max, Tensor):
+    for name, bound in (("min", min), ("max", max)):
+        if not isinstance(bound, Tensor):
+            check_number("clamp", name, bound, optional=True)
+    bounds = [bound for bound in (min, max) if isinstance(bound, Tensor)]
+    if bounds:
+        shapes = [x.shape] + [bound.shape for bound in bounds]
+        try:
+            x.backend.xp.broadcast_shapes(*shapes)
+        except ValueError:
+            raise ValueError(f"clamp: shapes {', '.join(map(str, shapes))} of the input and the "
+                             "bounds cannot be broadcast together") from None
         out = x if min is None else maximum(x, min)
         return out if max is None else minimum(out, max)
     if x.dtype.is_floating_point or all(v is None or isinstance(v, int) for v in (min, max)):

@@ -9,6 +9,7 @@ dA = dC @ B^T and dB = A^T @ dC, summed over broadcast batch dimensions.
 from __future__ import annotations
 
 from tinygrad_like.autograd import Function
+from tinygrad_like.ops.checks import check_optional_tensor, check_tensor
 from tinygrad_like.ops.elementwise import unbroadcast
 from tinygrad_like.tensor import Tensor
 
@@ -50,7 +51,13 @@ class Linear(Function):
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, with weight of shape (out_features, in_features)."""
-    if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[-1]:
+    check_tensor("linear", "input", x)
+    check_tensor("linear", "weight", weight)
+    check_optional_tensor("linear", "bias", bias)
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape "
+                         f"{weight.shape} (input of shape {x.shape})")
+    if x.ndim == 0 or x.shape[-1] != weight.shape[-1]:
         raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 0} "
                          f"features but the weight of shape {weight.shape} expects "
                          f"{weight.shape[-1]}")
@@ -61,14 +68,13 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             raise RuntimeError(f"linear: input on {x.device}, {name} on {t.device}")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias of shape {bias.shape} does not fit a weight of shape "
-                         f"{weight.shape}")
+                         f"{weight.shape} (input of shape {x.shape})")
     return Linear.apply(x, weight, bias)
 
 
 def _check(a: Tensor, b: Tensor) -> None:
-    for x in (a, b):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"matmul: expected Tensors, got {type(x).__name__}")
+    check_tensor("matmul", "the first operand", a)
+    check_tensor("matmul", "the second operand", b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both arguments need at least one dimension, got shapes "
                          f"{a.shape} and {b.shape}")

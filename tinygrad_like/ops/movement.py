@@ -10,19 +10,21 @@ from __future__ import annotations
 import math
 
 from tinygrad_like.autograd import Function
+from tinygrad_like.ops.checks import check_int, check_ints, check_tensor
 from tinygrad_like.ops.elementwise import promote
-from tinygrad_like.ops.reduce import normalize_dims
+from tinygrad_like.ops.reduce import normalize_dim, normalize_dims
 from tinygrad_like.tensor import Tensor
 
 
-def _shape_arg(shape: tuple) -> tuple:
-    """Accept both f(2, 3) and f((2, 3))."""
-    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+def _shape_arg(op: str, shape: tuple, name: str = "shape") -> tuple:
+    """Accept both f(2, 3) and f((2, 3)); every entry must be an int."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return check_ints(op, name, shape)
 
 
 def _resolve_shape(op: str, x: Tensor, shape: tuple) -> tuple:
     """Fill in one -1 and check that the element count is unchanged."""
-    shape = tuple(int(n) for n in shape)
     unknown = [i for i, n in enumerate(shape) if n == -1]
     if len(unknown) > 1 or any(n < -1 for n in shape):
         raise ValueError(f"{op}: invalid shape {shape}: at most one -1 and no other negatives")
@@ -127,20 +129,20 @@ class Pad(Function):
 
 # ---- public functions ----------------------------------------------------------------------
 def reshape(x: Tensor, *shape) -> Tensor:
-    shape = _resolve_shape("reshape", x, _shape_arg(shape))
+    shape = _resolve_shape("reshape", x, _shape_arg("reshape", shape))
     return x if shape == x.shape else Reshape.apply(x, shape, False)
 
 
 def view(x: Tensor, *shape) -> Tensor:
-    shape = _resolve_shape("view", x, _shape_arg(shape))
+    shape = _resolve_shape("view", x, _shape_arg("view", shape))
     return Reshape.apply(x, shape, True)
 
 
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    start = normalize_dim("flatten", x.shape, start_dim)
+    end = normalize_dim("flatten", x.shape, end_dim)
     if x.ndim == 0:
         return x.reshape(1)
-    (start,) = normalize_dims("flatten", x.shape, start_dim)
-    (end,) = normalize_dims("flatten", x.shape, end_dim)
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     return x.reshape(x.shape[:start] + (math.prod(x.shape[start:end + 1]),) + x.shape[end + 1:])
@@ -151,16 +153,23 @@ def squeeze(x: Tensor, dim=None) -> Tensor:
     return x.reshape(tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1)))
 
 
+def _new_axis(op: str, shape: tuple, dim) -> int:
+    """Where a new dimension goes (unsqueeze, stack): one of the ndim + 1 places."""
+    check_int(op, "dim", dim)
+    ndim = len(shape)
+    if not -ndim - 1 <= dim <= ndim:
+        raise IndexError(f"{op}: dimension {dim} is out of range for a tensor of shape "
+                         f"{shape} (expected to be in [{-ndim - 1}, {ndim}])")
+    return dim % (ndim + 1)
+
+
 def unsqueeze(x: Tensor, dim: int) -> Tensor:
-    if not -x.ndim - 1 <= dim <= x.ndim:
-        raise IndexError(f"unsqueeze: dimension {dim} is out of range for a tensor of shape "
-                         f"{x.shape} (expected to be in [{-x.ndim - 1}, {x.ndim}])")
-    dim = dim % (x.ndim + 1)
+    dim = _new_axis("unsqueeze", x.shape, dim)
     return x.reshape(x.shape[:dim] + (1,) + x.shape[dim:])
 
 
 def permute(x: Tensor, *dims) -> Tensor:
-    dims = _shape_arg(dims)
+    dims = _shape_arg("permute", dims, "dims")
     if len(dims) != x.ndim:
         raise ValueError(f"permute: got {len(dims)} dims {dims} for a tensor of shape {x.shape}")
     normalize_dims("permute", x.shape, dims)  # checks range and repeats
@@ -168,12 +177,8 @@ def permute(x: Tensor, *dims) -> Tensor:
 
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
-    if x.ndim == 0:  # dims 0 and -1 both name the one (absent) dimension
-        normalize_dims("transpose", x.shape, dim0), normalize_dims("transpose", x.shape, dim1)
-        return x
-    (a,) = normalize_dims("transpose", x.shape, dim0)
-    (b,) = normalize_dims("transpose", x.shape, dim1)
-    if a == b:
+    a, b = normalize_dim("transpose", x.shape, dim0), normalize_dim("transpose", x.shape, dim1)
+    if a == b:  # also a 0-d tensor, whose dims 0 and -1 both name its one (absent) dimension
         return x
     axes = list(range(x.ndim))
     axes[a], axes[b] = axes[b], axes[a]
@@ -191,12 +196,16 @@ def mT(x: Tensor) -> Tensor:
 
 
 def expand(x: Tensor, *shape) -> Tensor:
-    shape = _shape_arg(shape)
+    shape = _shape_arg("expand", shape)
     extra = len(shape) - x.ndim
     if extra < 0:
         raise ValueError(f"expand: the target shape {shape} has fewer dimensions than the input "
                          f"{x.shape}")
-    target = tuple(x.shape[i - extra] if n == -1 and i >= extra else n for i, n in enumerate(shape))
+    if any(n < -1 or n == -1 and i < extra for i, n in enumerate(shape)):
+        raise ValueError(f"expand: invalid target shape {shape} for the input of shape "
+                         f"{x.shape}: sizes must be non-negative, or -1 to keep an existing "
+                         "dimension")
+    target = tuple(x.shape[i - extra] if n == -1 else n for i, n in enumerate(shape))
     for i, n in enumerate(x.shape):
         if n != 1 and n != target[i + extra]:
             raise ValueError(f"expand: the input of shape {x.shape} cannot be expanded to {shape} "
@@ -212,15 +221,23 @@ def clone(x: Tensor) -> Tensor:
     return Copy.apply(x)
 
 
-def cat(tensors, dim: int = 0) -> Tensor:
-    tensors = list(tensors)
+def _tensor_list(op: str, tensors) -> list:
+    if not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{op}: expected a list or tuple of Tensors, got "
+                        f"{type(tensors).__name__}")
     if not tensors:
-        raise ValueError("cat: expected a non-empty list of tensors")
-    tensors = list(promote("cat", *tensors))
+        raise ValueError(f"{op}: expected a non-empty list of tensors")
+    for i, t in enumerate(tensors):
+        check_tensor(op, f"element {i} of the list", t)
+    return list(tensors)
+
+
+def cat(tensors, dim: int = 0) -> Tensor:
+    tensors = list(promote("cat", *_tensor_list("cat", tensors)))
     first = tensors[0]
     if first.ndim == 0:
         raise ValueError("cat: zero-dimensional tensors cannot be concatenated")
-    axis = normalize_dims("cat", first.shape, dim)[0]
+    axis = normalize_dim("cat", first.shape, dim)
     for i, t in enumerate(tensors):
         if t.ndim != first.ndim or any(a != b for d, (a, b) in enumerate(zip(t.shape, first.shape))
                                        if d != axis):
@@ -230,18 +247,17 @@ def cat(tensors, dim: int = 0) -> Tensor:
 
 
 def stack(tensors, dim: int = 0) -> Tensor:
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("stack: expected a non-empty list of tensors")
+    tensors = _tensor_list("stack", tensors)
     for i, t in enumerate(tensors):
         if t.shape != tensors[0].shape:
             raise ValueError(f"stack: expects tensors of equal shape, but tensor 0 has shape "
                              f"{tensors[0].shape} and tensor {i} has shape {t.shape}")
-    return cat([t.unsqueeze(dim) for t in tensors], dim)
+    axis = _new_axis("stack", tensors[0].shape, dim)
+    return cat([t.unsqueeze(axis) for t in tensors], axis)
 
 
 def split(x: Tensor, split_size, dim: int = 0) -> tuple:
-    axis = normalize_dims("split", x.shape, dim)[0]
+    axis = normalize_dim("split", x.shape, dim)
     length = x.shape[axis]
     if isinstance(split_size, int):
         if split_size <= 0:
@@ -249,8 +265,8 @@ def split(x: Tensor, split_size, dim: int = 0) -> tuple:
         sizes = [min(split_size, length - start)
                  for start in range(0, length, split_size)] or [0]
     else:
-        sizes = list(split_size)
-        if sum(sizes) != length:
+        sizes = list(check_ints("split", "split_size", split_size))
+        if sum(sizes) != length or min(sizes, default=0) < 0:
             raise ValueError(f"split: sections {sizes} sum to {sum(sizes)}, but dimension {dim} "
                              f"of the tensor of shape {x.shape} has size {length}")
     pieces, start = [], 0
@@ -262,9 +278,8 @@ def split(x: Tensor, split_size, dim: int = 0) -> tuple:
 
 
 def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
-    if chunks <= 0:
-        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
-    length = x.shape[normalize_dims("chunk", x.shape, dim)[0]]
+    check_int("chunk", "chunks", chunks, minimum=1)
+    length = x.shape[normalize_dim("chunk", x.shape, dim)]
     if length == 0:
         return split(x, [0] * chunks, dim)  # as PyTorch: `chunks` empty pieces
     return split(x, math.ceil(length / chunks), dim)
@@ -294,7 +309,7 @@ def pad(x: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -> Te
 
 def repeat(x: Tensor, *repeats) -> Tensor:
     """Tile `x` (torch.Tensor.repeat), as an expand of interleaved unit axes then a reshape."""
-    repeats = _shape_arg(repeats)
+    repeats = _shape_arg("repeat", repeats, "repeats")
     if len(repeats) < x.ndim:
         raise ValueError(f"repeat: {len(repeats)} repeat counts for a tensor of shape {x.shape}; "
                          "need at least one per dimension")

@@ -9,8 +9,11 @@ gradients follow from the matmul's and from `Fold`, the scatter-add adjoint.
 
 from __future__ import annotations
 
+import numbers
+
 from tinygrad_like.autograd import Function
-from tinygrad_like.ops.reduce import normalize_dims
+from tinygrad_like.ops.checks import check_tensor
+from tinygrad_like.ops.reduce import normalize_dim
 from tinygrad_like.tensor import Tensor
 
 
@@ -131,16 +134,22 @@ def _class_ids(logits: Tensor) -> Tensor:
     return Tensor._wrap(logits.backend.xp.arange(logits.shape[1]), logits.backend)
 
 
-def softmax(x: Tensor, dim: int = -1) -> Tensor:
+def _softmax_family(op: str, function, x: Tensor, dim) -> Tensor:
+    check_tensor(op, "input", x)
+    axis = normalize_dim(op, x.shape, dim)
     if not x.dtype.is_floating_point:
         x = x.float()
-    return Softmax.apply(x, normalize_dims("softmax", x.shape, dim)[0] if x.ndim else None)
+    if x.numel() == 0:  # nothing to normalize, and the kernels' max has no identity
+        return x.clone()
+    return function.apply(x, axis if x.ndim else None)
+
+
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    return _softmax_family("softmax", Softmax, x, dim)
 
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    if not x.dtype.is_floating_point:
-        x = x.float()
-    return LogSoftmax.apply(x, normalize_dims("log_softmax", x.shape, dim)[0] if x.ndim else None)
+    return _softmax_family("log_softmax", LogSoftmax, x, dim)
 
 
 def cross_entropy_rows(logits: Tensor, target: Tensor, ignore_index: int = -100,
@@ -200,7 +209,8 @@ class Fold(Function):
 
 def unfold(x: Tensor, kernel_size, stride=1, dilation=1) -> Tensor:
     """Sliding windows of a 4-D input: (N, C, H, W) -> (N, C, OH, OW, KH, KW) (a view)."""
-    kernel, stride, dilation = (_pair(v) for v in (kernel_size, stride, dilation))
+    kernel, stride, dilation = (_pair("unfold", name, v) for name, v in (
+        ("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)))
     if x.ndim != 4:
         raise ValueError(f"unfold: expected a 4-D (N, C, H, W) input, got shape {x.shape}")
     h, w = x.shape[2:]
@@ -213,8 +223,12 @@ def unfold(x: Tensor, kernel_size, stride=1, dilation=1) -> Tensor:
     return Unfold.apply(x, kernel, stride, dilation)
 
 
-def _pair(value) -> tuple:
-    return (int(value), int(value)) if isinstance(value, int) else tuple(int(v) for v in value)
+def _pair(op: str, name: str, value) -> tuple:
+    """An int or a pair of ints (kernel_size=3 or (3, 2)) as a pair; floats are refused."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) for v in pair):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    return tuple(int(v) for v in pair)
 
 
 class Embedding(Function):

@@ -24,6 +24,8 @@ def normalize_dims(op: str, shape: tuple, dim) -> tuple:
     bound = builtins.max(ndim, 1)  # a 0-d tensor accepts dim 0 and -1, as in PyTorch
     if dim is None:
         return tuple(range(ndim))
+    if not isinstance(dim, (int, tuple, list)):
+        raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     axes = []
     for d in dims:
@@ -36,6 +38,19 @@ def normalize_dims(op: str, shape: tuple, dim) -> tuple:
     if len(set(axes)) != len(axes):
         raise ValueError(f"{op}: dim {dim!r} repeats a dimension")
     return tuple(sorted(axes)) if ndim else ()
+
+
+def normalize_dim(op: str, shape: tuple, dim) -> int:
+    """One dim (an int, negatives allowed) as a non-negative axis; 0 for a 0-d tensor."""
+    if not isinstance(dim, int):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    axes = normalize_dims(op, shape, dim)
+    return axes[0] if axes else 0
+
+
+def _reduction_axes(op: str, shape: tuple, dim) -> tuple:
+    """The axes a reduction folds: an empty tuple of dims means all of them, as in PyTorch."""
+    return normalize_dims(op, shape, None if dim == () or dim == [] else dim)
 
 
 def _check_nonempty(op: str, shape: tuple, axes: tuple) -> None:
@@ -69,7 +84,6 @@ class _Extreme(Function):
 
     @classmethod
     def forward(cls, ctx, x, axes, keepdim):
-        _check_nonempty(cls.__name__.lower(), x.shape, axes)
         ctx.axes = axes
         ctx.save_for_backward(x)
         return cls.compute(x.data, axes, keepdim)
@@ -93,8 +107,6 @@ class Amin(_Extreme):
 class _ArgExtreme(Function):
     @classmethod
     def forward(cls, ctx, x, dim, keepdim):
-        axes = tuple(range(x.ndim)) if dim is None else (dim,)
-        _check_nonempty(cls.__name__.lower(), x.shape, axes)
         if dim is None:
             index = cls.compute(x.data.reshape(-1), 0)
             return index.reshape((1,) * x.ndim) if keepdim else index
@@ -111,27 +123,32 @@ class Argmin(_ArgExtreme):
 
 # ---- public functions ----------------------------------------------------------------------
 def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
-    return Sum.apply(x, normalize_dims("sum", x.shape, dim), keepdim)
+    return Sum.apply(x, _reduction_axes("sum", x.shape, dim), keepdim)
+
+
+def _check_floating(op: str, x: Tensor) -> None:
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{op}: input dtype must be floating point, got {x.dtype.name}; "
+                        "cast with .float() first")
 
 
 def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
-    if not x.dtype.is_floating_point:
-        raise TypeError(f"mean: input dtype must be floating point, got {x.dtype.name}; "
-                        "cast with .float() first")
-    axes = normalize_dims("mean", x.shape, dim)
+    _check_floating("mean", x)
+    axes = _reduction_axes("mean", x.shape, dim)
     count = 1
     for axis in axes:
         count *= x.shape[axis]
     return Sum.apply(x, axes, keepdim) / count
 
 
-def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
-        correction: int | None = None) -> Tensor:
+def _variance(op: str, x: Tensor, dim, unbiased: bool | None, keepdim: bool,
+              correction: int | None) -> Tensor:
     """Variance with Bessel's correction by default (correction=1), as torch.var."""
+    _check_floating(op, x)
     if unbiased is not None and correction is not None:
-        raise ValueError("var: pass either unbiased or correction, not both")
+        raise ValueError(f"{op}: pass either unbiased or correction, not both")
     correction = (1 if unbiased is None or unbiased else 0) if correction is None else correction
-    axes = normalize_dims("var", x.shape, dim)
+    axes = _reduction_axes(op, x.shape, dim)
     count = 1
     for axis in axes:
         count *= x.shape[axis]
@@ -139,31 +156,45 @@ def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
     return sum(centered * centered, axes, keepdim) / builtins.max(count - correction, 0)
 
 
+def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: int | None = None) -> Tensor:
+    return _variance("var", x, dim, unbiased, keepdim, correction)
+
+
 def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
         correction: int | None = None) -> Tensor:
-    return var(x, dim, unbiased, keepdim, correction=correction).sqrt()
+    return _variance("std", x, dim, unbiased, keepdim, correction).sqrt()
+
+
+def _extreme(op: str, function, x: Tensor, dim, keepdim: bool) -> Tensor:
+    axes = _reduction_axes(op, x.shape, dim)
+    _check_nonempty(op, x.shape, axes)
+    return function.apply(x, axes, keepdim)
 
 
 def amax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
-    return Amax.apply(x, normalize_dims("amax", x.shape, dim), keepdim)
+    return _extreme("amax", Amax, x, dim, keepdim)
 
 
 def amin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
-    return Amin.apply(x, normalize_dims("amin", x.shape, dim), keepdim)
+    return _extreme("amin", Amin, x, dim, keepdim)
 
 
-def _arg_axis(op: str, x: Tensor, dim) -> int | None:
-    """The one axis to reduce, or None for all of them (and for 0-d tensors)."""
-    axes = () if dim is None else normalize_dims(op, x.shape, dim)
-    return axes[0] if axes else None
+def _arg_extreme(op: str, function, x: Tensor, dim, keepdim: bool) -> Tensor:
+    """argmax/argmin over one dim, or over the flattened tensor for dim=None (and 0-d)."""
+    axis = None if dim is None else normalize_dim(op, x.shape, dim)
+    if x.ndim == 0:
+        axis = None  # dims 0 and -1 of a 0-d tensor name its one element
+    _check_nonempty(op, x.shape, tuple(range(x.ndim)) if axis is None else (axis,))
+    return function.apply(x, axis, keepdim)
 
 
 def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
-    return Argmax.apply(x, _arg_axis("argmax", x, dim), keepdim)
+    return _arg_extreme("argmax", Argmax, x, dim, keepdim)
 
 
 def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
-    return Argmin.apply(x, _arg_axis("argmin", x, dim), keepdim)
+    return _arg_extreme("argmin", Argmin, x, dim, keepdim)
 
 
 def _max_or_min(name, extreme, arg_extreme, elementwise):
@@ -172,8 +203,8 @@ def _max_or_min(name, extreme, arg_extreme, elementwise):
         if isinstance(dim, Tensor):
             return elementwise(x, dim)
         if dim is None:
-            return extreme(x)
-        indices = arg_extreme(x, dim, keepdim=True)
+            return _extreme(name, extreme, x, None, False)
+        indices = _arg_extreme(name, arg_extreme, x, dim, keepdim=True)
         values = x.gather(dim, indices)
         if not keepdim:
             values, indices = values.squeeze(dim), indices.squeeze(dim)
@@ -183,15 +214,15 @@ def _max_or_min(name, extreme, arg_extreme, elementwise):
     return op
 
 
-max = _max_or_min("max", amax, argmax, maximum)
-min = _max_or_min("min", amin, argmin, minimum)
+max = _max_or_min("max", Amax, Argmax, maximum)
+min = _max_or_min("min", Amin, Argmin, minimum)
 
 
 def logsumexp(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """log(sum(exp(x))) computed stably by shifting by the (constant) maximum."""
     if not x.dtype.is_floating_point:
         x = x.float()
-    axes = normalize_dims("logsumexp", x.shape, dim)
+    axes = _reduction_axes("logsumexp", x.shape, dim)
     if any(x.shape[axis] == 0 for axis in axes):
         return x.sum(axes, keepdim) + float("-inf")  # log of an empty sum
     shift = amax(x.detach(), axes, keepdim=True)

@@ -19,7 +19,7 @@ order:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from tinygrad_like import autograd
@@ -175,37 +175,42 @@ class Optimizer:
 
         Parameters are matched by position, as in PyTorch. Every state tensor is copied, onto
         its parameter's device and dtype (step counters stay on the CPU); the group options
-        are taken from the saved groups.
+        are taken from the saved groups, and those a group lacks from the defaults (as
+        PyTorch's __setstate__). Everything is checked before anything changes.
         """
         where = f"{self._name}.load_state_dict"
-        missing = {"state", "param_groups"} - set(state_dict)
-        if missing:
-            raise KeyError(f"{where}: the state dict has no {sorted(missing)} entry; expected "
-                           "what Optimizer.state_dict() returns")
-        saved_groups = state_dict["param_groups"]
+        saved_groups, saved_state = _checked_layout(state_dict, where)
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"{where}: the state dict has {len(saved_groups)} parameter "
                              f"groups, this optimizer has {len(self.param_groups)}")
         param_of = {}
         for number, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if not isinstance(saved, Mapping) or not isinstance(saved.get("params"), (list, tuple)):
+                raise KeyError(f"{where}: parameter group {number} of the state dict is not a "
+                               "dict with a 'params' list")
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"{where}: parameter group {number} has "
                                  f"{len(saved['params'])} parameters in the state dict but "
                                  f"{len(group['params'])} in this optimizer")
             param_of.update(zip(saved["params"], group["params"]))
         state = {}
-        for index, values in state_dict["state"].items():
+        for index, values in saved_state.items():
             if index not in param_of:
                 raise KeyError(f"{where}: the state dict has state for parameter {index!r}, "
                                "which none of its parameter groups lists")
+            if not isinstance(values, Mapping):
+                raise TypeError(f"{where}: the state of parameter {index!r} has type "
+                                f"{type(values).__name__}, expected a dict")
             param = param_of[index]
             state[param] = {key: _copy_state_value(value, param, key, f"{where}: parameter "
                                                    f"{index}") for key, value in values.items()}
-        self.state = state
-        self.param_groups = [
-            dict(copy.deepcopy({k: v for k, v in saved.items() if k != "params"}),
-                 params=group["params"])
-            for saved, group in zip(saved_groups, self.param_groups)]
+        groups = [dict(self.defaults, **copy.deepcopy({k: v for k, v in saved.items()
+                                                       if k != "params"}),
+                       params=group["params"])
+                  for saved, group in zip(saved_groups, self.param_groups)]
+        for group in groups:
+            self._check_options(group)
+        self.state, self.param_groups = state, groups
 
     def __repr__(self) -> str:
         lines = [f"{self._name} ("]
@@ -215,9 +220,32 @@ class Optimizer:
         return "\n".join(lines + [")"])
 
 
+def _checked_layout(state_dict, where: str) -> tuple:
+    """The saved groups and state of what Optimizer.state_dict() returned, or a clear error."""
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"{where}: expected the dict Optimizer.state_dict() returns, got "
+                        f"{type(state_dict).__name__}")
+    missing = {"state", "param_groups"} - set(state_dict)
+    if missing:
+        raise KeyError(f"{where}: the state dict has no {sorted(missing)} entry; expected "
+                       "what Optimizer.state_dict() returns")
+    groups, state = state_dict["param_groups"], state_dict["state"]
+    if not isinstance(groups, (list, tuple)) or not isinstance(state, Mapping):
+        raise TypeError(f"{where}: expected 'param_groups' to be a list and 'state' a dict, "
+                        f"got {type(groups).__name__} and {type(state).__name__}")
+    return groups, state
+
+
 def _copy_state_value(value, param: Tensor, key: str, where: str):
+    if value is None:  # PyTorch's SGD keeps a None momentum_buffer without momentum
+        return None
     if not isinstance(value, Tensor):
-        return copy.deepcopy(value)
+        # every state entry of these optimizers is a tensor; a number or an array becomes one
+        try:
+            value = Tensor(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"{where}: state '{key}' has type {type(value).__name__}, expected a "
+                            "tensor") from None
     if key == "step":
         return Tensor(value, device="cpu")
     # every other state tensor of these optimizers is shaped like its parameter

@@ -167,6 +167,14 @@ class DistributedDataParallel(Module):
                             f"{type(module).__name__}")
         if dim != 0:
             raise NotImplementedError("DistributedDataParallel: only dim=0 is supported")
+        if device_ids is not None or output_device is not None:
+            # as PyTorch for a CPU module: each rank's module lives on its own device already
+            raise ValueError(f"DistributedDataParallel: device_ids and output_device must be "
+                             f"None for a module on the CPU, got {device_ids!r} and "
+                             f"{output_device!r}")
+        # gradient_as_bucket_view and static_graph are PyTorch's memory and speed hints: the
+        # gradients here are always views of the averaged bucket, and the graph is re-walked
+        # each step either way, so both change nothing but are accepted as PyTorch does
         self.module = module
         self.process_group = group
         self.broadcast_buffers = broadcast_buffers

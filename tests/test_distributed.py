@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,8 @@ needs_mpi = pytest.mark.skipif(MPIRUN is None or not HAVE_MPI4PY,
 ROOT = ["--allow-run-as-root"] if os.geteuid() == 0 else []
 
 
-def mpirun(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    command = [MPIRUN, *ROOT, "--oversubscribe", "-n", "2", sys.executable, *args]
+def mpirun(*args: str, timeout: float = 60, ranks: int = 2) -> subprocess.CompletedProcess:
+    command = [MPIRUN, *ROOT, "--oversubscribe", "-n", str(ranks), sys.executable, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
@@ -59,6 +60,33 @@ def test_a_failing_rank_ends_every_rank():
 
 
 @needs_mpi
+def test_a_rank_killed_mid_step_ends_every_rank_quickly():
+    # no excepthook runs on SIGKILL: Open MPI 5's mpirun (prterun) itself kills the job when
+    # a rank dies abnormally, so rank 0, blocked in its all-reduce, is ended too
+    start = time.monotonic()
+    result = mpirun(str(SCRIPTS / "killed.py"), timeout=30)  # a hang raises TimeoutExpired
+    elapsed = time.monotonic() - start
+    assert result.returncode != 0 and "rank 1 kills itself" in result.stdout
+    assert "unreachable" not in result.stdout
+    assert elapsed < 20, f"the job took {elapsed:.1f} s to end after a rank was killed"
+
+
+@needs_mpi
+@pytest.mark.parametrize("first,second", [(2, 1), (1, 2)])
+def test_a_checkpoint_resumes_with_another_world_size(tmp_path, first, second):
+    checkpoint = str(tmp_path / "checkpoint.safetensors")
+    ok(mpirun(str(SCRIPTS / "resume.py"), "first", checkpoint, ranks=first))
+    out = ok(mpirun(str(SCRIPTS / "resume.py"), "second", checkpoint, ranks=second))
+    assert out.count("OK") == second
+
+
+@needs_mpi
+def test_nccl_backend_makes_the_right_calls_on_a_stand_in_cupy():
+    out = ok(mpirun(str(SCRIPTS / "nccl_collectives.py")))
+    assert out.count("OK") == 2
+
+
+@needs_mpi
 def test_mismatched_models_give_the_same_error_on_every_rank():
     out = ok(mpirun(str(SCRIPTS / "mismatch.py")))
     lines = [line for line in out.splitlines() if "caught" in line]
@@ -86,12 +114,12 @@ def test_train_nproc_needs_a_divisible_batch():
     assert main(["train", "cnn", "--nproc", "3", "--batch-size", "32"]) == 2
 
 
-def test_init_process_group_rejects_nccl_and_collectives_need_a_group():
+def test_init_process_group_rejects_unknown_backends_and_collectives_need_a_group():
     import tinygrad_like as tg
     from tinygrad_like import distributed as dist
 
-    with pytest.raises(NotImplementedError, match="nccl"):
-        dist.init_process_group("nccl")
+    with pytest.raises(ValueError, match="unknown backend 'ucc'"):
+        dist.init_process_group("ucc")
     with pytest.raises(RuntimeError, match="all_reduce: the default process group is not"):
         dist.all_reduce(tg.zeros(3))
     with pytest.raises(RuntimeError, match="DistributedDataParallel"):
@@ -138,3 +166,58 @@ def test_post_accumulate_grad_hook_runs_once_after_the_last_use():
     handle.remove()
     (w * 2).sum().backward()
     assert len(seen) == 1
+
+
+NETNS_TOOLS = (os.geteuid() == 0 and shutil.which("ip") and shutil.which("unshare")
+               and shutil.which("sysctl"))
+RSH_AGENT = """#!/bin/sh
+# mpirun's "ssh" into the second test host: run the command in its namespace, with its own
+# hostname (Open MPI tells nodes apart by hostname)
+host="$1"; shift
+exec ip netns exec {namespace} unshare --uts sh -c "hostname {namespace}; $*"
+"""
+
+
+@needs_mpi
+@pytest.mark.skipif(not NETNS_TOOLS, reason="needs root, `ip`, `unshare` and `sysctl` to "
+                                            "make two network namespaces")
+def test_ddp_across_two_hosts_over_tcp(tmp_path):
+    """Two "hosts": network namespaces joined by a veth pair, one rank in each, over Open
+    MPI's TCP transport; the second host's daemon is started by an rsh agent, as over ssh."""
+    hosts = [f"tgl{os.getpid()}{side}" for side in "ab"]
+    # Loopback-range addresses on the veth pair, so no packet could ever leave for a real
+    # network: each namespace routes 127.211.0.0/24 to its veth end (route_localnet) and
+    # keeps only 127.0.0.1 for its own lo.
+    addresses, subnet = ["127.211.0.1", "127.211.0.2"], "127.211.0.0/24"
+    agent, hostfile = tmp_path / "agent.sh", tmp_path / "hosts"
+    agent.write_text(RSH_AGENT.format(namespace=hosts[1]))
+    agent.chmod(0o755)
+    hostfile.write_text("".join(f"{address} slots=1\n" for address in addresses))
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+    try:
+        for host in hosts:
+            ip("netns", "add", host)
+        ip("link", "add", hosts[0], "type", "veth", "peer", "name", hosts[1])
+        for host, address in zip(hosts, addresses):
+            ip("link", "set", host, "netns", host)
+            ip("-n", host, "link", "set", "lo", "up")
+            ip("-n", host, "route", "del", "local", "127.0.0.0/8", "dev", "lo", "table", "local")
+            subprocess.run(["ip", "netns", "exec", host, "sysctl", "-qw",
+                            "net.ipv4.conf.all.route_localnet=1",
+                            f"net.ipv4.conf.{host}.route_localnet=1"],
+                           check=True, capture_output=True, timeout=10)
+            ip("-n", host, "addr", "add", f"{address}/24", "dev", host)
+            ip("-n", host, "link", "set", host, "up")
+        mpirun_command = [MPIRUN, *ROOT, "-n", "2", "--hostfile", str(hostfile), "--mca",
+                          "plm_rsh_agent", str(agent), "--mca", "btl", "tcp,self", "--mca",
+                          "btl_tcp_if_include", subnet, "--mca", "oob_tcp_if_include", subnet,
+                          sys.executable, str(SCRIPTS / "ddp_parity.py"), "float32"]
+        script = f"hostname {hosts[0]}; exec {' '.join(mpirun_command)}"
+        result = subprocess.run(["ip", "netns", "exec", hosts[0], "unshare", "--uts", "sh",
+                                 "-c", script], capture_output=True, text=True, timeout=120)
+        assert ok(result).count("OK") == 2
+    finally:
+        for host in hosts:  # deleting a namespace deletes its end of the veth pair too
+            subprocess.run(["ip", "netns", "delete", host], capture_output=True, timeout=10)

@@ -1,8 +1,9 @@
 """`tg.distributed`: process groups and collectives, as `torch.distributed`.
 
 The "mpi" backend (mpi4py over Open MPI) runs on CPU tensors; launch with
-`mpirun -n N python script.py` and call `init_process_group("mpi")`. "nccl" is not
-implemented yet. `tg.nn.parallel.DistributedDataParallel` is built on these calls.
+`mpirun -n N python script.py` and call `init_process_group("mpi")`. "nccl" (distributed/
+nccl.py) runs the tensor collectives on 'cuda' tensors through CuPy's NCCL, one GPU per rank,
+still launched by mpirun. `tg.nn.parallel.DistributedDataParallel` is built on these calls.
 """
 
 from tinygrad_like.distributed.collectives import (Work, all_gather, all_gather_into_tensor,

@@ -5,12 +5,15 @@ tensor's own NumPy array, written in place. A non-contiguous view is copied to a
 buffer first and copied back when the request completes. With `async_op=True` the call
 returns a `Work` whose `wait()` completes it; otherwise it waits before returning. `src` and
 `dst` are ranks of the default group, as in PyTorch, also when `group` is a sub-group.
+On a group of the "nccl" backend the tensor collectives go to distributed/nccl.py instead;
+the object collectives and `barrier` still go over MPI, which also launched the ranks.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from tinygrad_like.distributed import nccl
 from tinygrad_like.distributed.process_group import ProcessGroup, ReduceOp, _mpi, resolve_group
 from tinygrad_like.tensor import Tensor
 
@@ -99,6 +102,8 @@ def _group_rank(group: ProcessGroup, rank: int, call: str, what: str) -> int:
 def all_reduce(tensor: Tensor, op: ReduceOp = ReduceOp.SUM, group: ProcessGroup | None = None,
                async_op: bool = False) -> Work | None:
     group = resolve_group(group, "all_reduce")
+    if group.nccl is not None:
+        return nccl.all_reduce(group, tensor, op, async_op)
     array = _array(tensor, "all_reduce")
     mpi_op = _mpi_op(op, array, "all_reduce")
     buffer = _buffer(array)
@@ -111,16 +116,19 @@ def broadcast(tensor: Tensor, src: int, group: ProcessGroup | None = None,
               async_op: bool = False) -> Work | None:
     group = resolve_group(group, "broadcast")
     root = _group_rank(group, src, "broadcast", "src")
+    if group.nccl is not None:
+        return nccl.broadcast(group, tensor, root, async_op)
     buffer = _buffer(_array(tensor, "broadcast"))
     request = group.comm.Ibcast(buffer, root)
     return _run([request], _write_back(tensor, buffer), async_op)
 
 
-def _check_like(tensors: list, reference: np.ndarray, count: int, call: str, what: str) -> list:
+def _check_like(tensors: list, reference: np.ndarray, count: int, call: str, what: str,
+                array_of=_array) -> list:
     if len(tensors) != count:
         raise ValueError(f"{call}: {what} has {len(tensors)} tensors; the group has {count} "
                          "ranks")
-    arrays = [_array(t, call, f"{what}[{i}]") for i, t in enumerate(tensors)]
+    arrays = [array_of(t, call, f"{what}[{i}]") for i, t in enumerate(tensors)]
     for i, array in enumerate(arrays):
         if array.shape != reference.shape or array.dtype != reference.dtype:
             raise ValueError(f"{call}: {what}[{i}] has shape {array.shape} and dtype "
@@ -132,6 +140,8 @@ def _check_like(tensors: list, reference: np.ndarray, count: int, call: str, wha
 def all_gather(tensor_list: list, tensor: Tensor, group: ProcessGroup | None = None,
                async_op: bool = False) -> Work | None:
     group = resolve_group(group, "all_gather")
+    if group.nccl is not None:
+        return _nccl_all_gather(tensor_list, tensor, group, async_op)
     array = _array(tensor, "all_gather")
     _check_like(tensor_list, array, group.size(), "all_gather", "tensor_list")
     gathered = np.empty((group.size(),) + array.shape, array.dtype)
@@ -142,6 +152,20 @@ def all_gather(tensor_list: list, tensor: Tensor, group: ProcessGroup | None = N
             out.data[...] = gathered[i]
             out._bump_version()
     return _run([request], finish, async_op)
+
+
+def _nccl_all_gather(tensor_list: list, tensor: Tensor, group: ProcessGroup,
+                     async_op: bool) -> nccl.StreamWork | None:
+    """NCCL gathers into one buffer; its pieces are then copied out on the same stream."""
+    array = nccl._array(tensor, "all_gather")
+    _check_like(tensor_list, array, group.size(), "all_gather", "tensor_list", nccl._array)
+    gathered = Tensor._wrap(tensor.backend.xp.empty((group.size(),) + array.shape,
+                                                    array.dtype), tensor.backend)
+    work = nccl.all_gather_into(group, gathered, tensor, "all_gather", async_op=True)
+    for i, out in enumerate(tensor_list):
+        out.data[...] = gathered.data[i]
+        out._bump_version()
+    return work if async_op else None
 
 
 def _check_sizes(big: np.ndarray, small: np.ndarray, count: int, call: str, names: str) -> None:
@@ -156,6 +180,12 @@ def all_gather_into_tensor(output_tensor: Tensor, input_tensor: Tensor,
                            group: ProcessGroup | None = None,
                            async_op: bool = False) -> Work | None:
     group = resolve_group(group, "all_gather_into_tensor")
+    if group.nccl is not None:
+        _check_sizes(nccl._array(output_tensor, "all_gather_into_tensor", "output_tensor"),
+                     nccl._array(input_tensor, "all_gather_into_tensor", "input_tensor"),
+                     group.size(), "all_gather_into_tensor", "output_tensor and input_tensor")
+        return nccl.all_gather_into(group, output_tensor, input_tensor,
+                                    "all_gather_into_tensor", async_op)
     output = _array(output_tensor, "all_gather_into_tensor", "output_tensor")
     source = _array(input_tensor, "all_gather_into_tensor", "input_tensor")
     _check_sizes(output, source, group.size(), "all_gather_into_tensor",
@@ -168,6 +198,12 @@ def all_gather_into_tensor(output_tensor: Tensor, input_tensor: Tensor,
 def reduce_scatter(output: Tensor, input_list: list, op: ReduceOp = ReduceOp.SUM,
                    group: ProcessGroup | None = None, async_op: bool = False) -> Work | None:
     group = resolve_group(group, "reduce_scatter")
+    if group.nccl is not None:
+        array = nccl._array(output, "reduce_scatter", "output")
+        pieces = _check_like(input_list, array, group.size(), "reduce_scatter", "input_list",
+                             nccl._array)
+        stacked = Tensor._wrap(output.backend.xp.stack(pieces), output.backend)
+        return nccl.reduce_scatter_from(group, output, stacked, op, "reduce_scatter", async_op)
     array = _array(output, "reduce_scatter", "output")
     pieces = _check_like(input_list, array, group.size(), "reduce_scatter", "input_list")
     mpi_op = _mpi_op(op, array, "reduce_scatter")
@@ -181,6 +217,12 @@ def reduce_scatter_tensor(output: Tensor, input: Tensor, op: ReduceOp = ReduceOp
                           group: ProcessGroup | None = None,
                           async_op: bool = False) -> Work | None:
     group = resolve_group(group, "reduce_scatter_tensor")
+    if group.nccl is not None:
+        _check_sizes(nccl._array(input, "reduce_scatter_tensor", "input"),
+                     nccl._array(output, "reduce_scatter_tensor", "output"), group.size(),
+                     "reduce_scatter_tensor", "input and output")
+        return nccl.reduce_scatter_from(group, output, input, op, "reduce_scatter_tensor",
+                                        async_op)
     array = _array(output, "reduce_scatter_tensor", "output")
     source = _array(input, "reduce_scatter_tensor", "input")
     _check_sizes(source, array, group.size(), "reduce_scatter_tensor", "input and output")
@@ -194,6 +236,8 @@ def reduce_scatter_tensor(output: Tensor, input: Tensor, op: ReduceOp = ReduceOp
 def isend(tensor: Tensor, dst: int, group: ProcessGroup | None = None, tag: int = 0) -> Work:
     group = resolve_group(group, "isend")
     peer = _group_rank(group, dst, "isend", "dst")
+    if group.nccl is not None:
+        return nccl.send(group, tensor, peer)
     buffer = np.ascontiguousarray(_array(tensor, "isend"))
     return Work([group.comm.Isend(buffer, peer, tag)])
 
@@ -201,6 +245,8 @@ def isend(tensor: Tensor, dst: int, group: ProcessGroup | None = None, tag: int 
 def irecv(tensor: Tensor, src: int, group: ProcessGroup | None = None, tag: int = 0) -> Work:
     group = resolve_group(group, "irecv")
     peer = _group_rank(group, src, "irecv", "src")
+    if group.nccl is not None:
+        return nccl.recv(group, tensor, peer)
     buffer = _buffer(_array(tensor, "irecv"))
     return Work([group.comm.Irecv(buffer, peer, tag)], _write_back(tensor, buffer))
 
@@ -216,6 +262,8 @@ def recv(tensor: Tensor, src: int | None = None, group: ProcessGroup | None = No
     if src is not None:
         irecv(tensor, src, group, tag).wait()
         return src
+    if group.nccl is not None:
+        raise ValueError("recv: the 'nccl' backend cannot receive from any rank; pass src")
     MPI = _mpi()
     buffer, status = _buffer(_array(tensor, "recv")), MPI.Status()
     group.comm.Recv(buffer, MPI.ANY_SOURCE, tag, status)

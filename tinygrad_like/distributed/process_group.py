@@ -1,4 +1,5 @@
-"""The process group: which processes train together, over MPI (mpi4py) on the CPU.
+"""The process group: which processes train together, over MPI (mpi4py) on the CPU, or over
+NCCL on 'cuda' tensors (distributed/nccl.py) with MPI still launching the ranks.
 
 `init_process_group("mpi")` reads the rank and world size from the MPI launcher (`mpirun -n N
 python train.py`), as PyTorch's MPI backend does; there is no rendezvous address to pass.
@@ -24,11 +25,13 @@ class ReduceOp(enum.Enum):
 
 
 class ProcessGroup:
-    """A set of ranks and the MPI communicator they talk over (`new_group` makes sub-groups)."""
+    """A set of ranks and the MPI communicator they talk over (`new_group` makes sub-groups);
+    `nccl` is the group's NCCL communicator under the "nccl" backend, else None."""
 
-    def __init__(self, comm, ranks: list[int]):
+    def __init__(self, comm, ranks: list[int], nccl=None):
         self.comm = comm
         self.ranks = ranks  # global ranks of the members, in group-rank order
+        self.nccl = nccl
 
     def rank(self) -> int:
         return self.comm.Get_rank()
@@ -73,25 +76,36 @@ def abort(code: int = 1) -> None:
 def init_process_group(backend: str = "mpi", init_method: str | None = None,
                        world_size: int = -1, rank: int = -1, timeout=None,
                        group_name: str = "") -> None:
-    """Join the default process group; the rank and world size come from mpirun."""
+    """Join the default process group; the rank and world size come from mpirun.
+
+    backend="mpi" (or its alias "gloo") works on CPU tensors, "nccl" on 'cuda' tensors."""
     if _world.group is not None:
         raise RuntimeError("init_process_group: the default process group is already "
                            "initialised; call destroy_process_group() first")
-    if backend == "nccl":
-        raise NotImplementedError("init_process_group: the 'nccl' backend (CuPy's NCCL on "
-                                  "'cuda' tensors) is not implemented yet; use backend='mpi'")
-    if backend not in ("mpi", "gloo"):
+    if backend not in ("mpi", "gloo", "nccl"):
         raise ValueError(f"init_process_group: unknown backend {backend!r}; this build "
-                         "supports 'mpi' ('gloo' is accepted as an alias on the CPU)")
+                         "supports 'mpi' ('gloo' is accepted as an alias on the CPU) and "
+                         "'nccl' (on 'cuda' tensors)")
     comm = _mpi().COMM_WORLD
     if world_size not in (-1, comm.Get_size()) or rank not in (-1, comm.Get_rank()):
         raise ValueError(f"init_process_group: world_size={world_size}, rank={rank} disagree "
                          f"with the MPI launcher's {comm.Get_size()} processes (this is rank "
                          f"{comm.Get_rank()}); leave them unset under mpirun")
-    _world.group = ProcessGroup(comm, list(range(comm.Get_size())))
-    _world.backend = "mpi"
+    nccl = _nccl_communicator(comm) if backend == "nccl" else None
+    _world.group = ProcessGroup(comm, list(range(comm.Get_size())), nccl)
+    _world.backend = "nccl" if backend == "nccl" else "mpi"
     _world.previous_excepthook = sys.excepthook
     sys.excepthook = _abort_on_uncaught_exception
+
+
+def _nccl_communicator(comm):
+    from tinygrad_like.distributed.nccl import make_communicator
+
+    node = comm.Split_type(_mpi().COMM_TYPE_SHARED)  # the ranks on this machine
+    try:
+        return make_communicator(comm, node)
+    finally:
+        node.Free()
 
 
 def is_available() -> bool:
@@ -148,13 +162,19 @@ def new_group(ranks: list[int] | None = None) -> ProcessGroup | None:
     member = world.rank() in ranks
     comm = world.comm.Split(0 if member else _mpi().UNDEFINED, ranks.index(world.rank())
                             if member else 0)
-    return ProcessGroup(comm, ranks) if member else None
+    if not member:
+        return None
+    # a sub-group's NCCL communicator is its own: its ranks are the sub-group's ranks
+    return ProcessGroup(comm, ranks, None if world.nccl is None else _nccl_communicator(comm))
 
 
 def destroy_process_group(group: ProcessGroup | None = None) -> None:
     """Leave the default group (or free a sub-group); MPI itself is finalised at exit."""
     world = default_group("destroy_process_group")
-    if group is not None and group is not world:
+    target = world if group is None else group
+    if target.nccl is not None:
+        target.nccl.destroy()
+    if target is not world:
         group.comm.Free()
         return
     sys.excepthook = _world.previous_excepthook

@@ -1,0 +1,152 @@
+"""Data parallelism: DDP training steps on 2 ranks against 1, and all-reduce bandwidth.
+
+Each case launches `mpirun -n R python test_bench_distributed.py ...` (this file is also the
+ranks' program), every rank pinned to one thread, and the ranks measure themselves after
+warm-up steps; the numbers to read are in each benchmark's extra_info (the time
+pytest-benchmark shows includes starting mpirun and Python):
+- `samples_per_s`: global batch × steps / time, for test_bench_training.py's CNN and
+  Transformer steps with the same global batch (64 and 32), split between the ranks;
+- `exposed_comm_ms`: per step, the time backward spends waiting for the gradient
+  all-reduces after its last gradient is computed (the communication not hidden behind
+  backward; DDP's reducer waits in the hook of the last bucket);
+- `tg_GBps` / `mpi4py_GBps`: bytes / time of `tg.distributed.all_reduce` and of mpi4py's own
+  `Allreduce(IN_PLACE, ...)` on the same float32 buffers.
+Under --benchmark-disable (CI) each case runs once on tiny sizes, so it only proves it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve()
+MPIRUN = shutil.which("mpirun", path=str(Path(sys.executable).parent)) or shutil.which("mpirun")
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                     "MKL_NUM_THREADS", "BENCH_THREADS")}
+
+
+def launch(ranks: int, *args: str) -> dict:
+    """Run this file as `ranks` MPI ranks; rank 0's measurements, as a dict."""
+    root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
+    command = [MPIRUN, *root, "--oversubscribe", "--bind-to", "none", "-n", str(ranks),
+               sys.executable, str(HERE), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, **ONE_THREAD})
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+needs_mpi = pytest.mark.skipif(MPIRUN is None, reason="needs mpirun and mpi4py")
+
+
+@needs_mpi
+@pytest.mark.parametrize("ranks", [1, 2])
+@pytest.mark.parametrize("workload", ["cnn", "transformer"])
+def test_ddp_training_step(benchmark, workload, ranks):
+    steps, warmup = ("2", "0") if benchmark.disabled else ("30", "5")
+    benchmark.group = f"distributed training step: {workload}"
+    benchmark.extra_info["ranks"] = ranks
+    measured = benchmark.pedantic(launch, (ranks, "train", workload, steps, warmup),
+                                  rounds=1, iterations=1)
+    benchmark.extra_info.update(measured)
+    assert measured["samples_per_s"] > 0
+
+
+@needs_mpi
+@pytest.mark.parametrize("elements", [2**10, 2**16, 2**22])
+def test_all_reduce_bandwidth(benchmark, elements):
+    if benchmark.disabled and elements > 2**10:
+        pytest.skip("only the smallest buffer under --benchmark-disable")
+    repeats = "2" if benchmark.disabled else "50"
+    benchmark.group = "all_reduce bandwidth, 2 ranks"
+    benchmark.extra_info["bytes"] = 4 * elements
+    measured = benchmark.pedantic(launch, (2, "allreduce", str(elements), repeats),
+                                  rounds=1, iterations=1)
+    benchmark.extra_info.update(measured)
+    assert measured["tg_GBps"] > 0 and measured["mpi4py_GBps"] > 0
+
+
+def train(workload: str, steps: int, warmup: int) -> dict:
+    """One rank's DDP training loop; times the steps after `warmup` and the reducer's wait."""
+    from test_bench_training import WORKLOADS, batch
+
+    import tinygrad_like as tg
+    from tinygrad_like import distributed as dist
+    from tinygrad_like.backend import native
+    from tinygrad_like.nn.parallel import DistributedDataParallel as DDP
+
+    native.set_num_threads(1)
+    dist.init_process_group("mpi")
+    rank, size = dist.get_rank(), dist.get_world_size()
+    build, optimizer_name, options = WORKLOADS[workload]
+    tg.manual_seed(0)
+    model = DDP(build(tg))
+    optimizer = getattr(tg.optim, optimizer_name)(model.parameters(), **options)
+    inputs, targets = batch(workload, np.random.default_rng(0))
+    share = len(inputs) // size
+    inputs = tg.tensor(inputs[rank * share:(rank + 1) * share])
+    per_sample = len(targets) // (share * size)  # the sequence models' targets per sample
+    targets = tg.tensor(targets[rank * share * per_sample:(rank + 1) * share * per_sample])
+    waited = [0.0]
+    finish = model.reducer._finish
+
+    def timed_finish():
+        start = time.perf_counter()
+        finish()
+        waited[0] += time.perf_counter() - start
+    model.reducer._finish = timed_finish
+    for step in range(warmup + steps):
+        if step == warmup:
+            dist.barrier()
+            start, waited[0] = time.perf_counter(), 0.0
+        optimizer.zero_grad()
+        tg.nn.functional.cross_entropy(model(inputs), targets).backward()
+        optimizer.step()
+    dist.barrier()
+    elapsed = time.perf_counter() - start
+    return {"samples_per_s": share * size * steps / elapsed,
+            "step_ms": 1e3 * elapsed / steps, "exposed_comm_ms": 1e3 * waited[0] / steps}
+
+
+def all_reduce_bandwidth(elements: int, repeats: int) -> dict:
+    import tinygrad_like as tg
+    from tinygrad_like import distributed as dist
+
+    dist.init_process_group("mpi")
+    from mpi4py import MPI
+
+    array = np.ones(elements, np.float32)
+    tensor = tg.from_numpy(array)
+
+    def seconds(call) -> float:
+        call()  # warm-up
+        dist.barrier()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            call()
+        return (time.perf_counter() - start) / repeats
+
+    tg_seconds = seconds(lambda: dist.all_reduce(tensor))
+    mpi_seconds = seconds(lambda: MPI.COMM_WORLD.Allreduce(MPI.IN_PLACE, array, MPI.SUM))
+    return {"tg_GBps": array.nbytes / tg_seconds / 1e9,
+            "mpi4py_GBps": array.nbytes / mpi_seconds / 1e9}
+
+
+if __name__ == "__main__":
+    mode, *rest = sys.argv[1:]
+    if mode == "train":
+        result = train(rest[0], int(rest[1]), int(rest[2]))
+    else:
+        result = all_reduce_bandwidth(int(rest[0]), int(rest[1]))
+    from tinygrad_like import distributed
+
+    if distributed.get_rank() == 0:
+        print(json.dumps(result), flush=True)

@@ -158,7 +158,7 @@ def snapshot(value):
 def kernel_tables() -> dict:
     """"numpy_path": the NumPy kernel table; "tinygrad_like": the native kernels replacing it."""
     numpy_table = cpu.numpy_kernels()
-    return {"numpy_path": numpy_table, "tinygrad_like": native.native_kernels(numpy_table)}
+    return {"numpy_path": numpy_table, "tinygrad_like": cpu.native_kernels(numpy_table)}
 
 
 @functools.lru_cache(maxsize=1)  # the calls are large: one workload's at a time

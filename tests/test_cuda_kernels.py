@@ -19,17 +19,17 @@ import numpy as np
 import pytest
 
 from tinygrad_like import determinism
-from tinygrad_like.backend import cpu_conv, cpu_optim
+from tinygrad_like.backend import reference_conv, reference_optim
 from tinygrad_like.kernels import cuda as cuda_c
-from tinygrad_like.kernels.cuda import dropout as dropout_kernels
-from tinygrad_like.kernels.cuda import launch
-from tinygrad_like.kernels.cuda import optimizer as optimizer_kernels
-from tinygrad_like.kernels.cuda import pooling as pooling_kernels
-from tinygrad_like.kernels.cuda import segment_sum as segment_sum_kernels
+from tinygrad_like.kernels.cuda import dropout_launch as dropout_kernels
+from tinygrad_like.kernels.cuda import runtime as cuda_runtime
+from tinygrad_like.kernels.cuda import optimizer_launch as optimizer_kernels
+from tinygrad_like.kernels.cuda import pooling_launch as pooling_kernels
+from tinygrad_like.kernels.cuda import segment_sum_launch as segment_sum_kernels
 
 torch = pytest.importorskip("torch")
 
-SOURCES = sorted(path.name for path in launch.SOURCE_DIR.glob("*.cu"))
+SOURCES = sorted(path.name for path in cuda_runtime.SOURCE_DIR.glob("*.cu"))
 FLOATS = [np.float32, np.float64]
 
 
@@ -39,13 +39,13 @@ def cpu_shim(tmp_path_factory):
     """One build of each .cu as a shared library per test session (the builds take seconds)."""
     if shutil.which("g++") is None:
         pytest.skip("the CPU build of the CUDA kernels needs g++")
-    return launch.CpuShimRuntime(tmp_path_factory.mktemp("cuda_cpu_shim"))
+    return cuda_runtime.CpuShimRuntime(tmp_path_factory.mktemp("cuda_cpu_shim"))
 
 
 @pytest.fixture(scope="module", params=["cpu_shim", pytest.param("cuda", marks=pytest.mark.cuda)])
 def runtime(request):
     if request.param == "cuda":
-        return launch.CupyRuntime()
+        return cuda_runtime.CupyRuntime()
     return request.getfixturevalue("cpu_shim")
 
 
@@ -65,7 +65,7 @@ def on_device(runtime, *arrays):
 
 def exact(runtime) -> bool:
     """The CPU build rounds exactly as NumPy; a GPU's sqrt and division may differ by an ulp."""
-    return isinstance(runtime, launch.CpuShimRuntime)
+    return isinstance(runtime, cuda_runtime.CpuShimRuntime)
 
 
 # ---- compiling for the GPU -------------------------------------------------------------------
@@ -90,7 +90,7 @@ def _cuobjdump() -> Path | None:
 def test_source_compiles_with_nvcc(source, arch, tmp_path):
     cubin = tmp_path / f"{source}.sm_{arch}.cubin"
     command = [_nvcc(), "-std=c++17", f"-arch=sm_{arch}", "-cubin",
-               *launch.EXTRA_OPTIONS.get(source, ()), str(launch.SOURCE_DIR / source),
+               *cuda_runtime.EXTRA_OPTIONS.get(source, ()), str(cuda_runtime.SOURCE_DIR / source),
                "-o", str(cubin)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     assert done.returncode == 0, f"{' '.join(command)}\n{done.stderr}"
@@ -110,7 +110,7 @@ def test_source_compiles_with_nvcc(source, arch, tmp_path):
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_kernels_never_synchronise_within_a_block(source):
-    text = (launch.SOURCE_DIR / source).read_text()
+    text = (cuda_runtime.SOURCE_DIR / source).read_text()
     assert not re.search(r"__syncthreads|__shared__|__syncwarp|cooperative_groups", text)
 
 
@@ -131,7 +131,7 @@ def test_cuda_backend_registers_the_cuda_c_kernels():
             entry = entry.args[0]
         assert entry.func.__module__ == f"tinygrad_like.kernels.cuda.{module}", name
         assert entry.func.__name__ == function
-        assert isinstance(entry.args[0], launch.CupyRuntime)
+        assert isinstance(entry.args[0], cuda_runtime.CupyRuntime)
 
 
 def test_dtypes_the_kernels_do_not_cover_run_the_reference(cpu_shim):
@@ -150,11 +150,11 @@ def test_dtypes_the_kernels_do_not_cover_run_the_reference(cpu_shim):
 
 # ---- launch arithmetic (pure Python) ---------------------------------------------------------
 def test_grid_covers_the_work_and_is_capped():
-    assert launch.grid_1d(0) == 1
-    assert launch.grid_1d(1) == 1
-    assert launch.grid_1d(launch.BLOCK) == 1
-    assert launch.grid_1d(launch.BLOCK + 1) == 2
-    assert launch.grid_1d(10**12) == launch.MAX_GRID
+    assert cuda_runtime.grid_1d(0) == 1
+    assert cuda_runtime.grid_1d(1) == 1
+    assert cuda_runtime.grid_1d(cuda_runtime.BLOCK) == 1
+    assert cuda_runtime.grid_1d(cuda_runtime.BLOCK + 1) == 2
+    assert cuda_runtime.grid_1d(10**12) == cuda_runtime.MAX_GRID
 
 
 def test_chunk_starts_number_chunks_across_tensors():
@@ -166,7 +166,7 @@ def test_chunk_starts_number_chunks_across_tensors():
 def test_multi_tensor_table_layout():
     arrays = [np.zeros(3, np.float32), np.zeros((2, 5), np.float32)]
     grads = [np.ones(3, np.float32), np.ones((2, 5), np.float32)]
-    table, total = optimizer_kernels.multi_tensor_table(launch.CpuShimRuntime("unused"),
+    table, total = optimizer_kernels.multi_tensor_table(cuda_runtime.CpuShimRuntime("unused"),
                                                         [arrays, grads, None], chunk_size=4)
     assert total == 1 + 3
     assert table.tolist() == [[0, 1, 4], [3, 10, 0],
@@ -234,7 +234,7 @@ def test_max_pool2d_matches_torch(runtime, kernels, config, dtype):
     np.testing.assert_array_equal(to_host(out), expected_out)
     np.testing.assert_array_equal(to_host(indices), expected_indices)
     assert to_host(indices).dtype == np.int64
-    reference_out, reference_indices = cpu_conv.max_pool2d(x, *config)
+    reference_out, reference_indices = reference_conv.max_pool2d(x, *config)
     np.testing.assert_array_equal(to_host(out), reference_out)
     np.testing.assert_array_equal(to_host(indices), reference_indices)
     dx = kernels["max_pool2d_backward"](*on_device(runtime, grad, to_host(indices)), x.shape)
@@ -260,19 +260,19 @@ def test_avg_pool2d_matches_torch(runtime, kernels, config, dtype, count_include
     np.testing.assert_allclose(to_host(out), expected.detach().numpy(), rtol=tolerance,
                                atol=tolerance)
     np.testing.assert_allclose(to_host(dx), tx.grad.numpy(), rtol=tolerance, atol=tolerance)
-    np.testing.assert_allclose(to_host(out), cpu_conv.avg_pool2d(x, *config, count_include_pad),
+    np.testing.assert_allclose(to_host(out), reference_conv.avg_pool2d(x, *config, count_include_pad),
                                rtol=tolerance, atol=tolerance)
 
 
 def test_pooling_grid_stride_loops_cover_more_work_than_threads(cpu_shim, monkeypatch):
-    monkeypatch.setattr(launch, "MAX_GRID", 2)  # 512 threads for 2 * 3 * 30 * 30 elements
+    monkeypatch.setattr(cuda_runtime, "MAX_GRID", 2)  # 512 threads for 2 * 3 * 30 * 30 elements
     x = np.random.default_rng(2).standard_normal((2, 3, 60, 60))
     out, indices = pooling_kernels.max_pool2d(cpu_shim, x, 2, 2, 0, 1)
-    expected_out, expected_indices = cpu_conv.max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1))
+    expected_out, expected_indices = reference_conv.max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1))
     np.testing.assert_array_equal(out, expected_out)
     np.testing.assert_array_equal(indices, expected_indices)
     dx = pooling_kernels.avg_pool2d_backward(cpu_shim, out, x.shape, 3, 2, 1, False)
-    np.testing.assert_allclose(dx, cpu_conv.avg_pool2d_backward(out, x.shape, (3, 3), (2, 2),
+    np.testing.assert_allclose(dx, reference_conv.avg_pool2d_backward(out, x.shape, (3, 3), (2, 2),
                                                                 (1, 1), False), rtol=1e-12)
 
 
@@ -293,7 +293,7 @@ def test_embedding_backward_adds_duplicate_rows(runtime, kernels, dtype, padding
     grad = rng.standard_normal((300, 13)).astype(dtype)
     dweight = kernels["embedding_backward"](*on_device(runtime, grad, indices), 7, padding_idx)
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
-    expected = cpu_conv.embedding_backward(grad, indices, 7, padding_idx)
+    expected = reference_conv.embedding_backward(grad, indices, 7, padding_idx)
     np.testing.assert_allclose(to_host(dweight), expected, rtol=tolerance, atol=tolerance)
     weight = torch.zeros(7, 13, dtype=torch.float64, requires_grad=True)
     torch.nn.functional.embedding(torch.tensor(indices), weight,
@@ -310,7 +310,7 @@ def test_embedding_backward_takes_any_leading_shape(runtime, kernels):
     indices = rng.integers(0, 5, (3, 4))
     grad = rng.standard_normal((3, 4, 6))
     dweight = kernels["embedding_backward"](*on_device(runtime, grad, indices), 5, None)
-    expected = cpu_conv.embedding_backward(grad.reshape(12, 6), indices.ravel(), 5, -1)
+    expected = reference_conv.embedding_backward(grad.reshape(12, 6), indices.ravel(), 5, -1)
     np.testing.assert_allclose(to_host(dweight), expected, rtol=1e-12)
     with pytest.raises(ValueError, match="indices' shape"):
         kernels["embedding_backward"](*on_device(runtime, grad, indices[:2]), 5, -1)
@@ -336,7 +336,7 @@ def deterministic():
 def schedules(runtime) -> list:
     """The runtime three times: on the CPU build in index order and in two shuffled thread
     orders (cpu_shim.h), on a GPU as it schedules."""
-    if isinstance(runtime, launch.CpuShimRuntime):
+    if isinstance(runtime, cuda_runtime.CpuShimRuntime):
         return [runtime.scheduled(seed) for seed in (0, 1, 2)]
     return [runtime] * 3
 
@@ -368,7 +368,7 @@ def test_deterministic_embedding_backward_is_the_sequential_sum(runtime, determi
     indices = rng.integers(0, 7, (20, 15))  # 300 lookups of 7 rows: each repeats ~40 times
     grad = rng.standard_normal((20, 15, 13)).astype(dtype)
     # np.add.at adds in index order, as the kernel's sorted runs do: equal to the bit
-    expected = cpu_conv.embedding_backward(grad.reshape(300, 13), indices.ravel(), 7,
+    expected = reference_conv.embedding_backward(grad.reshape(300, 13), indices.ravel(), 7,
                                            -1 if padding_idx is None else padding_idx)
     for dweight in run_under_schedules(runtime, "embedding_backward", grad, indices, 7,
                                        padding_idx):
@@ -392,14 +392,14 @@ def test_deterministic_embedding_backward_skips_what_the_atomic_kernel_skips(cpu
 def test_deterministic_max_pool2d_backward(runtime, kernels, deterministic, config, dtype):
     rng = np.random.default_rng(13)
     x = rng.integers(0, 3, (2, 3, 11, 9)).astype(dtype)  # ties: overlapping windows share maxima
-    out, indices = cpu_conv.max_pool2d(x, *config)
+    out, indices = reference_conv.max_pool2d(x, *config)
     grad = rng.standard_normal(out.shape).astype(dtype)
     _, _, expected = _torch_max_pool(x, grad, config)
     runs = run_under_schedules(runtime, "max_pool2d_backward", grad, indices, x.shape)
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(runs[0], expected, rtol=tolerance, atol=tolerance)
     if dtype == np.float64:  # np.bincount adds in output order in float64, as the kernel does
-        np.testing.assert_array_equal(runs[0], cpu_conv.max_pool2d_backward(grad, indices,
+        np.testing.assert_array_equal(runs[0], reference_conv.max_pool2d_backward(grad, indices,
                                                                             x.shape))
     for dx in runs[1:]:
         np.testing.assert_array_equal(dx, runs[0])
@@ -409,13 +409,13 @@ def test_deterministic_max_pool2d_backward_skips_empty_windows_and_strides(cpu_s
                                                                            monkeypatch):
     rng = np.random.default_rng(14)
     x = rng.standard_normal((2, 3, 30, 30))
-    out, indices = cpu_conv.max_pool2d(x, (3, 3), (1, 1), (1, 1), (1, 1))
+    out, indices = reference_conv.max_pool2d(x, (3, 3), (1, 1), (1, 1), (1, 1))
     indices[:, :, ::5, ::3] = -1  # what a window holding no input element reports
     grad = rng.standard_normal(out.shape)
     max_pool2d_backward = cuda_c.kernel_table(cpu_shim)["max_pool2d_backward"]
     # the atomic kernel, one thread per output in order: the adds in output order
     expected = max_pool2d_backward(grad, indices, x.shape)
-    monkeypatch.setattr(launch, "MAX_GRID", 2)  # 512 threads for 2 * 3 * 30 * 30 inputs
+    monkeypatch.setattr(cuda_runtime, "MAX_GRID", 2)  # 512 threads for 2 * 3 * 30 * 30 inputs
     with deterministic_algorithms():
         dx = max_pool2d_backward(grad, indices, x.shape)
     np.testing.assert_array_equal(dx, expected)
@@ -592,7 +592,7 @@ def test_sgd_step_matches_torch_and_the_numpy_reference(runtime, kernels, config
         kernels["sgd_step"](device_params, on_device(runtime, *step_grads),
                             device_buffers if momentum else None, 0.05, first_step=step == 0,
                             **config)
-        cpu_optim.sgd_step(reference, step_grads, reference_buffers, 0.05, first_step=step == 0,
+        reference_optim.sgd_step(reference, step_grads, reference_buffers, 0.05, first_step=step == 0,
                            **config)
         for param, grad in zip(torch_params, step_grads):
             param.grad = torch.tensor(grad)
@@ -629,7 +629,7 @@ def test_adam_step_matches_torch_and_the_numpy_reference(runtime, kernels, confi
     for step, step_grads in enumerate(grads, start=1):
         kernels["adam_step"](device_params, on_device(runtime, *step_grads), *device_state,
                              float(step), **hyper, **config)
-        cpu_optim.adam_step(reference, step_grads, *reference_state, float(step), **hyper,
+        reference_optim.adam_step(reference, step_grads, *reference_state, float(step), **hyper,
                             **config)
         for param, grad in zip(torch_params, step_grads):
             param.grad = torch.tensor(grad)
@@ -643,7 +643,7 @@ def test_adam_step_matches_torch_and_the_numpy_reference(runtime, kernels, confi
 
 
 def test_optimizer_steps_group_mixed_dtypes_and_cap_the_grid(cpu_shim, monkeypatch):
-    monkeypatch.setattr(launch, "MAX_GRID", 2)  # fewer blocks than chunks: blocks loop
+    monkeypatch.setattr(cuda_runtime, "MAX_GRID", 2)  # fewer blocks than chunks: blocks loop
     params32, grads32 = _problem(np.float32)
     params64, grads64 = _problem(np.float64, seed=9)
     params = [p for pair in zip(params32, params64) for p in pair]
@@ -653,7 +653,7 @@ def test_optimizer_steps_group_mixed_dtypes_and_cap_the_grid(cpu_shim, monkeypat
     options = {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "nesterov": False,
                "weight_decay": 0.0, "maximize": False, "first_step": True}
     optimizer_kernels.sgd_step(cpu_shim, params, grads, buffers, **options)
-    cpu_optim.sgd_step(reference, grads, reference_buffers, **options)
+    reference_optim.sgd_step(reference, grads, reference_buffers, **options)
     for got, want in zip(params + buffers, reference + reference_buffers):
         np.testing.assert_array_equal(got, want)
         assert got.dtype == want.dtype

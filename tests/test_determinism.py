@@ -16,10 +16,10 @@ import pytest
 
 import tinygrad_like as tg
 from tinygrad_like import determinism
-from tinygrad_like.backend import cpu, cpu_conv, native
+from tinygrad_like.backend import cpu, native, reference_conv
 from tinygrad_like.kernels import cuda as cuda_c
-from tinygrad_like.kernels.cuda import launch
-from tinygrad_like.kernels.cuda import segment_sum as segment_sum_kernels
+from tinygrad_like.kernels.cuda import runtime as cuda_runtime
+from tinygrad_like.kernels.cuda import segment_sum_launch as segment_sum_kernels
 
 needs_native = pytest.mark.skipif(
     not native.available(), reason=f"tinygrad_like._C is not in use: {native.reason()}")
@@ -103,7 +103,7 @@ def test_half_precision_scatter_add_raises_or_warns(cpu_shim):
 
 
 # ---- the "cuda" launchers' choice of kernel --------------------------------------------------
-class RecordingRuntime(launch.CpuShimRuntime):
+class RecordingRuntime(cuda_runtime.CpuShimRuntime):
     """The CPU build of the CUDA C kernels, noting the name of every kernel launched."""
 
     def __init__(self, build_dir):
@@ -128,7 +128,7 @@ def _atomic_entries(rng) -> dict:
     indices = rng.integers(0, 5, 40)
     rows = rng.standard_normal((40, 6)).astype(np.float32)
     x = rng.standard_normal((2, 3, 8, 8))
-    _, argmax = cpu_conv.max_pool2d(x, (3, 3), (1, 1), (1, 1), (1, 1))
+    _, argmax = reference_conv.max_pool2d(x, (3, 3), (1, 1), (1, 1), (1, 1))
     grad = rng.standard_normal(argmax.shape)
 
     def scatter_add(table):
@@ -147,7 +147,7 @@ def _atomic_entries(rng) -> dict:
 
 @pytest.mark.parametrize("entry", ["embedding_backward", "max_pool2d_backward", "scatter_add"])
 def test_flag_switches_the_cuda_kernel_and_off_restores_the_fast_path(cpu_shim, entry):
-    table = cuda_c.kernel_table(cpu_shim)  # as backend/cuda.py registers the entries
+    table = cuda_c.kernel_table(cpu_shim)  # as backend/cuda_device.py registers the entries
     call, fast, deterministic = _atomic_entries(np.random.default_rng(0))[entry]
     results = []
     for mode, kernel in ((False, fast), (True, deterministic), (False, fast)):

@@ -1,4 +1,4 @@
-"""The fused ops (ops/conv.py, ops/attention.py, Embedding and Dropout in ops/nn.py) beyond
+"""The fused ops (ops/conv.py, ops/attention.py, ops/embedding.py, ops/dropout.py) beyond
 what the op registry checks: memory, masks, odd geometry, reproducibility and errors."""
 
 from __future__ import annotations

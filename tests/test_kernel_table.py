@@ -60,7 +60,7 @@ def test_interp_borrows_from_cpu_exactly_what_triton_does_not_serve():
 
 
 def test_the_cuda_table_builds_with_a_stand_in_cupy(monkeypatch):
-    from tinygrad_like.backend import cpu_norm, cuda
+    from tinygrad_like.backend import cuda_device, reference_norm
 
     fake_cupy = types.ModuleType("cupy")
     for name in ("add", "subtract", "multiply", "true_divide"):
@@ -73,10 +73,10 @@ def test_the_cuda_table_builds_with_a_stand_in_cupy(monkeypatch):
     for name, module in {"cupy": fake_cupy, "cupyx": fake_cupyx, "cupyx.scipy": fake_scipy,
                          "cupyx.scipy.special": fake_special}.items():
         monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.setattr(cuda, "is_available", lambda: True)
-    backend = cuda.make_backend(0)
+    monkeypatch.setattr(cuda_device, "is_available", lambda: True)
+    backend = cuda_device.make_backend(0)
     assert set(vars(backend.kernels)) == set(DECLARED)
-    assert backend.kernels.layer_norm is cpu_norm.layer_norm
+    assert backend.kernels.layer_norm is reference_norm.layer_norm
     assert backend.kernel_fallbacks["layer_norm"] == "NumPy"
     own = set(DECLARED) - set(backend.kernel_fallbacks)
     assert set(TRITON_KERNELS) | set(cuda_c.KERNELS) <= own

@@ -1,7 +1,8 @@
 """The native extension tinygrad_like._C against the NumPy references, on the same inputs.
 
-Each native kernel is compared with the NumPy kernel it replaces (backend/cpu.py,
-cpu_conv.py, cpu_norm.py, cpu_optim.py), in float32 and float64, on odd sizes and non-contiguous inputs.
+Each native kernel is compared with the NumPy kernel it replaces (backend/cpu.py, the
+reference_*.py files, cpu_conv.py's NumPy path), in float32 and float64, on odd sizes and
+non-contiguous inputs; "cpu"'s conv2d, NumPy and native, is compared with reference_conv.py.
 The ops that use them are gradchecked by tests/test_ops.py, which runs on the native path
 whenever the extension is built. The last tests check the switch itself: the environment
 variable forces NumPy, backend_info reports it, and the package works without _C at all.
@@ -17,7 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tinygrad_like.backend import (cpu, cpu_attention, cpu_conv, native)
+from tinygrad_like.backend import cpu, cpu_attention, cpu_conv, native, reference_conv
 
 RNG = np.random.default_rng(0)
 DTYPES = [np.float32, np.float64]
@@ -27,7 +28,7 @@ needs_native = pytest.mark.skipif(
     not native.available(), reason=f"tinygrad_like._C is not in use: {native.reason()}")
 
 REFERENCE = SimpleNamespace(**cpu.numpy_kernels())  # what TINYGRAD_LIKE_NUMPY=1 runs
-NATIVE = SimpleNamespace(**native.native_kernels(vars(REFERENCE)))
+NATIVE = SimpleNamespace(**cpu.native_kernels(vars(REFERENCE)))
 _C_MODULE = native._C
 
 
@@ -63,14 +64,15 @@ def test_im2col_and_col2im_match_numpy(dtype, geometry, layout):
     x = randn(shape, dtype)
     x = noncontiguous(x) if layout == "noncontiguous" else x
     # not entries of the kernel table: the pieces native conv2d is built on
-    im2col, col2im = native._im2col(cpu_conv.im2col), native._col2im(cpu_conv.col2im)
+    im2col = cpu_conv.native_im2col(reference_conv.im2col)
+    col2im = cpu_conv.native_col2im(reference_conv.col2im)
     cols = im2col(x, kernel, stride, padding, dilation)
     assert cols.flags.c_contiguous
-    assert_close(cols, cpu_conv.im2col(x, kernel, stride, padding, dilation), dtype)
+    assert_close(cols, reference_conv.im2col(x, kernel, stride, padding, dilation), dtype)
     grad = randn(cols.shape, dtype)
     grad = noncontiguous(grad) if layout == "noncontiguous" else grad
     assert_close(col2im(grad, shape, kernel, stride, padding, dilation),
-                 cpu_conv.col2im(grad, shape, kernel, stride, padding, dilation), dtype)
+                 reference_conv.col2im(grad, shape, kernel, stride, padding, dilation), dtype)
 
 
 @needs_native
@@ -89,6 +91,27 @@ def test_conv2d_on_native_im2col_matches_numpy(dtype, kernel, options):
                  REFERENCE.conv2d_backward_input(grad, weight, x.shape, *options), dtype)
     assert_close(NATIVE.conv2d_backward_weight(grad, x, weight.shape, *options),
                  REFERENCE.conv2d_backward_weight(grad, x, weight.shape, *options), dtype)
+
+
+@pytest.mark.parametrize("kernels", ["numpy", pytest.param("native", marks=needs_native)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape, kernel, options", [
+    ((2, 3, 9, 7), (3, 2), ((2, 1), (1, 1), (1, 2))),  # strided, dilated
+    ((2, 3, 9, 7), (3, 3), ((1, 1), (1, 1), (1, 1))),  # "same" at stride 1
+    ((2, 3, 9, 7), (3, 3), ((1, 1), (0, 0), (1, 1))),  # unpadded at stride 1
+    ((1, 2, 5, 5), (1, 1), ((1, 1), (0, 0), (1, 1))),  # 1x1
+], ids=["strided", "same", "valid", "1x1"])
+def test_cpu_conv2d_matches_the_reference(kernels, dtype, x_shape, kernel, options):
+    """"cpu"'s tuned conv2d (cpu_conv.py, on NumPy or _C) against the plain im2col reference."""
+    table = NATIVE if kernels == "native" else REFERENCE
+    x, weight, bias = randn(x_shape, dtype), randn((4, x_shape[1], *kernel), dtype), randn(4, dtype)
+    out = table.conv2d(x, weight, bias, *options)
+    assert_close(out, reference_conv.conv2d(x, weight, bias, *options), dtype)
+    grad = randn(out.shape, dtype)
+    assert_close(table.conv2d_backward_input(grad, weight, x.shape, *options),
+                 reference_conv.conv2d_backward_input(grad, weight, x.shape, *options), dtype)
+    assert_close(table.conv2d_backward_weight(grad, x, weight.shape, *options),
+                 reference_conv.conv2d_backward_weight(grad, x, weight.shape, *options), dtype)
 
 
 @pytest.mark.parametrize("kernels", ["numpy", pytest.param("native", marks=needs_native)])
@@ -885,7 +908,8 @@ print(tg.backend_info(devices=("cpu",), print_table=False))
 
 def test_the_environment_variable_forces_the_numpy_path():
     out = _run(PROBE, TINYGRAD_LIKE_NUMPY="1")
-    assert out.startswith("False tinygrad_like.backend.cpu_norm 'disabled by TINYGRAD_LIKE_NUMPY=1'")
+    assert out.startswith(
+        "False tinygrad_like.backend.reference_norm 'disabled by TINYGRAD_LIKE_NUMPY=1'")
     assert "native extension _C not loaded: disabled by TINYGRAD_LIKE_NUMPY=1" in out
     assert "native _C" not in out
 

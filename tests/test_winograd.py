@@ -18,7 +18,7 @@ import torch
 
 import tinygrad_like as tg
 import tinygrad_like.nn.functional as F
-from tinygrad_like.backend import cpu_conv, cpu_winograd, native, native_blas
+from tinygrad_like.backend import cpu_conv, cpu_winograd, native, native_blas, reference_conv
 
 RNG = np.random.default_rng(3)
 DTYPES = [np.float32, np.float64]
@@ -216,7 +216,7 @@ def spied_kernels():
     that count calls."""
     if not native.available():
         pytest.skip(f"tinygrad_like._C is not in use: {native.reason()}")
-    calls = {name: 0 for name in native.WINOGRAD_TRANSFORMS}
+    calls = {name: 0 for name in cpu_conv.WINOGRAD_TRANSFORMS}
     calls["batched_gemm"] = 0
 
     def spy(name, piece):
@@ -225,10 +225,10 @@ def spied_kernels():
             return piece(*args, **kwargs)
         return counted
 
-    pieces = {name: getattr(native._C, f"winograd_{name}") for name in native.WINOGRAD_TRANSFORMS}
+    pieces = {name: getattr(native._C, f"winograd_{name}") for name in cpu_conv.WINOGRAD_TRANSFORMS}
     pieces["batched_gemm"] = native_blas.batched_gemm
-    kernels = cpu_conv.make_conv_kernels(native._im2col(cpu_conv.im2col),
-                                         native._col2im(cpu_conv.col2im),
+    kernels = cpu_conv.make_conv_kernels(cpu_conv.native_im2col(reference_conv.im2col),
+                                         cpu_conv.native_col2im(reference_conv.col2im),
                                          {name: spy(name, piece) for name, piece in pieces.items()})
     return kernels, calls
 
@@ -248,7 +248,7 @@ def small_inputs_take_winograd(monkeypatch):
 def test_conv2d_kernels_by_winograd_match_im2col(spied_kernels, monkeypatch, dtype, shape,
                                                 filters, padding):
     kernels, calls = spied_kernels
-    reference = cpu_conv.make_conv_kernels()
+    reference = vars(reference_conv)  # the plain im2col kernels every device is tested against
     if shape[0] == 7:  # chunks of 2-3 images
         monkeypatch.setattr(cpu_conv, "CHUNK_BYTES", 3 * cpu_conv._winograd_bytes(
             shape, (32, 32), np.dtype(dtype).itemsize) - 1)

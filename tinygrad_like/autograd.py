@@ -199,10 +199,19 @@ def count_inplace_write() -> int:
 _node_numbers = itertools.count()  # Context.sequence_number of each recorded node, in order
 
 
-# The Tensor class, set by tensor.py when it is imported: tensor.py imports this module, so
-# this module cannot import it back, and an import inside `apply` would cost a microsecond
-# on every op.
+# The Tensor class. The engine sees tensors through a few attributes (`data`, `backend`,
+# `_requires_grad`, `_ctx`, `_version`, `grad`) and needs the class itself only to tell
+# Tensor arguments from options and to wrap raw arrays; tensor.py, which imports this module
+# (one direction), hands it over once through `register_tensor_class`. A module global, not
+# an import inside `apply`, which would cost a microsecond on every op.
 Tensor: type = None
+
+
+def register_tensor_class(cls: type) -> None:
+    """Make `cls` the Tensor class the engine tests for and creates; tensor.py calls this once
+    when it is imported, before any op can run."""
+    global Tensor
+    Tensor = cls
 
 
 class Function:
@@ -454,17 +463,40 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, 
     return None
 
 
+def initial_gradients(outputs, grad_outputs, op: str) -> tuple:
+    """The gradients that seed a backward pass: given ones, or 1 for scalar outputs."""
+    if grad_outputs is None:
+        grad_outputs = (None,) * len(outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"{op}: got {len(grad_outputs)} gradients for {len(outputs)} outputs")
+    seeds = []
+    for out, grad in zip(outputs, grad_outputs):
+        if not out.requires_grad:
+            raise RuntimeError(f"{op}: an output of shape {out.shape} does not require grad")
+        if grad is None:
+            if out.numel() != 1:
+                raise RuntimeError(f"{op}: grad can be implicitly created only for scalar "
+                                   f"outputs; this output has shape {out.shape}, so pass "
+                                   "`gradient` with that shape")
+            grad = Tensor._wrap(out.backend.xp.ones_like(out.data), out.backend)
+        elif not isinstance(grad, Tensor):
+            grad = Tensor._wrap(out.backend.asarray(grad, dtype=out.data.dtype), out.backend)
+        if grad.shape != out.shape:
+            raise RuntimeError(f"{op}: gradient of shape {grad.shape} does not match the output "
+                               f"shape {out.shape}")
+        seeds.append(grad)
+    return tuple(seeds)
+
+
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
          allow_unused=False):
     """Gradients of `outputs` with respect to `inputs`, as torch.autograd.grad."""
-    from tinygrad_like.tensor import _initial_gradients
-
     outputs = (outputs,) if isinstance(outputs, Tensor) else tuple(outputs)
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError(f"autograd.grad: input of shape {t.shape} does not require grad")
-    grad_outputs = _initial_gradients(outputs, grad_outputs, "autograd.grad")
+    grad_outputs = initial_gradients(outputs, grad_outputs, "autograd.grad")
     retain_graph = create_graph if retain_graph is None else retain_graph
     result = run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs)
     if not allow_unused:

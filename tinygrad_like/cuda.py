@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tinygrad_like import random
-from tinygrad_like.backend.cuda import is_available
+from tinygrad_like.backend.cuda_device import is_available
 from tinygrad_like.tensor import Tensor
 
 

@@ -215,10 +215,10 @@ class Tensor:
                 device = arg
             else:
                 dtype = arg
-        from tinygrad_like.ops.elementwise import cast, to_device
-
-        out = self if device is None else to_device(self, device)
-        return out if dtype is None else cast(out, dtype)
+        # the device is resolved here, as in __init__; the copy and the cast are ops
+        # (ops/elementwise.py), attached as `_to_backend` and `_cast` by ops/__init__.py
+        out = self if device is None else self._to_backend(get_backend(device))
+        return out if dtype is None else out._cast(dtype)
 
     def cpu(self) -> "Tensor":
         return self.to("cpu")
@@ -300,31 +300,13 @@ class Tensor:
     def clamp_(self, min=None, max=None) -> "Tensor":
         return self._inplace("clamp_", self.clamp(min, max))
 
-    def __setitem__(self, index, value) -> None:
-        from tinygrad_like.ops.indexing import normalize_index
-
-        self._check_inplace("__setitem__")
-        if isinstance(value, Tensor):
-            if value.device != self.device:
-                raise RuntimeError(f"__setitem__: value on {value.device}, tensor on "
-                                   f"{self.device}")
-            value = value.data
-        index = normalize_index(self, index, "__setitem__")
-        try:
-            self.data[index] = value
-        except ValueError as error:
-            raise RuntimeError(f"__setitem__: cannot assign a value of shape "
-                               f"{getattr(value, 'shape', ())} to tensor{list(self.shape)}"
-                               f"[{index!r}]") from error
-        self._bump_version()
-
     # ---- autograd -----------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph: bool | None = None,
                  create_graph: bool = False) -> None:
         if not self._requires_grad:
             raise RuntimeError("backward: the tensor does not require grad and has no grad_fn")
-        (gradient,) = _initial_gradients((self,), None if gradient is None else (gradient,),
-                                         "backward")
+        gradients = None if gradient is None else (gradient,)
+        (gradient,) = autograd.initial_gradients((self,), gradients, "backward")
         retain_graph = create_graph if retain_graph is None else retain_graph
         autograd.run_backward((self,), (gradient,), retain_graph, create_graph)
 
@@ -344,7 +326,7 @@ class Tensor:
         return "tensor(" + ", ".join([body] + extras) + ")"
 
 
-autograd.Tensor = Tensor  # see autograd.Tensor
+autograd.register_tensor_class(Tensor)
 
 
 def _backend_array(data, dtype, backend: Backend):
@@ -362,28 +344,3 @@ def _storage_dtype(dtype: DType, backend: Backend):
     if dtype.np_dtype is None:
         raise TypeError(f"dtype {dtype.name} is not supported on device {backend.name!r}")
     return dtype.np_dtype
-
-
-def _initial_gradients(outputs, grad_outputs, op: str) -> tuple:
-    """The gradients that seed a backward pass: given ones, or 1 for scalar outputs."""
-    if grad_outputs is None:
-        grad_outputs = (None,) * len(outputs)
-    if len(grad_outputs) != len(outputs):
-        raise ValueError(f"{op}: got {len(grad_outputs)} gradients for {len(outputs)} outputs")
-    seeds = []
-    for out, grad in zip(outputs, grad_outputs):
-        if not out.requires_grad:
-            raise RuntimeError(f"{op}: an output of shape {out.shape} does not require grad")
-        if grad is None:
-            if out.numel() != 1:
-                raise RuntimeError(f"{op}: grad can be implicitly created only for scalar "
-                                   f"outputs; this output has shape {out.shape}, so pass "
-                                   "`gradient` with that shape")
-            grad = Tensor._wrap(out.backend.xp.ones_like(out.data), out.backend)
-        elif not isinstance(grad, Tensor):
-            grad = Tensor._wrap(out.backend.asarray(grad, dtype=out.data.dtype), out.backend)
-        if grad.shape != out.shape:
-            raise RuntimeError(f"{op}: gradient of shape {grad.shape} does not match the output "
-                               f"shape {out.shape}")
-        seeds.append(grad)
-    return tuple(seeds)

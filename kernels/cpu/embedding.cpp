@@ -1,6 +1,6 @@
 // Embedding backward: scatter-add the rows of grad (N, D) into dweight (num_weights, D).
 //
-// np.add.at (the NumPy reference in backend/cpu_conv.py) takes a slow path per element; here
+// np.add.at (the NumPy reference in backend/reference_conv.py) takes a slow path per element; here
 // each grad row is one vector add into its weight row. Rows can repeat (a small vocabulary
 // repeats constantly), so the threads split the D columns instead of the N rows: each owns
 // a band of columns of every weight row and no two write the same element.

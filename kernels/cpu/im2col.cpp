@@ -7,7 +7,7 @@
 // segments of OH*OW columns, and col2im's writes stay inside the plane, so the threads never
 // share an output element. Padding is never materialised: each output row splits into a
 // zero (or skipped) left edge, an inner run that reads the input directly (a straight copy
-// or add at stride 1), and a right edge. The NumPy reference (backend/cpu_conv.py) pads a
+// or add at stride 1), and a right edge. The NumPy reference (backend/reference_conv.py) pads a
 // copy of the input and makes a strided copy of a 6-D view (im2col), or a zero-padded
 // buffer plus KH*KW strided adds (col2im).
 #include <algorithm>

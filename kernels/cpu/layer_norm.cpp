@@ -3,7 +3,7 @@
 // One row at a time, entirely in cache: forward reads x twice (mean, then the centred sum
 // of squares: the two-pass variance NumPy also uses, so rounding stays close) and writes
 // out once; backward reads grad and x once for the two row sums and again to write dx. The
-// NumPy reference (backend/cpu_norm.py) makes about ten full passes with temporaries.
+// NumPy reference (backend/reference_norm.py) makes about ten full passes with temporaries.
 // Statistics accumulate in double. dweight and dbias are column sums over the rows: each
 // range of rows sums into private columns, added up at the end in range order.
 #include <cmath>

@@ -5,7 +5,7 @@
 // here each element is read and written once. Parameters are cut into chunks of kChunk
 // elements and the chunks of all parameters are shared out among the threads, so one large
 // weight and many small biases balance alike. The arithmetic is the reference's
-// (backend/cpu_optim.py) in the parameter's dtype, operation for operation, with the scalar
+// (backend/reference_optim.py) in the parameter's dtype, operation for operation, with the scalar
 // factors rounded to that dtype as NumPy rounds a Python float.
 //
 // A parameter the kernel cannot take (a dtype other than float32/float64, mixed dtypes, or

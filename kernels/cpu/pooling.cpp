@@ -2,7 +2,7 @@
 //
 // One (n, c) plane per task, so no two threads write the same element. Each output walks its
 // window's taps directly, with padding handled by bounds checks rather than a padded copy;
-// the NumPy reference (backend/cpu_conv.py) copies the padded windows out of a strided view
+// the NumPy reference (backend/reference_conv.py) copies the padded windows out of a strided view
 // before reducing, then scatters gradients with bincount or KH*KW strided adds.
 //
 // Max pooling keeps the reference's tie and NaN rules exactly: taps are visited row-major,

@@ -1,5 +1,5 @@
 // The GRU and LSTM gate arithmetic of one time step, forward and backward, fused into one
-// pass per row: the native versions of backend/cpu_rnn.py's gru_gates, lstm_gates and their
+// pass per row: the native versions of backend/reference_rnn.py's gru_gates, lstm_gates and their
 // backward (that file has the equations and PyTorch's gate order).
 //
 // At recurrent batch sizes the NumPy reference is a dozen ufunc calls on (N, H) slices per

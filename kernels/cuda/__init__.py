@@ -5,8 +5,8 @@ by atomic scatter-add), segment_sum.cu (scatter-add without atomics: what embedd
 max-pool backward and `scatter_add` run under tg.use_deterministic_algorithms(True), see
 tinygrad_like/determinism.py), dropout.cu (Philox4x32-10 counter-based masks) and
 optimizer.cu (fused multi-tensor SGD and Adam/AdamW steps). On "cuda" they compile with
-NVRTC through cupy.RawModule (`launch.CupyRuntime`); tests also compile them as C++ with
-cpu_shim.h and run them on the CPU (`launch.CpuShimRuntime`). Each launcher takes the
+NVRTC through cupy.RawModule (`runtime.CupyRuntime`); tests also compile them as C++ with
+cpu_shim.h and run them on the CPU (`runtime.CpuShimRuntime`). Each launcher takes the
 runtime first and then the kernel-table entry's arguments.
 """
 
@@ -15,17 +15,18 @@ from __future__ import annotations
 import functools
 import importlib
 
-# entry of tinygrad_like/backend/table.py -> (launcher module in this package, function)
+# entry of tinygrad_like/backend/table.py -> (launcher module in this package, function): each
+# <family>_launch.py launches <family>.cu
 KERNELS = {
-    "max_pool2d": ("pooling", "max_pool2d"),
-    "max_pool2d_backward": ("pooling", "max_pool2d_backward"),
-    "avg_pool2d": ("pooling", "avg_pool2d"),
-    "avg_pool2d_backward": ("pooling", "avg_pool2d_backward"),
-    "embedding_backward": ("embedding", "embedding_backward"),
-    "scatter_add": ("segment_sum", "scatter_add"),  # getitem / gather backward
-    "dropout": ("dropout", "dropout"),
-    "sgd_step": ("optimizer", "sgd_step"),
-    "adam_step": ("optimizer", "adam_step"),
+    "max_pool2d": ("pooling_launch", "max_pool2d"),
+    "max_pool2d_backward": ("pooling_launch", "max_pool2d_backward"),
+    "avg_pool2d": ("pooling_launch", "avg_pool2d"),
+    "avg_pool2d_backward": ("pooling_launch", "avg_pool2d_backward"),
+    "embedding_backward": ("embedding_launch", "embedding_backward"),
+    "scatter_add": ("segment_sum_launch", "scatter_add"),  # getitem / gather backward
+    "dropout": ("dropout_launch", "dropout"),
+    "sgd_step": ("optimizer_launch", "sgd_step"),
+    "adam_step": ("optimizer_launch", "adam_step"),
 }
 
 

@@ -6,7 +6,7 @@ column indices, where each element lives in the NCHW tensor and gathers its tile
 straight from there, masking the padding and the tails to 0. The im2col matrix of a
 3x3 convolution is 9 times the input; materialising it would write and re-read that.
 
-With P = N*OH*OW output pixels and R = KH*KW taps (the reference is backend/cpu.py):
+With P = N*OH*OW output pixels and R = KH*KW taps (the reference is backend/reference_conv.py):
 
 - conv2d: out (P x K) = X_col (P x C*R) @ W (C*R x K). A program owns BLOCK_M output
   pixels x BLOCK_N output channels. Its reduction runs tap-major: for each tap (i, j)

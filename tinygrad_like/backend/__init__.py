@@ -12,7 +12,7 @@ import numpy as np
 
 from tinygrad_like.backend.table import DeviceTable
 
-_MODULES = {"cpu": "tinygrad_like.backend.cpu", "cuda": "tinygrad_like.backend.cuda",
+_MODULES = {"cpu": "tinygrad_like.backend.cpu", "cuda": "tinygrad_like.backend.cuda_device",
             "interp": "tinygrad_like.backend.interp"}
 _loaded: dict[str, "Backend"] = {}
 DEFAULT_SEED = 67280421310721  # PyTorch's default CPU seed: runs are reproducible by default

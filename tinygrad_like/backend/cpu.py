@@ -1,8 +1,10 @@
 """The "cpu" device: NumPy arrays, with NumPy's BLAS-backed matmul.
 
-These NumPy kernels are also the references the GPU kernels are tested against,
-so each one's definition lives in exactly one place. Every kernel takes and
-returns raw arrays.
+The NumPy kernels here (matmul, softmax, cross-entropy, dropout, ...) are plain enough to be
+the references the other devices' kernels are tested against; those of the other families
+are in the reference_*.py files beside this one. `numpy_kernels` is what "cpu" runs without
+the native extension (conv2d as cpu_conv.py's chunked im2col), `native_kernels` what the
+extension replaces. Every kernel takes and returns raw arrays.
 """
 
 from __future__ import annotations
@@ -116,7 +118,8 @@ def dropout(x, p: float, seed: int, offset: int):
 def numpy_kernels() -> dict:
     """Every entry of backend/table.py on NumPy alone: what "cpu" runs without the native
     extension, and the references the native kernels are tested and benchmarked against."""
-    from tinygrad_like.backend import cpu_attention, cpu_conv, cpu_norm, cpu_optim, cpu_rnn
+    from tinygrad_like.backend import (cpu_attention, cpu_conv, reference_conv, reference_norm,
+                                       reference_optim, reference_rnn)
 
     return dict(
         add=np.add,
@@ -135,35 +138,48 @@ def numpy_kernels() -> dict:
         log_softmax_backward=log_softmax_backward,
         cross_entropy=cross_entropy,
         cross_entropy_backward=cross_entropy_backward,
-        layer_norm=cpu_norm.layer_norm,
-        layer_norm_backward=cpu_norm.layer_norm_backward,
-        sgd_step=cpu_optim.sgd_step,
+        layer_norm=reference_norm.layer_norm,
+        layer_norm_backward=reference_norm.layer_norm_backward,
+        sgd_step=reference_optim.sgd_step,
         dropout=dropout,
-        gru_gates=cpu_rnn.gru_gates,
-        gru_gates_backward=cpu_rnn.gru_gates_backward,
-        gru_sequence=cpu_rnn.gru_sequence,
-        gru_sequence_backward=cpu_rnn.gru_sequence_backward,
-        lstm_gates=cpu_rnn.lstm_gates,
-        lstm_gates_backward=cpu_rnn.lstm_gates_backward,
+        gru_gates=reference_rnn.gru_gates,
+        gru_gates_backward=reference_rnn.gru_gates_backward,
+        gru_sequence=reference_rnn.gru_sequence,
+        gru_sequence_backward=reference_rnn.gru_sequence_backward,
+        lstm_gates=reference_rnn.lstm_gates,
+        lstm_gates_backward=reference_rnn.lstm_gates_backward,
         attention=cpu_attention.attention,
         attention_backward=cpu_attention.attention_backward,
-        max_pool2d=cpu_conv.max_pool2d,
-        max_pool2d_backward=cpu_conv.max_pool2d_backward,
-        avg_pool2d=cpu_conv.avg_pool2d,
-        avg_pool2d_backward=cpu_conv.avg_pool2d_backward,
-        embedding_backward=cpu_conv.embedding_backward,
+        max_pool2d=reference_conv.max_pool2d,
+        max_pool2d_backward=reference_conv.max_pool2d_backward,
+        avg_pool2d=reference_conv.avg_pool2d,
+        avg_pool2d_backward=reference_conv.avg_pool2d_backward,
+        embedding_backward=reference_conv.embedding_backward,
         scatter_add=np.add.at,  # out[index] += values, repeats adding up, in index order
         **cpu_conv.make_conv_kernels(),
-        adam_step=cpu_optim.adam_step,
+        adam_step=reference_optim.adam_step,
     )
 
 
+def native_kernels(numpy_path: dict) -> dict:
+    """The entries of `numpy_path` (numpy_kernels()) that the native extension replaces: the
+    per-op wrappers of backend/native.py and conv2d on cpu_conv.py's native pieces; empty
+    without the extension."""
+    from tinygrad_like.backend import cpu_conv, native
+
+    kernels = {**native.native_kernels(numpy_path), **cpu_conv.native_conv_kernels()}
+    for kernel in kernels.values():
+        kernel.native = True  # what tg.backend_info() reports
+    return kernels
+
+
 def make_backend(seed: int):
-    from tinygrad_like.backend import Backend, native
+    from tinygrad_like.backend import Backend
     from tinygrad_like.backend.table import build_table
 
     numpy_path = numpy_kernels()
-    # the native extension's kernels replace the NumPy ones they beat (backend/native.py);
-    # each hands what it does not cover (other dtypes, layouts) to the one it replaces
-    own = {**numpy_path, **native.native_kernels(numpy_path)}
+    # the native extension's kernels replace the NumPy ones they beat (backend/native.py,
+    # cpu_conv.py); each hands what it does not cover (other dtypes, layouts) to the one it
+    # replaces
+    own = {**numpy_path, **native_kernels(numpy_path)}
     return Backend("cpu", np, build_table("cpu", own), seed)

@@ -1,84 +1,26 @@
-"""NumPy reference kernels for convolution, pooling and embedding backward ("cpu" device).
+"""conv2d on the tuned "cpu" device: im2col + BLAS in cache-sized chunks, or Winograd.
 
-Convolution is im2col + BLAS: `im2col` copies every window tap of the zero-padded input into
-cols (C*KH*KW, N*OH*OW), one row per (channel, tap) and one column per output pixel of every
-image, so the forward pass of a batch is one GEMM W (K, C*KH*KW) @ cols -> (K, N*OH*OW),
-moved to NCHW order by the copy that adds the bias. Backward-data is W^T @ grad followed by
-`col2im`, the scatter-add adjoint (at stride 1 with "same" padding it is instead the full
-convolution of grad with the flipped filters, which needs no scatter); backward-weight is
-grad @ cols^T. The GEMMs go to BLAS through np.matmul; im2col and col2im are the only loops,
-and the native `_C` extension may replace exactly those two (backend/native.py). With the
-extension, large 3x3 stride-1 convolutions run as Winograd F(4x4, 3x3) instead
-(cpu_winograd.py): native transforms around 36 BLAS GEMMs that do a quarter of the
-multiplies (make_conv_kernels says when).
+The kernels `make_conv_kernels` builds compute what reference_conv.py's do (and are tested
+against them), faster:
 
-These functions are also the references the Triton and CUDA C kernels are tested against.
-Every kernel takes and returns raw arrays; stride, padding and dilation are (int, int).
+- The batch is processed a few images at a time (CHUNK_BYTES), so each chunk's cols stays in
+  cache between im2col and its GEMM.
+- At stride 1 with "same" padding, backward-data is the full convolution of grad with the
+  flipped filters (one more im2col + GEMM) instead of W^T @ grad and the col2im scatter.
+- With the native extension, large 3x3 stride-1 convolutions (WINOGRAD_LIMITS) run as
+  Winograd F(4x4, 3x3) (cpu_winograd.py): native transforms around 36 GEMMs on the native
+  pool (native_blas.py) that do a quarter of the multiplies.
+
+Without the extension "cpu" runs them on NumPy's im2col/col2im and np.matmul (no Winograd:
+the NumPy transforms are slower than im2col); `native_conv_kernels` builds them on `_C`'s
+im2col/col2im, Winograd transforms and batched GEMM, the native wrappers defined here.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_like.backend import cpu_winograd
-
-
-def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def _windows(padded, kernel, stride, dilation, out_hw):
-    """(N, C, Hp, Wp) -> a (N, C, KH, KW, OH, OW) view of every window tap, without copying."""
-    n, c = padded.shape[:2]
-    sn, sc, sh, sw = padded.strides
-    return np.lib.stride_tricks.as_strided(
-        padded, (n, c, kernel[0], kernel[1], out_hw[0], out_hw[1]),
-        (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1]),
-        writeable=False)
-
-
-def _pad(x, padding, value=0.0):
-    if not any(padding):
-        return x
-    widths = ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1]))
-    return np.pad(x, widths, constant_values=value)
-
-
-def _out_hw(input_shape, kernel, stride, padding, dilation) -> tuple:
-    return tuple(output_size(input_shape[2 + a], kernel[a], stride[a], padding[a], dilation[a])
-                 for a in (0, 1))
-
-
-def im2col(x, kernel, stride, padding, dilation):
-    """(N, C, H, W) -> cols (C*KH*KW, N*OH*OW), contiguous, zero padding implicit."""
-    n, c = x.shape[:2]
-    oh, ow = _out_hw(x.shape, kernel, stride, padding, dilation)
-    windows = _windows(_pad(x, padding), kernel, stride, dilation, (oh, ow))
-    taps_first = windows.transpose(1, 2, 3, 0, 4, 5)  # (C, KH, KW, N, OH, OW)
-    return np.ascontiguousarray(taps_first).reshape(c * kernel[0] * kernel[1], n * oh * ow)
-
-
-def col2im(cols, input_shape, kernel, stride, padding, dilation):
-    """The adjoint of im2col: add every window tap of cols back where it came from."""
-    n, c = input_shape[:2]
-    oh, ow = _out_hw(input_shape, kernel, stride, padding, dilation)
-    taps = cols.reshape(c, kernel[0], kernel[1], n, oh, ow).transpose(3, 0, 1, 2, 4, 5)
-    return _add_taps(taps, input_shape, kernel, stride, padding, dilation)
-
-
-def _add_taps(taps, input_shape, kernel, stride, padding, dilation):
-    """Every tap of a (N, C, KH, KW, OH, OW) array added into a zero (N, C, H, W) input."""
-    n, c, h, w = input_shape
-    oh, ow = taps.shape[4:]
-    padded = np.zeros((n, c, h + 2 * padding[0], w + 2 * padding[1]), dtype=taps.dtype)
-    # one strided slice-add per kernel tap: KH*KW vectorised adds instead of a scatter
-    for i in range(kernel[0]):
-        rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (oh - 1) + 1, stride[0])
-        for j in range(kernel[1]):
-            columns = slice(j * dilation[1], j * dilation[1] + stride[1] * (ow - 1) + 1, stride[1])
-            padded[:, :, rows, columns] += taps[:, :, i, j]
-    return padded[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
-
+from tinygrad_like.backend import cpu_winograd, native, native_blas, reference_conv
 
 CHUNK_BYTES = 4 << 20  # im2col buffer per GEMM: a few images, so cols stays in cache
 
@@ -118,7 +60,8 @@ def _winograd_bytes(input_shape, out_hw, itemsize: int) -> int:
     return cpu_winograd.POINTS * input_shape[1] * tiles[0] * tiles[1] * itemsize
 
 
-def make_conv_kernels(im2col=im2col, col2im=col2im, winograd=None) -> dict:
+def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im,
+                      winograd=None) -> dict:
     """conv2d forward/backward kernels built on the given im2col/col2im (NumPy or native),
     and on the given Winograd pieces if any: the transforms, named as in
     cpu_winograd.TRANSFORMS, and a "batched_gemm" like cpu_winograd.batched_gemm.
@@ -144,7 +87,7 @@ def make_conv_kernels(im2col=im2col, col2im=col2im, winograd=None) -> dict:
 
     def conv2d(x, weight, bias, stride, padding, dilation):
         k, kernel = weight.shape[0], weight.shape[2:]
-        oh, ow = _out_hw(x.shape, kernel, stride, padding, dilation)
+        oh, ow = reference_conv.output_hw(x.shape, kernel, stride, padding, dilation)
         if use_winograd(x, weight.shape, stride, dilation, (oh, ow), weight, bias):
             return _winograd_conv2d(x, weight, bias, padding, (oh, ow))
         filters = weight.reshape(k, -1)
@@ -229,68 +172,37 @@ def make_conv_kernels(im2col=im2col, col2im=col2im, winograd=None) -> dict:
             "conv2d_backward_weight": conv2d_backward_weight}
 
 
-# ---- pooling -----------------------------------------------------------------------------------
-def max_pool2d(x, kernel, stride, padding, dilation):
-    """Max over each window and its argmax as a flat h * W + w index into the input plane.
-
-    Padding is the lowest value (-inf for floats), so a padded tap never wins; on ties the
-    first tap wins (PyTorch).
-    """
-    n, c, _, w = x.shape
-    oh, ow = _out_hw(x.shape, kernel, stride, padding, dilation)
-    windows = _windows(_pad(x, padding, _lowest(x.dtype)), kernel, stride, dilation, (oh, ow))
-    taps = windows.reshape(n, c, kernel[0] * kernel[1], oh, ow)
-    best = taps.argmax(axis=2)
-    out = np.take_along_axis(taps, best[:, :, None], axis=2)[:, :, 0]
-    rows = np.arange(oh)[:, None] * stride[0] - padding[0] + (best // kernel[1]) * dilation[0]
-    cols = np.arange(ow) * stride[1] - padding[1] + (best % kernel[1]) * dilation[1]
-    return out, (rows * w + cols).astype(np.int64)
+# ---- the native pieces -------------------------------------------------------------------------
+def _pairs(*options) -> list:
+    return [tuple(option) for option in options]
 
 
-def _lowest(dtype):
-    """The value no element of `dtype` is below: -inf, or an integer type's minimum."""
-    if dtype.kind == "f":
-        return -np.inf
-    return False if dtype.kind == "b" else np.iinfo(dtype).min
+@native.floats_or_reference
+def native_im2col(x, kernel, stride, padding, dilation):
+    return native._C.im2col(x, *_pairs(kernel, stride, padding, dilation))
 
 
-def max_pool2d_backward(grad, indices, input_shape):
-    """Scatter each output's gradient to its argmax; overlapping windows add up."""
-    n, c, h, w = input_shape
-    planes = np.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * (h * w)
-    flat = (indices + planes).ravel()
-    dx = np.bincount(flat, weights=grad.ravel(), minlength=n * c * h * w)
-    return dx.astype(grad.dtype, copy=False).reshape(input_shape)
+@native.floats_or_reference
+def native_col2im(cols, input_shape, kernel, stride, padding, dilation):
+    return native._C.col2im(np.ascontiguousarray(cols),
+                            *_pairs(input_shape, kernel, stride, padding, dilation))
 
 
-def _avg_divisor(input_shape, kernel, stride, padding, count_include_pad, dtype):
-    """Each window's divisor: KH*KW, or only its taps inside the unpadded input."""
-    if count_include_pad or not any(padding):
-        return kernel[0] * kernel[1]
-    ones = np.ones((1, 1) + tuple(input_shape[2:]), dtype=dtype)
-    oh, ow = _out_hw(input_shape, kernel, stride, padding, (1, 1))
-    return _windows(_pad(ones, padding), kernel, stride, (1, 1), (oh, ow)).sum(axis=(2, 3))[0, 0]
+# the Winograd convolution's data transforms (cpu_winograd.py), as _C.winograd_<name>
+WINOGRAD_TRANSFORMS = ("input_transform", "output_transform", "output_transform_adjoint")
 
 
-def avg_pool2d(x, kernel, stride, padding, count_include_pad):
-    oh, ow = _out_hw(x.shape, kernel, stride, padding, (1, 1))
-    windows = _windows(_pad(x, padding), kernel, stride, (1, 1), (oh, ow))
-    divisor = _avg_divisor(x.shape, kernel, stride, padding, count_include_pad, x.dtype)
-    return (windows.sum(axis=(2, 3)) / divisor).astype(x.dtype, copy=False)
-
-
-def avg_pool2d_backward(grad, input_shape, kernel, stride, padding, count_include_pad):
-    divisor = _avg_divisor(input_shape, kernel, stride, padding, count_include_pad, grad.dtype)
-    shares = np.broadcast_to((grad / divisor)[:, :, None, None],
-                             grad.shape[:2] + tuple(kernel) + grad.shape[2:])
-    return _add_taps(shares, input_shape, kernel, stride, padding, (1, 1))
-
-
-# ---- embedding -----------------------------------------------------------------------------------
-def embedding_backward(grad, indices, num_weights: int, padding_idx: int):
-    """Scatter-add rows of grad (N, D) into a (num_weights, D) gradient; padding_idx gets none."""
-    dweight = np.zeros((num_weights, grad.shape[1]), dtype=grad.dtype)
-    np.add.at(dweight, indices, grad)
-    if padding_idx >= 0:
-        dweight[padding_idx] = 0
-    return dweight
+def native_conv_kernels() -> dict:
+    """conv2d's forward and backward on the native im2col/col2im, Winograd transforms and
+    batched GEMM (native_blas.py); empty when the extension is not available."""
+    if not native.available():
+        return {}
+    # make_conv_kernels hands the transforms float32/float64 operands of one dtype only, so
+    # they need no wrapper
+    winograd = {name: getattr(native._C, f"winograd_{name}") for name in WINOGRAD_TRANSFORMS}
+    winograd["batched_gemm"] = native_blas.batched_gemm
+    kernels = make_conv_kernels(native_im2col(reference_conv.im2col),
+                                native_col2im(reference_conv.col2im), winograd)
+    for kernel in kernels.values():
+        kernel.native_label = "_C Winograd/im2col+BLAS"  # for backend_info
+    return kernels

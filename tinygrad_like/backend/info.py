@@ -47,7 +47,7 @@ def _describe(kernel, device: str, dtype: str, lender: str | None) -> str:
     if "kernels.triton" in module:
         return f"Triton {module.rsplit('.', 1)[-1]}.py"
     if "kernels.cuda" in module:
-        return f"CUDA C {module.rsplit('.', 1)[-1]}.cu"
+        return f"CUDA C {module.rsplit('.', 1)[-1].removesuffix('_launch')}.cu"
     return {"cpu": "NumPy", "interp": "NumPy", "cuda": "CuPy"}[device]
 
 

@@ -27,6 +27,8 @@ import os
 
 import numpy as np
 
+from tinygrad_like.backend import cpu_attention, reference_rnn
+
 ENV_FORCE_NUMPY = "TINYGRAD_LIKE_NUMPY"
 ENV_ISA = "TINYGRAD_LIKE_ISA"
 # instruction-set level -> the module of the kernels built for it, best level first
@@ -132,7 +134,7 @@ def _contiguous(array):
     return np.ascontiguousarray(array)
 
 
-def _floats_or_reference(native_call):
+def floats_or_reference(native_call):
     """A wrapper factory for kernels whose first argument decides: `native_call` on float32
     and float64 arrays, the NumPy reference on anything else (float16, integers)."""
     def make(reference):
@@ -149,40 +151,30 @@ def _pairs(*options) -> list:
     return [tuple(option) for option in options]
 
 
-@_floats_or_reference
-def _im2col(x, kernel, stride, padding, dilation):
-    return _C.im2col(x, *_pairs(kernel, stride, padding, dilation))
-
-
-@_floats_or_reference
-def _col2im(cols, input_shape, kernel, stride, padding, dilation):
-    return _C.col2im(_contiguous(cols), *_pairs(input_shape, kernel, stride, padding, dilation))
-
-
-@_floats_or_reference
+@floats_or_reference
 def _max_pool2d(x, kernel, stride, padding, dilation):
     return _C.max_pool2d(_contiguous(x), *_pairs(kernel, stride, padding, dilation))
 
 
-@_floats_or_reference
+@floats_or_reference
 def _max_pool2d_backward(grad, indices, input_shape):
     return _C.max_pool2d_backward(_contiguous(grad), np.ascontiguousarray(indices, np.int64),
                                   tuple(input_shape))
 
 
-@_floats_or_reference
+@floats_or_reference
 def _avg_pool2d(x, kernel, stride, padding, count_include_pad):
     return _C.avg_pool2d(_contiguous(x), *_pairs(kernel, stride, padding),
                          bool(count_include_pad))
 
 
-@_floats_or_reference
+@floats_or_reference
 def _avg_pool2d_backward(grad, input_shape, kernel, stride, padding, count_include_pad):
     return _C.avg_pool2d_backward(_contiguous(grad), *_pairs(input_shape, kernel, stride,
                                                              padding), bool(count_include_pad))
 
 
-@_floats_or_reference
+@floats_or_reference
 def _embedding_backward(grad, indices, num_weights, padding_idx):
     return _C.embedding_backward(_contiguous(grad), np.ascontiguousarray(indices, np.int64),
                                  int(num_weights), -1 if padding_idx is None else int(padding_idx))
@@ -363,7 +355,7 @@ def _sum(reference):
     return reduce_sum
 
 
-@_floats_or_reference
+@floats_or_reference
 def _cross_entropy(logits, target, ignore_index, label_smoothing):
     return _C.cross_entropy(_contiguous(logits), np.ascontiguousarray(target, np.int64),
                             int(ignore_index), float(label_smoothing))
@@ -387,8 +379,6 @@ def _rows_in_place(*arrays) -> bool:
 
 def _online_softmax_step(scores, row_max, row_sum):
     """cpu_attention.online_softmax_step as one fused pass per row of scores, in place."""
-    from tinygrad_like.backend import cpu_attention
-
     if not _rows_in_place(scores, row_max, row_sum):
         return cpu_attention.online_softmax_step(scores, row_max, row_sum)
     rescale = _C.online_softmax_step(scores.reshape(-1, scores.shape[-1]), row_max.reshape(-1),
@@ -406,8 +396,6 @@ def _attention(reference):
 
 def _attention_backward_step(scores, lse, dscores, delta):
     """cpu_attention.probabilities_and_score_grads as one fused pass per row, in place."""
-    from tinygrad_like.backend import cpu_attention
-
     if not _rows_in_place(scores, lse, dscores, delta):
         return cpu_attention.probabilities_and_score_grads(scores, lse, dscores, delta)
     columns = scores.shape[-1]
@@ -488,7 +476,8 @@ def _adam_step(reference):
 
 
 # entry of backend/table.py -> wrapper factory (given the NumPy kernel it replaces); only
-# kernels that beat NumPy. native_kernels adds conv2d and gru_sequence, built on these.
+# kernels that beat NumPy. native_kernels adds gru_sequence, built on these; conv2d's
+# native kernels are built in cpu_conv.py (native_conv_kernels).
 NATIVE = {
     "add": _binary("add"),
     "sub": _binary("sub"),
@@ -521,31 +510,15 @@ NATIVE = {
 }
 
 
-# the Winograd convolution's data transforms (cpu_winograd.py), as _C.winograd_<name>
-WINOGRAD_TRANSFORMS = ("input_transform", "output_transform", "output_transform_adjoint")
-
-
 def native_kernels(reference: dict) -> dict:
     """The entries of the NumPy kernels `reference` (cpu.numpy_kernels) that the extension
-    replaces, as {name: kernel}; empty when the extension is not available. conv2d's forward
-    and backward are rebuilt on the native im2col/col2im, Winograd transforms and batched
-    GEMM (native_blas.py), and the whole-sequence GRU on the native gates."""
+    replaces, as {name: kernel}; empty when the extension is not available. The whole-sequence
+    GRU is rebuilt on the native gates; conv2d's native kernels are cpu_conv.py's."""
     if _C is None:
         return {}
-    from tinygrad_like.backend import cpu_conv, cpu_rnn, native_blas
-
     kernels = {name: make(reference[name]) for name, make in NATIVE.items()}
-    # cpu_conv hands the transforms float32/float64 operands of one dtype only, so they need
-    # no wrapper
-    winograd = {name: getattr(_C, f"winograd_{name}") for name in WINOGRAD_TRANSFORMS}
-    winograd["batched_gemm"] = native_blas.batched_gemm
-    conv_kernels = cpu_conv.make_conv_kernels(_im2col(cpu_conv.im2col),
-                                              _col2im(cpu_conv.col2im), winograd)
-    for kernel in conv_kernels.values():
-        kernel.native_label = "_C Winograd/im2col+BLAS"  # for backend_info
-    kernels.update(conv_kernels)
-    kernels.update(cpu_rnn.make_sequence_kernels(kernels["gru_gates"],
-                                                 kernels["gru_gates_backward"]))
+    kernels.update(reference_rnn.make_sequence_kernels(kernels["gru_gates"],
+                                                       kernels["gru_gates_backward"]))
     for kernel in kernels.values():
         kernel.native = True  # what tg.backend_info() reports
     return kernels

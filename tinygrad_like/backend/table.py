@@ -11,7 +11,7 @@ cannot take the declared parameters. Where each device's kernels come from:
   (backend/native.py: NATIVE).
 - "interp" (backend/interp.py): the Triton launchers of backend/triton_kernels.py
   (TRITON_KERNELS), run by Triton's interpreter; every other entry falls back to "cpu".
-- "cuda" (backend/cuda.py): CuPy ufuncs, the CUDA C launchers of kernels/cuda (KERNELS)
+- "cuda" (backend/cuda_device.py): CuPy ufuncs, the CUDA C launchers of kernels/cuda (KERNELS)
   and the same Triton launchers, compiled; a few entries fall back to NumPy references that
   only use array methods and ufuncs, which CuPy serves.
 
@@ -52,7 +52,7 @@ DECLARED = {
     # ---- linear algebra (ops/linalg.py)
     "matmul": Kernel("a, b", "np.matmul(a, b), batched and broadcast"),
     "linear": Kernel("x, weight, bias", "x (..., in) @ weight (out, in).T + bias (or None)"),
-    # ---- softmax and losses (ops/nn.py)
+    # ---- softmax and losses (ops/softmax.py)
     "softmax": Kernel("x, axis", "softmax of x along axis"),
     "log_softmax": Kernel("x, axis", "log_softmax of x along axis"),
     "softmax_backward": Kernel("grad, out, axis", "d x of softmax, given its output `out`"),

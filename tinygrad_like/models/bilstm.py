@@ -28,12 +28,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
+import tinygrad_like as tg
 from tinygrad_like import nn
-from tinygrad_like.creation import from_numpy
 from tinygrad_like.data import TensorDataset
 from tinygrad_like.models.classification import ClassificationTask
-from tinygrad_like.ops.elementwise import where
-from tinygrad_like.tensor import Tensor
 
 SUBJECTS = ("food", "service", "staff", "room", "music", "view", "coffee", "price", "location",
             "bed", "breakfast", "wifi")
@@ -106,8 +104,8 @@ def order_task(samples: int = 3000, test_fraction: float = 0.2, seed: int = 0):
     length = max(len(s.split()) for s in sentences)
     tokens = np.array([vocabulary.encode(s, length) for s in sentences], dtype=np.int64)
     split = int((1 - test_fraction) * samples)
-    return (TensorDataset(from_numpy(tokens[:split]), from_numpy(labels[:split])),
-            TensorDataset(from_numpy(tokens[split:]), from_numpy(labels[split:])))
+    return (TensorDataset(tg.from_numpy(tokens[:split]), tg.from_numpy(labels[:split])),
+            TensorDataset(tg.from_numpy(tokens[split:]), tg.from_numpy(labels[split:])))
 
 
 class BiLSTMClassifier(nn.Module):
@@ -119,10 +117,10 @@ class BiLSTMClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(2 * hidden, 1)
 
-    def forward(self, tokens: Tensor) -> Tensor:
+    def forward(self, tokens: tg.Tensor) -> tg.Tensor:
         outputs, _ = self.lstm(self.embedding(tokens))  # (N, L, 2 * hidden)
         real = (tokens != PAD).unsqueeze(-1)
-        pooled = where(real, outputs, float("-inf")).amax(1)  # padding never wins the max
+        pooled = tg.where(real, outputs, float("-inf")).amax(1)  # padding never wins the max
         return self.head(self.dropout(pooled))
 
 

@@ -32,12 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinygrad_like import autograd, nn, optim
-from tinygrad_like.creation import from_numpy, ones, randn, zeros
+import tinygrad_like as tg
+from tinygrad_like import nn, optim
 from tinygrad_like.data import DataLoader, TensorDataset
 from tinygrad_like.models.task import Task, TrainConfig
 from tinygrad_like.nn import functional as F
-from tinygrad_like.tensor import Tensor
 
 MODES, RADIUS, STD = 8, 2.0, 0.05
 LATENT = 8
@@ -78,12 +77,12 @@ class GAN(nn.Module):
         self.discriminator = _mlp(2, hidden, 1, functools.partial(nn.LeakyReLU, 0.2))
         self.average_generator = copy.deepcopy(self.generator).requires_grad_(False)
 
-    def forward(self, noise: Tensor) -> Tensor:
+    def forward(self, noise: tg.Tensor) -> tg.Tensor:
         """Points (N, 2) from noise (N, latent), made by the averaged generator."""
         return self.average_generator(noise)
 
     def update_average(self) -> None:
-        with autograd.no_grad():
+        with tg.no_grad():
             for average, current in zip(self.average_generator.parameters(),
                                         self.generator.parameters()):
                 average.mul_(AVERAGE_DECAY).add_(current * (1 - AVERAGE_DECAY))
@@ -105,8 +104,8 @@ class OptimizerPair:
         self.discriminator.load_state_dict(state_dict["discriminator"])
 
 
-def _bce(logits: Tensor, label: float) -> Tensor:
-    targets = (ones if label else zeros)(*logits.shape, device=logits.device)
+def _bce(logits: tg.Tensor, label: float) -> tg.Tensor:
+    targets = (tg.ones if label else tg.zeros)(*logits.shape, device=logits.device)
     return F.binary_cross_entropy_with_logits(logits, targets)
 
 
@@ -128,12 +127,12 @@ class GANTask(Task):
 
     def train_epoch(self, model: GAN, optimizer: OptimizerPair, config: TrainConfig,
                     progress) -> dict:
-        loader = DataLoader(TensorDataset(from_numpy(eight_gaussians())), config.batch_size,
+        loader = DataLoader(TensorDataset(tg.from_numpy(eight_gaussians())), config.batch_size,
                             shuffle=True)
         d_total = g_total = 0.0
         for (real,) in progress(loader, total=len(loader)):
             real = real.to(config.device)
-            noise = randn(len(real), model.latent, device=config.device)
+            noise = tg.randn(len(real), model.latent, device=config.device)
             fake = model.generator(noise)
             d_loss = (_bce(model.discriminator(real), 1.0)
                       + _bce(model.discriminator(fake.detach()), 0.0))
@@ -151,6 +150,6 @@ class GANTask(Task):
     def evaluate(self, model: GAN, config: TrainConfig) -> dict:
         # the same noise every epoch, so the metrics follow the generator alone
         noise = np.random.default_rng(1).standard_normal((EVAL_SAMPLES, model.latent))
-        points = model(from_numpy(noise.astype(np.float32)).to(config.device))
+        points = model(tg.from_numpy(noise.astype(np.float32)).to(config.device))
         covered, quality = mode_coverage(points.cpu().numpy())
         return {"test_modes_covered": covered, "test_mode_quality": quality}

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_like import autograd
-from tinygrad_like.creation import from_numpy
+import tinygrad_like as tg
 from tinygrad_like.data import CharCorpus, char_corpus
 from tinygrad_like.models.task import Task, TrainConfig
 from tinygrad_like.nn import GRU, Embedding, Linear, Module
 from tinygrad_like.nn import functional as F
-from tinygrad_like.ops.nn import softmax
 
 SEQ_LEN = 32
 STEPS_PER_EPOCH = 30
@@ -39,16 +37,17 @@ class CharGRU(Module):
     def generate(self, corpus: CharCorpus, prefix: str, length: int = 200,
                  temperature: float = 0.8) -> str:
         """Continue `prefix` by sampling one character at a time from the model."""
-        with autograd.no_grad():
+        with tg.no_grad():
             ids = corpus.encode(prefix).reshape(1, -1).to(self.head.weight.device)
             logits, state = self(ids)
             chars = []
             rng = self.head.weight.backend.rng
             for _ in range(length):
-                probs = softmax(logits[:, -1] / temperature, -1).cpu().numpy()[0].astype(np.float64)
+                probs = F.softmax(logits[:, -1] / temperature, -1)
+                probs = probs.cpu().numpy()[0].astype(np.float64)
                 next_id = int(rng.choice(len(probs), p=probs / probs.sum()))
                 chars.append(next_id)
-                ids = from_numpy(np.array([[next_id]])).to(self.head.weight.device)
+                ids = tg.from_numpy(np.array([[next_id]])).to(self.head.weight.device)
                 logits, state = self(ids, state)
         return prefix + corpus.decode(chars)
 
@@ -69,8 +68,8 @@ class GRULanguageModelTask(Task):
     def _windows(self, ids: np.ndarray, count: int, rng: np.random.Generator, device: str):
         starts = rng.integers(0, len(ids) - SEQ_LEN - 1, count)
         windows = ids[starts[:, None] + np.arange(SEQ_LEN + 1)]
-        return (from_numpy(windows[:, :-1].copy()).to(device),
-                from_numpy(windows[:, 1:].copy()).to(device))
+        return (tg.from_numpy(windows[:, :-1].copy()).to(device),
+                tg.from_numpy(windows[:, 1:].copy()).to(device))
 
     def _loss(self, model, inputs, targets):
         logits, _ = model(inputs)

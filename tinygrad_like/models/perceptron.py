@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import tinygrad_like as tg
 from tinygrad_like import nn
-from tinygrad_like.creation import from_numpy
 from tinygrad_like.data import TensorDataset
 from tinygrad_like.models.classification import ClassificationTask
 
@@ -22,7 +22,8 @@ def five_feature_task(samples: int = 2000, seed: int = 0):
                                random_state=seed)
     x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
     split = int(0.8 * samples)
-    make = lambda a, b: TensorDataset(from_numpy(a), from_numpy(b.astype(np.int64)))  # noqa: E731
+    def make(a, b):
+        return TensorDataset(tg.from_numpy(a), tg.from_numpy(b.astype(np.int64)))
     return make(x[:split], y[:split]), make(x[split:], y[split:])
 
 

@@ -12,17 +12,11 @@ import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterable
 
-from tinygrad_like import autograd, optim
+import tinygrad_like as tg
+from tinygrad_like import optim
 from tinygrad_like import distributed as dist
-from tinygrad_like.backend import manual_seed
-from tinygrad_like.creation import randint
 from tinygrad_like.data import DataLoader, DistributedSampler
-from tinygrad_like.dtypes import float64
-from tinygrad_like.nn.module import Module
 from tinygrad_like.nn.utils import l1_penalty
-from tinygrad_like.random import get_rng_states, set_rng_states
-from tinygrad_like.serialization import load, save
-from tinygrad_like.tensor import Tensor
 
 OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW,
               "adagrad": optim.Adagrad, "rmsprop": optim.RMSprop}
@@ -55,7 +49,7 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    model: Module
+    model: tg.nn.Module
     history: list[dict] = field(default_factory=list)  # one row of metrics per epoch
     final: dict = field(default_factory=dict)  # the test metrics after the last epoch
 
@@ -74,7 +68,7 @@ class Task:
     def config(self, **overrides) -> TrainConfig:
         return replace(TrainConfig(**self.defaults), **overrides)
 
-    def build(self, config: TrainConfig) -> Module:
+    def build(self, config: TrainConfig) -> tg.nn.Module:
         raise NotImplementedError
 
     def train_epoch(self, model, optimizer, config, progress) -> dict:
@@ -101,7 +95,7 @@ class Task:
         samples, and DDP averages per-rank means."""
         if not dist.is_initialized():
             return DataLoader(dataset, config.batch_size, shuffle=True)
-        seed = randint(0, 2**31, ()).item()  # what DataLoader(shuffle=True) draws per epoch
+        seed = tg.randint(0, 2**31, ()).item()  # what DataLoader(shuffle=True) draws per epoch
         return DataLoader(dataset, config.batch_size // dist.get_world_size(),
                           sampler=DistributedSampler(dataset, shuffle=True, seed=seed))
 
@@ -109,11 +103,12 @@ class Task:
         """Per-rank running totals (loss, counts) summed over every rank of the job."""
         if not dist.is_initialized():
             return values
-        totals = Tensor([float(v) for v in values], dtype=float64)
+        totals = tg.Tensor([float(v) for v in values], dtype=tg.float64)
         dist.all_reduce(totals)
         return tuple(totals.tolist())
 
-    def loss_with_penalty(self, loss: Tensor, model: Module, config: TrainConfig) -> Tensor:
+    def loss_with_penalty(self, loss: tg.Tensor, model: tg.nn.Module,
+                          config: TrainConfig) -> tg.Tensor:
         if config.l1:
             weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
             loss = loss + config.l1 * l1_penalty(weights)
@@ -124,13 +119,13 @@ def train(task: Task, config: TrainConfig, on_epoch: Callable[[dict], None] | No
           progress=identity_progress, save_path: str | None = None,
           resume_path: str | None = None) -> TrainResult:
     """Train `task`'s model for `config.epochs` epochs (continuing a checkpoint if given)."""
-    manual_seed(config.seed)
+    tg.manual_seed(config.seed)
     model = task.build(config).to(config.device)
     optimizer = task.make_optimizer(model, config)
     trained = model  # what train_epoch runs: the model, or its DDP wrapper (`--nproc`)
     start_epoch, history = 0, []
     if resume_path is not None:
-        checkpoint = load(resume_path, device=config.device)
+        checkpoint = tg.load(resume_path, device=config.device)
         if checkpoint.get("task") != task.name:
             raise ValueError(f"checkpoint {resume_path} was written by task "
                              f"{checkpoint.get('task')!r}, not {task.name!r}")
@@ -139,9 +134,7 @@ def train(task: Task, config: TrainConfig, on_epoch: Callable[[dict], None] | No
         start_epoch, history = checkpoint["epoch"], checkpoint["history"]
         _restore_generators(checkpoint, resume_path)
     if dist.is_initialized():
-        from tinygrad_like.nn.parallel import DistributedDataParallel
-
-        trained = DistributedDataParallel(model)
+        trained = tg.nn.parallel.DistributedDataParallel(model)
     for epoch in range(start_epoch, start_epoch + config.epochs):
         started = time.perf_counter()
         trained.train()
@@ -149,7 +142,7 @@ def train(task: Task, config: TrainConfig, on_epoch: Callable[[dict], None] | No
         row.update(task.train_epoch(trained, optimizer, config,
                                     lambda it, **kw: progress(it, desc=f"epoch {epoch + 1}", **kw)))
         trained.eval()
-        with autograd.no_grad():
+        with tg.no_grad():
             row.update(task.evaluate(model, config))
         row["seconds"] = time.perf_counter() - started
         history.append(row)
@@ -157,9 +150,9 @@ def train(task: Task, config: TrainConfig, on_epoch: Callable[[dict], None] | No
             on_epoch(row)
     final = {k: v for k, v in history[-1].items() if k.startswith("test_")} if history else {}
     if save_path is not None:
-        save({"task": task.name, "epoch": start_epoch + config.epochs, "history": history,
+        tg.save({"task": task.name, "epoch": start_epoch + config.epochs, "history": history,
               "config": asdict(config), "model": model.state_dict(),
-              "optimizer": optimizer.state_dict(), "rng": get_rng_states()}, save_path)
+              "optimizer": optimizer.state_dict(), "rng": tg.random.get_rng_states()}, save_path)
     return TrainResult(model, history, final)
 
 
@@ -172,4 +165,4 @@ def _restore_generators(checkpoint: dict, resume_path: str) -> None:
                       "tinygrad_like saved it): training continues, but not exactly as an "
                       "uninterrupted run would", stacklevel=3)
         return
-    set_rng_states(checkpoint["rng"])
+    tg.random.set_rng_states(checkpoint["rng"])

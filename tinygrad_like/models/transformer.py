@@ -21,12 +21,10 @@ import math
 
 import numpy as np
 
-from tinygrad_like import creation, nn
-from tinygrad_like.creation import from_numpy
+import tinygrad_like as tg
+from tinygrad_like import nn
 from tinygrad_like.data import TensorDataset
 from tinygrad_like.models.classification import ClassificationTask
-from tinygrad_like.ops.movement import stack
-from tinygrad_like.tensor import Tensor
 
 VOCAB_SIZE, LENGTH = 16, 10
 
@@ -52,17 +50,17 @@ def repeat_task(samples: int = 3000, test_fraction: float = 0.2, seed: int = 0):
     """Train and test datasets of (tokens, label); no sequence is in both."""
     tokens, labels = repeated_first_token(samples, seed=seed)
     split = int((1 - test_fraction) * samples)
-    return (TensorDataset(from_numpy(tokens[:split]), from_numpy(labels[:split])),
-            TensorDataset(from_numpy(tokens[split:]), from_numpy(labels[split:])))
+    return (TensorDataset(tg.from_numpy(tokens[:split]), tg.from_numpy(labels[:split])),
+            TensorDataset(tg.from_numpy(tokens[split:]), tg.from_numpy(labels[split:])))
 
 
-def sinusoidal_encoding(length: int, d_model: int) -> Tensor:
+def sinusoidal_encoding(length: int, d_model: int) -> tg.Tensor:
     """(length, d_model): sin and cos of position / 10000^(2i / d_model), interleaved."""
-    position = creation.arange(length, dtype="float32").unsqueeze(1)
-    frequency = (creation.arange(0, d_model, 2, dtype="float32")
+    position = tg.arange(length, dtype="float32").unsqueeze(1)
+    frequency = (tg.arange(0, d_model, 2, dtype="float32")
                  * (-math.log(10000.0) / d_model)).exp()
     angle = position * frequency
-    return stack([angle.sin(), angle.cos()], -1).reshape(length, d_model)
+    return tg.stack([angle.sin(), angle.cos()], -1).reshape(length, d_model)
 
 
 class TransformerClassifier(nn.Module):
@@ -76,7 +74,7 @@ class TransformerClassifier(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, layers)
         self.head = nn.Linear(d_model, 1)
 
-    def forward(self, tokens: Tensor) -> Tensor:
+    def forward(self, tokens: tg.Tensor) -> tg.Tensor:
         length = tokens.shape[1]
         x = self.embedding(tokens) + self.positions[:length]
         return self.head(self.encoder(x)[:, 0])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from tinygrad_like.autograd import no_grad
 from tinygrad_like.nn.losses import (  # noqa: F401  (re-exported as F.<loss>)
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss,
     nll_loss)
@@ -19,8 +20,11 @@ from tinygrad_like.ops.elementwise import (  # noqa: F401  (re-exported as F.<ac
 from tinygrad_like.ops.linalg import linear  # noqa: F401
 from tinygrad_like.ops.movement import pad  # noqa: F401
 from tinygrad_like.ops.attention import scaled_dot_product_attention  # noqa: F401
-from tinygrad_like.ops.conv import AvgPool2d, Conv2d, MaxPool2d, conv2d_unfold
-from tinygrad_like.ops.nn import Dropout, Embedding, _pair, log_softmax, softmax, unfold  # noqa: F401
+from tinygrad_like.ops.conv import (  # noqa: F401  (unfold re-exported)
+    AvgPool2d, Conv2d, MaxPool2d, _pair, conv2d_unfold, unfold)
+from tinygrad_like.ops.dropout import dropout  # noqa: F401
+from tinygrad_like.ops.embedding import Embedding
+from tinygrad_like.ops.softmax import log_softmax, softmax  # noqa: F401
 from tinygrad_like.tensor import Tensor
 
 # the public functions; tests/op_registry.py must cover each (tests/test_ops.py checks)
@@ -159,21 +163,7 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool =
     return out.squeeze(0) if x.ndim == 3 else out
 
 
-# ---- regularisation, embedding, normalisation ------------------------------------------------
-def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
-    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout).
-
-    The mask comes from a counter-based (Philox) generator, so `tg.manual_seed` reproduces it.
-    """
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")
-    if not training or p == 0.0:
-        return x
-    if p == 1.0:
-        return x * 0.0
-    return Dropout.apply(x, float(p))
-
-
+# ---- embedding, normalisation (dropout is ops/dropout.py's) -----------------------------------
 def embedding(indices: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Rows of `weight` picked by integer `indices`; padding_idx rows receive no gradient."""
     check_tensor("embedding", "indices", indices)
@@ -254,8 +244,6 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
         mean = x.mean(axes, keepdim=True)
         var = ((x - mean) * (x - mean)).mean(axes, keepdim=True)
         if running_mean is not None:
-            from tinygrad_like.autograd import no_grad
-
             with no_grad():
                 running_mean.mul_(1 - momentum).add_(mean.detach().reshape(-1) * momentum)
                 running_var.mul_(1 - momentum).add_(

@@ -6,7 +6,7 @@ fails for any name that has no gradcheck/parity case in `tests/op_registry.py`.
 
 from __future__ import annotations
 
-from tinygrad_like.ops import elementwise, indexing, linalg, movement, nn, reduce
+from tinygrad_like.ops import elementwise, indexing, linalg, movement, reduce, softmax
 from tinygrad_like.tensor import Tensor
 
 # name -> function; each is also a Tensor method of the same name
@@ -42,7 +42,7 @@ PUBLIC_OPS = {
     # indexing and linear algebra
     "gather": indexing.gather, "matmul": linalg.matmul,
     # neural-network primitives (also in tg.nn.functional)
-    "softmax": nn.softmax, "log_softmax": nn.log_softmax,
+    "softmax": softmax.softmax, "log_softmax": softmax.log_softmax,
 }
 
 # names that are functions only (tg.cat(...)), not Tensor methods, as in PyTorch
@@ -72,8 +72,12 @@ _OPERATORS = {
     "__or__": elementwise.bitwise_or, "__ror__": _reflected(elementwise.bitwise_or),
     "__xor__": elementwise.bitwise_xor, "__rxor__": _reflected(elementwise.bitwise_xor),
     "__invert__": elementwise.bitwise_not,
-    "__getitem__": indexing.getitem,
+    "__getitem__": indexing.getitem, "__setitem__": indexing.setitem,
 }
+
+# Tensor methods that are ops but neither tg.<op> functions nor operators: Tensor.to resolves
+# the device (tensor.py imports backend/, ops do not) and then calls these.
+_PRIVATE_METHODS = {"_to_backend": elementwise.to_device, "_cast": elementwise.cast}
 
 
 def _attach() -> None:
@@ -82,7 +86,7 @@ def _attach() -> None:
             setattr(Tensor, name, op)
     for name, op in _PROPERTIES.items():
         setattr(Tensor, name, property(op))
-    for name, op in _OPERATORS.items():
+    for name, op in (*_OPERATORS.items(), *_PRIVATE_METHODS.items()):
         setattr(Tensor, name, op)
     Tensor.__hash__ = object.__hash__  # __eq__ is elementwise, so identity hashing is restored
 

@@ -16,6 +16,9 @@ from tinygrad_like import dtypes
 from tinygrad_like.autograd import Function, differentiable_backward, is_grad_enabled
 from tinygrad_like.ops.checks import (broadcasts_to, check_number, check_optional_tensor,
                                      check_tensor)
+from tinygrad_like.ops.dropout import dropout
+from tinygrad_like.ops.elementwise import where
+from tinygrad_like.ops.softmax import softmax
 from tinygrad_like.tensor import Tensor
 
 
@@ -52,10 +55,6 @@ def attention_math(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_caus
     `mask` is a bool mask (True = may attend) or an additive float mask (-inf hides a key);
     a row with no visible key gives zeros rather than NaN.
     """
-    from tinygrad_like.nn.functional import dropout
-    from tinygrad_like.ops.elementwise import where
-    from tinygrad_like.ops.nn import softmax
-
     scores = (q @ k.mT) * scale
     visible = None
     if mask is not None and mask.dtype is dtypes.bool_:

@@ -6,15 +6,84 @@ kernels where they exist. Each op's backward is one kernel call too. Under
 `create_graph=True` a backward is differentiated again through `differentiable_backward`,
 which rebuilds the op from `unfold` and matmul (`conv2d_unfold` below), so second
 derivatives stay exact without a double-backward kernel.
+
+`Unfold` is a strided *view* that exposes every kh x kw window (tinygrad_like/windows.py, the
+view backend/ uses for im2col too) and `Fold`, its scatter-add adjoint (col2im).
 """
 
 from __future__ import annotations
 
+import numbers
+
 from tinygrad_like.autograd import Function, differentiable_backward, is_grad_enabled
-from tinygrad_like.ops.nn import unfold
+from tinygrad_like.ops.movement import pad
 from tinygrad_like.tensor import Tensor
+from tinygrad_like.windows import window_view
 
 
+# ---- sliding windows: a strided view (Unfold) and its scatter-add adjoint (Fold) ----------
+class Unfold(Function):
+    """Every sliding window of an (N, C, H, W) input as (N, C, OH, OW, KH, KW)."""
+
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, dilation):
+        ctx.input_shape, ctx.kernel, ctx.stride, ctx.dilation = x.shape, kernel, stride, dilation
+        return window_view(x.backend.xp, x.data, kernel, stride, dilation)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Fold.apply(grad, ctx.input_shape, ctx.stride, ctx.dilation)
+
+
+class Fold(Function):
+    """The adjoint of Unfold: add each window back where it came from (col2im)."""
+
+    @staticmethod
+    def forward(ctx, windows, input_shape, stride, dilation):
+        ctx.kernel, ctx.stride, ctx.dilation = windows.shape[4:], stride, dilation
+        xp = windows.backend.xp
+        out = xp.zeros(input_shape, dtype=windows.data.dtype)
+        oh, ow, kh, kw = windows.shape[2:]
+        # one strided slice-add per kernel tap: KH*KW vectorised adds instead of a scatter
+        for i in range(kh):
+            for j in range(kw):
+                rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (oh - 1) + 1, stride[0])
+                cols = slice(j * dilation[1], j * dilation[1] + stride[1] * (ow - 1) + 1, stride[1])
+                out[:, :, rows, cols] += windows.data[:, :, :, :, i, j]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Unfold.apply(grad, ctx.kernel, ctx.stride, ctx.dilation)
+
+
+def unfold(x: Tensor, kernel_size, stride=1, dilation=1) -> Tensor:
+    """Sliding windows of a 4-D input: (N, C, H, W) -> (N, C, OH, OW, KH, KW) (a view)."""
+    kernel, stride, dilation = (_pair("unfold", name, v) for name, v in (
+        ("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)))
+    if x.ndim != 4:
+        raise ValueError(f"unfold: expected a 4-D (N, C, H, W) input, got shape {x.shape}")
+    h, w = x.shape[2:]
+    if any(v <= 0 for v in kernel + stride + dilation):
+        raise ValueError(f"unfold: kernel_size {kernel}, stride {stride} and dilation {dilation} "
+                         "must be positive")
+    if dilation[0] * (kernel[0] - 1) + 1 > h or dilation[1] * (kernel[1] - 1) + 1 > w:
+        raise ValueError(f"unfold: kernel {kernel} with dilation {dilation} is larger than the "
+                         f"(padded) input of size {(h, w)}")
+    return Unfold.apply(x, kernel, stride, dilation)
+
+
+def _pair(op: str, name: str, value) -> tuple:
+    """An int or a pair of ints (kernel_size=3 or (3, 2)) as a pair; floats are refused."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) for v in pair):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    return tuple(int(v) for v in pair)
+
+
+# ---- the fused ops ----------------------------------------------------------------------------
 class Conv2d(Function):
     """x (N, C, H, W) * weight (K, C, KH, KW) (+ bias) -> (N, K, OH, OW); one group."""
 
@@ -53,8 +122,6 @@ def conv2d_unfold(x: Tensor, weight: Tensor, bias: Tensor | None, stride, paddin
     x (N, C, H, W), weight (K, C/groups, KH, KW); used for grouped convolutions and to
     differentiate Conv2d's backward.
     """
-    from tinygrad_like.ops.movement import pad
-
     n = x.shape[0]
     k, c_per_group, kh, kw = weight.shape
     if any(padding):

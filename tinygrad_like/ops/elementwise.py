@@ -750,10 +750,9 @@ def cast(x: Tensor, dtype) -> Tensor:
     return Cast.apply(x, dtype)
 
 
-def to_device(x: Tensor, device) -> Tensor:
-    from tinygrad_like.backend import get_backend
-
-    backend = get_backend(device)
+def to_device(x: Tensor, backend) -> Tensor:
+    """`x` on `backend` (a Backend: Tensor.to resolves the device name; ops do not import
+    backend/)."""
     if backend is x.backend:
         return x
     return ToDevice.apply(x, backend)

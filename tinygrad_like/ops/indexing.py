@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from tinygrad_like import dtypes
 from tinygrad_like.autograd import Function
+from tinygrad_like.ops.reduce import normalize_dims
 from tinygrad_like.tensor import Tensor
 
 
@@ -114,8 +115,6 @@ class GatherScatter(Function):
 
 def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
     """out[i][j] = x[index[i][j]][j] for dim=0 (torch.gather); index may be smaller than x."""
-    from tinygrad_like.ops.reduce import normalize_dims
-
     if not isinstance(index, Tensor) or index.dtype not in (dtypes.int64, dtypes.int32):
         raise TypeError(f"gather: index must be an int64 tensor, got "
                         f"{getattr(index, 'dtype', type(index).__name__)}")
@@ -133,3 +132,20 @@ def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
                          f"dimension {dim} of the input of shape {x.shape}; got "
                          f"[{int(index.data.min())}, {int(index.data.max())}]")
     return Gather.apply(x, axis, index)
+
+
+def setitem(x: Tensor, index, value) -> None:
+    """`x[index] = value` in place, on tensors that need no grad (Tensor.__setitem__)."""
+    x._check_inplace("__setitem__")
+    if isinstance(value, Tensor):
+        if value.device != x.device:
+            raise RuntimeError(f"__setitem__: value on {value.device}, tensor on {x.device}")
+        value = value.data
+    index = normalize_index(x, index, "__setitem__")
+    try:
+        x.data[index] = value
+    except ValueError as error:
+        raise RuntimeError(f"__setitem__: cannot assign a value of shape "
+                           f"{getattr(value, 'shape', ())} to tensor{list(x.shape)}"
+                           f"[{index!r}]") from error
+    x._bump_version()

@@ -1,7 +1,7 @@
 """Layer normalisation as one fused op over the normalised trailing dimensions.
 
 Forward and backward are the `layer_norm` / `layer_norm_backward` kernels (NumPy in
-backend/cpu_norm.py, or the native extension's single pass per row): forward saves each
+backend/reference_norm.py, or the native extension's single pass per row): forward saves each
 row's mean and reciprocal standard deviation instead of the normalised input, and backward
 is one kernel call instead of a dozen elementwise ops and reductions.
 """

@@ -1,4 +1,4 @@
-"""Recurrent steps as fused ops (the kernels: backend/cpu_rnn.py).
+"""Recurrent steps as fused ops (the kernels: backend/reference_rnn.py).
 
 A GRU or LSTM step is two matmuls and about fifteen elementwise ops on (batch, hidden)
 arrays; as separate autograd ops their per-op overhead outweighs the arithmetic. GRUGates

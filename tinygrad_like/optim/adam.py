@@ -9,7 +9,7 @@ gradient after `maximize` (and, for Adam, L2 weight decay g + weight_decay * p) 
     v_max = max(v_max, v), used in place of v               with amsgrad
     p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
-The update runs as one `adam_step` kernel call per parameter group (backend/cpu_optim.py).
+The update runs as one `adam_step` kernel call per parameter group (backend/reference_optim.py).
 """
 
 from __future__ import annotations

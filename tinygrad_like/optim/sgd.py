@@ -8,7 +8,7 @@ after `maximize` and L2 weight decay (g + weight_decay * p), and b the momentum 
     g = g + momentum * b    with nesterov,    else g = b
     p = p - lr * g
 
-The update runs as one `sgd_step` kernel call per parameter group (backend/cpu_optim.py).
+The update runs as one `sgd_step` kernel call per parameter group (backend/reference_optim.py).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_like import determinism
-from tinygrad_like.kernels.cuda.launch import BLOCK, FLOAT_SUFFIX, float_suffix, grid_1d
+from tinygrad_like.kernels.cuda.runtime import BLOCK, FLOAT_SUFFIX, float_suffix, grid_1d
 
 SOURCE = "segment_sum.cu"
 

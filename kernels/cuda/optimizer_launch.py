@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tinygrad_like.kernels.cuda.launch import BLOCK, float_suffix, grid_1d
+from tinygrad_like.kernels.cuda.runtime import BLOCK, float_suffix, grid_1d
 
 SOURCE = "optimizer.cu"
 CHUNK_SIZE = 16384  # elements per chunk: 64 per thread of a 256-thread block

@@ -50,28 +50,28 @@ def make_backend(seed: int):
             states.set(np.frombuffer(payload, dtype=states.dtype))
             return rng
 
-    from tinygrad_like.backend import cpu, cpu_norm, cpu_optim, cpu_rnn
+    from tinygrad_like.backend import cpu, reference_norm, reference_optim, reference_rnn
     from tinygrad_like.backend.table import build_table
     from tinygrad_like.backend.triton_kernels import triton_kernels
     from tinygrad_like.kernels import cuda as cuda_c
-    from tinygrad_like.kernels.cuda.launch import CupyRuntime
+    from tinygrad_like.kernels.cuda.runtime import CupyRuntime
 
     cupy_kernels = {"add": cupy.add, "sub": cupy.subtract, "mul": cupy.multiply,
                     "div": cupy.true_divide, "erf": cupyx.scipy.special.erf}
     # CUDA C kernels (kernels/cuda/*.cu): pooling, embedding backward, scatter-add, dropout,
     # and the fused multi-tensor optimizer steps, whose half precision the NumPy rule serves
     cuda_c_kernels = cuda_c.kernel_table(CupyRuntime(), references={
-        "sgd_step": cpu_optim.sgd_step, "adam_step": cpu_optim.adam_step})
+        "sgd_step": reference_optim.sgd_step, "adam_step": reference_optim.adam_step})
     own = {**cupy_kernels, **cuda_c_kernels, **triton_kernels(interpret=False)}
     # the NumPy references of these use only array methods and ufuncs, which CuPy serves
     numpy_on_cupy = {"sum": cpu.reduce_sum, "relu": cpu.relu, "relu_backward": cpu.relu_backward,
-                     "layer_norm": cpu_norm.layer_norm,
-                     "layer_norm_backward": cpu_norm.layer_norm_backward,
-                     "gru_gates": cpu_rnn.gru_gates,
-                     "gru_gates_backward": cpu_rnn.gru_gates_backward,
-                     "gru_sequence": cpu_rnn.gru_sequence,
-                     "gru_sequence_backward": cpu_rnn.gru_sequence_backward,
-                     "lstm_gates": cpu_rnn.lstm_gates,
-                     "lstm_gates_backward": cpu_rnn.lstm_gates_backward}
+                     "layer_norm": reference_norm.layer_norm,
+                     "layer_norm_backward": reference_norm.layer_norm_backward,
+                     "gru_gates": reference_rnn.gru_gates,
+                     "gru_gates_backward": reference_rnn.gru_gates_backward,
+                     "gru_sequence": reference_rnn.gru_sequence,
+                     "gru_sequence_backward": reference_rnn.gru_sequence_backward,
+                     "lstm_gates": reference_rnn.lstm_gates,
+                     "lstm_gates_backward": reference_rnn.lstm_gates_backward}
     table = build_table("cuda", own, fallbacks=numpy_on_cupy, lender="NumPy")
     return CudaBackend("cuda", cupy, table, seed)

@@ -15,8 +15,8 @@ from dataclasses import astuple, dataclass
 import numpy as np
 
 from tinygrad_like import determinism
-from tinygrad_like.kernels.cuda.launch import BLOCK, float_suffix, grid_1d
-from tinygrad_like.kernels.cuda.segment_sum import index_add_rows
+from tinygrad_like.kernels.cuda.runtime import BLOCK, float_suffix, grid_1d
+from tinygrad_like.kernels.cuda.segment_sum_launch import index_add_rows
 
 SOURCE = "pooling.cu"
 INT32_MAX = 2**31 - 1  # positions inside one plane are 32-bit in the kernels

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from tinygrad_like.kernels.cuda.launch import BLOCK, float_suffix, grid_1d
+from tinygrad_like.kernels.cuda.runtime import BLOCK, float_suffix, grid_1d
 
 SOURCE = "dropout.cu"
 UNIFORM_BITS = 24  # bits of each 32-bit Philox word that form the uniform

@@ -1,6 +1,6 @@
 """Running the CUDA C kernels two ways: on the GPU through CuPy, on the CPU through C++.
 
-A runtime is what a launcher in pooling.py, embedding.py, dropout.py or optimizer.py needs
+A runtime is what a launcher (pooling_launch.py, embedding_launch.py, ...) needs
 from its device: the array module (`xp`), `launch(source, kernel, grid, block, args)`,
 the address of an array (`pointer`) and a host-to-device copy (`to_device`).
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_like import determinism
-from tinygrad_like.kernels.cuda.launch import BLOCK, float_suffix, grid_1d
-from tinygrad_like.kernels.cuda.segment_sum import index_add_rows
+from tinygrad_like.kernels.cuda.runtime import BLOCK, float_suffix, grid_1d
+from tinygrad_like.kernels.cuda.segment_sum_launch import index_add_rows
 
 SOURCE = "embedding.cu"
 

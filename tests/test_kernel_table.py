@@ -22,7 +22,7 @@ PACKAGE = Path(tg.__file__).parent
 
 def _entries_called(path: Path) -> set[str]:
     """`<...>.kernels.<name>` attribute accesses, and the `kernel = "<name>"` class attributes
-    that ops/elementwise.py's binary ops look up with getattr."""
+    that ops/arithmetic.py's binary ops look up with getattr."""
     called = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Attribute):

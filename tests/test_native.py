@@ -2,7 +2,8 @@
 
 Each native kernel is compared with the NumPy kernel it replaces (backend/cpu.py, the
 reference_*.py files, cpu_conv.py's NumPy path), in float32 and float64, on odd sizes and
-non-contiguous inputs; "cpu"'s conv2d, NumPy and native, is compared with reference_conv.py.
+non-contiguous inputs; "cpu"'s conv2d, NumPy and native, is compared with reference_conv.py,
+and attention on the native steps with reference_attention.py.
 The ops that use them are gradchecked by tests/test_ops.py, which runs on the native path
 whenever the extension is built. The last tests check the switch itself: the environment
 variable forces NumPy, backend_info reports it, and the package works without _C at all.
@@ -18,7 +19,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tinygrad_like.backend import cpu, cpu_attention, cpu_conv, native, reference_conv
+from tinygrad_like.backend import (cpu, cpu_attention, cpu_conv, native, native_kernels,
+                                   reference_attention, reference_conv)
 
 RNG = np.random.default_rng(0)
 DTYPES = [np.float32, np.float64]
@@ -320,7 +322,7 @@ def test_recurrent_gates_other_layouts_and_dtypes(monkeypatch, name, case):
     grad = np.ones_like(expected_out)
     expected_grads = getattr(REFERENCE, backward)(grad, expected_saved)
     if case != "noncontiguous":  # everything else is the reference's
-        monkeypatch.setattr(native, "_C", None)
+        monkeypatch.setattr(native_kernels, "_C", None)
     out, saved = getattr(NATIVE, gates)(x_proj, h_proj, state)
     np.testing.assert_allclose(out, expected_out, rtol=1e-5, atol=1e-6)
     for ours, reference in zip(getattr(NATIVE, backward)(grad, saved), expected_grads,
@@ -398,7 +400,7 @@ def test_softmax_outside_the_contiguous_last_axis_uses_the_reference(monkeypatch
                for a in (x, randn(x.shape, dtype)))
     expected = getattr(REFERENCE, name)(x, axis)
     expected_grad = getattr(REFERENCE, name + "_backward")(grad, expected, axis)
-    monkeypatch.setattr(native, "_C", None)  # any call into the extension would fail
+    monkeypatch.setattr(native_kernels, "_C", None)  # any call into the extension would fail
     np.testing.assert_array_equal(getattr(NATIVE, name)(x, axis), expected)
     np.testing.assert_array_equal(getattr(NATIVE, name + "_backward")(grad, expected, axis),
                                   expected_grad)
@@ -479,7 +481,8 @@ def test_cross_entropy_other_layouts_and_dtypes(monkeypatch, case):
     expected_losses, expected_lse = REFERENCE.cross_entropy(logits, target, -100, 0.1)
     expected_dx = REFERENCE.cross_entropy_backward(grad, logits, target, expected_lse, -100, 0.1)
     if case in ("float16", "float64 grad"):
-        monkeypatch.setattr(native, "_C", None)  # the reference's: the extension is not called
+        # the reference's: the extension is not called
+        monkeypatch.setattr(native_kernels, "_C", None)
     tolerance = {"rtol": 1e-2, "atol": 1e-3} if case == "float16" else TOLERANCE[np.float32]
     if case != "float64 grad":
         losses, lse = NATIVE.cross_entropy(logits, target, -100, 0.1)
@@ -522,7 +525,7 @@ def _online_softmax_state(shape, dtype, values):
 def test_online_softmax_step_matches_numpy(dtype, shape, values):
     ours = _online_softmax_state(shape, dtype, values)
     reference = tuple(a.copy() for a in ours)
-    rescale = native._online_softmax_step(*ours)
+    rescale = native_kernels._online_softmax_step(*ours)
     expected = cpu_attention.online_softmax_step(*reference)
     assert_close(rescale, expected, dtype)
     for updated, expected_update in zip(ours, reference, strict=True):  # all three in place
@@ -533,7 +536,7 @@ def test_online_softmax_step_on_a_view_updates_it_in_place():
     scores, row_max, row_sum = _online_softmax_state((3, 5, 8), np.float32, "random")
     view = noncontiguous(scores)
     expected = tuple(a.copy() for a in (view, row_max, row_sum))
-    rescale = native._online_softmax_step(view, row_max, row_sum)
+    rescale = native_kernels._online_softmax_step(view, row_max, row_sum)
     expected_rescale = cpu_attention.online_softmax_step(*expected)
     for ours, reference in zip((rescale, view, row_max, row_sum), (expected_rescale, *expected)):
         assert_close(ours, reference, np.float32)
@@ -551,7 +554,7 @@ def test_attention_backward_step_matches_numpy(dtype, shape, values):
         scores[RNG.random(shape) < 0.3] = -np.inf
         scores[-1, -1], lse[-1, -1] = -np.inf, np.inf
     ours, reference = (scores, dscores), (scores.copy(), dscores.copy())
-    native._attention_backward_step(ours[0], lse, ours[1], delta)
+    native_kernels._attention_backward_step(ours[0], lse, ours[1], delta)
     cpu_attention.probabilities_and_score_grads(reference[0], lse, reference[1], delta)
     for updated, expected in zip(ours, reference, strict=True):
         assert_close(updated, expected, dtype)
@@ -562,7 +565,7 @@ def test_attention_backward_step_matches_numpy(dtype, shape, values):
 @needs_native
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mask", ["causal", "additive", "none"])
-def test_attention_on_the_native_steps_matches_numpy(monkeypatch, dtype, mask):
+def test_attention_on_the_native_steps_matches_the_reference(monkeypatch, dtype, mask):
     monkeypatch.setattr(cpu_attention, "QUERY_BLOCK", 16)
     monkeypatch.setattr(cpu_attention, "KEY_BLOCK", 8)
     q, k, v = randn((6, 37, 8), dtype), randn((6, 45, 8), dtype), randn((6, 45, 5), dtype)
@@ -571,13 +574,14 @@ def test_attention_on_the_native_steps_matches_numpy(monkeypatch, dtype, mask):
         additive = np.where(RNG.random((6, 37, 45)) < 0.3, -np.inf, 0.5).astype(dtype)
         additive[:, 3] = -np.inf
     options = (additive, mask == "causal", 8 ** -0.5)
-    out, lse = REFERENCE.attention(q, k, v, *options)
+    out, lse = reference_attention.attention(q, k, v, *options)
     for ours, expected in zip(NATIVE.attention(q, k, v, *options), (out, lse), strict=True):
         assert_close(ours, expected, dtype)
     grad = noncontiguous(randn(out.shape, dtype))
-    for ours, expected in zip(NATIVE.attention_backward(grad, q, k, v, out, lse, *options),
-                              REFERENCE.attention_backward(grad, q, k, v, out, lse, *options),
-                              strict=True):
+    for ours, expected in zip(
+            NATIVE.attention_backward(grad, q, k, v, out, lse, *options),
+            reference_attention.attention_backward(grad, q, k, v, out, lse, *options),
+            strict=True):
         assert_close(ours, expected, dtype)
 
 
@@ -589,7 +593,7 @@ def test_attention_on_the_native_steps_matches_numpy(monkeypatch, dtype, mask):
 def test_binary_ops_on_the_pool_give_numpys_bits(monkeypatch, dtype, case, name):
     a, b = _binary_operands(case, dtype)
     calls = []
-    monkeypatch.setattr(native, "_C", SimpleNamespace(
+    monkeypatch.setattr(native_kernels, "_C", SimpleNamespace(
         parallel_grain=native._C.parallel_grain,
         **{name: lambda *args: calls.append(args) or getattr(_C_MODULE, name)(*args)}))
     with np.errstate(all="ignore"):
@@ -611,7 +615,7 @@ def test_binary_ops_leave_everything_else_to_numpy(monkeypatch, case):
             "mixed dtypes": (a, b.astype(np.float64)), "numpy scalar": (a, np.float64(2.0)),
             "two broadcast values": (np.broadcast_to(np.float32(1), LARGE),
                                      np.broadcast_to(np.float32(2), LARGE))}[case]
-    monkeypatch.setattr(native, "_C", SimpleNamespace(parallel_grain=1 << 18))  # no kernels
+    monkeypatch.setattr(native_kernels, "_C", SimpleNamespace(parallel_grain=1 << 18))  # no kernels
     for name, ufunc in BINARY_UFUNCS.items():
         with np.errstate(all="ignore"):  # float16 and int64 division overflow or divide by 0
             np.testing.assert_array_equal(getattr(NATIVE, name)(a, b), ufunc(a, b))
@@ -626,7 +630,7 @@ def test_relu_and_its_backward_natively_give_numpys_bits(monkeypatch, dtype, sha
     grad[1, :3] = [np.nan, np.inf, -np.inf]
     x[1, :3] = [-1.0, 0.0, 2.0]  # a NaN and an inf grad behind inactive units stay out
     calls = []
-    monkeypatch.setattr(native, "_C", SimpleNamespace(
+    monkeypatch.setattr(native_kernels, "_C", SimpleNamespace(
         parallel_grain=native._C.parallel_grain,
         **{name: lambda *args, name=name: calls.append(name) or getattr(_C_MODULE, name)(*args)
            for name in ("relu", "relu_backward")}))
@@ -648,7 +652,7 @@ def test_relu_leaves_everything_else_to_numpy(monkeypatch, case):
                "int64": (x.astype(np.int64), grad.astype(np.int64)),
                "mixed dtypes": (x, grad.astype(np.float64)),
                "broadcast grad": (x, np.broadcast_to(np.float32(1), LARGE))}[case]
-    monkeypatch.setattr(native, "_C", SimpleNamespace(parallel_grain=1 << 18))  # no kernels
+    monkeypatch.setattr(native_kernels, "_C", SimpleNamespace(parallel_grain=1 << 18))  # no kernels
     if case not in ("mixed dtypes", "broadcast grad"):  # there x alone is the pool's to take
         np.testing.assert_array_equal(NATIVE.relu(x), cpu.relu(x))
     np.testing.assert_array_equal(NATIVE.relu_backward(grad, x), cpu.relu_backward(grad, x))
@@ -660,7 +664,7 @@ def test_relu_leaves_everything_else_to_numpy(monkeypatch, case):
 def test_whole_float32_sum_on_the_pool_matches_a_float64_sum(monkeypatch, shape, keepdims):
     x = randn(shape, np.float32) + np.float32(0.25)  # a mean away from 0: cancellation is mild
     calls = []
-    monkeypatch.setattr(native, "_C", SimpleNamespace(
+    monkeypatch.setattr(native_kernels, "_C", SimpleNamespace(
         parallel_grain=native._C.parallel_grain,
         sum_all=lambda x: calls.append(x.shape) or _C_MODULE.sum_all(x)))
     axes = tuple(range(x.ndim))
@@ -684,7 +688,7 @@ def test_whole_float32_sum_on_the_pool_matches_a_float64_sum(monkeypatch, shape,
 def test_float32_sum_around_kept_axes_matches_a_float64_sum(monkeypatch, shape, axes, keepdims):
     x = randn(shape, np.float32) + np.float32(0.25)
     calls = []
-    monkeypatch.setattr(native, "_C", SimpleNamespace(
+    monkeypatch.setattr(native_kernels, "_C", SimpleNamespace(
         sum_outer_inner=lambda x: calls.append(x.shape) or _C_MODULE.sum_outer_inner(x)))
     got = NATIVE.sum(x, axes, keepdims)
     expected = x.astype(np.float64).sum(axis=axes, keepdims=keepdims)
@@ -722,7 +726,7 @@ def test_sum_leaves_everything_else_to_numpy(monkeypatch, case):
         x = x[:3]
     elif case == "kept axes apart":
         x, axes = x.reshape(70, 10, 400), (1,)
-    elif case == "few rows of columns":  # below native.COLUMN_SUM_MIN_ROWS
+    elif case == "few rows of columns":  # below native_kernels.COLUMN_SUM_MIN_ROWS
         x, axes = x.reshape(70, 4000), (0,)
     elif case == "noncontiguous":
         x = noncontiguous(x)
@@ -730,7 +734,7 @@ def test_sum_leaves_everything_else_to_numpy(monkeypatch, case):
         x = x.astype(case)
     else:
         x, dtype = (x > 0), np.int64
-    monkeypatch.setattr(native, "_C", SimpleNamespace(parallel_grain=1 << 18))  # no kernels
+    monkeypatch.setattr(native_kernels, "_C", SimpleNamespace(parallel_grain=1 << 18))  # no kernels
     for keepdims in (False, True):
         got, expected = NATIVE.sum(x, axes, keepdims, dtype), cpu.reduce_sum(x, axes, keepdims,
                                                                               dtype)

@@ -1,5 +1,5 @@
-"""The Triton FlashAttention kernels (kernels/triton/attention.py), run through Triton's
-interpreter on the "interp" device.
+"""The Triton FlashAttention kernels (kernels/triton/attention.py and
+attention_backward.py), run through Triton's interpreter on the "interp" device.
 
 The kernels are called as the kernel table's `attention` and `attention_backward` entries,
 with raw NumPy arrays, and compared with PyTorch in float64: the scores, softmax and
@@ -20,6 +20,7 @@ pytest.importorskip("triton")
 torch = pytest.importorskip("torch")  # the interpreter's carrier for NumPy memory, and the oracle
 
 from tinygrad_like.kernels.triton import attention as attention_kernels  # noqa: E402 (after the importorskip above)
+from tinygrad_like.kernels.triton import attention_backward  # noqa: E402 (after the importorskip above)
 from tinygrad_like.kernels.triton import catalog  # noqa: E402 (after the importorskip above)
 
 # half precision rounds P to 11 bits before the P v product and stores out in fp16
@@ -76,8 +77,9 @@ def check_attention(kernels, q, k, v, grad_out, mask=None, is_causal=False, scal
 
 
 def test_interp_device_dispatches_to_these_kernels(kernels):
-    for name in ("attention", "attention_backward"):
-        assert getattr(kernels, name).func is getattr(attention_kernels, name)
+    for name, module in (("attention", attention_kernels),
+                         ("attention_backward", attention_backward)):
+        assert getattr(kernels, name).func is getattr(module, name)
         assert getattr(kernels, name).args[0].interpret
 
 
@@ -242,7 +244,7 @@ def test_gradcheck_with_a_float_mask_fast_mode(kernel_calls):
 
 # ---- ahead-of-time variants (compiled and inspected by tests/test_kernel_compile.py) ---------
 def test_compile_variants_cover_every_kernel_dtype_and_head_dim():
-    variants = catalog.attention_variants()
+    variants = catalog.attention_variants() + catalog.attention_backward_variants()
     assert len(variants) == 3 * 3 * 2
     assert len({(v.name, v.dtype, v.notes["head_dim"]) for v in variants}) == len(variants)
     for v in variants:

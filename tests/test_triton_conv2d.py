@@ -23,7 +23,7 @@ pytest.importorskip("triton")
 torch = pytest.importorskip("torch")  # the oracle, and the interpreter's carrier for NumPy memory
 
 from tinygrad_like.kernels.triton import conv2d as conv_kernels  # noqa: E402 (after the importorskip above)
-from tinygrad_like.kernels.triton.launch import Launcher  # noqa: E402 (after the importorskip above)
+from tinygrad_like.kernels.triton.launch import Launcher, arch_for  # noqa: E402 (after the importorskip above)
 
 KERNEL_NAMES = ("conv2d", "conv2d_backward_input", "conv2d_backward_weight")
 TOLERANCE = {"float64": {"rtol": 1e-12, "atol": 1e-12},
@@ -198,7 +198,7 @@ def test_gradcheck_through_the_kernels_in_float64(monkeypatch):
 
 @pytest.mark.parametrize("capability, arch", [(80, 80), (86, 80), (90, 90), (120, 90)])
 def test_tiles_are_picked_by_compute_capability(capability, arch):
-    assert conv_kernels._arch_for(capability) == arch
+    assert arch_for("conv2d", capability, conv_kernels.ARCHS) == arch
 
 
 @pytest.mark.cuda

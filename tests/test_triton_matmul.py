@@ -18,7 +18,7 @@ pytest.importorskip("triton")
 pytest.importorskip("torch")  # the interpreter's carrier for NumPy memory
 
 from tinygrad_like.kernels.triton import matmul as matmul_kernels
-from tinygrad_like.kernels.triton.launch import Launcher
+from tinygrad_like.kernels.triton.launch import Launcher, arch_for
 
 TOLERANCE = {"float64": {"rtol": 1e-12, "atol": 1e-12},
              "float32": {"rtol": 1e-5, "atol": 1e-4},
@@ -189,12 +189,12 @@ def test_integer_tensors_on_interp_are_refused_not_miscomputed():
 
 @pytest.mark.parametrize("capability, arch", [(80, 80), (86, 80), (89, 80), (90, 90), (120, 90)])
 def test_configs_are_picked_by_compute_capability(capability, arch):
-    assert matmul_kernels._arch_for(capability) == arch
+    assert arch_for("matmul", capability, matmul_kernels.CONFIGS) == arch
 
 
 def test_gpus_older_than_ampere_are_refused():
     with pytest.raises(RuntimeError, match="compute capability 8.0 or newer, got 7.5"):
-        matmul_kernels._arch_for(75)
+        arch_for("matmul", 75, matmul_kernels.CONFIGS)
 
 
 @pytest.mark.cuda

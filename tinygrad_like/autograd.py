@@ -15,106 +15,24 @@ tensors unless asked to retain the graph.
 
 `apply` and the backward loop run for every op, so they use plain loops and
 avoid per-op allocations where that costs no clarity; the comments there say why.
+
+Grad modes live in grad_mode.py (re-exported here, as `torch.autograd.no_grad` is) and
+post-accumulate-grad hooks in autograd_hooks.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import operator
 import threading
-import weakref
 
+from tinygrad_like.autograd_hooks import (post_accumulate_due, post_accumulate_grad_hooks,
+                                          run_post_accumulate_grad_hooks)
 from tinygrad_like.dtypes import from_numpy_dtype
-
-class _ThreadState(threading.local):
-    """What each thread computes under, as in PyTorch: one thread's `no_grad()` (or the
-    no_grad a backward pass runs under) must not stop another thread's forward from recording
-    its graph. Class attributes are every thread's starting values."""
-
-    grad_enabled = True
-    inference_mode = False
-
-
-_state = _ThreadState()
-
-
-def is_grad_enabled() -> bool:
-    return _state.grad_enabled
-
-
-def is_inference_mode_enabled() -> bool:
-    return _state.inference_mode
-
-
-class _ModeContext(contextlib.ContextDecorator):
-    """A context manager that also decorates, with or without the call: `@tg.no_grad()` and
-    `@tg.no_grad`, as PyTorch allows."""
-
-    def __new__(cls, *args, **kwargs):
-        if len(args) == 1 and callable(args[0]) and not kwargs and cls is not set_grad_enabled:
-            return cls()(args[0])  # used as a bare decorator
-        return super().__new__(cls)
-
-
-class _GradModeContext(_ModeContext):
-    """Sets this thread's grad mode for a `with` block or a decorated call, then restores it."""
-
-    mode = True
-
-    def __enter__(self):
-        self.prev = _state.grad_enabled
-        _state.grad_enabled = self.mode
-        return self
-
-    def __exit__(self, *exc):
-        _state.grad_enabled = self.prev
-        return False
-
-
-class no_grad(_GradModeContext):
-    mode = False
-
-
-class enable_grad(_GradModeContext):
-    mode = True
-
-
-class set_grad_enabled(_GradModeContext):
-    """Turns gradient recording on or off; works as a call, a context manager or a decorator."""
-
-    def __init__(self, mode: bool):
-        self.prev = _state.grad_enabled  # as a plain call it takes effect at once
-        self.mode = bool(mode)
-        _state.grad_enabled = self.mode
-
-    def __enter__(self):  # `prev` is what was on before the call, not what the call set
-        _state.grad_enabled = self.mode
-        return self
-
-
-class inference_mode(_ModeContext):
-    """Grad mode off for computations that will never be differentiated, as
-    `torch.inference_mode(mode=True)`; `is_inference_mode_enabled()` says when it is on.
-
-    Unlike PyTorch, tensors made here are not marked as inference tensors: this is
-    `no_grad` plus the flag."""
-
-    def __init__(self, mode: bool = True):
-        self.mode = bool(mode)
-
-    def __enter__(self):
-        self.prev = (_state.grad_enabled, _state.inference_mode)
-        if self.mode:
-            _state.grad_enabled, _state.inference_mode = False, True
-        else:  # PyTorch's inference_mode(False) leaves grad mode as it is
-            _state.inference_mode = False
-        return self
-
-    def __exit__(self, *exc):
-        _state.grad_enabled, _state.inference_mode = self.prev
-        return False
+from tinygrad_like.grad_mode import (  # noqa: F401  (re-exported: tg.autograd.no_grad, ...)
+    enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
+    set_grad_enabled, thread_state)
 
 
 class Context:
@@ -235,7 +153,7 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        state = _state  # this thread's modes
+        state = thread_state  # this thread's modes (a module global: no call)
         first = args[0] if isinstance(args[0], Tensor) else first_tensor(args)  # usual case inline
         if state.grad_enabled:
             # Plain loops rather than comprehensions, here and below: on Python 3.11 each
@@ -336,65 +254,6 @@ def _bad_gradient(node: Context, index: int, grad, shape: tuple) -> Exception:
                         f"{grad.shape} for input {index} of shape {shape}")
 
 
-# id(leaf tensor) -> the hooks `Tensor.register_post_accumulate_grad_hook` gave it. Kept here,
-# not in a Tensor slot, so that a backward with no hooks anywhere pays one dict check.
-_post_accumulate_grad_hooks: dict[int, dict] = {}
-
-
-class RemovableHandle:
-    """What registering a hook returns: `remove()` unregisters it."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks: dict):
-        self.hooks = hooks
-        self.id = next(RemovableHandle._ids)
-
-    def remove(self) -> None:
-        self.hooks.pop(self.id, None)
-
-
-def register_post_accumulate_grad_hook(tensor, hook) -> RemovableHandle:
-    """Call `hook(tensor)` once per backward, after the last contribution to the leaf
-    `tensor`'s `.grad` of that backward has been accumulated (see `_post_accumulate_due`)."""
-    key = id(tensor)
-    if key not in _post_accumulate_grad_hooks:
-        _post_accumulate_grad_hooks[key] = {}
-        weakref.finalize(tensor, _post_accumulate_grad_hooks.pop, key, None)
-    handle = RemovableHandle(_post_accumulate_grad_hooks[key])
-    handle.hooks[handle.id] = hook
-    return handle
-
-
-def _post_accumulate_due(outputs, order: list) -> dict:
-    """Which hooked leaves are complete before each node of `order` runs (None: at the end).
-
-    A leaf used by several nodes (a weight reused by every step of an RNN) gets one
-    accumulation per use; its gradient is final once the last node in `order` that has it
-    as an input has run, so its hooks run just before the node after that one."""
-    last_use = {}  # id(leaf) -> (leaf, position in `order` of its last consumer)
-    for out in outputs:
-        if out._ctx is None and id(out) in _post_accumulate_grad_hooks:
-            last_use[id(out)] = (out, -1)
-    for position, node in enumerate(order):
-        for edge in node.edges:
-            if edge is not None and type(edge) is not Context \
-                    and id(edge) in _post_accumulate_grad_hooks:
-                last_use[id(edge)] = (edge, position)
-    due: dict = {}
-    for leaf, position in last_use.values():
-        key = order[position + 1] if position + 1 < len(order) else None
-        due.setdefault(key, []).append(leaf)
-    return due
-
-
-def _run_post_accumulate_grad_hooks(leaves: list) -> None:
-    for leaf in leaves:
-        if leaf.requires_grad:
-            for hook in list(_post_accumulate_grad_hooks.get(id(leaf), {}).values()):
-                hook(leaf)
-
-
 def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, inputs=None):
     """Propagate `grad_outputs` from `outputs` to the leaves.
 
@@ -421,11 +280,11 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, 
             accumulate(out._ctx or out, grad)
         roots = [out._ctx for out in outputs if out._ctx is not None]
         order = _topological_order(roots, wanted_nodes, wanted_leaves)
-        due = _post_accumulate_due(outputs, order) if _post_accumulate_grad_hooks \
+        due = post_accumulate_due(outputs, order) if post_accumulate_grad_hooks \
             and inputs is None else None
         for node in order:
             if due and node in due:
-                _run_post_accumulate_grad_hooks(due.pop(node))
+                run_post_accumulate_grad_hooks(due.pop(node))
             grad = grads.pop(node, None)
             if wanted_nodes and node in wanted_nodes:
                 wanted_grads[id(wanted_nodes[node])] = grad
@@ -457,7 +316,7 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, 
                 else:
                     accumulate(edge, g)
         if due:
-            _run_post_accumulate_grad_hooks(due.pop(None, []))
+            run_post_accumulate_grad_hooks(due.pop(None, []))
     if inputs is not None:
         return tuple(wanted_grads.get(id(t)) for t in inputs)
     return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_like import autograd, dtypes
+from tinygrad_like import autograd, autograd_hooks, dtypes
 from tinygrad_like.backend import Backend, get_backend
 from tinygrad_like.dtypes import DType
 
@@ -116,7 +116,7 @@ class Tensor:
         if self._ctx is not None:
             self._ctx.retained_output = self
 
-    def register_post_accumulate_grad_hook(self, hook) -> "autograd.RemovableHandle":
+    def register_post_accumulate_grad_hook(self, hook) -> "autograd_hooks.RemovableHandle":
         """Call `hook(self)` after each backward has accumulated this leaf's `.grad`, as
         PyTorch's; returns a handle whose `remove()` unregisters it."""
         if self._ctx is not None:
@@ -126,7 +126,7 @@ class Tensor:
         if not self._requires_grad:
             raise RuntimeError("register_post_accumulate_grad_hook: the tensor does not "
                                "require grad")
-        return autograd.register_post_accumulate_grad_hook(self, hook)
+        return autograd_hooks.register_post_accumulate_grad_hook(self, hook)
 
     def is_contiguous(self) -> bool:
         return bool(self.data.flags.c_contiguous)
@@ -216,7 +216,7 @@ class Tensor:
             else:
                 dtype = arg
         # the device is resolved here, as in __init__; the copy and the cast are ops
-        # (ops/elementwise.py), attached as `_to_backend` and `_cast` by ops/__init__.py
+        # (ops/conversion.py), attached as `_to_backend` and `_cast` by ops/__init__.py
         out = self if device is None else self._to_backend(get_backend(device))
         return out if dtype is None else out._cast(dtype)
 

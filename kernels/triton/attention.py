@@ -1,4 +1,5 @@
-"""Scaled dot-product attention, forward and backward, without the (L, S) score matrix.
+"""Scaled dot-product attention forward without the (L, S) score matrix, and the checks,
+strides, tile table and masking that its backward (attention_backward.py) shares.
 
 FlashAttention-2 (Dao, 2023), following the Triton tutorial 06-fused-attention. For one
 (batch x head) z, queries q (L, D), keys k (S, D), values v (S, Dv):
@@ -16,20 +17,6 @@ With is_causal, key j is visible to query i iff j <= i (top-left aligned, as PyT
 the loop stops at the block's last row: key blocks wholly above the diagonal are skipped.
 Programs take the last (longest) query blocks first, so the grid's tail is short blocks.
 
-Backward, recomputing the probabilities P = exp(scores - lse) tile by tile from the saved
-lse (no second online softmax and no (L, S) matrix), with g = d loss / d out:
-
-    delta = rowsum(g * out),  dv = P^T g,  dp = g v^T,  ds = P (dp - delta),
-    dq = ds k * scale,        dk = ds^T q * scale
-
-FlashAttention-2's split into two kernels, each owning one output so no atomics are needed:
-- dq kernel: a program owns BLOCK_M query rows (like the forward) and loops over key blocks.
-  It also computes delta for its rows from g and out, which it reads anyway, and writes it
-  for the next kernel: no separate preprocessing launch.
-- dk/dv kernel (launched after it): a program owns BLOCK_N keys and loops over query blocks,
-  accumulating dk and dv in registers. Its tiles are computed transposed, (keys x queries),
-  so P^T and ds^T feed the dv and dk products without a register transpose.
-The split recomputes q k^T and g v^T in both kernels (7 block products per tile pair instead
 of 5): the price of no atomics and deterministic results, as in the tutorial.
 
 Fully masked rows (every key hidden, or S == 0) have lse = +inf and out = 0; in the backward
@@ -41,7 +28,7 @@ broadcast masks (0 strides) run without copies. Head dims need not be powers of 
 Dv are padded to the next power of two with masked loads (at least 16, the smallest tl.dot).
 fp16/bf16 inputs feed the tensor cores and accumulate in fp32; fp32 stays IEEE
 (input_precision="ieee", no TF32); fp64 accumulates in fp64 (the "interp" gradient checks).
-lse and delta are fp32 (fp64 for fp64 inputs). The NumPy reference: backend/cpu_attention.py.
+lse and delta are fp32 (fp64 for fp64 inputs). The NumPy reference: backend/reference_attention.py.
 """
 
 from __future__ import annotations
@@ -75,7 +62,7 @@ INTERP_CONFIG = {"BLOCK_M": 32, "BLOCK_N": 32}
 
 
 @triton.jit
-def _masked_scores(scores, mask_ptr, query, key, L, S, stride_ml, stride_ms,
+def masked_scores(scores, mask_ptr, query, key, L, S, stride_ml, stride_ms,
                    HAS_MASK: tl.constexpr, IS_CAUSAL: tl.constexpr):
     """scores + mask[query, key], and -inf where a key is hidden or an index is out of range.
 
@@ -134,7 +121,7 @@ def attention_forward_kernel(
         v = tl.load(v_ptr + keys[:, None] * stride_vs + dims_v[None, :] * stride_vd,
                     mask=(keys[:, None] < S) & (dims_v[None, :] < DV), other=0.0)
         scores = tl.dot(q, tl.trans(k), input_precision="ieee", out_dtype=compute) * scale
-        scores = _masked_scores(scores, mask_ptr, rows[:, None], keys[None, :], L, S,
+        scores = masked_scores(scores, mask_ptr, rows[:, None], keys[None, :], L, S,
                                 stride_ml, stride_ms, HAS_MASK, IS_CAUSAL)
         new_max = tl.maximum(running_max, tl.max(scores, 1))
         # while every key so far is hidden the max is -inf: shift by 0, so exp gives 0, not NaN
@@ -158,195 +145,27 @@ def attention_forward_kernel(
     tl.store(lse_ptr + z * L + rows, lse.to(lse_ptr.dtype.element_ty), mask=rows < L)
 
 
-@triton.jit
-def attention_backward_dq_kernel(
-    q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, grad_ptr, lse_ptr, delta_ptr, dq_ptr, scale_ptr,
-    L, S, D, DV,
-    stride_qz, stride_ql, stride_qd,
-    stride_kz, stride_ks, stride_kd,
-    stride_vz, stride_vs, stride_vd,
-    stride_mz, stride_ml, stride_ms,
-    stride_oz, stride_ol, stride_od,
-    stride_gz, stride_gl, stride_gd,
-    HAS_MASK: tl.constexpr, IS_CAUSAL: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
-):
-    """BLOCK_M query rows of one z: delta = rowsum(g out), then dq over the key blocks."""
-    query_blocks = tl.cdiv(L, BLOCK_M)
-    pid = tl.program_id(0)
-    z = (pid // query_blocks).to(tl.int64)
-    start_m = (query_blocks - 1 - pid % query_blocks) * BLOCK_M  # longest causal blocks first
-    q_ptr += z * stride_qz
-    k_ptr += z * stride_kz
-    v_ptr += z * stride_vz
-    out_ptr += z * stride_oz
-    grad_ptr += z * stride_gz
-    if HAS_MASK:
-        mask_ptr += z * stride_mz
-    compute = tl.float64 if q_ptr.dtype.element_ty == tl.float64 else tl.float32
-    scale = tl.load(scale_ptr).to(compute)
-
-    rows = start_m + tl.arange(0, BLOCK_M)
-    offs_n = tl.arange(0, BLOCK_N)
-    dims = tl.arange(0, BLOCK_D)
-    dims_v = tl.arange(0, BLOCK_DV)
-    row_ok = rows < L
-    q = tl.load(q_ptr + rows[:, None] * stride_ql + dims[None, :] * stride_qd,
-                mask=row_ok[:, None] & (dims[None, :] < D), other=0.0)
-    value_mask = row_ok[:, None] & (dims_v[None, :] < DV)
-    g = tl.load(grad_ptr + rows[:, None] * stride_gl + dims_v[None, :] * stride_gd,
-                mask=value_mask, other=0.0)
-    out = tl.load(out_ptr + rows[:, None] * stride_ol + dims_v[None, :] * stride_od,
-                  mask=value_mask, other=0.0)
-    delta = tl.sum(g.to(compute) * out.to(compute), 1)
-    tl.store(delta_ptr + z * L + rows, delta.to(delta_ptr.dtype.element_ty), mask=row_ok)
-    # rows past L read lse = +inf: their probabilities are exactly 0
-    lse = tl.load(lse_ptr + z * L + rows, mask=row_ok, other=float("inf")).to(compute)
-
-    dq = tl.zeros([BLOCK_M, BLOCK_D], compute)
-    end = tl.minimum(S, start_m + BLOCK_M) if IS_CAUSAL else S
-    for start_n in range(0, end, BLOCK_N):
-        keys = start_n + offs_n
-        k = tl.load(k_ptr + keys[:, None] * stride_ks + dims[None, :] * stride_kd,
-                    mask=(keys[:, None] < S) & (dims[None, :] < D), other=0.0)
-        v = tl.load(v_ptr + keys[:, None] * stride_vs + dims_v[None, :] * stride_vd,
-                    mask=(keys[:, None] < S) & (dims_v[None, :] < DV), other=0.0)
-        scores = tl.dot(q, tl.trans(k), input_precision="ieee", out_dtype=compute) * scale
-        scores = _masked_scores(scores, mask_ptr, rows[:, None], keys[None, :], L, S,
-                                stride_ml, stride_ms, HAS_MASK, IS_CAUSAL)
-        p = tl.exp(scores - lse[:, None])
-        dp = tl.dot(g, tl.trans(v), input_precision="ieee", out_dtype=compute)
-        ds = p * (dp - delta[:, None])
-        dq = tl.dot(ds.to(k.dtype), k, dq, input_precision="ieee", out_dtype=compute)
-
-    dq_ptrs = dq_ptr + z * L * D + rows[:, None] * D + dims[None, :]
-    tl.store(dq_ptrs, (dq * scale).to(dq_ptr.dtype.element_ty),
-             mask=row_ok[:, None] & (dims[None, :] < D))
-
-
-@triton.jit
-def attention_backward_dkdv_kernel(
-    q_ptr, k_ptr, v_ptr, mask_ptr, grad_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, scale_ptr,
-    L, S, D, DV,
-    stride_qz, stride_ql, stride_qd,
-    stride_kz, stride_ks, stride_kd,
-    stride_vz, stride_vs, stride_vd,
-    stride_mz, stride_ml, stride_ms,
-    stride_gz, stride_gl, stride_gd,
-    HAS_MASK: tl.constexpr, IS_CAUSAL: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
-):
-    """BLOCK_N keys of one z: dk and dv accumulated over the query blocks that see them."""
-    key_blocks = tl.cdiv(S, BLOCK_N)
-    pid = tl.program_id(0)
-    z = (pid // key_blocks).to(tl.int64)
-    start_n = (pid % key_blocks) * BLOCK_N  # the first keys, seen by the most queries, first
-    q_ptr += z * stride_qz
-    k_ptr += z * stride_kz
-    v_ptr += z * stride_vz
-    grad_ptr += z * stride_gz
-    if HAS_MASK:
-        mask_ptr += z * stride_mz
-    compute = tl.float64 if q_ptr.dtype.element_ty == tl.float64 else tl.float32
-    scale = tl.load(scale_ptr).to(compute)
-
-    keys = start_n + tl.arange(0, BLOCK_N)
-    offs_m = tl.arange(0, BLOCK_M)
-    dims = tl.arange(0, BLOCK_D)
-    dims_v = tl.arange(0, BLOCK_DV)
-    key_ok = keys < S
-    k = tl.load(k_ptr + keys[:, None] * stride_ks + dims[None, :] * stride_kd,
-                mask=key_ok[:, None] & (dims[None, :] < D), other=0.0)
-    v = tl.load(v_ptr + keys[:, None] * stride_vs + dims_v[None, :] * stride_vd,
-                mask=key_ok[:, None] & (dims_v[None, :] < DV), other=0.0)
-
-    dk = tl.zeros([BLOCK_N, BLOCK_D], compute)
-    dv = tl.zeros([BLOCK_N, BLOCK_DV], compute)
-    # causal: queries before this block's first key see none of it
-    begin = (start_n // BLOCK_M) * BLOCK_M if IS_CAUSAL else 0
-    for start_m in range(begin, L, BLOCK_M):
-        rows = start_m + offs_m
-        row_ok = rows < L
-        q = tl.load(q_ptr + rows[:, None] * stride_ql + dims[None, :] * stride_qd,
-                    mask=row_ok[:, None] & (dims[None, :] < D), other=0.0)
-        g = tl.load(grad_ptr + rows[:, None] * stride_gl + dims_v[None, :] * stride_gd,
-                    mask=row_ok[:, None] & (dims_v[None, :] < DV), other=0.0)
-        lse = tl.load(lse_ptr + z * L + rows, mask=row_ok, other=float("inf")).to(compute)
-        delta = tl.load(delta_ptr + z * L + rows, mask=row_ok, other=0.0).to(compute)
-        # transposed tiles (keys x queries): P^T and ds^T are the dv and dk products' left side
-        scores_t = tl.dot(k, tl.trans(q), input_precision="ieee", out_dtype=compute) * scale
-        scores_t = _masked_scores(scores_t, mask_ptr, rows[None, :], keys[:, None], L, S,
-                                  stride_ml, stride_ms, HAS_MASK, IS_CAUSAL)
-        p_t = tl.exp(scores_t - lse[None, :])
-        dv = tl.dot(p_t.to(g.dtype), g, dv, input_precision="ieee", out_dtype=compute)
-        dp_t = tl.dot(v, tl.trans(g), input_precision="ieee", out_dtype=compute)
-        ds_t = p_t * (dp_t - delta[None, :])
-        dk = tl.dot(ds_t.to(q.dtype), q, dk, input_precision="ieee", out_dtype=compute)
-
-    dk_ptrs = dk_ptr + z * S * D + keys[:, None] * D + dims[None, :]
-    tl.store(dk_ptrs, (dk * scale).to(dk_ptr.dtype.element_ty),
-             mask=key_ok[:, None] & (dims[None, :] < D))
-    dv_ptrs = dv_ptr + z * S * DV + keys[:, None] * DV + dims_v[None, :]
-    tl.store(dv_ptrs, dv.to(dv_ptr.dtype.element_ty),
-             mask=key_ok[:, None] & (dims_v[None, :] < DV))
-
 
 # ---- launchers: the kernel table's entries, called as fn(launcher, *reference args) ----------
 def attention(launcher, q, k, v, mask, is_causal: bool, scale: float):
     """(out (Z, L, Dv) in q's dtype, lse (Z, L) in float32, float64 for float64 inputs)."""
-    Z, L, S, D, DV = _check("attention", q, k, v, mask)
+    Z, L, S, D, DV = check_operands("attention", q, k, v, mask)
     xp = launcher.xp
     out = launcher.empty((Z, L, DV), q.dtype)
     lse = launcher.empty((Z, L), _stat_dtype(xp, q))
     if Z * L == 0:
         return out, lse
-    pointers, strides = _operands(launcher, q, k, v, mask)
-    config = _config(launcher, "forward", q.dtype, D, DV)
+    pointers, strides = operand_pointers(launcher, q, k, v, mask)
+    config = tile_config(launcher, "forward", q.dtype, D, DV)
     grid = (Z * triton.cdiv(L, config["BLOCK_M"]),)
     launcher.kernel(attention_forward_kernel)[grid](
-        *pointers, launcher.arg(out), launcher.arg(lse), launcher.arg(_scale(xp, scale, q)),
+        *pointers, launcher.arg(out), launcher.arg(lse), launcher.arg(scale_array(xp, scale, q)),
         L, S, D, DV, *strides, HAS_MASK=mask is not None, IS_CAUSAL=bool(is_causal), **config)
     return out, lse
 
 
-def attention_backward(launcher, grad_out, q, k, v, out, lse, mask, is_causal: bool,
-                       scale: float):
-    """(dq, dk, dv) in the dtypes of q, k and v, from the forward's out and lse."""
-    Z, L, S, D, DV = _check("attention_backward", q, k, v, mask)
-    for name, array, shape in (("grad_out", grad_out, (Z, L, DV)), ("out", out, (Z, L, DV)),
-                               ("lse", lse, (Z, L))):
-        if tuple(array.shape) != shape:
-            raise ValueError(f"attention_backward: {name} must have shape {shape} for q "
-                             f"{q.shape} and v {v.shape}, got {tuple(array.shape)}")
-    if grad_out.dtype != q.dtype:
-        raise TypeError(f"attention_backward: expected a {q.dtype} grad_out, got {grad_out.dtype}")
-    xp = launcher.xp
-    dq = launcher.empty((Z, L, D), q.dtype)
-    dk = launcher.empty((Z, S, D), k.dtype)
-    dv = launcher.empty((Z, S, DV), v.dtype)
-    if Z == 0:
-        return dq, dk, dv
-    lse = xp.ascontiguousarray(lse)  # (Z, L): read by its shape, like delta
-    delta = launcher.empty((Z, L), lse.dtype)
-    stats = [launcher.arg(lse), launcher.arg(delta)]
-    scale_arg = launcher.arg(_scale(xp, scale, q))
-    flags = {"HAS_MASK": mask is not None, "IS_CAUSAL": bool(is_causal)}
-    if L > 0:  # also writes delta, which the dk/dv kernel reads: launched first
-        pointers, strides = _operands(launcher, q, k, v, mask, out, grad_out)
-        config = _config(launcher, "dq", q.dtype, D, DV)
-        launcher.kernel(attention_backward_dq_kernel)[(Z * triton.cdiv(L, config["BLOCK_M"]),)](
-            *pointers, *stats, launcher.arg(dq), scale_arg, L, S, D, DV, *strides, **flags,
-            **config)
-    if S > 0:
-        pointers, strides = _operands(launcher, q, k, v, mask, grad_out)
-        config = _config(launcher, "dkdv", q.dtype, D, DV)
-        launcher.kernel(attention_backward_dkdv_kernel)[(Z * triton.cdiv(S, config["BLOCK_N"]),)](
-            *pointers, *stats, launcher.arg(dk), launcher.arg(dv), scale_arg, L, S, D, DV,
-            *strides, **flags, **config)
-    return dq, dk, dv
 
-
-def _check(op: str, q, k, v, mask) -> tuple[int, int, int, int, int]:
+def check_operands(op: str, q, k, v, mask) -> tuple[int, int, int, int, int]:
     """(Z, L, S, D, Dv) after checking shapes and dtypes, with errors that name the problem."""
     if q.ndim != 3 or k.ndim != 3 or v.ndim != 3:
         raise ValueError(f"{op}: expected (Z, L, D) queries, (Z, S, D) keys and (Z, S, Dv) "
@@ -373,7 +192,7 @@ def _check(op: str, q, k, v, mask) -> tuple[int, int, int, int, int]:
     return Z, L, S, D, DV
 
 
-def _operands(launcher, q, k, v, mask, *others) -> tuple[list, list]:
+def operand_pointers(launcher, q, k, v, mask, *others) -> tuple[list, list]:
     """Kernel pointers and (z, row, column) element strides of q, k, v, mask and `others`
     (out, g), in the kernels' argument order; no mask passes None and strides of 0.
 
@@ -402,13 +221,13 @@ def _stat_dtype(xp, q):
     return xp.float64 if q.dtype == xp.float64 else xp.float32
 
 
-def _scale(xp, scale: float, q):
+def scale_array(xp, scale: float, q):
     """scale as a one-element array in the compute dtype: a Python float would reach Triton as
     fp32, and float64 results would differ from the reference in about the 8th digit."""
     return xp.asarray([scale], dtype=_stat_dtype(xp, q))
 
 
-def _config(launcher, job: str, dtype, D: int, DV: int) -> dict:
+def tile_config(launcher, job: str, dtype, D: int, DV: int) -> dict:
     """Tile sizes and launch options for one kernel: the GPU's table or the interpreter's."""
     blocks = {"BLOCK_D": _head_block(D), "BLOCK_DV": _head_block(DV)}
     if launcher.interpret:

@@ -18,7 +18,8 @@ import math
 
 import triton
 
-from tinygrad_like.kernels.triton import attention, conv2d, cross_entropy, matmul, softmax
+from tinygrad_like.kernels.triton import (attention, attention_backward, conv2d, cross_entropy,
+                                          matmul, softmax)
 from tinygrad_like.kernels.triton.launch import num_warps_for
 from tinygrad_like.kernels.triton.variants import ITEMSIZE, KernelVariant, jit_attrs, signature_of
 
@@ -174,16 +175,26 @@ def cross_entropy_variants() -> list[KernelVariant]:
     return variants
 
 
-# ---- attention.py ---------------------------------------------------------------------------
+# ---- attention.py, attention_backward.py -----------------------------------------------------
 ATTENTION_BENCH = {"B": 4, "H": 16, "T": 4096}  # the benchmark: "B4 H16 T4096 D64 causal"
 HEAD_DIMS = (64, 128)
 ATTENTION_KERNELS = {"forward": attention.attention_forward_kernel,
-                     "dq": attention.attention_backward_dq_kernel,
-                     "dkdv": attention.attention_backward_dkdv_kernel}
+                     "dq": attention_backward.attention_backward_dq_kernel,
+                     "dkdv": attention_backward.attention_backward_dkdv_kernel}
 
 
 def attention_variants() -> list[KernelVariant]:
-    """The forward, dq and dk/dv kernels x {fp16, bf16, fp32} x head dims {64, 128}, as the
+    """attention.py's forward kernel; see `_attention_variants`."""
+    return _attention_variants(("forward",))
+
+
+def attention_backward_variants() -> list[KernelVariant]:
+    """attention_backward.py's dq and dk/dv kernels; see `_attention_variants`."""
+    return _attention_variants(("dq", "dkdv"))
+
+
+def _attention_variants(jobs: tuple) -> list[KernelVariant]:
+    """The `jobs` kernels x {fp16, bf16, fp32} x head dims {64, 128}, as the
     GPU launches them for the causal benchmark: contiguous (Z, T, D) q, k, v, out and g, no
     mask (mask_ptr None), unit column strides constant and the rest divisible by 16.
 
@@ -192,7 +203,7 @@ def attention_variants() -> list[KernelVariant]:
     the owned one once. FLOPs are those the tiling does, diagonal tiles in full.
     """
     return [_attention_variant(job, dtype, head_dim) for head_dim in HEAD_DIMS
-            for dtype in ("fp16", "bf16", "fp32") for job in ATTENTION_KERNELS]
+            for dtype in ("fp16", "bf16", "fp32") for job in jobs]
 
 
 def _attention_variant(job: str, dtype: str, head_dim: int) -> KernelVariant:
@@ -354,4 +365,5 @@ def _conv2d_variant(name, kernel, arch, dtype, config, pointers, ints, flags, **
 
 COMPILE_VARIANTS = {"matmul": matmul_variants, "softmax": softmax_variants,
                     "cross_entropy": cross_entropy_variants, "attention": attention_variants,
+                    "attention_backward": attention_backward_variants,
                     "conv2d": conv2d_variants}

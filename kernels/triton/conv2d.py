@@ -48,6 +48,8 @@ import numpy as np
 import triton
 import triton.language as tl
 
+from tinygrad_like.kernels.triton.launch import arch_for, device_capability
+
 # Tiles by operand width, the same on A100 (sm_80) and H100 (sm_90); every kernel and dtype
 # is compiled for both by tests/test_kernel_compile.py and none may spill. A gathered tile
 # cannot be proven contiguous, so its loads are element-wise, each with a 64-bit address in
@@ -285,20 +287,9 @@ def _kernel_and_config(launcher, kernel, dtype) -> tuple:
     return kernel, TILES[min(dtype.itemsize, 4)]
 
 
-def _arch_for(capability: int) -> int:
-    """The checked architecture closest below a device's compute capability (86 -> 80)."""
-    known = [arch for arch in ARCHS if arch <= capability]
-    if not known:
-        raise RuntimeError(f"conv2d: the Triton kernels need compute capability 8.0 or newer, "
-                           f"got {capability / 10:.1f}")
-    return known[-1]
-
-
 @functools.cache
 def _device_arch() -> int:
-    import cupy
-
-    return _arch_for(int(cupy.cuda.Device().compute_capability))
+    return arch_for("conv2d", device_capability(), ARCHS)
 
 
 def conv2d(launcher, x, weight, bias, stride, padding, dilation):

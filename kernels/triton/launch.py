@@ -140,3 +140,19 @@ def num_warps_for(block: int) -> int:
     """The tutorial's choice: 4 warps below 2048 columns, 8 at 2048, 16 from 4096 on, so a
     thread holds at most 16 elements of a tensor (8 at the 4096-column steps)."""
     return 4 if block < 2048 else 8 if block < 4096 else 16
+
+
+def arch_for(op: str, capability: int, archs) -> int:
+    """The architecture of `archs` closest below a device's compute capability (86 -> 80)."""
+    known = [arch for arch in sorted(archs) if arch <= capability]
+    if not known:
+        raise RuntimeError(f"{op}: the Triton kernels need compute capability 8.0 or newer, "
+                           f"got {capability / 10:.1f}")
+    return known[-1]
+
+
+def device_capability() -> int:
+    """The current CUDA device's compute capability as an int (8.6 -> 86)."""
+    import cupy
+
+    return int(cupy.cuda.Device().compute_capability)

@@ -42,6 +42,8 @@ import numpy as np
 import triton
 import triton.language as tl
 
+from tinygrad_like.kernels.triton.launch import arch_for, device_capability
+
 # Tiles per compute capability (80: A100-class, 90: H100-class): a large tile for big
 # products and a small one that keeps every SM busy on small ones. Every config serves
 # every dtype and epilogue, so each is compiled for its architecture in fp32, fp16, bf16
@@ -161,19 +163,8 @@ def _time_with_cupy(kernel_call, quantiles, repeats: int = 20) -> list[float]:
     return [float(np.quantile(times, q)) for q in quantiles]
 
 
-def _arch_for(capability: int) -> int:
-    """The tuned architecture closest below a device's compute capability (86 -> 80)."""
-    known = [arch for arch in sorted(CONFIGS) if arch <= capability]
-    if not known:
-        raise RuntimeError(f"matmul: the Triton kernel needs compute capability 8.0 or newer, "
-                           f"got {capability / 10:.1f}")
-    return known[-1]
-
-
 def _device_arch() -> int:
-    import cupy
-
-    return _arch_for(int(cupy.cuda.Device().compute_capability))
+    return arch_for("matmul", device_capability(), CONFIGS)
 
 
 def _check(name: str, a, b) -> None:

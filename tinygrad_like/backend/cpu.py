@@ -163,11 +163,12 @@ def numpy_kernels() -> dict:
 
 def native_kernels(numpy_path: dict) -> dict:
     """The entries of `numpy_path` (numpy_kernels()) that the native extension replaces: the
-    per-op wrappers of backend/native.py and conv2d on cpu_conv.py's native pieces; empty
-    without the extension."""
-    from tinygrad_like.backend import cpu_conv, native
+    per-op wrappers of backend/native_kernels.py and conv2d on cpu_conv.py's native pieces;
+    empty without the extension."""
+    from tinygrad_like.backend import cpu_conv
+    from tinygrad_like.backend.native_kernels import make_kernels
 
-    kernels = {**native.native_kernels(numpy_path), **cpu_conv.native_conv_kernels()}
+    kernels = {**make_kernels(numpy_path), **cpu_conv.native_conv_kernels()}
     for kernel in kernels.values():
         kernel.native = True  # what tg.backend_info() reports
     return kernels
@@ -178,8 +179,8 @@ def make_backend(seed: int):
     from tinygrad_like.backend.table import build_table
 
     numpy_path = numpy_kernels()
-    # the native extension's kernels replace the NumPy ones they beat (backend/native.py,
-    # cpu_conv.py); each hands what it does not cover (other dtypes, layouts) to the one it
-    # replaces
+    # the native extension's kernels replace the NumPy ones they beat
+    # (backend/native_kernels.py, cpu_conv.py); each hands what it does not cover (other
+    # dtypes, layouts) to the one it replaces
     own = {**numpy_path, **native_kernels(numpy_path)}
     return Backend("cpu", np, build_table("cpu", own), seed)

@@ -1,4 +1,5 @@
-"""Attention on the CPU, tiled the FlashAttention way: O(T) extra memory, BLAS block products.
+"""Attention on the tuned "cpu" device, tiled the FlashAttention way: O(T) extra memory, BLAS
+block products.
 
 q (Z, L, D), k (Z, S, D) and v (Z, S, Dv), with Z the flattened batch and heads. The
 (L, S) score matrix is never stored whole. Queries are taken in blocks of QUERY_BLOCK
@@ -13,7 +14,7 @@ spread over one thread per core: NumPy releases the GIL, and these GEMMs are too
 BLAS to parallelise, so this is what uses every core (PyTorch's CPU flash attention
 parallelises the same way). The elementwise work between the GEMMs (the online-softmax
 update; the backward's P and dS) is one function each, which the native extension replaces
-with a fused pass per row (backend/native.py).
+with a fused pass per row (backend/native_kernels.py).
 
 Forward returns the output and each row's log-sum-exp (lse). Backward recomputes each
 block's probabilities P = exp(s - lse) instead of saving them, then
@@ -24,7 +25,8 @@ skips the key blocks entirely above the diagonal. `mask` is an additive float ar
 broadcastable to (Z, L, S) (-inf hides a key). A row whose every key is hidden gets
 output 0 and lse = +inf, so that its recomputed probabilities are exactly 0.
 
-This is also the reference the Triton attention kernel is tested against.
+This is the tuned path, tested (tests/test_cpu_attention.py) against the plain reference
+that writes the whole score matrix out, backend/reference_attention.py.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def online_softmax_step(scores, row_max, row_sum):
     scores (Z, bq, bk) become exp(scores - m_new), and the running max and sum row_max,
     row_sum (Z, bq) move on to include the block; the factor exp(m_old - m_new), (Z, bq),
     is what the output accumulated so far must be multiplied by. The native extension has
-    the same step fused into one pass over the scores (backend/native.py).
+    the same step fused into one pass over the scores (backend/native_kernels.py).
     """
     new_max = np.maximum(row_max, scores.max(axis=2))
     # a row with no visible key so far keeps max -inf; shift it by 0 to avoid -inf - -inf
@@ -114,7 +116,7 @@ def probabilities_and_score_grads(scores, lse, dscores, delta):
     """One key block of the backward, in place: scores (Z, bq, bk) become the probabilities
     P = exp(scores - lse), and dscores, holding dO V^T, become dS = P * (dscores - delta);
     lse and delta = rowsum(dO * O) are (Z, bq). The native extension fuses the same into one
-    pass (backend/native.py)."""
+    pass (backend/native_kernels.py)."""
     np.subtract(scores, lse[:, :, None], out=scores)
     np.exp(scores, out=scores)  # rows with lse = +inf give exactly 0
     dscores -= delta[:, :, None]

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_like.backend import cpu_winograd, native, native_blas, reference_conv
+from tinygrad_like.backend import (cpu_winograd, native, native_blas, native_kernels,
+                                   reference_conv)
 
 CHUNK_BYTES = 4 << 20  # im2col buffer per GEMM: a few images, so cols stays in cache
 
@@ -177,12 +178,12 @@ def _pairs(*options) -> list:
     return [tuple(option) for option in options]
 
 
-@native.floats_or_reference
+@native_kernels.floats_or_reference
 def native_im2col(x, kernel, stride, padding, dilation):
     return native._C.im2col(x, *_pairs(kernel, stride, padding, dilation))
 
 
-@native.floats_or_reference
+@native_kernels.floats_or_reference
 def native_col2im(cols, input_shape, kernel, stride, padding, dilation):
     return native._C.col2im(np.ascontiguousarray(cols),
                             *_pairs(input_shape, kernel, stride, padding, dilation))

@@ -89,7 +89,7 @@ def _previous_states(h0, out, reverse: bool):
 
 def make_sequence_kernels(step=gru_gates, step_backward=gru_gates_backward) -> dict:
     """gru_sequence and gru_sequence_backward built on the given one-step gate kernels (these
-    NumPy ones, or the native ones: backend/native.py)."""
+    NumPy ones, or the native ones: backend/native_kernels.py)."""
 
     def gru_sequence(x_proj, h0, weight_hh, bias_hh, reverse: bool):
         """A whole GRU layer direction: x_proj (L, N, 3H), h0 (N, H) -> (out (L, N, H), saved).

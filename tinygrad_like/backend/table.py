@@ -6,9 +6,10 @@ entry the device's own kernel or, explicitly, another's (a fallback, recorded fo
 tg.backend_info()); building fails, naming the entry, when one is missing, undeclared, or
 cannot take the declared parameters. Where each device's kernels come from:
 
-- "cpu" (backend/cpu.py): the NumPy kernels of `cpu.numpy_kernels`, the references every
-  device is tested against, replaced by the native `_C` ones that beat them
-  (backend/native.py: NATIVE).
+- "cpu" (backend/cpu.py): the NumPy kernels of `cpu.numpy_kernels` (the references every
+  device is tested against, except conv2d and attention, the tuned cpu_conv.py and
+  cpu_attention.py, whose references are reference_conv.py and reference_attention.py),
+  replaced by the native `_C` ones that beat them (backend/native_kernels.py: NATIVE).
 - "interp" (backend/interp.py): the Triton launchers of backend/triton_kernels.py
   (TRITON_KERNELS), run by Triton's interpreter; every other entry falls back to "cpu".
 - "cuda" (backend/cuda_device.py): CuPy ufuncs, the CUDA C launchers of kernels/cuda (KERNELS)
@@ -39,7 +40,7 @@ class Kernel:
 
 
 DECLARED = {
-    # ---- elementwise and reductions (ops/elementwise.py, ops/reduce.py)
+    # ---- elementwise and reductions (ops/arithmetic.py, ops/unary.py, ops/reduce.py)
     "add": Kernel("a, b", "a + b, broadcasting; one operand may be a Python scalar"),
     "sub": Kernel("a, b", "a - b, broadcasting; one operand may be a Python scalar"),
     "mul": Kernel("a, b", "a * b, broadcasting; one operand may be a Python scalar"),

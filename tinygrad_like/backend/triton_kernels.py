@@ -23,7 +23,7 @@ TRITON_KERNELS = {
     "cross_entropy": ("cross_entropy", "cross_entropy"),
     "cross_entropy_backward": ("cross_entropy", "cross_entropy_backward"),
     "attention": ("attention", "attention"),
-    "attention_backward": ("attention", "attention_backward"),
+    "attention_backward": ("attention_backward", "attention_backward"),
     "conv2d": ("conv2d", "conv2d"),
     "conv2d_backward_input": ("conv2d", "conv2d_backward_input"),
     "conv2d_backward_weight": ("conv2d", "conv2d_backward_weight"),

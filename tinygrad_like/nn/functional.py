@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 
-from tinygrad_like.autograd import no_grad
+from tinygrad_like.grad_mode import no_grad
 from tinygrad_like.nn.losses import (  # noqa: F401  (re-exported as F.<loss>)
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss,
     nll_loss)
 from tinygrad_like.ops import norm
 from tinygrad_like.ops.checks import check_int, check_ints, check_optional_tensor, check_tensor
-from tinygrad_like.ops.elementwise import (  # noqa: F401  (re-exported as F.<activation>)
-    gelu, relu, sigmoid, silu, softplus, tanh, where)
+from tinygrad_like.ops.selection import where  # noqa: F401  (re-exported as F.where)
+from tinygrad_like.ops.unary import (  # noqa: F401  (re-exported as F.<activation>)
+    gelu, relu, sigmoid, silu, softplus, tanh)
 from tinygrad_like.ops.linalg import linear  # noqa: F401
 from tinygrad_like.ops.movement import pad  # noqa: F401
 from tinygrad_like.ops.attention import scaled_dot_product_attention  # noqa: F401

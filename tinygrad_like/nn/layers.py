@@ -7,7 +7,7 @@ state dict copied from a PyTorch model loads and gives the same outputs.
 from __future__ import annotations
 
 from tinygrad_like import creation
-from tinygrad_like.autograd import no_grad
+from tinygrad_like.grad_mode import no_grad
 from tinygrad_like.nn import functional as F
 from tinygrad_like.nn import init
 from tinygrad_like.nn.module import Module, Parameter

@@ -9,7 +9,8 @@ from __future__ import annotations
 from tinygrad_like.dtypes import bool_
 from tinygrad_like.nn.module import Module
 from tinygrad_like.ops.checks import broadcasts_to, check_optional_tensor, check_tensor
-from tinygrad_like.ops.elementwise import softplus, where
+from tinygrad_like.ops.selection import where
+from tinygrad_like.ops.unary import softplus
 from tinygrad_like.ops.softmax import cross_entropy_rows, log_softmax
 from tinygrad_like.tensor import Tensor
 

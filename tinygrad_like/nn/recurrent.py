@@ -29,7 +29,7 @@ from tinygrad_like import creation
 from tinygrad_like.nn import functional as F
 from tinygrad_like.nn import init
 from tinygrad_like.nn.module import Module, Parameter
-from tinygrad_like.ops.elementwise import relu, tanh
+from tinygrad_like.ops.unary import relu, tanh
 from tinygrad_like.ops.movement import cat, stack
 from tinygrad_like.ops.recurrent import GRUGates, GRUSequence, LSTMGates
 from tinygrad_like.tensor import Tensor

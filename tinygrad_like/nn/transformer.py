@@ -15,7 +15,8 @@ from tinygrad_like.nn import functional as F
 from tinygrad_like.nn import init
 from tinygrad_like.nn.layers import Dropout, LayerNorm, Linear
 from tinygrad_like.nn.module import Module, ModuleList, Parameter
-from tinygrad_like.ops.elementwise import logical_not, where
+from tinygrad_like.ops.comparison import logical_not
+from tinygrad_like.ops.selection import where
 from tinygrad_like.tensor import Tensor
 
 

@@ -6,28 +6,29 @@ fails for any name that has no gradcheck/parity case in `tests/op_registry.py`.
 
 from __future__ import annotations
 
-from tinygrad_like.ops import elementwise, indexing, linalg, movement, reduce, softmax
+from tinygrad_like.ops import (arithmetic, comparison, conversion, indexing, linalg, movement,
+                               reduce, selection, softmax, unary)
 from tinygrad_like.tensor import Tensor
 
 # name -> function; each is also a Tensor method of the same name
 PUBLIC_OPS = {
     # elementwise
-    "add": elementwise.add, "sub": elementwise.sub, "mul": elementwise.mul,
-    "div": elementwise.div, "pow": elementwise.pow, "neg": elementwise.neg,
-    "exp": elementwise.exp, "log": elementwise.log, "sqrt": elementwise.sqrt,
-    "rsqrt": elementwise.rsqrt, "abs": elementwise.abs, "sign": elementwise.sign,
-    "sin": elementwise.sin, "cos": elementwise.cos, "tanh": elementwise.tanh,
-    "sigmoid": elementwise.sigmoid, "relu": elementwise.relu, "gelu": elementwise.gelu,
-    "silu": elementwise.silu, "softplus": elementwise.softplus, "erf": elementwise.erf,
-    "clamp": elementwise.clamp, "clip": elementwise.clip, "maximum": elementwise.maximum,
-    "minimum": elementwise.minimum, "where": elementwise.where,
+    "add": arithmetic.add, "sub": arithmetic.sub, "mul": arithmetic.mul,
+    "div": arithmetic.div, "pow": arithmetic.pow, "neg": arithmetic.neg,
+    "exp": unary.exp, "log": unary.log, "sqrt": unary.sqrt,
+    "rsqrt": unary.rsqrt, "abs": unary.abs, "sign": unary.sign,
+    "sin": unary.sin, "cos": unary.cos, "tanh": unary.tanh,
+    "sigmoid": unary.sigmoid, "relu": unary.relu, "gelu": unary.gelu,
+    "silu": unary.silu, "softplus": unary.softplus, "erf": unary.erf,
+    "clamp": selection.clamp, "clip": selection.clip, "maximum": selection.maximum,
+    "minimum": selection.minimum, "where": selection.where,
     # comparisons, logic and bitwise ops (no gradient)
-    "eq": elementwise.eq, "ne": elementwise.ne, "lt": elementwise.lt, "le": elementwise.le,
-    "gt": elementwise.gt, "ge": elementwise.ge, "logical_and": elementwise.logical_and,
-    "logical_or": elementwise.logical_or, "logical_xor": elementwise.logical_xor,
-    "logical_not": elementwise.logical_not, "bitwise_and": elementwise.bitwise_and,
-    "bitwise_or": elementwise.bitwise_or, "bitwise_xor": elementwise.bitwise_xor,
-    "bitwise_not": elementwise.bitwise_not,
+    "eq": comparison.eq, "ne": comparison.ne, "lt": comparison.lt, "le": comparison.le,
+    "gt": comparison.gt, "ge": comparison.ge, "logical_and": comparison.logical_and,
+    "logical_or": comparison.logical_or, "logical_xor": comparison.logical_xor,
+    "logical_not": comparison.logical_not, "bitwise_and": comparison.bitwise_and,
+    "bitwise_or": comparison.bitwise_or, "bitwise_xor": comparison.bitwise_xor,
+    "bitwise_not": comparison.bitwise_not,
     # reductions
     "sum": reduce.sum, "mean": reduce.mean, "var": reduce.var, "std": reduce.std,
     "max": reduce.max, "min": reduce.min, "amax": reduce.amax, "amin": reduce.amin,
@@ -59,25 +60,25 @@ def _reflected(op):
 
 
 _OPERATORS = {
-    "__add__": elementwise.add, "__radd__": _reflected(elementwise.add),
-    "__sub__": elementwise.sub, "__rsub__": _reflected(elementwise.sub),
-    "__mul__": elementwise.mul, "__rmul__": _reflected(elementwise.mul),
-    "__truediv__": elementwise.div, "__rtruediv__": _reflected(elementwise.div),
-    "__pow__": elementwise.pow, "__rpow__": _reflected(elementwise.pow),
+    "__add__": arithmetic.add, "__radd__": _reflected(arithmetic.add),
+    "__sub__": arithmetic.sub, "__rsub__": _reflected(arithmetic.sub),
+    "__mul__": arithmetic.mul, "__rmul__": _reflected(arithmetic.mul),
+    "__truediv__": arithmetic.div, "__rtruediv__": _reflected(arithmetic.div),
+    "__pow__": arithmetic.pow, "__rpow__": _reflected(arithmetic.pow),
     "__matmul__": linalg.matmul, "__rmatmul__": _reflected(linalg.matmul),
-    "__neg__": elementwise.neg, "__abs__": elementwise.abs,
-    "__eq__": elementwise.eq, "__ne__": elementwise.ne, "__lt__": elementwise.lt,
-    "__le__": elementwise.le, "__gt__": elementwise.gt, "__ge__": elementwise.ge,
-    "__and__": elementwise.bitwise_and, "__rand__": _reflected(elementwise.bitwise_and),
-    "__or__": elementwise.bitwise_or, "__ror__": _reflected(elementwise.bitwise_or),
-    "__xor__": elementwise.bitwise_xor, "__rxor__": _reflected(elementwise.bitwise_xor),
-    "__invert__": elementwise.bitwise_not,
+    "__neg__": arithmetic.neg, "__abs__": unary.abs,
+    "__eq__": comparison.eq, "__ne__": comparison.ne, "__lt__": comparison.lt,
+    "__le__": comparison.le, "__gt__": comparison.gt, "__ge__": comparison.ge,
+    "__and__": comparison.bitwise_and, "__rand__": _reflected(comparison.bitwise_and),
+    "__or__": comparison.bitwise_or, "__ror__": _reflected(comparison.bitwise_or),
+    "__xor__": comparison.bitwise_xor, "__rxor__": _reflected(comparison.bitwise_xor),
+    "__invert__": comparison.bitwise_not,
     "__getitem__": indexing.getitem, "__setitem__": indexing.setitem,
 }
 
 # Tensor methods that are ops but neither tg.<op> functions nor operators: Tensor.to resolves
 # the device (tensor.py imports backend/, ops do not) and then calls these.
-_PRIVATE_METHODS = {"_to_backend": elementwise.to_device, "_cast": elementwise.cast}
+_PRIVATE_METHODS = {"_to_backend": conversion.to_device, "_cast": conversion.cast}
 
 
 def _attach() -> None:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import math
 
 from tinygrad_like import dtypes
-from tinygrad_like.autograd import Function, differentiable_backward, is_grad_enabled
+from tinygrad_like.autograd import Function, differentiable_backward
+from tinygrad_like.grad_mode import is_grad_enabled
 from tinygrad_like.ops.checks import (broadcasts_to, check_number, check_optional_tensor,
                                      check_tensor)
 from tinygrad_like.ops.dropout import dropout
-from tinygrad_like.ops.elementwise import where
+from tinygrad_like.ops.selection import where
 from tinygrad_like.ops.softmax import softmax
 from tinygrad_like.tensor import Tensor
 

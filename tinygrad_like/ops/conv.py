@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numbers
 
-from tinygrad_like.autograd import Function, differentiable_backward, is_grad_enabled
+from tinygrad_like.autograd import Function, differentiable_backward
+from tinygrad_like.grad_mode import is_grad_enabled
 from tinygrad_like.ops.movement import pad
 from tinygrad_like.tensor import Tensor
 from tinygrad_like.windows import window_view

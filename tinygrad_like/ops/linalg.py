@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tinygrad_like.autograd import Function
 from tinygrad_like.ops.checks import check_optional_tensor, check_tensor
-from tinygrad_like.ops.elementwise import unbroadcast
+from tinygrad_like.ops.operands import unbroadcast
 from tinygrad_like.tensor import Tensor
 
 

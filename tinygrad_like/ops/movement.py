@@ -11,7 +11,7 @@ import math
 
 from tinygrad_like.autograd import Function
 from tinygrad_like.ops.checks import check_int, check_ints, check_tensor
-from tinygrad_like.ops.elementwise import promote, unbroadcast
+from tinygrad_like.ops.operands import promote, unbroadcast
 from tinygrad_like.ops.reduce import normalize_dim, normalize_dims
 from tinygrad_like.tensor import Tensor
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-from tinygrad_like.autograd import Function, is_grad_enabled
+from tinygrad_like.autograd import Function
+from tinygrad_like.grad_mode import is_grad_enabled
 from tinygrad_like.tensor import Tensor
 
 

@@ -10,8 +10,9 @@ through the composed equations (`differentiable_backward`).
 
 from __future__ import annotations
 
-from tinygrad_like.autograd import Function, differentiable_backward, is_grad_enabled
-from tinygrad_like.ops.elementwise import sigmoid, tanh
+from tinygrad_like.autograd import Function, differentiable_backward
+from tinygrad_like.grad_mode import is_grad_enabled
+from tinygrad_like.ops.unary import sigmoid, tanh
 from tinygrad_like.ops.movement import stack
 from tinygrad_like.tensor import Tensor
 

@@ -12,7 +12,7 @@ from collections import namedtuple
 
 from tinygrad_like import dtypes
 from tinygrad_like.autograd import Function
-from tinygrad_like.ops.elementwise import maximum, minimum, where
+from tinygrad_like.ops.selection import maximum, minimum, where
 from tinygrad_like.tensor import Tensor
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])  # what torch.max(x, dim) returns

@@ -1,7 +1,8 @@
 """Collectives on tensors, PyTorch's names and arguments, over MPI's non-blocking calls.
 
-Each call starts one mpi4py buffer-based request (Iallreduce, Ibcast, Iallgather, ...) on the
-tensor's own NumPy array, written in place. A non-contiguous view is copied to a contiguous
+Each call makes one mpi4py buffer-based call on the tensor's own NumPy array, written in
+place: the non-blocking one (Iallreduce, Ibcast, ...) with async_op=True, else the blocking
+one (Allreduce, Bcast, ...). A non-contiguous view is copied to a contiguous
 buffer first and copied back when the request completes. With `async_op=True` the call
 returns a `Work` whose `wait()` completes it; otherwise it waits before returning. `src` and
 `dst` are ranks of the default group, as in PyTorch, also when `group` is a sub-group.
@@ -85,6 +86,17 @@ def _write_back(tensor: Tensor, result: np.ndarray, divisor: int = 1):
     return finish
 
 
+def _start(comm, nonblocking: str, async_op: bool, *args) -> list:
+    """Start MPI's non-blocking call (`Iallreduce`, ...) for async_op, or make the blocking
+    one (`Allreduce`, ...) at once: Open MPI's non-blocking collectives skip the tuned
+    algorithms of its blocking ones, which tg.distributed would otherwise lose against
+    mpi4py (docs/performance.md, "All-reduce bandwidth")."""
+    if async_op:
+        return [getattr(comm, nonblocking)(*args)]
+    getattr(comm, nonblocking[1:].capitalize())(*args)
+    return []
+
+
 def _run(requests: list, finish, async_op: bool) -> Work | None:
     work = Work(requests, finish)
     if async_op:
@@ -107,9 +119,9 @@ def all_reduce(tensor: Tensor, op: ReduceOp = ReduceOp.SUM, group: ProcessGroup 
     array = _array(tensor, "all_reduce")
     mpi_op = _mpi_op(op, array, "all_reduce")
     buffer = _buffer(array)
-    request = group.comm.Iallreduce(_mpi().IN_PLACE, buffer, mpi_op)
+    requests = _start(group.comm, "Iallreduce", async_op, _mpi().IN_PLACE, buffer, mpi_op)
     divisor = group.size() if op is ReduceOp.AVG else 1
-    return _run([request], _write_back(tensor, buffer, divisor), async_op)
+    return _run(requests, _write_back(tensor, buffer, divisor), async_op)
 
 
 def broadcast(tensor: Tensor, src: int, group: ProcessGroup | None = None,
@@ -119,8 +131,8 @@ def broadcast(tensor: Tensor, src: int, group: ProcessGroup | None = None,
     if group.nccl is not None:
         return nccl.broadcast(group, tensor, root, async_op)
     buffer = _buffer(_array(tensor, "broadcast"))
-    request = group.comm.Ibcast(buffer, root)
-    return _run([request], _write_back(tensor, buffer), async_op)
+    requests = _start(group.comm, "Ibcast", async_op, buffer, root)
+    return _run(requests, _write_back(tensor, buffer), async_op)
 
 
 def _check_like(tensors: list, reference: np.ndarray, count: int, call: str, what: str,
@@ -145,13 +157,13 @@ def all_gather(tensor_list: list, tensor: Tensor, group: ProcessGroup | None = N
     array = _array(tensor, "all_gather")
     _check_like(tensor_list, array, group.size(), "all_gather", "tensor_list")
     gathered = np.empty((group.size(),) + array.shape, array.dtype)
-    request = group.comm.Iallgather(np.ascontiguousarray(array), gathered)
+    requests = _start(group.comm, "Iallgather", async_op, np.ascontiguousarray(array), gathered)
 
     def finish():
         for i, out in enumerate(tensor_list):
             out.data[...] = gathered[i]
             out._bump_version()
-    return _run([request], finish, async_op)
+    return _run(requests, finish, async_op)
 
 
 def _nccl_all_gather(tensor_list: list, tensor: Tensor, group: ProcessGroup,
@@ -191,8 +203,8 @@ def all_gather_into_tensor(output_tensor: Tensor, input_tensor: Tensor,
     _check_sizes(output, source, group.size(), "all_gather_into_tensor",
                  "output_tensor and input_tensor")
     buffer = _buffer(output)
-    request = group.comm.Iallgather(np.ascontiguousarray(source), buffer)
-    return _run([request], _write_back(output_tensor, buffer), async_op)
+    requests = _start(group.comm, "Iallgather", async_op, np.ascontiguousarray(source), buffer)
+    return _run(requests, _write_back(output_tensor, buffer), async_op)
 
 
 def reduce_scatter(output: Tensor, input_list: list, op: ReduceOp = ReduceOp.SUM,
@@ -208,9 +220,10 @@ def reduce_scatter(output: Tensor, input_list: list, op: ReduceOp = ReduceOp.SUM
     pieces = _check_like(input_list, array, group.size(), "reduce_scatter", "input_list")
     mpi_op = _mpi_op(op, array, "reduce_scatter")
     buffer = _buffer(array)
-    request = group.comm.Ireduce_scatter_block(np.stack(pieces), buffer, mpi_op)
+    requests = _start(group.comm, "Ireduce_scatter_block", async_op, np.stack(pieces), buffer,
+                      mpi_op)
     divisor = group.size() if op is ReduceOp.AVG else 1
-    return _run([request], _write_back(output, buffer, divisor), async_op)
+    return _run(requests, _write_back(output, buffer, divisor), async_op)
 
 
 def reduce_scatter_tensor(output: Tensor, input: Tensor, op: ReduceOp = ReduceOp.SUM,
@@ -228,9 +241,10 @@ def reduce_scatter_tensor(output: Tensor, input: Tensor, op: ReduceOp = ReduceOp
     _check_sizes(source, array, group.size(), "reduce_scatter_tensor", "input and output")
     mpi_op = _mpi_op(op, array, "reduce_scatter_tensor")
     buffer = _buffer(array)
-    request = group.comm.Ireduce_scatter_block(np.ascontiguousarray(source), buffer, mpi_op)
+    requests = _start(group.comm, "Ireduce_scatter_block", async_op,
+                      np.ascontiguousarray(source), buffer, mpi_op)
     divisor = group.size() if op is ReduceOp.AVG else 1
-    return _run([request], _write_back(output, buffer, divisor), async_op)
+    return _run(requests, _write_back(output, buffer, divisor), async_op)
 
 
 def isend(tensor: Tensor, dst: int, group: ProcessGroup | None = None, tag: int = 0) -> Work:

@@ -18,6 +18,7 @@ from tinygrad_like.dtypes import (bfloat16, bool_, float16, float32, float64, in
 from tinygrad_like.determinism import (are_deterministic_algorithms_enabled,
                                        is_deterministic_algorithms_warn_only_enabled,
                                        use_deterministic_algorithms)
+from tinygrad_like.generator import Generator
 from tinygrad_like.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from tinygrad_like.ops import PUBLIC_OPS
 from tinygrad_like.tensor import Tensor

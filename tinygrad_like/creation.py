@@ -105,20 +105,32 @@ def full_like(x: Tensor, fill_value, dtype=None, device=None, requires_grad=Fals
                 requires_grad=requires_grad)
 
 
-def _random_floats(op: str, draw, size, dtype, device, requires_grad) -> Tensor:
+def _rng(op: str, backend, generator):
+    """The generator a draw uses: `generator` if given (it must be on the tensor's device, as
+    PyTorch requires), else the device's global one."""
+    if generator is None:
+        return backend.rng
+    if generator.device != backend.name:
+        raise RuntimeError(f"{op}: expected a {backend.name!r} generator for a tensor on "
+                           f"{backend.name!r}, but the generator is on {generator.device!r}")
+    return generator.rng
+
+
+def _random_floats(op: str, draw, size, generator, dtype, device, requires_grad) -> Tensor:
     shape = _shape(op, size)
     # drawn in float64 then cast, so a seed gives the same numbers in every float dtype
-    return _make(lambda b, dt: draw(b.rng, shape).astype(dt), dtype, device, requires_grad)
+    return _make(lambda b, dt: draw(_rng(op, b, generator), shape).astype(dt), dtype, device,
+                 requires_grad)
 
 
-def rand(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
-    return _random_floats("rand", lambda rng, s: rng.random(s), size, dtype, device,
+def rand(*size, generator=None, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    return _random_floats("rand", lambda rng, s: rng.random(s), size, generator, dtype, device,
                           requires_grad)
 
 
-def randn(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
-    return _random_floats("randn", lambda rng, s: rng.standard_normal(s), size, dtype, device,
-                          requires_grad)
+def randn(*size, generator=None, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    return _random_floats("randn", lambda rng, s: rng.standard_normal(s), size, generator, dtype,
+                          device, requires_grad)
 
 
 def rand_like(x: Tensor, dtype=None, requires_grad=False) -> Tensor:
@@ -129,18 +141,19 @@ def randn_like(x: Tensor, dtype=None, requires_grad=False) -> Tensor:
     return randn(x.shape, dtype=dtype or x.dtype, device=x.device, requires_grad=requires_grad)
 
 
-def randint(low, high=None, size=(), dtype=None, device="cpu") -> Tensor:
+def randint(low, high=None, size=(), dtype=None, device="cpu", *, generator=None) -> Tensor:
     if high is None:
         low, high = 0, low
     if high <= low:
         raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
     shape = _shape("randint", tuple(size))
-    return _make(lambda b, dt: b.rng.integers(low, high, shape).astype(dt), dtype, device, False,
-                 dtypes.int64)
+    return _make(lambda b, dt: _rng("randint", b, generator).integers(low, high, shape).astype(dt),
+                 dtype, device, False, dtypes.int64)
 
 
-def randperm(n: int, dtype=None, device="cpu") -> Tensor:
-    return _make(lambda b, dt: b.rng.permutation(n).astype(dt), dtype, device, False, dtypes.int64)
+def randperm(n: int, dtype=None, device="cpu", *, generator=None) -> Tensor:
+    return _make(lambda b, dt: _rng("randperm", b, generator).permutation(n).astype(dt), dtype,
+                 device, False, dtypes.int64)
 
 
 def from_numpy(array: np.ndarray) -> Tensor:

@@ -1,4 +1,5 @@
-"""Datasets: the indexable-collection protocol, tensors as a dataset, and random splits.
+"""Datasets, as torch.utils.data's: the indexable-collection protocol, iterable datasets,
+tensors as a dataset, subsets, concatenation and random splits.
 
 A dataset may also define `get_batch(indices)`, returning exactly what the default
 collate would make of `[dataset[i] for i in indices]`; the DataLoader then fetches a
@@ -7,8 +8,9 @@ whole batch with one fancy index per tensor instead of one Python call per item.
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise
 
 import numpy as np
@@ -25,6 +27,60 @@ class Dataset:
 
     def __len__(self) -> int:
         raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+
+    def __add__(self, other: Dataset) -> ConcatDataset:
+        return ConcatDataset([self, other])
+
+
+class IterableDataset(Dataset):
+    """Base class for a stream of samples: subclasses define `__iter__()`. Under a DataLoader
+    with workers each worker iterates its own copy, so a dataset splits its stream with
+    `get_worker_info()`, as in PyTorch."""
+
+    def __iter__(self) -> Iterator:
+        raise NotImplementedError(f"{type(self).__name__} must implement __iter__")
+
+    def __add__(self, other: IterableDataset) -> ChainDataset:
+        return ChainDataset([self, other])
+
+
+class ChainDataset(IterableDataset):
+    """The iterable datasets one after another."""
+
+    def __init__(self, datasets: Iterable[IterableDataset]):
+        self.datasets = list(datasets)
+
+    def __iter__(self) -> Iterator:
+        for dataset in self.datasets:
+            yield from dataset
+
+    def __len__(self) -> int:
+        return sum(len(dataset) for dataset in self.datasets)
+
+
+class ConcatDataset(Dataset):
+    """The items of each dataset in turn; index i is looked up through `cumulative_sizes`."""
+
+    def __init__(self, datasets: Iterable[Dataset]):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        if any(isinstance(d, IterableDataset) for d in self.datasets):
+            raise TypeError("ConcatDataset does not support IterableDataset")
+        self.cumulative_sizes = np.cumsum([len(d) for d in self.datasets]).tolist()
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, index: int):
+        if index < 0:
+            if -index > len(self):
+                raise ValueError("ConcatDataset: absolute value of index should not exceed "
+                                 "dataset length")
+            index += len(self)
+        which = bisect.bisect_right(self.cumulative_sizes, index)
+        start = self.cumulative_sizes[which - 1] if which else 0
+        return self.datasets[which][index - start]
 
 
 class TensorDataset(Dataset):
@@ -95,17 +151,22 @@ def _split_lengths(total: int, lengths: Sequence[float]) -> list[int]:
     return counts
 
 
-def random_split(dataset: Dataset, lengths: Sequence[float],
+def random_split(dataset: Dataset, lengths: Sequence[float], generator=None,
                  generator_seed: int | None = None) -> list[Subset]:
     """Disjoint random subsets of the given lengths (or fractions).
 
-    The permutation comes from a NumPy generator seeded with `generator_seed`, so a seed
-    gives the same split in every process; with None the seed is drawn from tinygrad_like's
-    global generator, which `tg.manual_seed` controls.
+    The permutation is drawn from `generator` (a tg.Generator) or from a NumPy generator
+    seeded with `generator_seed`, so a seed gives the same split in every process; with
+    neither, the seed is drawn from tinygrad_like's global generator (`tg.manual_seed`).
     """
+    if generator is not None and generator_seed is not None:
+        raise ValueError("random_split: pass generator or generator_seed, not both")
     counts = _split_lengths(len(dataset), lengths)
-    if generator_seed is None:
-        generator_seed = randint(0, 2**31, ()).item()
-    order = np.random.default_rng(generator_seed).permutation(len(dataset))
+    if generator is not None:
+        order = generator.rng.permutation(len(dataset))
+    else:
+        if generator_seed is None:
+            generator_seed = randint(0, 2**31, ()).item()
+        order = np.random.default_rng(generator_seed).permutation(len(dataset))
     bounds = np.cumsum([0] + counts)
     return [Subset(dataset, order[start:stop]) for start, stop in pairwise(bounds)]

@@ -9,6 +9,12 @@ pytest-benchmark shows includes starting mpirun and Python):
 - `exposed_comm_ms`: per step, the time backward spends waiting for the gradient
   all-reduces after its last gradient is computed (the communication not hidden behind
   backward; DDP's reducer waits in the hook of the last bucket);
+- `allreduce_in_flight_ms`: per step, the time at least one bucket's all-reduce was in flight,
+  from its start to its completion, the first moment the rank sees it done (polled at each
+  later bucket's start and then waited for in the last bucket's hook; without an MPI
+  progress thread an all-reduce advances only inside such MPI calls anyway);
+- `overlap_fraction`: 1 - exposed_comm_ms / allreduce_in_flight_ms, the share of the
+  all-reduce time hidden behind backward;
 - `tg_GBps` / `mpi4py_GBps`: bytes / time of `tg.distributed.all_reduce` and of mpi4py's own
   `Allreduce(IN_PLACE, ...)` on the same float32 buffers.
 Under --benchmark-disable (CI) each case runs once on tiny sizes, so it only proves it runs.
@@ -75,7 +81,8 @@ def test_all_reduce_bandwidth(benchmark, elements):
 
 
 def train(workload: str, steps: int, warmup: int) -> dict:
-    """One rank's DDP training loop; times the steps after `warmup` and the reducer's wait."""
+    """One rank's DDP training loop; times the steps after `warmup`, the reducer's wait and
+    its all-reduces in flight."""
     from test_bench_training import WORKLOADS, batch
 
     import tinygrad_like as tg
@@ -95,25 +102,57 @@ def train(workload: str, steps: int, warmup: int) -> dict:
     inputs = tg.tensor(inputs[rank * share:(rank + 1) * share])
     per_sample = len(targets) // (share * size)  # the sequence models' targets per sample
     targets = tg.tensor(targets[rank * share * per_sample:(rank + 1) * share * per_sample])
-    waited = [0.0]
-    finish = model.reducer._finish
+    reducer = model.reducer
+    start_bucket, finish = reducer._start, reducer._finish
+    intervals: list[list] = []  # this step's buckets: [start, completion or None]
+    waited, in_flight = [0.0], [0.0]
 
-    def timed_finish():
+    def poll() -> None:
+        now = time.perf_counter()
+        for work, interval in zip(reducer.works, intervals):
+            if interval[1] is None and work.is_completed():
+                interval[1] = now
+
+    def timed_start(bucket: int) -> None:
+        poll()
+        start_bucket(bucket)
+        intervals.append([time.perf_counter(), None])
+
+    def timed_finish() -> None:
         start = time.perf_counter()
+        poll()
+        for work, interval in zip(reducer.works, intervals):
+            if interval[1] is None:
+                work.wait()
+                interval[1] = time.perf_counter()
         finish()
         waited[0] += time.perf_counter() - start
-    model.reducer._finish = timed_finish
+        in_flight[0] += union_seconds(intervals)
+        intervals.clear()
+    reducer._start, reducer._finish = timed_start, timed_finish
     for step in range(warmup + steps):
         if step == warmup:
             dist.barrier()
-            start, waited[0] = time.perf_counter(), 0.0
+            start, waited[0], in_flight[0] = time.perf_counter(), 0.0, 0.0
         optimizer.zero_grad()
         tg.nn.functional.cross_entropy(model(inputs), targets).backward()
         optimizer.step()
     dist.barrier()
     elapsed = time.perf_counter() - start
     return {"samples_per_s": share * size * steps / elapsed,
-            "step_ms": 1e3 * elapsed / steps, "exposed_comm_ms": 1e3 * waited[0] / steps}
+            "step_ms": 1e3 * elapsed / steps, "exposed_comm_ms": 1e3 * waited[0] / steps,
+            "allreduce_in_flight_ms": 1e3 * in_flight[0] / steps,
+            "overlap_fraction": 1 - waited[0] / in_flight[0] if in_flight[0] else None}
+
+
+def union_seconds(intervals: list[list]) -> float:
+    """The length of the union of [start, end] intervals."""
+    total, reached = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reached:
+            total += end - max(start, reached)
+            reached = end
+    return total
 
 
 def all_reduce_bandwidth(elements: int, repeats: int) -> dict:

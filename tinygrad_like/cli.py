@@ -15,8 +15,6 @@ import subprocess
 import sys
 
 MODELS = ("mlp", "cnn", "perceptron", "gru-lm", "bilstm", "transformer", "gan")
-# the models whose training loop shards its batches over ranks (Task.train_loader)
-DISTRIBUTED_MODELS = ("mlp", "cnn", "perceptron", "bilstm", "transformer")
 LAUNCHED = "TINYGRAD_LIKE_LAUNCHED"  # set in the ranks that `train --nproc N` starts
 
 
@@ -87,9 +85,6 @@ def train_command(args, argv: list[str]) -> int:
 
     if args.nproc < 1:
         raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
-    if args.nproc > 1 and args.model not in DISTRIBUTED_MODELS:
-        raise NotImplementedError(f"train --nproc: {args.model} has no data-parallel training "
-                                  f"loop yet; choose from {', '.join(DISTRIBUTED_MODELS)}")
     task = get_task(args.model)
     options = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                "optimizer": args.optimizer, "weight_decay": args.weight_decay, "l1": args.l1,

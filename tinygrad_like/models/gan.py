@@ -34,7 +34,7 @@ import numpy as np
 
 import tinygrad_like as tg
 from tinygrad_like import nn, optim
-from tinygrad_like.data import DataLoader, TensorDataset
+from tinygrad_like.data import TensorDataset
 from tinygrad_like.models.task import Task, TrainConfig
 from tinygrad_like.nn import functional as F
 
@@ -88,6 +88,26 @@ class GAN(nn.Module):
                 average.mul_(AVERAGE_DECAY).add_(current * (1 - AVERAGE_DECAY))
 
 
+class DataParallelGAN(nn.Module):
+    """A GAN whose players average their gradients over the ranks of a `train --nproc` job.
+
+    Each player has its own DistributedDataParallel rather than one for the whole GAN: a step
+    runs one backward pass per player's optimizer, and a DDP reduces the gradients of one
+    forward per backward. The generator step's backward also averages the discriminator's
+    gradients, which are dropped (zero_grad) before the discriminator's next step, as in a
+    single process."""
+
+    def __init__(self, gan: GAN):
+        super().__init__()
+        self.gan = gan
+        self.latent = gan.latent
+        self.generator = tg.nn.parallel.DistributedDataParallel(gan.generator)
+        self.discriminator = tg.nn.parallel.DistributedDataParallel(gan.discriminator)
+
+    def update_average(self) -> None:
+        self.gan.update_average()
+
+
 @dataclass
 class OptimizerPair:
     """The generator's and the discriminator's optimizers, checkpointed as one."""
@@ -125,17 +145,23 @@ class GANTask(Task):
 
         return OptimizerPair(make(model.generator), make(model.discriminator))
 
-    def train_epoch(self, model: GAN, optimizer: OptimizerPair, config: TrainConfig,
-                    progress) -> dict:
-        loader = DataLoader(TensorDataset(tg.from_numpy(eight_gaussians())), config.batch_size,
-                            shuffle=True)
+    def data_parallel(self, model: GAN) -> DataParallelGAN:
+        return DataParallelGAN(model)
+
+    def train_epoch(self, model: GAN | DataParallelGAN, optimizer: OptimizerPair,
+                    config: TrainConfig, progress) -> dict:
+        loader = self.train_loader(TensorDataset(tg.from_numpy(eight_gaussians())), config)
         d_total = g_total = 0.0
         for (real,) in progress(loader, total=len(loader)):
             real = real.to(config.device)
-            noise = tg.randn(len(real), model.latent, device=config.device)
+            # the global batch's noise, drawn alike on every rank, and this rank's rows of it:
+            # the ranks together generate from the noise a single process draws
+            noise = self.rank_rows(tg.randn(len(real) * self.world_size(), model.latent,
+                                            device=config.device))
             fake = model.generator(noise)
-            d_loss = (_bce(model.discriminator(real), 1.0)
-                      + _bce(model.discriminator(fake.detach()), 0.0))
+            # real and generated points in one forward: a DDP reduces once per forward
+            logits = model.discriminator(tg.cat([real, fake.detach()]))
+            d_loss = _bce(logits[:len(real)], 1.0) + _bce(logits[len(real):], 0.0)
             optimizer.discriminator.zero_grad()
             d_loss.backward()
             optimizer.discriminator.step()
@@ -145,6 +171,7 @@ class GANTask(Task):
             optimizer.generator.step()
             model.update_average()
             d_total, g_total = d_total + d_loss.item(), g_total + g_loss.item()
+        d_total, g_total = self.mean_over_ranks(d_total, g_total)
         return {"d_loss": d_total / len(loader), "g_loss": g_total / len(loader)}
 
     def evaluate(self, model: GAN, config: TrainConfig) -> dict:

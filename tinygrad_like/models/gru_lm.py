@@ -65,8 +65,10 @@ class GRULanguageModelTask(Task):
     def build(self, config: TrainConfig) -> CharGRU:
         return CharGRU(self.corpus.vocab_size, dropout=config.dropout)
 
-    def _windows(self, ids: np.ndarray, count: int, rng: np.random.Generator, device: str):
-        starts = rng.integers(0, len(ids) - SEQ_LEN - 1, count)
+    def _starts(self, ids: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.integers(0, len(ids) - SEQ_LEN - 1, count)
+
+    def _windows(self, ids: np.ndarray, starts: np.ndarray, device: str):
         windows = ids[starts[:, None] + np.arange(SEQ_LEN + 1)]
         return (tg.from_numpy(windows[:, :-1].copy()).to(device),
                 tg.from_numpy(windows[:, 1:].copy()).to(device))
@@ -76,20 +78,25 @@ class GRULanguageModelTask(Task):
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
     def train_epoch(self, model, optimizer, config, progress) -> dict:
-        rng = np.random.default_rng(int(model.head.weight.backend.rng.integers(2**31)))
+        # under `train --nproc` every rank draws the same global batch of windows and trains
+        # on its rows of it, so the ranks together see what a single process sees
+        rng = np.random.default_rng(tg.randint(2**31, device=config.device).item())
         total = 0.0
         for _ in progress(range(STEPS_PER_EPOCH), total=STEPS_PER_EPOCH):
-            inputs, targets = self._windows(self.train_ids, config.batch_size, rng, config.device)
+            starts = self.rank_rows(self._starts(self.train_ids, config.batch_size, rng))
+            inputs, targets = self._windows(self.train_ids, starts, config.device)
             loss = self._loss(model, inputs, targets)
             optimizer.zero_grad()
             self.loss_with_penalty(loss, model, config).backward()
             optimizer.step()
             total += loss.item()
+        (total,) = self.mean_over_ranks(total)
         return {"train_loss": total / STEPS_PER_EPOCH}
 
     def evaluate(self, model, config) -> dict:
         """Mean next-character cross-entropy on fixed held-out windows."""
-        inputs, targets = self._windows(self.test_ids, 64, np.random.default_rng(0), config.device)
+        starts = self._starts(self.test_ids, 64, np.random.default_rng(0))
+        inputs, targets = self._windows(self.test_ids, starts, config.device)
         return {"test_loss": self._loss(model, inputs, targets).item()}
 
     def sample_text(self, model: CharGRU, config: TrainConfig, length: int = 120) -> str:

@@ -99,6 +99,24 @@ class Task:
         return DataLoader(dataset, config.batch_size // dist.get_world_size(),
                           sampler=DistributedSampler(dataset, shuffle=True, seed=seed))
 
+    def data_parallel(self, model: tg.nn.Module) -> tg.nn.Module:
+        """What `train --nproc N` trains in each rank: the model in DistributedDataParallel,
+        which averages the gradients of each backward over the ranks."""
+        return tg.nn.parallel.DistributedDataParallel(model)
+
+    def world_size(self) -> int:
+        return dist.get_world_size() if dist.is_initialized() else 1
+
+    def rank_rows(self, batch):
+        """This rank's rows of a global batch that every rank drew alike (all of them in a
+        single process): every world_size-th row from the rank's own, as DistributedSampler
+        splits the samples. For training loops that draw their batches rather than load them;
+        randomness drawn inside the model per row (dropout masks) is still drawn per rank, so
+        with dropout a parallel run differs from a single-process one."""
+        if not dist.is_initialized():
+            return batch
+        return batch[dist.get_rank()::dist.get_world_size()]
+
     def sum_over_ranks(self, *values: float) -> tuple:
         """Per-rank running totals (loss, counts) summed over every rank of the job."""
         if not dist.is_initialized():
@@ -106,6 +124,11 @@ class Task:
         totals = tg.Tensor([float(v) for v in values], dtype=tg.float64)
         dist.all_reduce(totals)
         return tuple(totals.tolist())
+
+    def mean_over_ranks(self, *values: float) -> tuple:
+        """Per-rank running means over equal shares of each batch, averaged over the ranks:
+        the means of the global batches."""
+        return tuple(total / self.world_size() for total in self.sum_over_ranks(*values))
 
     def loss_with_penalty(self, loss: tg.Tensor, model: tg.nn.Module,
                           config: TrainConfig) -> tg.Tensor:
@@ -122,7 +145,7 @@ def train(task: Task, config: TrainConfig, on_epoch: Callable[[dict], None] | No
     tg.manual_seed(config.seed)
     model = task.build(config).to(config.device)
     optimizer = task.make_optimizer(model, config)
-    trained = model  # what train_epoch runs: the model, or its DDP wrapper (`--nproc`)
+    trained = model  # what train_epoch runs: the model, or task.data_parallel's (`--nproc`)
     start_epoch, history = 0, []
     if resume_path is not None:
         checkpoint = tg.load(resume_path, device=config.device)
@@ -134,7 +157,7 @@ def train(task: Task, config: TrainConfig, on_epoch: Callable[[dict], None] | No
         start_epoch, history = checkpoint["epoch"], checkpoint["history"]
         _restore_generators(checkpoint, resume_path)
     if dist.is_initialized():
-        trained = tg.nn.parallel.DistributedDataParallel(model)
+        trained = task.data_parallel(model)
     for epoch in range(start_epoch, start_epoch + config.epochs):
         started = time.perf_counter()
         trained.train()

@@ -296,6 +296,141 @@ OPS = [
         lambda lib, x, **kw: x.gather(1, lib.tensor([[0, 2, 2], [1, 0, 1]], device=x.device)),
         [S(((2, 4),)), S(((3, 5),), noncontiguous=True)],
     ),
+    # PyTorch-compatibility ops: triangles, masks, cumulative ops, flips and rolls
+    OpCase(
+        "tril",
+        lambda lib, x, **kw: x.tril(**kw),
+        [S(((3, 4),)), S(((2, 4, 3),), {"diagonal": 1}, noncontiguous=True),
+         S(((3, 4),), {"diagonal": -1})],
+    ),
+    OpCase(
+        "triu",
+        lambda lib, x, **kw: lib.triu(x, **kw),
+        [S(((3, 4),)), S(((2, 4, 3),), {"diagonal": -1}, noncontiguous=True)],
+    ),
+    OpCase(
+        "masked_fill",
+        lambda lib, x, y: x.masked_fill(y > 0, 0.5),
+        [S(((3, 4), (3, 4))), S(((2, 3, 4), (3, 1)), noncontiguous=True)],
+    ),
+    OpCase(
+        "masked_fill_",
+        lambda lib, x, y: x.clone().masked_fill_(y > 0, -1.5),
+        [S(((3, 4), (4,)))],
+        differentiable=False,
+    ),
+    OpCase(
+        "cumsum",
+        lambda lib, x, **kw: x.cumsum(**kw),
+        [S(((3, 4),), {"dim": 1}), S(((2, 3, 4),), {"dim": 0}, noncontiguous=True),
+         S(((),), {"dim": 0})],
+    ),
+    OpCase(
+        "cumprod",
+        lambda lib, x, **kw: lib.cumprod(x, **kw),
+        [S(((3, 4),), {"dim": 1}), S(((2, 3, 4),), {"dim": -2}, noncontiguous=True)],
+    ),
+    OpCase(
+        "cumprod_zeros",
+        lambda lib, x: x.masked_fill(
+            lib.tensor([[False, True, False, False], [True, False, True, False],
+                        [False, False, False, True]], device=x.device), 0.0).cumprod(1),
+        [S(((3, 4),))],
+    ),
+    OpCase(
+        "flip",
+        lambda lib, x, **kw: x.flip(**kw),
+        [S(((3, 4),), {"dims": (0,)}), S(((2, 3, 4),), {"dims": (0, -1)}, noncontiguous=True)],
+    ),
+    OpCase(
+        "roll",
+        lambda lib, x, **kw: x.roll(**kw),
+        [S(((3, 4),), {"shifts": 1, "dims": 1}), S(((3, 4),), {"shifts": -5}),
+         S(((2, 3, 4),), {"shifts": (1, 2), "dims": (0, -1)}, noncontiguous=True)],
+    ),
+    OpCase(
+        "narrow",
+        lambda lib, x, **kw: x.narrow(**kw),
+        [S(((4, 5),), {"dim": 1, "start": 1, "length": 3}),
+         S(((4, 5),), {"dim": 0, "start": -2, "length": 2})],
+    ),
+    OpCase("t", lambda lib, x: x.t(), [S(((3, 4),)), S(((4,),))]),
+    OpCase("view_as", lambda lib, x, y: x.view_as(y), [S(((2, 6), (3, 4)), constant=(1,))]),
+    OpCase("expand_as", lambda lib, x, y: x.expand_as(y), [S(((3, 1), (2, 3, 4)), constant=(1,))]),
+    OpCase(
+        "type_as",
+        lambda lib, x, y: (x.type_as(y), x.type_as(y > 0)),
+        [S(((3, 4), (2,)), constant=(1,))],
+    ),
+    OpCase("type_as_bool", lambda lib, x, y: (x > 0).type_as(y), [S(((3, 4), (2,)))],
+           differentiable=False),
+    OpCase("nelement", lambda lib, x: lib.tensor(x.nelement()), [S(((3, 4),)), S(((),))],
+           differentiable=False),
+    # sorting and selection: values are gathered, so gradients flow to where they came from
+    OpCase(
+        "sort",
+        lambda lib, x, **kw: tuple(x.sort(**kw)),
+        [S(((3, 4),)), S(((2, 3, 4),), {"dim": 1, "descending": True}, noncontiguous=True)],
+    ),
+    OpCase(
+        "argsort",
+        lambda lib, x, **kw: x.argsort(**kw),
+        [S(((3, 4),)), S(((2, 3, 4),), {"dim": 0, "descending": True})],
+        differentiable=False,
+    ),
+    OpCase(
+        "topk",
+        lambda lib, x, **kw: tuple(lib.topk(x, **kw)),
+        [S(((3, 5),), {"k": 2}), S(((2, 3, 4),), {"k": 3, "dim": 1, "largest": False})],
+    ),
+    OpCase(
+        "index_select",
+        lambda lib, x, **kw: x.index_select(kw["dim"], lib.tensor([2, 0, 2], device=x.device)),
+        [S(((3, 4),), {"dim": 1}), S(((4, 3, 2),), {"dim": 0}, noncontiguous=True)],
+    ),
+    OpCase(
+        "masked_select",
+        lambda lib, x, y: x.masked_select(y > 0),
+        [S(((3, 4), (3, 4))), S(((3, 4), (4,))), S(((4,), (3, 4)))],
+    ),
+    *[OpCase(op, lambda lib, x, op=op, **kw: getattr(x > 0, op)(**kw),
+             [S(((3, 4),)), S(((2, 3, 4),), {"dim": 1, "keepdim": True})], differentiable=False)
+      for op in ("all", "any")],
+    *[OpCase(op, lambda lib, x, op=op: getattr(lib, op)(
+        x.masked_fill(x < -1, float("nan")).masked_fill(x > 1, float("-inf"))), [S(((3, 4),))],
+        differentiable=False)
+      for op in ("isnan", "isinf", "isfinite")],
+    OpCase(
+        "allclose",
+        lambda lib, x, y: lib.tensor([lib.allclose(x, x + 1e-9), lib.allclose(x, y),
+                                      lib.allclose(x, x + 0.01, atol=0.1)]),
+        [S(((3, 4), (3, 4)))],
+        differentiable=False,
+    ),
+    OpCase("clamp_min", lambda lib, x: x.clamp_min(0.1), UNARY),
+    OpCase("clamp_max", lambda lib, x: lib.clamp_max(x, -0.2), UNARY),
+    OpCase(
+        "norm",
+        lambda lib, x, **kw: x.norm(**kw),
+        [S(((3, 4),)), S(((2, 3, 4),), {"p": 1, "dim": 1}),
+         S(((2, 3, 4),), {"p": 3, "dim": (0, 2), "keepdim": True}, noncontiguous=True),
+         S(((3, 4),), {"p": float("inf"), "dim": 0}), S(((3, 4),), {"p": "fro", "dim": -1})],
+    ),
+    # products built from matmul
+    OpCase("outer", lambda lib, x, y: lib.outer(x, y), [S(((3,), (4,)))]),
+    OpCase("bmm", lambda lib, x, y: x.bmm(y), [S(((2, 3, 4), (2, 4, 5)), noncontiguous=True)]),
+    OpCase(
+        "addmm",
+        lambda lib, x, a, b, **kw: lib.addmm(x, a, b, **kw),
+        [S(((3, 5), (3, 4), (4, 5))), S(((5,), (3, 4), (4, 5)), {"beta": 0.5, "alpha": 2.0}),
+         S(((3, 5), (3, 4), (4, 5)), {"beta": 0})],
+    ),
+    OpCase(
+        "baddbmm",
+        lambda lib, x, a, b, **kw: x.baddbmm(a, b, **kw),
+        [S(((2, 3, 5), (2, 3, 4), (2, 4, 5))),
+         S(((3, 1), (2, 3, 4), (2, 4, 5)), {"beta": 2.0, "alpha": -1.0}, noncontiguous=True)],
+    ),
     # linear algebra
     OpCase(
         "matmul",

@@ -229,3 +229,22 @@ def test_cuda_is_reported_unavailable_without_a_gpu():
         pytest.skip("a GPU is present")
     with pytest.raises(RuntimeError, match="device 'cuda' is not available"):
         tg.zeros(2, device="cuda")
+
+
+def test_compat_ops_name_the_op_and_shapes_in_errors():
+    import pytest
+
+    x = tg.zeros(3, 4)
+    with pytest.raises(ValueError, match=r"tril: .*\(4,\)"):
+        tg.zeros(4).tril()
+    with pytest.raises(ValueError, match=r"masked_fill: mask of shape \(2,\)"):
+        x.masked_fill(tg.zeros(2) > 0, 1.0)
+    with pytest.raises(ValueError, match=r"topk: k \(5\)"):
+        x.topk(5)
+    with pytest.raises(ValueError, match=r"bmm: batch sizes differ"):
+        tg.bmm(tg.zeros(2, 3, 4), tg.zeros(3, 4, 5))
+    with pytest.raises(IndexError, match=r"narrow: .*\(3, 4\)"):
+        x.narrow(1, 2, 3)
+    with pytest.raises(RuntimeError, match="masked_fill_"):
+        tg.zeros(2, requires_grad=True).masked_fill_(tg.ones(2) > 0, 1.0)
+    assert x.nelement() == 12 and tg.allclose(x, x + 1e-9)

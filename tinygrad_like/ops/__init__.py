@@ -22,6 +22,9 @@ PUBLIC_OPS = {
     "silu": unary.silu, "softplus": unary.softplus, "erf": unary.erf,
     "clamp": selection.clamp, "clip": selection.clip, "maximum": selection.maximum,
     "minimum": selection.minimum, "where": selection.where,
+    "clamp_min": selection.clamp_min, "clamp_max": selection.clamp_max,
+    "tril": selection.tril, "triu": selection.triu, "masked_fill": selection.masked_fill,
+    "masked_fill_": selection.masked_fill_,
     # comparisons, logic and bitwise ops (no gradient)
     "eq": comparison.eq, "ne": comparison.ne, "lt": comparison.lt, "le": comparison.le,
     "gt": comparison.gt, "ge": comparison.ge, "logical_and": comparison.logical_and,
@@ -33,6 +36,10 @@ PUBLIC_OPS = {
     "sum": reduce.sum, "mean": reduce.mean, "var": reduce.var, "std": reduce.std,
     "max": reduce.max, "min": reduce.min, "amax": reduce.amax, "amin": reduce.amin,
     "argmax": reduce.argmax, "argmin": reduce.argmin, "logsumexp": reduce.logsumexp,
+    "cumsum": reduce.cumsum, "cumprod": reduce.cumprod, "all": reduce.all_, "any": reduce.any_,
+    "norm": reduce.norm,
+    "isnan": comparison.isnan, "isinf": comparison.isinf, "isfinite": comparison.isfinite,
+    "allclose": comparison.allclose,
     # movement
     "reshape": movement.reshape, "view": movement.view, "flatten": movement.flatten,
     "squeeze": movement.squeeze, "unsqueeze": movement.unsqueeze,
@@ -40,8 +47,14 @@ PUBLIC_OPS = {
     "contiguous": movement.contiguous, "clone": movement.clone, "cat": movement.cat, "stack": movement.stack,
     "split": movement.split, "chunk": movement.chunk, "unbind": movement.unbind,
     "pad": movement.pad, "repeat": movement.repeat,
+    "flip": movement.flip, "roll": movement.roll, "narrow": movement.narrow, "t": movement.t,
+    "view_as": movement.view_as, "expand_as": movement.expand_as,
+    "nelement": movement.nelement, "type_as": conversion.type_as,
     # indexing and linear algebra
     "gather": indexing.gather, "matmul": linalg.matmul,
+    "sort": indexing.sort, "argsort": indexing.argsort, "topk": indexing.topk,
+    "index_select": indexing.index_select, "masked_select": indexing.masked_select,
+    "outer": linalg.outer, "bmm": linalg.bmm, "addmm": linalg.addmm, "baddbmm": linalg.baddbmm,
     # neural-network primitives (also in tg.nn.functional)
     "softmax": softmax.softmax, "log_softmax": softmax.log_softmax,
 }

@@ -101,3 +101,34 @@ def bitwise_not(x: Tensor) -> Tensor:
     """~x: logical not of a bool tensor, two's complement of an integer one."""
     _refuse_floating("bitwise_not", x)
     return logical_not(x) if x.dtype is dtypes.bool_ else -x - 1
+
+
+def _test(op: str, name: str):
+    def test(x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
+        return Tensor._wrap(getattr(x.backend.xp, name)(x.data), x.backend)
+
+    test.__name__ = op
+    return test
+
+
+isnan = _test("isnan", "isnan")
+isinf = _test("isinf", "isinf")
+isfinite = _test("isfinite", "isfinite")
+
+
+def allclose(a: Tensor, b: Tensor, rtol: float = 1e-05, atol: float = 1e-08,
+             equal_nan: bool = False) -> bool:
+    """Whether |a - b| <= atol + rtol * |b| everywhere (torch.allclose), as a Python bool."""
+    for name, t in (("input", a), ("other", b)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"allclose: {name} must be a Tensor, got {type(t).__name__}")
+    if a.backend is not b.backend:
+        raise RuntimeError(f"allclose: input on {a.device}, other on {b.device}")
+    try:
+        return bool(a.backend.xp.allclose(a.data, b.data, rtol=rtol, atol=atol,
+                                          equal_nan=equal_nan))
+    except ValueError:
+        raise ValueError(f"allclose: shapes {a.shape} and {b.shape} cannot be broadcast "
+                         "together") from None

@@ -53,3 +53,10 @@ def to_device(x: Tensor, backend) -> Tensor:
     if backend is x.backend:
         return x
     return ToDevice.apply(x, backend)
+
+
+def type_as(x: Tensor, other: Tensor) -> Tensor:
+    """x cast to other's dtype (torch.Tensor.type_as)."""
+    if not isinstance(other, Tensor):
+        raise TypeError(f"type_as: other must be a Tensor, got {type(other).__name__}")
+    return x if x.dtype is other.dtype else cast(x, other.dtype)

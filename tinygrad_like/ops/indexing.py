@@ -8,8 +8,11 @@ derivatives flow through indexing.
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 from tinygrad_like import dtypes
 from tinygrad_like.autograd import Function
+from tinygrad_like.ops.checks import check_int
 from tinygrad_like.ops.reduce import normalize_dims
 from tinygrad_like.tensor import Tensor
 
@@ -149,3 +152,73 @@ def setitem(x: Tensor, index, value) -> None:
                            f"{getattr(value, 'shape', ())} to tensor{list(x.shape)}"
                            f"[{index!r}]") from error
     x._bump_version()
+
+
+SortResult = namedtuple("SortResult", ["values", "indices"])  # torch.sort / torch.topk's result
+
+
+def _sort_indices(x: Tensor, axis: int, descending: bool):
+    xp = x.backend.xp
+    order = xp.argsort(-x.data if descending and x.dtype is not dtypes.bool_ else x.data,
+                       axis=axis, kind="stable")
+    if descending and x.dtype is dtypes.bool_:
+        order = xp.flip(order, axis)
+    return order.astype(xp.int64)
+
+
+def argsort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+    if x.ndim == 0:
+        return Tensor._wrap(x.backend.xp.zeros((), dtype="int64"), x.backend)
+    (axis,) = normalize_dims("argsort", x.shape, dim)
+    return Tensor._wrap(_sort_indices(x, axis, bool(descending)), x.backend)
+
+
+def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> SortResult:
+    """(values, indices) sorted along `dim`; the values are x gathered at the indices, so the
+    gradient flows back to the positions they came from."""
+    indices = argsort(x, dim, descending)
+    if x.ndim == 0:
+        return SortResult(x.clone(), indices)
+    return SortResult(gather(x, dim, indices), indices)
+
+
+def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> SortResult:
+    k = check_int("topk", "k", k, 0)
+    size = x.shape[normalize_dims("topk", x.shape, dim)[0]] if x.ndim else 1
+    if k > size:
+        raise ValueError(f"topk: k ({k}) is larger than dimension {dim} of size {size} of the "
+                         f"input of shape {x.shape}")
+    if x.ndim == 0:
+        return sort(x)
+    (axis,) = normalize_dims("topk", x.shape, dim)
+    indices = argsort(x, axis, descending=largest).narrow(axis, 0, k)
+    return SortResult(gather(x, axis, indices), indices)
+
+
+def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
+    """x's entries at `index` (a 1-D integer tensor) along `dim`."""
+    if not isinstance(index, Tensor) or index.dtype not in (dtypes.int64, dtypes.int32):
+        raise TypeError(f"index_select: index must be an int64 tensor, got "
+                        f"{getattr(index, 'dtype', type(index).__name__)}")
+    if index.ndim > 1:
+        raise ValueError(f"index_select: index must be 1-D, got shape {index.shape}")
+    if x.ndim == 0:
+        return index_select(x.reshape(1), 0, index).reshape(index.shape)
+    (axis,) = normalize_dims("index_select", x.shape, dim)
+    if index.numel() and not (0 <= int(index.data.min()) and int(index.data.max()) < x.shape[axis]):
+        raise IndexError(f"index_select: index values must lie in [0, {x.shape[axis] - 1}] for "
+                         f"dimension {dim} of the input of shape {x.shape}")
+    return getitem(x, (slice(None),) * axis + (index.reshape(-1),))
+
+
+def masked_select(x: Tensor, mask: Tensor) -> Tensor:
+    """The 1-D tensor of x's entries where `mask` is True (both broadcast together)."""
+    if not isinstance(mask, Tensor) or mask.dtype is not dtypes.bool_:
+        raise TypeError(f"masked_select: mask must be a bool tensor, got "
+                        f"{getattr(mask, 'dtype', type(mask).__name__)}")
+    try:
+        shape = x.backend.xp.broadcast_shapes(x.shape, mask.shape)
+    except ValueError:
+        raise ValueError(f"masked_select: the input of shape {x.shape} and the mask of shape "
+                         f"{mask.shape} cannot be broadcast together") from None
+    return getitem(x.expand(shape), mask.expand(shape))

@@ -9,8 +9,9 @@ dA = dC @ B^T and dB = A^T @ dC, summed over broadcast batch dimensions.
 from __future__ import annotations
 
 from tinygrad_like.autograd import Function
-from tinygrad_like.ops.checks import check_optional_tensor, check_tensor
+from tinygrad_like.ops.checks import broadcasts_to, check_number, check_optional_tensor, check_tensor
 from tinygrad_like.ops.operands import unbroadcast
+from tinygrad_like.ops.selection import where
 from tinygrad_like.tensor import Tensor
 
 
@@ -109,3 +110,50 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     if a.ndim == 1:
         out = out.squeeze(-2 if b.ndim > 1 else -1)
     return out
+
+
+def _check_ndim(op: str, **tensors) -> None:
+    for name, (t, ndim) in tensors.items():
+        check_tensor(op, name, t)
+        if t.ndim != ndim:
+            shapes = ", ".join(f"{n} {v[0].shape}" for n, v in tensors.items())
+            raise ValueError(f"{op}: {name} must be {ndim}-D, got shapes {shapes}")
+
+
+def outer(a: Tensor, b: Tensor) -> Tensor:
+    """out[i, j] = a[i] * b[j] for 1-D a and b."""
+    _check_ndim("outer", input=(a, 1), vec2=(b, 1))
+    return a.unsqueeze(1) * b.unsqueeze(0)
+
+
+def bmm(a: Tensor, b: Tensor) -> Tensor:
+    """A batch of matrix products; both inputs 3-D with one batch size (no broadcasting)."""
+    _check_ndim("bmm", input=(a, 3), mat2=(b, 3))
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"bmm: batch sizes differ: shapes {a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
+def _scaled_sum(op: str, x: Tensor, product: Tensor, beta, alpha) -> Tensor:
+    check_tensor(op, "input", x)
+    if not broadcasts_to(x.shape, product.shape):
+        raise ValueError(f"{op}: input of shape {x.shape} does not broadcast to the product's "
+                         f"shape {product.shape}")
+    product = product if alpha == 1 else product * check_number(op, "alpha", alpha)
+    if check_number(op, "beta", beta) == 0:  # input is ignored, its NaNs included (PyTorch),
+        # but still receives a (zero) gradient
+        nowhere = Tensor._wrap(x.backend.xp.zeros(x.shape, dtype=bool), x.backend)
+        return product + where(nowhere, x, 0.0)
+    return product + (x if beta == 1 else x * beta)
+
+
+def addmm(x: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """beta * x + alpha * (mat1 @ mat2), x broadcast to the product's shape."""
+    _check_ndim("addmm", mat1=(mat1, 2), mat2=(mat2, 2))
+    return _scaled_sum("addmm", x, matmul(mat1, mat2), beta, alpha)
+
+
+def baddbmm(x: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """beta * x + alpha * bmm(batch1, batch2), x broadcast to the product's shape."""
+    _check_ndim("baddbmm", batch1=(batch1, 3), batch2=(batch2, 3))
+    return _scaled_sum("baddbmm", x, bmm(batch1, batch2), beta, alpha)

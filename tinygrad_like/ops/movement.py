@@ -315,3 +315,82 @@ def repeat(x: Tensor, *repeats) -> Tensor:
     interleaved = x.reshape(tuple(d for n in shape for d in (1, n)))
     expanded = interleaved.expand(tuple(d for r, n in zip(repeats, shape) for d in (r, n)))
     return expanded.reshape(tuple(r * n for r, n in zip(repeats, shape)))
+
+
+class Flip(Function):
+    @staticmethod
+    def forward(ctx, x, axes):
+        ctx.axes = axes
+        return x.backend.xp.flip(x.data, axes).copy()  # a copy, as torch.flip
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Flip.apply(grad, ctx.axes)
+
+
+class Roll(Function):
+    @staticmethod
+    def forward(ctx, x, shifts, axes):
+        ctx.shifts, ctx.axes = shifts, axes
+        return x.backend.xp.roll(x.data, shifts, axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Roll.apply(grad, tuple(-s for s in ctx.shifts), ctx.axes)
+
+
+def flip(x: Tensor, *dims_args, dims=None) -> Tensor:
+    """torch.flip: x.flip(0, 1), x.flip((0, 1)) or x.flip(dims=(0, 1))."""
+    if dims is not None and dims_args:
+        raise TypeError("flip: dims given both positionally and by keyword")
+    dims = _shape_arg("flip", dims_args if dims is None else
+                      ((dims,) if isinstance(dims, int) else (dims,)), "dims")
+    return Flip.apply(x, normalize_dims("flip", x.shape, dims) if x.ndim else ())
+
+
+def roll(x: Tensor, shifts, dims=None) -> Tensor:
+    """torch.roll: elements shifted along `dims`; without dims, along the flattened tensor."""
+    shifts = (shifts,) if not isinstance(shifts, (tuple, list)) else shifts
+    shifts = check_ints("roll", "shifts", shifts)
+    if dims is None:
+        if len(shifts) != 1:
+            raise ValueError(f"roll: {len(shifts)} shifts {shifts} need as many dims")
+        return Roll.apply(x.flatten(), shifts, (0,)).reshape(x.shape)
+    dims = check_ints("roll", "dims", (dims,) if not isinstance(dims, (tuple, list)) else dims)
+    if len(dims) != len(shifts):
+        raise ValueError(f"roll: shifts {shifts} and dims {dims} must have the same length")
+    axes = tuple(normalize_dim("roll", x.shape, d) for d in dims)
+    return Roll.apply(x, shifts, axes)
+
+
+def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
+    axis = normalize_dim("narrow", x.shape, dim)
+    start, length = check_int("narrow", "start", start), check_int("narrow", "length", length, 0)
+    size = x.shape[axis]
+    if start < 0:
+        start += size
+    if not 0 <= start <= size or start + length > size:
+        raise IndexError(f"narrow: start {start} and length {length} are out of range for "
+                         f"dimension {dim} of size {size} (input of shape {x.shape})")
+    return x[(slice(None),) * axis + (slice(start, start + length),)]
+
+
+def t(x: Tensor) -> Tensor:
+    """The matrix transpose of a tensor of at most 2 dimensions (torch.t)."""
+    if x.ndim > 2:
+        raise ValueError(f"t: expects a tensor of at most 2 dimensions, got shape {x.shape}; "
+                         "use transpose or mT")
+    return x if x.ndim < 2 else transpose(x, 0, 1)
+
+
+def view_as(x: Tensor, other: Tensor) -> Tensor:
+    return view(x, check_tensor("view_as", "other", other).shape)
+
+
+def expand_as(x: Tensor, other: Tensor) -> Tensor:
+    return expand(x, check_tensor("expand_as", "other", other).shape)
+
+
+def nelement(x: Tensor) -> int:
+    """The number of elements (torch.Tensor.nelement, the same as numel)."""
+    return x.numel()

@@ -229,3 +229,108 @@ def logsumexp(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     shift = where(shift.abs() == float("inf"), 0.0, shift)
     out = (x - shift).exp().sum(axes, keepdim=True).log() + shift
     return out if keepdim else out.squeeze(axes)
+
+
+class Cumsum(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        ctx.axis = axis
+        return x.backend.xp.cumsum(x.data, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # each input adds to every later output: a reversed cumulative sum of the gradient
+        return grad.flip(ctx.axis).cumsum(ctx.axis).flip(ctx.axis)
+
+
+class Cumprod(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        ctx.axis = axis
+        ctx.save_for_backward(x)
+        return x.backend.xp.cumprod(x.data, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d out_j / d x_i = out_j / x_i for j >= i; an input of exactly 0 is handled by
+        # recomputing the products without it (see _cumprod_grad_at_zeros)
+        (x,) = ctx.saved_tensors
+        out = x.cumprod(ctx.axis)
+        if not bool((x.data == 0).any()):
+            return (grad * out).flip(ctx.axis).cumsum(ctx.axis).flip(ctx.axis) / x
+        return _cumprod_grad_at_zeros(x, grad, ctx.axis)
+
+
+def _cumprod_grad_at_zeros(x: Tensor, grad: Tensor, axis: int) -> Tensor:
+    """The exact gradient when some input is 0: for each i, the sum over j >= i of grad_j times
+    the product of x_k for k <= j, k != i (quadratic in the length of `axis`, rarely taken)."""
+    n = x.shape[axis]
+    xp = x.backend.xp
+    shape = [1] * x.ndim
+    shape[axis] = n
+    total = None
+    for i in range(n):
+        mask = Tensor._wrap((xp.arange(n) == i).reshape(shape), x.backend)
+        later = Tensor._wrap((xp.arange(n) >= i).reshape(shape), x.backend).to(grad.dtype)
+        without_i = where(mask, 1.0, x).cumprod(axis)
+        part = (grad * without_i * later).sum(axis, keepdim=True) * mask.to(grad.dtype)
+        total = part if total is None else total + part
+    return total
+
+
+def _cumulative(op: str, function, x: Tensor, dim, dtype=None) -> Tensor:
+    if dim is None:
+        raise TypeError(f"{op}: dim is required (input of shape {x.shape})")
+    axis = normalize_dim(op, x.shape, dim)
+    if dtype is not None:
+        x = x.to(dtype)
+    elif x.dtype.is_floating_point is False:
+        x = x.long()  # integers and bools accumulate in int64, as in PyTorch
+    if x.ndim == 0:
+        return function.apply(x.reshape(1), 0).reshape(())
+    return function.apply(x, axis)
+
+
+def cumsum(x: Tensor, dim=None, *, dtype=None) -> Tensor:
+    return _cumulative("cumsum", Cumsum, x, dim, dtype)
+
+
+def cumprod(x: Tensor, dim=None, *, dtype=None) -> Tensor:
+    return _cumulative("cumprod", Cumprod, x, dim, dtype)
+
+
+def _logical_reduction(op: str, name: str):
+    def reduction(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+        axes = normalize_dims(op, x.shape, dim)
+        data = getattr(x.backend.xp, name)(x.data, axis=axes, keepdims=bool(keepdim))
+        return Tensor._wrap(x.backend.xp.asarray(data), x.backend)
+
+    reduction.__name__ = op
+    return reduction
+
+
+all_ = _logical_reduction("all", "all")
+any_ = _logical_reduction("any", "any")
+
+
+def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False) -> Tensor:
+    """The vector p-norm over `dim` (all elements without it), as torch.Tensor.norm: p a number,
+    inf, -inf, or "fro" (the 2-norm of the entries)."""
+    if p == "fro" or p is None:
+        p = 2
+    if isinstance(p, str) or not isinstance(p, (int, float)):
+        raise ValueError(f"norm: p must be a number, inf, -inf or 'fro', got {p!r}")
+    _check_floating("norm", x)
+    axes = _reduction_axes("norm", x.shape, dim)
+    magnitude = x.abs()
+    if p == float("inf"):
+        return amax(magnitude, axes, keepdim)
+    if p == float("-inf"):
+        return amin(magnitude, axes, keepdim)
+    if p == 0:
+        return (x != 0).to(x.dtype).sum(axes, keepdim)
+    if p == 1:
+        return magnitude.sum(axes, keepdim)
+    if p == 2:
+        return (x * x).sum(axes, keepdim).sqrt()
+    return (magnitude ** p).sum(axes, keepdim) ** (1.0 / p)

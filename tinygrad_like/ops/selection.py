@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tinygrad_like import dtypes
 from tinygrad_like.autograd import Function
-from tinygrad_like.ops.checks import check_number
+from tinygrad_like.ops.checks import broadcasts_to, check_int, check_number
 from tinygrad_like.ops.operands import Binary, binary_op, promote, raw, unbroadcast
 from tinygrad_like.tensor import Tensor
 
@@ -124,3 +124,88 @@ def clamp(x: Tensor, min=None, max=None) -> Tensor:
 
 
 clip = clamp
+
+
+class Tril(Function):
+    @staticmethod
+    def forward(ctx, x, diagonal):
+        ctx.diagonal = diagonal
+        return x.backend.xp.tril(x.data, diagonal)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Tril.apply(grad, ctx.diagonal)
+
+
+class Triu(Function):
+    @staticmethod
+    def forward(ctx, x, diagonal):
+        ctx.diagonal = diagonal
+        return x.backend.xp.triu(x.data, diagonal)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Triu.apply(grad, ctx.diagonal)
+
+
+def _triangle(op: str, function, x: Tensor, diagonal) -> Tensor:
+    if x.ndim < 2:
+        raise ValueError(f"{op}: input must have at least 2 dimensions, got shape {x.shape}")
+    return function.apply(x, check_int(op, "diagonal", diagonal))
+
+
+def tril(x: Tensor, diagonal: int = 0) -> Tensor:
+    return _triangle("tril", Tril, x, diagonal)
+
+
+def triu(x: Tensor, diagonal: int = 0) -> Tensor:
+    return _triangle("triu", Triu, x, diagonal)
+
+
+def _check_mask(op: str, x: Tensor, mask) -> Tensor:
+    if not isinstance(mask, Tensor) or mask.dtype is not dtypes.bool_:
+        raise TypeError(f"{op}: mask must be a bool tensor, got "
+                        f"{getattr(mask, 'dtype', type(mask).__name__)}")
+    if mask.backend is not x.backend:
+        raise RuntimeError(f"{op}: mask on {mask.device}, input on {x.device}")
+    if not broadcasts_to(mask.shape, x.shape):
+        raise ValueError(f"{op}: mask of shape {mask.shape} does not broadcast to the input of "
+                         f"shape {x.shape}")
+    return mask
+
+
+def _fill_value(op: str, x: Tensor, value):
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise ValueError(f"{op}: value must be a 0-d tensor, got shape {value.shape}")
+        return value.to(x.dtype)
+    return check_number(op, "value", value)
+
+
+def masked_fill(x: Tensor, mask: Tensor, value) -> Tensor:
+    """x with `value` where `mask` (broadcast to x's shape) is True; x's dtype is kept."""
+    mask = _check_mask("masked_fill", x, mask)
+    value = _fill_value("masked_fill", x, value)
+    if not isinstance(value, Tensor):
+        value = Tensor._wrap(x.backend.xp.asarray(value, dtype=x.data.dtype), x.backend)
+    return where(mask.expand(x.shape), value, x)
+
+
+def masked_fill_(x: Tensor, mask: Tensor, value) -> Tensor:
+    """masked_fill in place, on tensors that need no grad."""
+    x._check_inplace("masked_fill_")
+    mask = _check_mask("masked_fill_", x, mask)
+    value = _fill_value("masked_fill_", x, value)
+    value = value.data if isinstance(value, Tensor) else value
+    xp = x.backend.xp
+    xp.copyto(x.data, xp.asarray(value, dtype=x.data.dtype), where=xp.broadcast_to(mask.data, x.shape))
+    x._bump_version()
+    return x
+
+
+def clamp_min(x: Tensor, min) -> Tensor:
+    return clamp(x, min=min)
+
+
+def clamp_max(x: Tensor, max) -> Tensor:
+    return clamp(x, max=max)

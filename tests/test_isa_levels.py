@@ -31,6 +31,7 @@ NOT_PARITY_TESTS = {
     "test_triton_softmax.py": "Triton's interpreter does the arithmetic, not the native kernels",
     "test_fuzz.py": "checks exception types and result shapes, which no level changes",
     "test_distributed.py": "compares DistributedSampler's integer indices with PyTorch's",
+    "test_data_torch_api.py": "compares samplers' indices and collated structures with torch's",
 }
 
 

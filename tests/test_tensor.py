@@ -248,3 +248,58 @@ def test_compat_ops_name_the_op_and_shapes_in_errors():
     with pytest.raises(RuntimeError, match="masked_fill_"):
         tg.zeros(2, requires_grad=True).masked_fill_(tg.ones(2) > 0, 1.0)
     assert x.nelement() == 12 and tg.allclose(x, x + 1e-9)
+
+
+def test_randint_takes_high_and_size_as_torch_does():
+    tg.manual_seed(0)
+    a = tg.randint(10, (3,))
+    b = tg.randint(3, 10, size=(2, 2), generator=tg.Generator().manual_seed(1))
+    c = tg.randint(10, (4,), dtype=tg.float32, requires_grad=True, device=tg.device("cpu"))
+    t = torch.randint(10, (3,))
+    assert a.shape == tuple(t.shape) and a.dtype == tg.int64 and t.dtype == torch.int64
+    assert all(0 <= v < 10 for v in a.tolist()) and all(3 <= v < 10 for v in b.flatten().tolist())
+    assert c.dtype == tg.float32 and c.requires_grad
+    with pytest.raises(TypeError):
+        tg.randint(10)
+
+
+def test_legacy_constructor_reads_ints_as_a_size():
+    for args in [(2, 3), (2,), ()]:
+        assert tg.Tensor(*args).shape == tuple(torch.Tensor(*args).shape)
+    assert tg.Tensor(2, 3).dtype == tg.float32 and tg.Tensor(2, 3).tolist() == [[0.0] * 3] * 2
+    assert tg.Tensor([2, 3]).tolist() == torch.Tensor([2, 3]).tolist()
+    assert tg.Tensor((2, 3)).tolist() == torch.Tensor((2, 3)).tolist()
+    assert tg.tensor(3).shape == () and tg.Tensor(2.5).item() == 2.5
+    with pytest.raises(TypeError):
+        tg.Tensor([1.0], True)
+
+
+@pytest.mark.parametrize("spec", [".4f", "", ">10", "e"])
+def test_format_matches_torch(spec):
+    for value in [1.23456, [1.5], [1.0, 2.0]]:
+        t, expected = tg.tensor(value), torch.tensor(value)
+        try:
+            want = format(expected, spec)
+        except TypeError as error:
+            with pytest.raises(TypeError, match="Tensor.__format__"):
+                format(t, spec)
+            assert "Tensor.__format__" in str(error)
+            continue
+        got = format(t, spec)
+        assert got == want or (not spec and value != 1.23456 and got == str(t))
+
+
+def test_device_objects_behave_as_torch_device():
+    for spec in ["cpu", "cuda:1", "cuda"]:
+        d, e = tg.device(spec), torch.device(spec)
+        assert (str(d), repr(d), d.type, d.index) == (str(e), repr(e), e.type, e.index)
+    assert tg.device("cuda", 0) == tg.device("cuda:0") and tg.device("cpu") != tg.device("cuda")
+    assert repr(tg.device("cuda", 0)) == repr(torch.device("cuda", 0))
+    with pytest.raises(RuntimeError):
+        tg.device("foo")
+    cpu = tg.device("cpu")
+    assert tg.zeros(2, device=cpu).device == "cpu"
+    assert tg.Tensor([1.0], device=cpu).to(cpu).device == "cpu"
+    assert tg.randn(2, device=cpu).device == "cpu"
+    linear = tg.nn.Linear(2, 2).to(cpu)
+    assert linear.weight.device == "cpu"

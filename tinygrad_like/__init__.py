@@ -8,6 +8,7 @@
 from tinygrad_like import autograd, nn, ops
 from tinygrad_like.grad_mode import (enable_grad, inference_mode, is_grad_enabled,
                                      is_inference_mode_enabled, no_grad, set_grad_enabled)
+from tinygrad_like.backend import Device as device  # noqa: N813  (tg.device, as torch.device)
 from tinygrad_like.backend import manual_seed
 from tinygrad_like.backend.info import backend_info
 from tinygrad_like.creation import (arange, empty, eye, from_dlpack, from_numpy, full, full_like,

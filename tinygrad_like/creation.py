@@ -34,7 +34,7 @@ def _make(array_fn, dtype, device, requires_grad, default=None) -> Tensor:
 
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+    return Tensor._from_data(data, requires_grad, dtype, device)
 
 
 def zeros(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
@@ -141,14 +141,22 @@ def randn_like(x: Tensor, dtype=None, requires_grad=False) -> Tensor:
     return randn(x.shape, dtype=dtype or x.dtype, device=x.device, requires_grad=requires_grad)
 
 
-def randint(low, high=None, size=(), dtype=None, device="cpu", *, generator=None) -> Tensor:
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device="cpu",
+            requires_grad: bool = False) -> Tensor:
+    """randint(high, size) or randint(low, high, size): integers in [low, high), int64 unless
+    `dtype` says otherwise."""
+    if size is None and isinstance(high, (tuple, list)):
+        high, size = None, high  # randint(high, size)
+    if size is None:
+        raise TypeError("randint: missing the size argument; call randint(high, size) or "
+                        "randint(low, high, size)")
     if high is None:
         low, high = 0, low
     if high <= low:
         raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
     shape = _shape("randint", tuple(size))
     return _make(lambda b, dt: _rng("randint", b, generator).integers(low, high, shape).astype(dt),
-                 dtype, device, False, dtypes.int64)
+                 dtype, device, requires_grad, dtypes.int64)
 
 
 def randperm(n: int, dtype=None, device="cpu", *, generator=None) -> Tensor:

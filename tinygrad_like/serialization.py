@@ -82,7 +82,7 @@ def _read_safetensors(path: str, raw: bytes) -> tuple[dict, dict]:
 def _tensor(path: str, name: str, array: np.ndarray, device: str) -> Tensor:
     """A writable tensor copy of a loaded buffer, or a TypeError for an unsupported dtype."""
     try:
-        return Tensor(array, device=device)
+        return Tensor._from_data(array, device=device)
     except TypeError as error:
         raise TypeError(f"load: tensor {name!r} in {path}: {error}") from None
 
@@ -98,7 +98,7 @@ def _encode(value, keys: list, arrays: dict):
     if isinstance(value, np.generic):
         value = value.item()  # NumPy scalars (an lr, a step count) come back as Python numbers
     if isinstance(value, np.ndarray):
-        value = Tensor(value)  # maps the dtype to a tinygrad_like one, as tg.tensor does
+        value = Tensor._from_data(value)  # maps the dtype to a tinygrad_like one, as tg.tensor does
     if isinstance(value, Tensor):
         return _encode_tensor(value, ".".join(keys) or "tensor", arrays)
     if isinstance(value, _SCALARS):

@@ -11,8 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_like import autograd, autograd_hooks, dtypes
-from tinygrad_like.backend import Backend, get_backend
+from tinygrad_like.backend import Backend, get_backend, is_device
 from tinygrad_like.dtypes import DType
+
+
+def _is_size(args: tuple) -> bool:
+    """Tensor(2, 3), Tensor(2) and Tensor() read their arguments as a size, as PyTorch does."""
+    return all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in args) \
+        and (len(args) != 1 or isinstance(args[0], int))
 
 
 def _infer_dtype(data) -> DType:
@@ -30,7 +36,28 @@ class Tensor:
                  "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operators
 
-    def __init__(self, data, requires_grad: bool = False, dtype=None, device=None):
+    def __init__(self, *args, requires_grad: bool = False, dtype=None, device=None):
+        """Tensor(data) holds a copy of `data`; Tensor(2, 3) (only ints) is PyTorch's legacy
+        constructor: a zero-filled float tensor of that size; Tensor() is empty."""
+        if len(args) == 1 and not _is_size(args):
+            data = args[0]
+        elif _is_size(args):
+            dtype = dtypes.default_float() if dtype is None else dtype
+            size = tuple(int(n) for n in args) if args else (0,)
+            data = np.zeros(size, dtypes.to_dtype(dtype).np_dtype)
+        else:
+            raise TypeError(f"Tensor: expected data or sizes (ints), got {len(args)} positional "
+                            "arguments; pass requires_grad, dtype and device by keyword")
+        self._init(data, requires_grad, dtype, device)
+
+    @classmethod
+    def _from_data(cls, data, requires_grad: bool = False, dtype=None, device=None) -> "Tensor":
+        """A tensor holding a copy of `data`, an int included (tg.tensor(3) is 0-d)."""
+        t = cls.__new__(cls)
+        t._init(data, requires_grad, dtype, device)
+        return t
+
+    def _init(self, data, requires_grad: bool, dtype, device) -> None:
         if isinstance(data, Tensor):
             device = data.device if device is None else device
             data = data.backend.to_numpy(data.data)
@@ -211,7 +238,7 @@ class Tensor:
         for arg in args:
             if isinstance(arg, Tensor):
                 dtype, device = arg.dtype, arg.device
-            elif isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda", "interp"):
+            elif is_device(arg):
                 device = arg
             else:
                 dtype = arg
@@ -311,6 +338,14 @@ class Tensor:
         autograd.run_backward((self,), (gradient,), retain_graph, create_graph)
 
     # ---- printing -----------------------------------------------------------------------
+    def __format__(self, spec: str) -> str:
+        """f"{loss:.4f}" formats a 0-d tensor's value; other specs need a single value."""
+        if self.ndim == 0:
+            return format(self.item(), spec)
+        if spec:
+            raise TypeError("unsupported format string passed to Tensor.__format__")
+        return str(self)
+
     def __repr__(self) -> str:
         array = self.backend.to_numpy(self.data)
         body = np.array2string(array, separator=", ", prefix="tensor(", precision=4)

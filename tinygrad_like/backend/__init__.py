@@ -81,8 +81,59 @@ class Backend:
         return f"Backend({self.name!r})"
 
 
+class Device:
+    """A device name, as torch.device: `tg.device("cuda:1")` or `tg.device("cuda", 1)`.
+
+    Accepted wherever a device string is; `str(device)` is that string."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, type, index: int | None = None):  # noqa: A002  (torch.device's name)
+        if isinstance(type, Device):
+            type, index = type.type, type.index if index is None else index
+        if not isinstance(type, str):
+            raise TypeError(f"device: expected a device string such as 'cuda:0', got "
+                            f"{type.__class__.__name__}")
+        name, sep, number = type.partition(":")
+        if name not in _MODULES:
+            raise RuntimeError(f"device: unknown device type {name!r} in {type!r}; expected one "
+                               f"of {', '.join(_MODULES)}")
+        if sep:
+            if index is not None:
+                raise RuntimeError(f"device: type {type!r} already names an index; pass "
+                                   "the index only once")
+            if not number.isdigit():
+                raise RuntimeError(f"device: invalid device string {type!r}; expected "
+                                   f"'{name}' or '{name}:<index>'")
+            index = int(number)
+        if index is not None and (isinstance(index, bool) or not isinstance(index, int)
+                                  or index < 0):
+            raise RuntimeError(f"device: index must be a non-negative integer, got {index!r}")
+        self.type, self.index = name, index
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self) -> str:
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type={self.type!r}{index})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.index))
+
+
+def is_device(arg) -> bool:
+    """True for a `Device` or a device string ("cpu", "cuda:0", ...): how .to() tells a
+    device from a dtype."""
+    return isinstance(arg, Device) or (isinstance(arg, str) and arg.split(":")[0] in _MODULES)
+
+
 def get_backend(device) -> Backend:
-    """The backend for a device name such as "cpu" or "cuda" (a trailing ":0" is accepted)."""
+    """The backend for a device name such as "cpu" or "cuda" (a trailing ":0" is accepted)
+    or a `Device`."""
     name = str(device).split(":")[0]
     if name not in _loaded:
         if name not in _MODULES:

@@ -111,7 +111,7 @@ class TensorDataset(Dataset):
 
     def get_batch(self, indices: np.ndarray) -> list:
         # a list, as default collate returns for tuple samples (PyTorch's convention)
-        return [t[Tensor(indices, device=t.device)] for t in self.tensors]
+        return [t[Tensor._from_data(indices, device=t.device)] for t in self.tensors]
 
 
 class Subset(Dataset):

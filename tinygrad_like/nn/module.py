@@ -11,6 +11,7 @@ from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
 from tinygrad_like import autograd
+from tinygrad_like.backend import is_device
 from tinygrad_like.tensor import Tensor
 
 
@@ -260,7 +261,7 @@ def _checkpoint_tensor(key: str, value) -> Tensor:
     if isinstance(value, Tensor):
         return value
     try:
-        return Tensor(value)
+        return Tensor._from_data(value)
     except (TypeError, ValueError) as error:
         raise TypeError(f'load_state_dict: while copying the parameter named "{key}", expected '
                         f"a Tensor or an array from the checkpoint but received "
@@ -271,7 +272,7 @@ def _move(tensor: Tensor, args, kwargs) -> Tensor:
     """Tensor.to, but integer tensors keep their dtype (as Module.to does in PyTorch)."""
     if tensor.dtype.is_floating_point:
         return tensor.to(*args, **kwargs)
-    devices = [a for a in args if isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda", "interp")]
+    devices = [a for a in args if is_device(a)]
     device = kwargs.get("device", devices[0] if devices else None)
     return tensor if device is None else tensor.to(device)
 

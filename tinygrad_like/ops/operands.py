@@ -41,7 +41,7 @@ def _as_operand(op: str, x, like: Tensor):
         return x
     if isinstance(x, (np.ndarray, list, tuple)):
         try:
-            return Tensor(x, device=like.device)
+            return Tensor._from_data(x, device=like.device)
         except (TypeError, ValueError) as error:
             raise TypeError(f"{op}: cannot use {type(x).__name__} operand {x!r} as a tensor "
                             f"({error})") from None

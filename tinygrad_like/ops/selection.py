@@ -94,7 +94,7 @@ def where(condition: Tensor, a, b) -> Tensor:
                         f"{getattr(condition, 'dtype', type(condition).__name__)}")
     if not any(isinstance(x, Tensor) for x in (a, b)):
         # two numbers: the first becomes a tensor with PyTorch's dtype for it (1.0: float32)
-        a = Tensor(check_number("where", "input", a), device=condition.device)
+        a = Tensor._from_data(check_number("where", "input", a), device=condition.device)
     a, b = promote("where", a, b)
     first = a if isinstance(a, Tensor) else b
     if first.backend is not condition.backend:

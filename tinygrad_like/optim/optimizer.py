@@ -242,17 +242,17 @@ def _copy_state_value(value, param: Tensor, key: str, where: str):
     if not isinstance(value, Tensor):
         # every state entry of these optimizers is a tensor; a number or an array becomes one
         try:
-            value = Tensor(value)
+            value = Tensor._from_data(value)
         except (TypeError, ValueError):
             raise TypeError(f"{where}: state '{key}' has type {type(value).__name__}, expected a "
                             "tensor") from None
     if key == "step":
-        return Tensor(value, device="cpu")
+        return Tensor._from_data(value, device="cpu")
     # every other state tensor of these optimizers is shaped like its parameter
     if value.shape != param.shape:
         raise ValueError(f"{where}: state '{key}' has shape {value.shape}, but the parameter "
                          f"has shape {param.shape}")
-    return Tensor(value, dtype=param.dtype, device=param.device)
+    return Tensor._from_data(value, dtype=param.dtype, device=param.device)
 
 
 def batches(params: list[Tensor], key: Callable[[Tensor], Any]) -> dict[Any, list[Tensor]]:

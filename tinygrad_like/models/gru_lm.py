@@ -80,7 +80,7 @@ class GRULanguageModelTask(Task):
     def train_epoch(self, model, optimizer, config, progress) -> dict:
         # under `train --nproc` every rank draws the same global batch of windows and trains
         # on its rows of it, so the ranks together see what a single process sees
-        rng = np.random.default_rng(tg.randint(2**31, device=config.device).item())
+        rng = np.random.default_rng(tg.randint(0, 2**31, (), device=config.device).item())
         total = 0.0
         for _ in progress(range(STEPS_PER_EPOCH), total=STEPS_PER_EPOCH):
             starts = self.rank_rows(self._starts(self.train_ids, config.batch_size, rng))

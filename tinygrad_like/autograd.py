@@ -181,11 +181,11 @@ class Function:
             result = Tensor._wrap(result, first.backend)
         # NumPy's "f" kind is the usual floating case, cheaper than the DType lookup
         if needs is not None and True in needs and (
-                result.data.dtype.kind == "f"
-                or from_numpy_dtype(result.data.dtype).is_floating_point):
+                result._array.dtype.kind == "f"
+                or from_numpy_dtype(result._array.dtype).is_floating_point):
             result._requires_grad = True
             result._ctx = ctx
-            ctx.output_shape = result.data.shape
+            ctx.output_shape = result._array.shape
             ctx.sequence_number = next(_node_numbers)
             ctx.edges = tuple(edges)
             if cls.saves_output:
@@ -207,7 +207,7 @@ class Function:
             result = Tensor._wrap(result, first.backend)
         elif any(result is a for a in args):
             result = result.detach()  # an identity forward must not turn its input into a node
-        if cls.returns_view and result.backend.xp.may_share_memory(result.data, first.data):
+        if cls.returns_view and result.backend.xp.may_share_memory(result._array, first._array):
             result._version = first._version
         return result
 
@@ -308,8 +308,8 @@ def run_backward(outputs, grad_outputs, retain_graph: bool, create_graph: bool, 
                 if g is None:
                     continue
                 is_node = type(edge) is Context
-                shape = edge.output_shape if is_node else edge.data.shape
-                if not isinstance(g, Tensor) or g.data.shape != shape:
+                shape = edge.output_shape if is_node else edge._array.shape
+                if not isinstance(g, Tensor) or g._array.shape != shape:
                     raise _bad_gradient(node, index, g, shape)
                 if is_node:  # the common case, inlined: a call per edge adds up
                     grads[edge] = g if edge not in grads else grads[edge] + g
@@ -337,9 +337,9 @@ def initial_gradients(outputs, grad_outputs, op: str) -> tuple:
                 raise RuntimeError(f"{op}: grad can be implicitly created only for scalar "
                                    f"outputs; this output has shape {out.shape}, so pass "
                                    "`gradient` with that shape")
-            grad = Tensor._wrap(out.backend.xp.ones_like(out.data), out.backend)
+            grad = Tensor._wrap(out.backend.xp.ones_like(out._array), out.backend)
         elif not isinstance(grad, Tensor):
-            grad = Tensor._wrap(out.backend.asarray(grad, dtype=out.data.dtype), out.backend)
+            grad = Tensor._wrap(out.backend.asarray(grad, dtype=out._array.dtype), out.backend)
         if grad.shape != out.shape:
             raise RuntimeError(f"{op}: gradient of shape {grad.shape} does not match the output "
                                f"shape {out.shape}")

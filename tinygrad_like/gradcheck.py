@@ -49,17 +49,17 @@ def _flat_outputs(fn, inputs) -> np.ndarray:
     outputs = _outputs(fn, inputs)
     if not outputs:
         return np.zeros(0)
-    return np.concatenate([np.asarray(o.data, dtype=np.float64).reshape(-1) for o in outputs])
+    return np.concatenate([np.asarray(o._array, dtype=np.float64).reshape(-1) for o in outputs])
 
 
 def _perturbed(fn, inputs, x: Tensor, index: tuple, eps: float) -> np.ndarray:
     """(f(x + eps e_i) - f(x - eps e_i)) / 2 eps for one element of one input."""
-    original = x.data[index]
-    x.data[index] = original + eps
+    original = x._array[index]
+    x._array[index] = original + eps
     plus = _flat_outputs(fn, inputs)
-    x.data[index] = original - eps
+    x._array[index] = original - eps
     minus = _flat_outputs(fn, inputs)
-    x.data[index] = original
+    x._array[index] = original
     return (plus - minus) / (2 * eps)
 
 
@@ -68,7 +68,7 @@ def _analytic_rows(outputs, checked, v: list) -> list[np.ndarray]:
     grads = autograd.grad(outputs, [x for _, x in checked],
                           [Tensor._wrap(g, o.backend) for g, o in zip(v, outputs)],
                           retain_graph=True, allow_unused=True)
-    return [np.zeros(x.numel()) if g is None else np.asarray(g.data, dtype=np.float64).reshape(-1)
+    return [np.zeros(x.numel()) if g is None else np.asarray(g._array, dtype=np.float64).reshape(-1)
             for (_, x), g in zip(checked, grads)]
 
 
@@ -100,7 +100,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     for row in range(total):
         onehot = np.zeros(total)
         onehot[row] = 1.0
-        v = [piece.reshape(o.shape).astype(o.data.dtype) for piece, o in
+        v = [piece.reshape(o.shape).astype(o._array.dtype) for piece, o in
              zip(np.split(onehot, np.cumsum(sizes)[:-1]), outputs)]
         for jacobian, values in zip(analytic, _analytic_rows(outputs, checked, v)):
             jacobian[row] = values
@@ -120,16 +120,16 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
 def _fast_check(fn, inputs, checked, outputs, eps, atol, rtol, gradgrad) -> bool:
     """Compare v^T J u analytically and by one directional difference per input."""
     rng = np.random.default_rng(0)
-    v = [rng.standard_normal(o.shape).astype(o.data.dtype) for o in outputs]
+    v = [rng.standard_normal(o.shape).astype(o._array.dtype) for o in outputs]
     v_flat = np.concatenate([g.reshape(-1) for g in v])
     for (position, x), row in zip(checked, _analytic_rows(outputs, checked, v)):
         u = rng.standard_normal(x.shape)
-        original = x.data.copy()
-        x.data[...] = original + eps * u
+        original = x._array.copy()
+        x._array[...] = original + eps * u
         plus = _flat_outputs(fn, inputs)
-        x.data[...] = original - eps * u
+        x._array[...] = original - eps * u
         minus = _flat_outputs(fn, inputs)
-        x.data[...] = original
+        x._array[...] = original
         numeric = float(v_flat @ ((plus - minus)[: v_flat.size] / (2 * eps)))
         analytic = float(row @ u.reshape(-1))
         if not np.isclose(analytic, numeric, rtol=rtol, atol=atol):

@@ -32,7 +32,7 @@ def _infer_dtype(data) -> DType:
 
 
 class Tensor:
-    __slots__ = ("data", "backend", "_requires_grad", "grad", "_ctx", "_version",
+    __slots__ = ("_array", "backend", "_requires_grad", "grad", "_ctx", "_version",
                  "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operators
 
@@ -60,9 +60,9 @@ class Tensor:
     def _init(self, data, requires_grad: bool, dtype, device) -> None:
         if isinstance(data, Tensor):
             device = data.device if device is None else device
-            data = data.backend.to_numpy(data.data)
+            data = data.backend.to_numpy(data._array)
         backend = get_backend("cpu" if device is None else device)
-        self.data = _backend_array(data, dtype, backend)
+        self._array = _backend_array(data, dtype, backend)
         self.backend = backend
         self.grad = None
         self._ctx = None
@@ -75,7 +75,7 @@ class Tensor:
     def _wrap(cls, array, backend: Backend) -> "Tensor":
         """A new leaf around an existing backend array, without copying."""
         t = cls.__new__(cls)
-        t.data = array
+        t._array = array
         t.backend = backend
         t._requires_grad = False
         t.grad = None
@@ -85,26 +85,46 @@ class Tensor:
         return t
 
     # ---- attributes ---------------------------------------------------------------------
+    # `_array` is the raw backend array (NumPy or CuPy); `np.asarray(t)` and `t.numpy()`
+    # are the public ways to it. `data` is PyTorch's: a tensor on the same memory.
+    @property
+    def data(self) -> "Tensor":
+        """The same memory, cut from the graph and from autograd's in-place checks: writes
+        through it (`p.data.add_(...)`) are invisible to autograd, as in PyTorch."""
+        return Tensor._wrap(self._array, self.backend)
+
+    @data.setter
+    def data(self, value: "Tensor") -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data: expected a Tensor, got {type(value).__name__}")
+        if value.device != self.device:
+            raise RuntimeError(f"data: cannot assign a tensor on {value.device} to a tensor on "
+                               f"{self.device}")
+        if self._requires_grad and not value.dtype.is_floating_point:
+            raise RuntimeError(f"data: cannot assign a {value.dtype.name} tensor to a tensor "
+                               "that requires grad")
+        self._array = value._array
+
     @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self._array.shape
 
     def size(self, dim: int | None = None):
         return self.shape if dim is None else self.shape[dim]
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._array.ndim
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self._array.ndim
 
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self._array.size)
 
     @property
     def dtype(self) -> DType:
-        return dtypes.from_numpy_dtype(self.data.dtype)
+        return dtypes.from_numpy_dtype(self._array.dtype)
 
     @property
     def device(self) -> str:
@@ -156,7 +176,7 @@ class Tensor:
         return autograd_hooks.register_post_accumulate_grad_hook(self, hook)
 
     def is_contiguous(self) -> bool:
-        return bool(self.data.flags.c_contiguous)
+        return bool(self._array.flags.c_contiguous)
 
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point
@@ -166,26 +186,26 @@ class Tensor:
         if self._requires_grad:
             raise RuntimeError("numpy(): can't call numpy() on a tensor that requires grad; "
                                "use tensor.detach().numpy()")
-        return self.backend.to_numpy(self.data)
+        return self.backend.to_numpy(self._array)
 
     def __array__(self, dtype=None, copy=None):
-        array = self.backend.to_numpy(self.data)
+        array = self.backend.to_numpy(self._array)
         return array if dtype is None else array.astype(dtype, copy=False)
 
     def __dlpack__(self, *args, **kwargs):
-        return self.data.__dlpack__(*args, **kwargs)
+        return self._array.__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self):
-        return self.data.__dlpack_device__()
+        return self._array.__dlpack_device__()
 
     def item(self):
         if self.numel() != 1:
             raise ValueError(f"item(): only a one-element tensor can be converted to a Python "
                              f"scalar; this one has shape {self.shape}")
-        return self.backend.to_numpy(self.data).reshape(()).item()
+        return self.backend.to_numpy(self._array).reshape(()).item()
 
     def tolist(self):
-        return self.backend.to_numpy(self.data).tolist()
+        return self.backend.to_numpy(self._array).tolist()
 
     def __float__(self) -> float:
         return float(self.item())
@@ -217,7 +237,7 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """The same memory and version counter, cut from the graph."""
-        t = Tensor._wrap(self.data, self.backend)
+        t = Tensor._wrap(self._array, self.backend)
         t._version = self._version
         return t
 
@@ -227,7 +247,7 @@ class Tensor:
             raise RuntimeError("deepcopy: only leaf tensors can be deep-copied; use .detach() "
                                "or .clone() for tensors in the autograd graph")
         new = type(self).__new__(type(self))
-        new.data, new.backend = self.data.copy(), self.backend
+        new._array, new.backend = self._array.copy(), self.backend
         new._ctx, new._version, new._retains_grad = None, [0, 0], False
         new._requires_grad = self._requires_grad
         new.grad = None if self.grad is None else self.grad.__deepcopy__(memo)
@@ -293,9 +313,9 @@ class Tensor:
             if value.device != self.device:
                 raise RuntimeError(f"{op}: tensor on {value.device} cannot be written into a "
                                    f"tensor on {self.device}")
-            value = value.data
+            value = value._array
         try:
-            self.data[...] = value
+            self._array[...] = value
         except ValueError as error:
             raise RuntimeError(f"{op}: cannot write a value of shape "
                                f"{getattr(value, 'shape', ())} into a tensor of shape "
@@ -347,7 +367,7 @@ class Tensor:
         return str(self)
 
     def __repr__(self) -> str:
-        array = self.backend.to_numpy(self.data)
+        array = self.backend.to_numpy(self._array)
         body = np.array2string(array, separator=", ", prefix="tensor(", precision=4)
         extras = []
         if self.device != "cpu":

@@ -38,50 +38,50 @@ F32, F64, I64 = CODES["NCCL_FLOAT32"], CODES["NCCL_FLOAT64"], CODES["NCCL_INT64"
 
 x = cuda(np.arange(6, dtype=np.float32).reshape(2, 3) + rank)
 dist.all_reduce(x)
-np.testing.assert_array_equal(x.data, 2 * np.arange(6).reshape(2, 3) + 1)
+np.testing.assert_array_equal(x._array, 2 * np.arange(6).reshape(2, 3) + 1)
 assert last("allReduce") == ("allReduce", 6, F32, CODES["NCCL_SUM"], stream, True)
 assert CALLS[-1] == ("event", stream)
 
 x = cuda(np.full(4, rank + 1.0))
 work = dist.all_reduce(x, dist.ReduceOp.AVG, async_op=True)
 assert work.wait() and work.is_completed()
-np.testing.assert_array_equal(x.data, np.full(4, 1.5))
+np.testing.assert_array_equal(x._array, np.full(4, 1.5))
 assert last("allReduce")[1:4] == (4, F64, CODES["NCCL_SUM"])
 for op, code, expected in [(dist.ReduceOp.MAX, "NCCL_MAX", 2), (dist.ReduceOp.MIN, "NCCL_MIN", 1),
                            (dist.ReduceOp.PRODUCT, "NCCL_PROD", 2)]:
     x = cuda(np.array([rank + 1], dtype=np.int64))
     dist.all_reduce(x, op)
-    assert x.data[0] == expected and last("allReduce")[2:4] == (I64, CODES[code])
+    assert x._array[0] == expected and last("allReduce")[2:4] == (I64, CODES[code])
 
 base = cuda(np.zeros((3, 4), dtype=np.float32) + 10 * rank)
-column = Tensor._wrap(base.data[:, 1], CUDA)  # not contiguous: copied there and back
+column = Tensor._wrap(base._array[:, 1], CUDA)  # not contiguous: copied there and back
 dist.broadcast(column, src=1)
-assert np.all(base.data[:, 1] == 10) and np.all(base.data[:, 0] == 10 * rank)
+assert np.all(base._array[:, 1] == 10) and np.all(base._array[:, 0] == 10 * rank)
 assert last("broadcast") == ("broadcast", 3, F32, 1, stream, True)
 
 outs = [cuda(np.zeros(2, dtype=np.float32)) for _ in range(size)]
 dist.all_gather(outs, cuda(np.full(2, rank, dtype=np.float32)))
-assert [o.data.tolist() for o in outs] == [[r, r] for r in range(size)]
+assert [o._array.tolist() for o in outs] == [[r, r] for r in range(size)]
 assert last("allGather") == ("allGather", 2, F32, stream)
 out = cuda(np.zeros(2 * size, dtype=np.float64))
 dist.all_gather_into_tensor(out, cuda(np.full(2, rank, dtype=np.float64)))
-assert out.data.tolist() == [r for r in range(size) for _ in range(2)]
+assert out._array.tolist() == [r for r in range(size) for _ in range(2)]
 
 piece = cuda(np.zeros(3, dtype=np.float32))
 dist.reduce_scatter(piece, [cuda(np.full(3, 10 * r + rank, dtype=np.float32))
                             for r in range(size)])
-assert piece.data.tolist() == [20 * rank + 1] * 3
+assert piece._array.tolist() == [20 * rank + 1] * 3
 assert last("reduceScatter") == ("reduceScatter", 3, F32, CODES["NCCL_SUM"], stream)
 dist.reduce_scatter_tensor(piece, cuda(np.arange(3 * size, dtype=np.float32)),
                            dist.ReduceOp.AVG)
-assert piece.data.tolist() == list(range(3 * rank, 3 * rank + 3))
+assert piece._array.tolist() == list(range(3 * rank, 3 * rank + 3))
 
 if rank == 0:
     dist.send(cuda(np.array([5, 6], dtype=np.int64)), dst=1)
     assert last("send") == ("send", 2, I64, 1, stream)
 else:
     got = cuda(np.zeros(2, dtype=np.int64))
-    assert dist.recv(got, src=0) == 0 and got.data.tolist() == [5, 6]
+    assert dist.recv(got, src=0) == 0 and got._array.tolist() == [5, 6]
     assert last("recv") == ("recv", 2, I64, 0, stream)
 
 for call in (lambda: dist.all_reduce(tg.zeros(3)), lambda: dist.broadcast(tg.zeros(3), 0),

@@ -49,12 +49,12 @@ class Work:
 def _array(tensor, call: str, what: str = "tensor") -> np.ndarray:
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{call}: {what} must be a Tensor, got {type(tensor).__name__}")
-    if not isinstance(tensor.data, np.ndarray):
+    if not isinstance(tensor._array, np.ndarray):
         raise RuntimeError(f"{call}: the 'mpi' backend works on CPU tensors; {what} is on "
                            f"{tensor.device!r} (move it with .cpu())")
-    if tensor.data.dtype.char not in _mpi()._typedict:
+    if tensor._array.dtype.char not in _mpi()._typedict:
         raise TypeError(f"{call}: MPI has no datatype for {what}'s dtype {tensor.dtype.name}")
-    return tensor.data
+    return tensor._array
 
 
 def _buffer(array: np.ndarray) -> np.ndarray:
@@ -80,8 +80,8 @@ def _write_back(tensor: Tensor, result: np.ndarray, divisor: int = 1):
     def finish():
         if divisor != 1:
             np.divide(result, divisor, out=result)
-        if result is not tensor.data and not np.shares_memory(result, tensor.data):
-            tensor.data[...] = result.reshape(tensor.data.shape)
+        if result is not tensor._array and not np.shares_memory(result, tensor._array):
+            tensor._array[...] = result.reshape(tensor._array.shape)
         tensor._bump_version()
     return finish
 
@@ -161,7 +161,7 @@ def all_gather(tensor_list: list, tensor: Tensor, group: ProcessGroup | None = N
 
     def finish():
         for i, out in enumerate(tensor_list):
-            out.data[...] = gathered[i]
+            out._array[...] = gathered[i]
             out._bump_version()
     return _run(requests, finish, async_op)
 
@@ -175,7 +175,7 @@ def _nccl_all_gather(tensor_list: list, tensor: Tensor, group: ProcessGroup,
                                                     array.dtype), tensor.backend)
     work = nccl.all_gather_into(group, gathered, tensor, "all_gather", async_op=True)
     for i, out in enumerate(tensor_list):
-        out.data[...] = gathered.data[i]
+        out._array[...] = gathered._array[i]
         out._bump_version()
     return work if async_op else None
 

@@ -80,7 +80,7 @@ def _array(tensor, call: str, what: str = "tensor"):
     if tensor.device != "cuda":
         raise RuntimeError(f"{call}: the 'nccl' backend works on 'cuda' tensors; {what} is on "
                            f"{tensor.device!r} (move it with .cuda(), or use backend='mpi')")
-    return tensor.data
+    return tensor._array
 
 
 def _pointer(array) -> int:

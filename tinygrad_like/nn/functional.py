@@ -174,11 +174,11 @@ def embedding(indices: Tensor, weight: Tensor, padding_idx: int | None = None) -
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got "
                          f"shape {weight.shape} (indices of shape {indices.shape})")
-    if indices.numel() and (int(indices.data.min()) < 0 or
-                            int(indices.data.max()) >= weight.shape[0]):
+    if indices.numel() and (int(indices._array.min()) < 0 or
+                            int(indices._array.max()) >= weight.shape[0]):
         raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0] - 1}] for a weight "
-                         f"of shape {weight.shape}; got [{int(indices.data.min())}, "
-                         f"{int(indices.data.max())}]")
+                         f"of shape {weight.shape}; got [{int(indices._array.min())}, "
+                         f"{int(indices._array.max())}]")
     if padding_idx is not None and not (-weight.shape[0] <= check_int(
             "embedding", "padding_idx", padding_idx) < weight.shape[0]):
         raise ValueError(f"embedding: padding_idx {padding_idx} is out of range for a weight of "

@@ -32,7 +32,7 @@ def _calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
 
 def _fill(tensor: Tensor, values) -> Tensor:
     with autograd.no_grad():
-        tensor.copy_(Tensor._wrap(tensor.backend.xp.asarray(values, dtype=tensor.data.dtype),
+        tensor.copy_(Tensor._wrap(tensor.backend.xp.asarray(values, dtype=tensor._array.dtype),
                                   tensor.backend))
     return tensor
 

@@ -76,7 +76,7 @@ def _check_class_target(op: str, input: Tensor, target: Tensor) -> None:
         raise ValueError(f"{op}: input of shape {input.shape} needs a target of shape {expected}, "
                          f"got {target.shape}")
     classes = input.shape[1] if input.ndim >= 2 else input.shape[0]
-    values = target.data
+    values = target._array
     bad = values[(values < 0) | (values >= classes)]
     if bad.size:
         raise IndexError(f"{op}: target {int(bad.reshape(-1)[0])} is out of bounds for "
@@ -182,7 +182,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     """-(y log p + (1 - y) log(1 - p)), each log clamped at -100 as PyTorch does."""
     _check_same_shape("binary_cross_entropy", input, target)
     _check_weight("binary_cross_entropy", "weight", weight, input)
-    data = input.detach().data
+    data = input.detach()._array
     if input.numel() and (float(data.min()) < 0 or float(data.max()) > 1):
         raise ValueError("binary_cross_entropy: all input values must be probabilities in [0, 1]; "
                          "use binary_cross_entropy_with_logits for raw scores")

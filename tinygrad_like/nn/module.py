@@ -22,7 +22,7 @@ class Parameter(Tensor):
 
     def __init__(self, data=None, requires_grad: bool = True):
         source = data if isinstance(data, Tensor) else Tensor([] if data is None else data)
-        self.data, self.backend = source.data, source.backend  # shares memory, like PyTorch
+        self._array, self.backend = source._array, source.backend  # shares memory, like PyTorch
         self.grad, self._ctx, self._retains_grad = None, None, False
         self._version = source._version
         self._requires_grad = False
@@ -165,7 +165,7 @@ class Module:
                 for name, param in module._parameters.items():
                     if param is not None:
                         moved = _move(param, args, kwargs)
-                        param.data, param.backend = moved.data, moved.backend
+                        param._array, param.backend = moved._array, moved.backend
                         if param.grad is not None:
                             param.grad = _move(param.grad, args, kwargs)
                 for name, buffer in module._buffers.items():

@@ -92,7 +92,7 @@ class MultiheadAttention(Module):
             scores = (q @ k.mT) * (self.head_dim ** -0.5)
             if is_causal and mask is None:
                 mask = creation.ones(length, k.shape[2], dtype="bool", device=q.device)
-                mask = Tensor._wrap(q.backend.xp.tril(mask.data), q.backend)
+                mask = Tensor._wrap(q.backend.xp.tril(mask._array), q.backend)
             if mask is not None and mask.dtype is dtypes.bool_:
                 scores = where(mask, scores, float("-inf"))
             elif mask is not None:

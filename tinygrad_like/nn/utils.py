@@ -36,7 +36,7 @@ def clip_grad_norm_(parameters: ParamsT, max_norm: float, norm_type: float = 2.0
                            "expected all on one")
     backend = params[0].grad.backend
     xp, order = backend.xp, float(norm_type)
-    norms = [xp.linalg.norm(param.grad.data.reshape(-1), ord=order) for param in params]
+    norms = [xp.linalg.norm(param.grad._array.reshape(-1), ord=order) for param in params]
     total = xp.asarray(xp.linalg.norm(xp.stack(norms), ord=order))
     if error_if_nonfinite and not bool(xp.isfinite(total)):
         raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the "
@@ -44,7 +44,7 @@ def clip_grad_norm_(parameters: ParamsT, max_norm: float, norm_type: float = 2.0
                            "error_if_nonfinite=False to scale them by it anyway")
     scale = xp.minimum(max_norm / (total + 1e-6), 1.0)
     for param in params:
-        param.grad = Tensor._wrap(param.grad.data * scale, backend)
+        param.grad = Tensor._wrap(param.grad._array * scale, backend)
     return Tensor._wrap(total, backend)
 
 

@@ -30,7 +30,7 @@ class ScaledDotProductAttention(Function):
 
     @staticmethod
     def forward(ctx, q, k, v, mask, is_causal, scale):
-        out, lse = q.backend.kernels.attention(q.data, k.data, v.data, mask, is_causal, scale)
+        out, lse = q.backend.kernels.attention(q._array, k._array, v._array, mask, is_causal, scale)
         ctx.save_for_backward(q, k, v, Tensor._wrap(lse, q.backend))
         ctx.mask, ctx.is_causal, ctx.scale = mask, is_causal, scale
         return out
@@ -43,8 +43,8 @@ class ScaledDotProductAttention(Function):
             return differentiable_backward(
                 lambda q, k, v: attention_math(q, k, v, mask, ctx.is_causal, ctx.scale),
                 (q, k, v), ctx.needs_input_grad[:3], grad)
-        grads = q.backend.kernels.attention_backward(grad.data, q.data, k.data, v.data, out.data,
-                                                     lse.data, ctx.mask, ctx.is_causal, ctx.scale)
+        grads = q.backend.kernels.attention_backward(grad._array, q._array, k._array, v._array, out._array,
+                                                     lse._array, ctx.mask, ctx.is_causal, ctx.scale)
         return tuple(Tensor._wrap(g, q.backend) if needed else None
                      for g, needed in zip(grads, ctx.needs_input_grad))
 
@@ -98,10 +98,10 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Ten
     length_q, length_k = q.shape[-2], k.shape[-2]
     mask = None
     if attn_mask is not None:
-        mask = attn_mask.data
+        mask = attn_mask._array
         if attn_mask.dtype is dtypes.bool_:
             mask = xp.where(mask, 0.0, float("-inf"))
-        mask = _flatten_batch(xp, xp.broadcast_to(mask.astype(q.data.dtype, copy=False),
+        mask = _flatten_batch(xp, xp.broadcast_to(mask.astype(q._array.dtype, copy=False),
                                                   (*batch, length_q, length_k)))
     # counted rather than -1, which no reshape can infer when a matrix is empty
     flat = [t.expand(*batch, *t.shape[-2:]).reshape(math.prod(batch), *t.shape[-2:])

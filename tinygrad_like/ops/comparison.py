@@ -107,7 +107,7 @@ def _test(op: str, name: str):
     def test(x: Tensor) -> Tensor:
         if not isinstance(x, Tensor):
             raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
-        return Tensor._wrap(getattr(x.backend.xp, name)(x.data), x.backend)
+        return Tensor._wrap(getattr(x.backend.xp, name)(x._array), x.backend)
 
     test.__name__ = op
     return test
@@ -127,7 +127,7 @@ def allclose(a: Tensor, b: Tensor, rtol: float = 1e-05, atol: float = 1e-08,
     if a.backend is not b.backend:
         raise RuntimeError(f"allclose: input on {a.device}, other on {b.device}")
     try:
-        return bool(a.backend.xp.allclose(a.data, b.data, rtol=rtol, atol=atol,
+        return bool(a.backend.xp.allclose(a._array, b._array, rtol=rtol, atol=atol,
                                           equal_nan=equal_nan))
     except ValueError:
         raise ValueError(f"allclose: shapes {a.shape} and {b.shape} cannot be broadcast "

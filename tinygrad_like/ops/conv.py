@@ -31,7 +31,7 @@ class Unfold(Function):
     @staticmethod
     def forward(ctx, x, kernel, stride, dilation):
         ctx.input_shape, ctx.kernel, ctx.stride, ctx.dilation = x.shape, kernel, stride, dilation
-        return window_view(x.backend.xp, x.data, kernel, stride, dilation)
+        return window_view(x.backend.xp, x._array, kernel, stride, dilation)
 
     @staticmethod
     def backward(ctx, grad):
@@ -45,14 +45,14 @@ class Fold(Function):
     def forward(ctx, windows, input_shape, stride, dilation):
         ctx.kernel, ctx.stride, ctx.dilation = windows.shape[4:], stride, dilation
         xp = windows.backend.xp
-        out = xp.zeros(input_shape, dtype=windows.data.dtype)
+        out = xp.zeros(input_shape, dtype=windows._array.dtype)
         oh, ow, kh, kw = windows.shape[2:]
         # one strided slice-add per kernel tap: KH*KW vectorised adds instead of a scatter
         for i in range(kh):
             for j in range(kw):
                 rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (oh - 1) + 1, stride[0])
                 cols = slice(j * dilation[1], j * dilation[1] + stride[1] * (ow - 1) + 1, stride[1])
-                out[:, :, rows, cols] += windows.data[:, :, :, :, i, j]
+                out[:, :, rows, cols] += windows._array[:, :, :, :, i, j]
         return out
 
     @staticmethod
@@ -92,7 +92,7 @@ class Conv2d(Function):
     def forward(ctx, x, weight, bias, stride, padding, dilation):
         ctx.save_for_backward(x, weight, bias)
         ctx.geometry = stride, padding, dilation
-        return x.backend.kernels.conv2d(x.data, weight.data, None if bias is None else bias.data,
+        return x.backend.kernels.conv2d(x._array, weight._array, None if bias is None else bias._array,
                                         stride, padding, dilation)
 
     @staticmethod
@@ -106,10 +106,10 @@ class Conv2d(Function):
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
         dx = dweight = dbias = None
         if need_x:
-            dx = Tensor._wrap(kernels.conv2d_backward_input(grad.data, weight.data, x.shape,
+            dx = Tensor._wrap(kernels.conv2d_backward_input(grad._array, weight._array, x.shape,
                                                             *ctx.geometry), wrap)
         if need_weight:
-            dweight = Tensor._wrap(kernels.conv2d_backward_weight(grad.data, x.data, weight.shape,
+            dweight = Tensor._wrap(kernels.conv2d_backward_weight(grad._array, x._array, weight.shape,
                                                                   *ctx.geometry), wrap)
         if need_bias:
             dbias = grad.sum((0, 2, 3))
@@ -142,7 +142,7 @@ class MaxPool2d(Function):
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, dilation):
-        out, indices = x.backend.kernels.max_pool2d(x.data, kernel, stride, padding, dilation)
+        out, indices = x.backend.kernels.max_pool2d(x._array, kernel, stride, padding, dilation)
         ctx.save_for_backward(Tensor._wrap(indices, x.backend))
         ctx.input_shape = x.shape
         return out
@@ -159,7 +159,7 @@ class MaxPool2dBackward(Function):
     @staticmethod
     def forward(ctx, grad, indices, input_shape):
         ctx.indices = indices
-        return grad.backend.kernels.max_pool2d_backward(grad.data, indices.data, input_shape)
+        return grad.backend.kernels.max_pool2d_backward(grad._array, indices._array, input_shape)
 
     @staticmethod
     def backward(ctx, gg):
@@ -175,7 +175,7 @@ class AvgPool2d(Function):
     def forward(ctx, x, kernel, stride, padding, count_include_pad):
         ctx.options = kernel, stride, padding, count_include_pad
         ctx.input_shape = x.shape
-        return x.backend.kernels.avg_pool2d(x.data, *ctx.options)
+        return x.backend.kernels.avg_pool2d(x._array, *ctx.options)
 
     @staticmethod
     def backward(ctx, grad):
@@ -188,7 +188,7 @@ class AvgPool2dBackward(Function):
     @staticmethod
     def forward(ctx, grad, input_shape, kernel, stride, padding, count_include_pad):
         ctx.options = kernel, stride, padding, count_include_pad
-        return grad.backend.kernels.avg_pool2d_backward(grad.data, input_shape, *ctx.options)
+        return grad.backend.kernels.avg_pool2d_backward(grad._array, input_shape, *ctx.options)
 
     @staticmethod
     def backward(ctx, gg):

@@ -14,7 +14,7 @@ class Cast(Function):
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.input_dtype = x.dtype
-        return x.data.astype(dtype.np_dtype if dtype.np_dtype is not None else
+        return x._array.astype(dtype.np_dtype if dtype.np_dtype is not None else
                              _unsupported_dtype(dtype, x))
 
     @staticmethod
@@ -30,7 +30,7 @@ class ToDevice(Function):
     @staticmethod
     def forward(ctx, x, backend):
         ctx.source = x.device
-        return Tensor._wrap(backend.asarray(x.backend.to_numpy(x.data)), backend)
+        return Tensor._wrap(backend.asarray(x.backend.to_numpy(x._array)), backend)
 
     @staticmethod
     def backward(ctx, grad):
@@ -43,7 +43,7 @@ def cast(x: Tensor, dtype) -> Tensor:
     if dtype is x.dtype:
         return x
     if x.requires_grad and not dtype.is_floating_point:
-        return Tensor._wrap(x.data.astype(dtype.np_dtype), x.backend)
+        return Tensor._wrap(x._array.astype(dtype.np_dtype), x.backend)
     return Cast.apply(x, dtype)
 
 

@@ -18,8 +18,8 @@ class Dropout(Function):
 
     @staticmethod
     def forward(ctx, x, p):
-        seed, offset = x.backend.random_counter(x.data.size)
-        out, mask = x.backend.kernels.dropout(x.data, p, seed, offset)
+        seed, offset = x.backend.random_counter(x._array.size)
+        out, mask = x.backend.kernels.dropout(x._array, p, seed, offset)
         ctx.mask = Tensor._wrap(mask, x.backend)
         return out
 

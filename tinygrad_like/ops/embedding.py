@@ -11,7 +11,7 @@ class Embedding(Function):
     @staticmethod
     def forward(ctx, weight, indices, padding_idx):
         ctx.indices, ctx.padding_idx, ctx.num_weights = indices, padding_idx, weight.shape[0]
-        return weight.data[indices.data]
+        return weight._array[indices._array]
 
     @staticmethod
     def backward(ctx, grad):
@@ -25,8 +25,8 @@ class EmbeddingBackward(Function):
     def forward(ctx, grad, indices, num_weights, padding_idx):
         ctx.indices, ctx.padding_idx = indices, padding_idx
         dim = grad.shape[-1]
-        return grad.backend.kernels.embedding_backward(grad.data.reshape(-1, dim),
-                                                       indices.data.reshape(-1), num_weights,
+        return grad.backend.kernels.embedding_backward(grad._array.reshape(-1, dim),
+                                                       indices._array.reshape(-1), num_weights,
                                                        padding_idx)
 
     @staticmethod

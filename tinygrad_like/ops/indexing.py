@@ -28,7 +28,7 @@ def normalize_index(x: Tensor, index, op: str):
             if item.dtype.is_floating_point:
                 raise IndexError(f"{op}: tensors used as indices must be integer or bool, got "
                                  f"{item.dtype.name}")
-            item = item.data
+            item = item._array
         elif isinstance(item, list):
             item = x.backend.asarray(item)
             if item.dtype.kind == "f":
@@ -50,7 +50,7 @@ class GetItem(Function):
     def forward(ctx, x, index):
         ctx.input_shape, ctx.index = x.shape, index
         try:
-            return x.data[index]
+            return x._array[index]
         except IndexError as error:
             raise _index_error("getitem", x, index, error) from None
 
@@ -66,11 +66,11 @@ class IndexScatter(Function):
     def forward(ctx, grad, index, shape):
         ctx.index = index
         xp = grad.backend.xp
-        out = xp.zeros(shape, dtype=grad.data.dtype)
+        out = xp.zeros(shape, dtype=grad._array.dtype)
         if all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in index):
-            out[index] += grad.data  # basic indexing never repeats a position: no scatter needed
+            out[index] += grad._array  # basic indexing never repeats a position: no scatter needed
         else:
-            grad.backend.kernels.scatter_add(out, index, grad.data)
+            grad.backend.kernels.scatter_add(out, index, grad._array)
         return out
 
     @staticmethod
@@ -93,7 +93,7 @@ class Gather(Function):
     @staticmethod
     def forward(ctx, x, dim, index):
         ctx.dim, ctx.index, ctx.input_shape = dim, index, x.shape
-        return x.data[_gather_indices(x.backend.xp, index.data, dim)]
+        return x._array[_gather_indices(x.backend.xp, index._array, dim)]
 
     @staticmethod
     def backward(ctx, grad):
@@ -107,8 +107,8 @@ class GatherScatter(Function):
     def forward(ctx, grad, dim, index, shape):
         ctx.dim, ctx.index = dim, index
         xp = grad.backend.xp
-        out = xp.zeros(shape, dtype=grad.data.dtype)
-        grad.backend.kernels.scatter_add(out, _gather_indices(xp, index.data, dim), grad.data)
+        out = xp.zeros(shape, dtype=grad._array.dtype)
+        grad.backend.kernels.scatter_add(out, _gather_indices(xp, index._array, dim), grad._array)
         return out
 
     @staticmethod
@@ -130,10 +130,10 @@ def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
                                    if d != axis):
         raise ValueError(f"gather: index of shape {index.shape} does not fit input of shape "
                          f"{x.shape} outside dimension {dim}")
-    if index.numel() and not (0 <= int(index.data.min()) and int(index.data.max()) < x.shape[axis]):
+    if index.numel() and not (0 <= int(index._array.min()) and int(index._array.max()) < x.shape[axis]):
         raise IndexError(f"gather: index values must lie in [0, {x.shape[axis] - 1}] for "
                          f"dimension {dim} of the input of shape {x.shape}; got "
-                         f"[{int(index.data.min())}, {int(index.data.max())}]")
+                         f"[{int(index._array.min())}, {int(index._array.max())}]")
     return Gather.apply(x, axis, index)
 
 
@@ -143,10 +143,10 @@ def setitem(x: Tensor, index, value) -> None:
     if isinstance(value, Tensor):
         if value.device != x.device:
             raise RuntimeError(f"__setitem__: value on {value.device}, tensor on {x.device}")
-        value = value.data
+        value = value._array
     index = normalize_index(x, index, "__setitem__")
     try:
-        x.data[index] = value
+        x._array[index] = value
     except ValueError as error:
         raise RuntimeError(f"__setitem__: cannot assign a value of shape "
                            f"{getattr(value, 'shape', ())} to tensor{list(x.shape)}"
@@ -159,7 +159,7 @@ SortResult = namedtuple("SortResult", ["values", "indices"])  # torch.sort / tor
 
 def _sort_indices(x: Tensor, axis: int, descending: bool):
     xp = x.backend.xp
-    order = xp.argsort(-x.data if descending and x.dtype is not dtypes.bool_ else x.data,
+    order = xp.argsort(-x._array if descending and x.dtype is not dtypes.bool_ else x._array,
                        axis=axis, kind="stable")
     if descending and x.dtype is dtypes.bool_:
         order = xp.flip(order, axis)
@@ -205,7 +205,7 @@ def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
     if x.ndim == 0:
         return index_select(x.reshape(1), 0, index).reshape(index.shape)
     (axis,) = normalize_dims("index_select", x.shape, dim)
-    if index.numel() and not (0 <= int(index.data.min()) and int(index.data.max()) < x.shape[axis]):
+    if index.numel() and not (0 <= int(index._array.min()) and int(index._array.max()) < x.shape[axis]):
         raise IndexError(f"index_select: index values must lie in [0, {x.shape[axis] - 1}] for "
                          f"dimension {dim} of the input of shape {x.shape}")
     return getitem(x, (slice(None),) * axis + (index.reshape(-1),))

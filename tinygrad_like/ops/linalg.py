@@ -19,7 +19,7 @@ class Matmul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return a.backend.kernels.matmul(a.data, b.data)
+        return a.backend.kernels.matmul(a._array, b._array)
 
     @staticmethod
     def backward(ctx, grad):
@@ -38,7 +38,7 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
-        return x.backend.kernels.linear(x.data, weight.data, None if bias is None else bias.data)
+        return x.backend.kernels.linear(x._array, weight._array, None if bias is None else bias._array)
 
     @staticmethod
     def backward(ctx, grad):

@@ -47,11 +47,11 @@ class Reshape(Function):
         ctx.input_shape = x.shape
         if require_view:
             try:
-                return x.backend.xp.reshape(x.data, shape, copy=False)
+                return x.backend.xp.reshape(x._array, shape, copy=False)
             except ValueError:
                 raise RuntimeError(f"view: shape {shape} is not compatible with the input's "
                                    f"strides (shape {x.shape}); use .reshape(...) instead") from None
-        return x.data.reshape(shape)
+        return x._array.reshape(shape)
 
     @staticmethod
     def backward(ctx, grad):
@@ -64,7 +64,7 @@ class Permute(Function):
     @staticmethod
     def forward(ctx, x, axes):
         ctx.axes = axes
-        return x.data.transpose(axes)
+        return x._array.transpose(axes)
 
     @staticmethod
     def backward(ctx, grad):
@@ -80,7 +80,7 @@ class Expand(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.input_shape = x.shape
-        return x.backend.xp.broadcast_to(x.data, shape)
+        return x.backend.xp.broadcast_to(x._array, shape)
 
     @staticmethod
     def backward(ctx, grad):
@@ -92,7 +92,7 @@ class Copy(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return x.data.copy()
+        return x._array.copy()
 
     @staticmethod
     def backward(ctx, grad):
@@ -104,7 +104,7 @@ class Cat(Function):
     def forward(ctx, *tensors, axis):
         ctx.axis = axis
         ctx.sizes = [t.shape[axis] for t in tensors]
-        return tensors[0].backend.xp.concatenate([t.data for t in tensors], axis=axis)
+        return tensors[0].backend.xp.concatenate([t._array for t in tensors], axis=axis)
 
     @staticmethod
     def backward(ctx, grad):
@@ -117,7 +117,7 @@ class Pad(Function):
     @staticmethod
     def forward(ctx, x, widths, value):
         ctx.widths = widths
-        return x.backend.xp.pad(x.data, widths, mode="constant", constant_values=value)
+        return x.backend.xp.pad(x._array, widths, mode="constant", constant_values=value)
 
     @staticmethod
     def backward(ctx, grad):
@@ -321,7 +321,7 @@ class Flip(Function):
     @staticmethod
     def forward(ctx, x, axes):
         ctx.axes = axes
-        return x.backend.xp.flip(x.data, axes).copy()  # a copy, as torch.flip
+        return x.backend.xp.flip(x._array, axes).copy()  # a copy, as torch.flip
 
     @staticmethod
     def backward(ctx, grad):
@@ -332,7 +332,7 @@ class Roll(Function):
     @staticmethod
     def forward(ctx, x, shifts, axes):
         ctx.shifts, ctx.axes = shifts, axes
-        return x.backend.xp.roll(x.data, shifts, axes)
+        return x.backend.xp.roll(x._array, shifts, axes)
 
     @staticmethod
     def backward(ctx, grad):

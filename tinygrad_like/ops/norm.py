@@ -23,8 +23,8 @@ class LayerNorm(Function):
     def forward(ctx, x, weight, bias, normalized_shape, eps):
         columns = math.prod(normalized_shape)
         out, mean, rstd = x.backend.kernels.layer_norm(
-            x.data.reshape(-1, columns), None if weight is None else weight.data.reshape(columns),
-            None if bias is None else bias.data.reshape(columns), eps)
+            x._array.reshape(-1, columns), None if weight is None else weight._array.reshape(columns),
+            None if bias is None else bias._array.reshape(columns), eps)
         ctx.save_for_backward(x, weight, Tensor._wrap(mean, x.backend),
                               Tensor._wrap(rstd, x.backend))
         ctx.normalized_shape, ctx.eps, ctx.has_bias = normalized_shape, eps, bias is not None
@@ -38,8 +38,8 @@ class LayerNorm(Function):
             return _layer_norm_backward_graph(grad, x, weight, shape, ctx.eps, ctx.has_bias)
         columns = math.prod(shape)
         dx, dweight, dbias = x.backend.kernels.layer_norm_backward(
-            grad.data.reshape(-1, columns), x.data.reshape(-1, columns), mean.data, rstd.data,
-            None if weight is None else weight.data.reshape(columns))
+            grad._array.reshape(-1, columns), x._array.reshape(-1, columns), mean._array, rstd._array,
+            None if weight is None else weight._array.reshape(columns))
         dweight = None if weight is None else Tensor._wrap(dweight.reshape(shape), x.backend)
         dbias = Tensor._wrap(dbias.reshape(shape), x.backend) if ctx.has_bias else None
         return Tensor._wrap(dx.reshape(x.shape), x.backend), dweight, dbias, None, None

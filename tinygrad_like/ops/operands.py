@@ -19,12 +19,12 @@ from tinygrad_like.tensor import Tensor
 
 def raw(x):
     """The backend array of a Tensor, or a Python scalar unchanged."""
-    return x.data if isinstance(x, Tensor) else x
+    return x._array if isinstance(x, Tensor) else x
 
 
 def unbroadcast(grad: Tensor, shape: tuple) -> Tensor:
     """Sum `grad` over the axes that broadcasting added or stretched, giving `shape`."""
-    if grad.data.shape == shape:
+    if grad._array.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
     stretched = tuple(i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
@@ -85,11 +85,11 @@ def _first_tensor(op: str, operands: tuple) -> Tensor:
 def _already_promoted(first: Tensor, operands: tuple, floating: bool) -> bool:
     """The common case, decided without `dtypes.result_type`: every tensor has `first`'s dtype
     and device, and every other operand is a Python scalar that cannot raise its category."""
-    np_dtype, backend = first.data.dtype, first.backend
+    np_dtype, backend = first._array.dtype, first.backend
     dtype = dtypes.from_numpy_dtype(np_dtype)  # first.dtype, less a property call
     for x in operands:
         if isinstance(x, Tensor):
-            if x.data.dtype != np_dtype or x.backend is not backend:
+            if x._array.dtype != np_dtype or x.backend is not backend:
                 return False
         elif _SCALAR_CATEGORY.get(type(x), 3) > dtype.category:
             return False
@@ -117,8 +117,8 @@ class Binary(Function):
     def forward(cls, ctx, a, b):
         ctx.save_for_backward(a, b)
         # raw(a), raw(b) inline: two calls fewer on every binary op
-        x = a.data if isinstance(a, Tensor) else a
-        y = b.data if isinstance(b, Tensor) else b
+        x = a._array if isinstance(a, Tensor) else a
+        y = b._array if isinstance(b, Tensor) else b
         try:
             if cls.kernel is not None:
                 return getattr(ctx.backend.kernels, cls.kernel)(x, y)
@@ -135,8 +135,8 @@ def binary_op(function, op_name, floating=False, check=None):
         # The commonest case first, with no call: a floating tensor with a Python float, or
         # with a tensor of its dtype on its device, needs no promotion (promote would say so
         # after three calls; this runs for every op).
-        if (type(a) is Tensor and a.data.dtype.kind == "f"
-                and (type(b) is float or type(b) is Tensor and b.data.dtype == a.data.dtype
+        if (type(a) is Tensor and a._array.dtype.kind == "f"
+                and (type(b) is float or type(b) is Tensor and b._array.dtype == a._array.dtype
                      and b.backend is a.backend)):
             return function.apply(a, b)
         if check is not None:

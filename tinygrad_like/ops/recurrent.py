@@ -22,7 +22,7 @@ class GRUGates(Function):
 
     @staticmethod
     def forward(ctx, x_proj, h_proj, h):
-        out, saved = x_proj.backend.kernels.gru_gates(x_proj.data, h_proj.data, h.data)
+        out, saved = x_proj.backend.kernels.gru_gates(x_proj._array, h_proj._array, h._array)
         _save(ctx, (x_proj, h_proj, h), saved)
         return out
 
@@ -33,7 +33,7 @@ class GRUGates(Function):
             return differentiable_backward(gru_gates_composed, inputs, ctx.needs_input_grad, grad)
         backend = grad.backend
         return tuple(Tensor._wrap(g, backend)
-                     for g in backend.kernels.gru_gates_backward(grad.data, saved))
+                     for g in backend.kernels.gru_gates_backward(grad._array, saved))
 
 
 class LSTMGates(Function):
@@ -41,7 +41,7 @@ class LSTMGates(Function):
 
     @staticmethod
     def forward(ctx, x_proj, h_proj, c):
-        out, saved = x_proj.backend.kernels.lstm_gates(x_proj.data, h_proj.data, c.data)
+        out, saved = x_proj.backend.kernels.lstm_gates(x_proj._array, h_proj._array, c._array)
         _save(ctx, (x_proj, h_proj, c), saved)
         return out
 
@@ -51,7 +51,7 @@ class LSTMGates(Function):
         if is_grad_enabled():
             return differentiable_backward(lstm_gates_composed, inputs, ctx.needs_input_grad, grad)
         backend = grad.backend
-        d_pre, d_c = backend.kernels.lstm_gates_backward(grad.data, saved)
+        d_pre, d_c = backend.kernels.lstm_gates_backward(grad._array, saved)
         d_pre = Tensor._wrap(d_pre, backend)
         return d_pre, d_pre, Tensor._wrap(d_c, backend)
 
@@ -64,7 +64,7 @@ def _save(ctx, inputs: tuple, kernel_saved: tuple) -> None:
 
 def _saved(ctx) -> tuple:
     tensors = ctx.saved_tensors
-    return tensors[:3], tuple(t.data for t in tensors[3:])
+    return tensors[:3], tuple(t._array for t in tensors[3:])
 
 
 def gru_gates_composed(x_proj: Tensor, h_proj: Tensor, h: Tensor) -> Tensor:
@@ -90,8 +90,8 @@ class GRUSequence(Function):
     @staticmethod
     def forward(ctx, x_proj, h0, weight_hh, bias_hh, reverse):
         kernels = x_proj.backend.kernels
-        out, saved = kernels.gru_sequence(x_proj.data, h0.data, weight_hh.data,
-                                          None if bias_hh is None else bias_hh.data, reverse)
+        out, saved = kernels.gru_sequence(x_proj._array, h0._array, weight_hh._array,
+                                          None if bias_hh is None else bias_hh._array, reverse)
         gates = Tensor._wrap(saved[0], x_proj.backend)
         ctx.save_for_backward(x_proj, h0, weight_hh, bias_hh, gates)
         ctx.reverse = reverse
@@ -104,8 +104,8 @@ class GRUSequence(Function):
             return differentiable_backward(
                 lambda *args: gru_sequence_composed(*args, ctx.reverse),
                 (x_proj, h0, weight_hh, bias_hh), ctx.needs_input_grad[:4], grad)
-        saved = (gates.data, h0.data, out.data, weight_hh.data, ctx.reverse)
-        grads = grad.backend.kernels.gru_sequence_backward(grad.data, saved)
+        saved = (gates._array, h0._array, out._array, weight_hh._array, ctx.reverse)
+        grads = grad.backend.kernels.gru_sequence_backward(grad._array, saved)
         return tuple(Tensor._wrap(g, grad.backend) if needed else None
                      for g, needed in zip(grads, ctx.needs_input_grad))
 

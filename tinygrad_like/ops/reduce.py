@@ -70,7 +70,7 @@ class Sum(Function):
         ctx.input_shape, ctx.axes = x.shape, axes
         # Integer and bool sums accumulate in int64, as in PyTorch
         dtype = None if x.dtype.is_floating_point else dtypes.int64.np_dtype
-        return ctx.backend.kernels.sum(x.data, axes, keepdim, dtype)
+        return ctx.backend.kernels.sum(x._array, axes, keepdim, dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -86,7 +86,7 @@ class _Extreme(Function):
     def forward(cls, ctx, x, axes, keepdim):
         ctx.axes = axes
         ctx.save_for_backward(x)
-        return cls.compute(x.data, axes, keepdim)
+        return cls.compute(x._array, axes, keepdim)
 
     @staticmethod
     def backward(ctx, grad):
@@ -108,9 +108,9 @@ class _ArgExtreme(Function):
     @classmethod
     def forward(cls, ctx, x, dim, keepdim):
         if dim is None:
-            index = cls.compute(x.data.reshape(-1), 0)
+            index = cls.compute(x._array.reshape(-1), 0)
             return index.reshape((1,) * x.ndim) if keepdim else index
-        return cls.compute(x.data, dim, keepdims=keepdim).astype(dtypes.int64.np_dtype)
+        return cls.compute(x._array, dim, keepdims=keepdim).astype(dtypes.int64.np_dtype)
 
 
 class Argmax(_ArgExtreme):
@@ -235,7 +235,7 @@ class Cumsum(Function):
     @staticmethod
     def forward(ctx, x, axis):
         ctx.axis = axis
-        return x.backend.xp.cumsum(x.data, axis=axis)
+        return x.backend.xp.cumsum(x._array, axis=axis)
 
     @staticmethod
     def backward(ctx, grad):
@@ -248,7 +248,7 @@ class Cumprod(Function):
     def forward(ctx, x, axis):
         ctx.axis = axis
         ctx.save_for_backward(x)
-        return x.backend.xp.cumprod(x.data, axis=axis)
+        return x.backend.xp.cumprod(x._array, axis=axis)
 
     @staticmethod
     def backward(ctx, grad):
@@ -256,7 +256,7 @@ class Cumprod(Function):
         # recomputing the products without it (see _cumprod_grad_at_zeros)
         (x,) = ctx.saved_tensors
         out = x.cumprod(ctx.axis)
-        if not bool((x.data == 0).any()):
+        if not bool((x._array == 0).any()):
             return (grad * out).flip(ctx.axis).cumsum(ctx.axis).flip(ctx.axis) / x
         return _cumprod_grad_at_zeros(x, grad, ctx.axis)
 
@@ -302,7 +302,7 @@ def cumprod(x: Tensor, dim=None, *, dtype=None) -> Tensor:
 def _logical_reduction(op: str, name: str):
     def reduction(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
         axes = normalize_dims(op, x.shape, dim)
-        data = getattr(x.backend.xp, name)(x.data, axis=axes, keepdims=bool(keepdim))
+        data = getattr(x.backend.xp, name)(x._array, axis=axes, keepdims=bool(keepdim))
         return Tensor._wrap(x.backend.xp.asarray(data), x.backend)
 
     reduction.__name__ = op

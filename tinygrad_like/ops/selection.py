@@ -43,7 +43,7 @@ class Where(Function):
         ctx.save_for_backward(condition, a, b)
         xp = condition.backend.xp
         try:
-            return xp.where(condition.data, raw(a), raw(b))
+            return xp.where(condition._array, raw(a), raw(b))
         except ValueError:
             shapes = ", ".join(str(getattr(x, "shape", ())) for x in (condition, a, b))
             raise ValueError(f"where: shapes {shapes} cannot be broadcast together") from None
@@ -67,7 +67,7 @@ class Clamp(Function):
     def forward(ctx, x, low, high):
         ctx.save_for_backward(x)
         ctx.low, ctx.high = low, high
-        return x.backend.xp.clip(x.data, low, high)
+        return x.backend.xp.clip(x._array, low, high)
 
     @staticmethod
     def backward(ctx, grad):
@@ -130,7 +130,7 @@ class Tril(Function):
     @staticmethod
     def forward(ctx, x, diagonal):
         ctx.diagonal = diagonal
-        return x.backend.xp.tril(x.data, diagonal)
+        return x.backend.xp.tril(x._array, diagonal)
 
     @staticmethod
     def backward(ctx, grad):
@@ -141,7 +141,7 @@ class Triu(Function):
     @staticmethod
     def forward(ctx, x, diagonal):
         ctx.diagonal = diagonal
-        return x.backend.xp.triu(x.data, diagonal)
+        return x.backend.xp.triu(x._array, diagonal)
 
     @staticmethod
     def backward(ctx, grad):
@@ -187,7 +187,7 @@ def masked_fill(x: Tensor, mask: Tensor, value) -> Tensor:
     mask = _check_mask("masked_fill", x, mask)
     value = _fill_value("masked_fill", x, value)
     if not isinstance(value, Tensor):
-        value = Tensor._wrap(x.backend.xp.asarray(value, dtype=x.data.dtype), x.backend)
+        value = Tensor._wrap(x.backend.xp.asarray(value, dtype=x._array.dtype), x.backend)
     return where(mask.expand(x.shape), value, x)
 
 
@@ -196,9 +196,9 @@ def masked_fill_(x: Tensor, mask: Tensor, value) -> Tensor:
     x._check_inplace("masked_fill_")
     mask = _check_mask("masked_fill_", x, mask)
     value = _fill_value("masked_fill_", x, value)
-    value = value.data if isinstance(value, Tensor) else value
+    value = value._array if isinstance(value, Tensor) else value
     xp = x.backend.xp
-    xp.copyto(x.data, xp.asarray(value, dtype=x.data.dtype), where=xp.broadcast_to(mask.data, x.shape))
+    xp.copyto(x._array, xp.asarray(value, dtype=x._array.dtype), where=xp.broadcast_to(mask._array, x.shape))
     x._bump_version()
     return x
 

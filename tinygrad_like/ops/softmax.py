@@ -19,7 +19,7 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis):
         ctx.axis = axis
-        return x.backend.kernels.softmax(x.data, axis)
+        return x.backend.kernels.softmax(x._array, axis)
 
     @staticmethod
     def backward(ctx, grad):
@@ -34,7 +34,7 @@ class SoftmaxBackward(Function):
     def forward(ctx, grad, out, axis):
         ctx.save_for_backward(grad, out)
         ctx.axis = axis
-        return grad.backend.kernels.softmax_backward(grad.data, out.data, axis)
+        return grad.backend.kernels.softmax_backward(grad._array, out._array, axis)
 
     @staticmethod
     def backward(ctx, gg):
@@ -52,7 +52,7 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis):
         ctx.axis = axis
-        return x.backend.kernels.log_softmax(x.data, axis)
+        return x.backend.kernels.log_softmax(x._array, axis)
 
     @staticmethod
     def backward(ctx, grad):
@@ -67,7 +67,7 @@ class LogSoftmaxBackward(Function):
     def forward(ctx, grad, out, axis):
         ctx.save_for_backward(grad, out)
         ctx.axis = axis
-        return grad.backend.kernels.log_softmax_backward(grad.data, out.data, axis)
+        return grad.backend.kernels.log_softmax_backward(grad._array, out._array, axis)
 
     @staticmethod
     def backward(ctx, gg):
@@ -87,7 +87,7 @@ class CrossEntropyRows(Function):
 
     @staticmethod
     def forward(ctx, logits, target, ignore_index, label_smoothing):
-        losses, lse = logits.backend.kernels.cross_entropy(logits.data, target.data, ignore_index,
+        losses, lse = logits.backend.kernels.cross_entropy(logits._array, target._array, ignore_index,
                                                            label_smoothing)
         ctx.save_for_backward(logits, target, Tensor._wrap(lse, logits.backend))
         ctx.ignore_index, ctx.label_smoothing = ignore_index, label_smoothing
@@ -107,8 +107,8 @@ class CrossEntropyRowsBackward(Function):
     def forward(ctx, grad, logits, target, lse, ignore_index, label_smoothing):
         ctx.save_for_backward(grad, logits, target)
         ctx.ignore_index, ctx.label_smoothing = ignore_index, label_smoothing
-        return logits.backend.kernels.cross_entropy_backward(grad.data, logits.data, target.data,
-                                                             lse.data, ignore_index,
+        return logits.backend.kernels.cross_entropy_backward(grad._array, logits._array, target._array,
+                                                             lse._array, ignore_index,
                                                              label_smoothing)
 
     @staticmethod

@@ -24,7 +24,7 @@ class Unary(Function):
     def forward(cls, ctx, x):
         if not cls.saves_output:
             ctx.save_for_backward(x)
-        return cls.compute(x.backend.xp, x.data)
+        return cls.compute(x.backend.xp, x._array)
 
 
 
@@ -119,7 +119,7 @@ class TanhBackward(Function):
     @staticmethod
     def forward(ctx, grad, out):
         ctx.save_for_backward(grad, out)
-        return grad.data * (1 - out.data * out.data)
+        return grad._array * (1 - out._array * out._array)
 
     @staticmethod
     def backward(ctx, grad_grad):
@@ -146,7 +146,7 @@ class SigmoidBackward(Function):
     @staticmethod
     def forward(ctx, grad, out):
         ctx.save_for_backward(grad, out)
-        return grad.data * out.data * (1 - out.data)
+        return grad._array * out._array * (1 - out._array)
 
     @staticmethod
     def backward(ctx, grad_grad):
@@ -159,7 +159,7 @@ class Relu(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return x.backend.kernels.relu(x.data)
+        return x.backend.kernels.relu(x._array)
 
     @staticmethod
     def backward(ctx, grad):
@@ -175,7 +175,7 @@ class ReluBackward(Function):
     @staticmethod
     def forward(ctx, grad, x):
         ctx.save_for_backward(x)
-        return x.backend.kernels.relu_backward(grad.data, x.data)
+        return x.backend.kernels.relu_backward(grad._array, x._array)
 
     @staticmethod
     def backward(ctx, grad_grad):
@@ -187,7 +187,7 @@ class Erf(Unary):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return x.backend.kernels.erf(x.data)
+        return x.backend.kernels.erf(x._array)
 
     @staticmethod
     def backward(ctx, grad):
@@ -203,8 +203,8 @@ class Softplus(Function):
         ctx.save_for_backward(x)
         ctx.beta, ctx.threshold = beta, threshold
         xp = x.backend.xp
-        scaled = x.data * beta
-        return xp.where(scaled > threshold, x.data, xp.logaddexp(0, scaled) / beta)
+        scaled = x._array * beta
+        return xp.where(scaled > threshold, x._array, xp.logaddexp(0, scaled) / beta)
 
     @staticmethod
     def backward(ctx, grad):
@@ -217,7 +217,7 @@ class Softplus(Function):
 def _float_unary(function):
     def op(x: Tensor) -> Tensor:
         # NumPy's "f" kind first: cheaper than the dtype property, and true for most calls
-        if x.data.dtype.kind != "f" and not x.dtype.is_floating_point:
+        if x._array.dtype.kind != "f" and not x.dtype.is_floating_point:
             x = x.to(dtypes.default_float())
         return function.apply(x)
 

@@ -45,6 +45,6 @@ class Adagrad(Optimizer):
     def _update(self, param: Tensor, grad, state: dict[str, Any], group: dict[str, Any]):
         step = count_step(state)
         step_size = group["lr"] / (1 + (step - 1) * group["lr_decay"])
-        squared_sum = state["sum"].data
+        squared_sum = state["sum"]._array
         squared_sum += grad * grad
-        param.data -= step_size * grad / (param.backend.xp.sqrt(squared_sum) + group["eps"])
+        param._array -= step_size * grad / (param.backend.xp.sqrt(squared_sum) + group["eps"])

@@ -56,10 +56,10 @@ class Adam(Optimizer):
         for (backend, step), batch in batches(params, lambda p: count_step(self.state[p])).items():
             states = [self.state[param] for param in batch]
             backend.kernels.adam_step(
-                [param.data for param in batch], [param.grad.data for param in batch],
-                [state["exp_avg"].data for state in states],
-                [state["exp_avg_sq"].data for state in states],
-                [state["max_exp_avg_sq"].data for state in states] if group["amsgrad"] else None,
+                [param._array for param in batch], [param.grad._array for param in batch],
+                [state["exp_avg"]._array for state in states],
+                [state["exp_avg_sq"]._array for state in states],
+                [state["max_exp_avg_sq"]._array for state in states] if group["amsgrad"] else None,
                 step, group["lr"], *group["betas"], group["eps"], group["weight_decay"],
                 group["decoupled_weight_decay"], group["amsgrad"], group["maximize"])
 

@@ -136,12 +136,12 @@ class Optimizer:
     def _gradient(param: Tensor, group: dict[str, Any]):
         """The gradient array the rule sees: negated to maximize, plus the L2 term of PyTorch's
         coupled weight decay unless the group decays weights separately (AdamW)."""
-        grad = param.grad.data
+        grad = param.grad._array
         if group.get("maximize", False):
             grad = -grad
         weight_decay = group.get("weight_decay", 0)
         if weight_decay != 0 and not group.get("decoupled_weight_decay", False):
-            grad = grad + weight_decay * param.data
+            grad = grad + weight_decay * param._array
         return grad
 
     def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +149,7 @@ class Optimizer:
         return {}
 
     def _update(self, param: Tensor, grad, state: dict[str, Any], group: dict[str, Any]):
-        """Update `param.data` in place from the gradient array `grad`."""
+        """Update `param._array` in place from the gradient array `grad`."""
         raise NotImplementedError(f"{self._name} must define _update()")
 
     # ---- state --------------------------------------------------------------------------
@@ -271,5 +271,5 @@ def step_counter() -> Tensor:
 
 def count_step(state: dict[str, Any]) -> float:
     """Advance `state["step"]` in place and return the new count."""
-    state["step"].data += 1
+    state["step"]._array += 1
     return float(state["step"].item())

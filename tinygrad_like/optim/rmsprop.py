@@ -41,19 +41,19 @@ class RMSprop(Optimizer):
     def _update(self, param: Tensor, grad, state: dict[str, Any], group: dict[str, Any]):
         xp, alpha = param.backend.xp, group["alpha"]
         count_step(state)  # kept for PyTorch's state layout; the rule does not use it
-        square_avg = state["square_avg"].data
+        square_avg = state["square_avg"]._array
         square_avg *= alpha
         square_avg += (1 - alpha) * grad * grad
         if group["centered"]:
-            grad_avg = state["grad_avg"].data
+            grad_avg = state["grad_avg"]._array
             grad_avg += (1 - alpha) * (grad - grad_avg)
             denominator = xp.sqrt(square_avg - grad_avg * grad_avg) + group["eps"]
         else:
             denominator = xp.sqrt(square_avg) + group["eps"]
         if group["momentum"] > 0:
-            buffer = state["momentum_buffer"].data
+            buffer = state["momentum_buffer"]._array
             buffer *= group["momentum"]
             buffer += grad / denominator
-            param.data -= group["lr"] * buffer
+            param._array -= group["lr"] * buffer
         else:
-            param.data -= group["lr"] * grad / denominator
+            param._array -= group["lr"] * grad / denominator

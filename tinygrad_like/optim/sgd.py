@@ -43,12 +43,12 @@ class SGD(Optimizer):
         for (backend, first_step), batch in batches(params, starts_buffer).items():
             if first_step:
                 for param in batch:
-                    buffer = backend.xp.empty_like(param.data)
+                    buffer = backend.xp.empty_like(param._array)
                     state = self.state.setdefault(param, {})
                     state["momentum_buffer"] = Tensor._wrap(buffer, backend)
-            buffers = [self.state[param]["momentum_buffer"].data for param in batch] \
+            buffers = [self.state[param]["momentum_buffer"]._array for param in batch] \
                 if momentum != 0 else []
             backend.kernels.sgd_step(
-                [param.data for param in batch], [param.grad.data for param in batch], buffers,
+                [param._array for param in batch], [param.grad._array for param in batch], buffers,
                 group["lr"], momentum, group["dampening"], group["nesterov"],
                 group["weight_decay"], group["maximize"], first_step)

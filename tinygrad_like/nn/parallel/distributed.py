@@ -41,13 +41,13 @@ class _Reducer:
         open_bucket: dict = {}  # dtype -> (bucket index, bytes so far)
         for index in reversed(range(len(params))):
             param = params[index]
-            nbytes = param.data.nbytes
-            current = open_bucket.get(param.data.dtype)
+            nbytes = param._array.nbytes
+            current = open_bucket.get(param._array.dtype)
             if current is None or (current[1] + nbytes > bucket_cap_bytes and current[1] > 0):
                 self.buckets.append([])
                 current = (len(self.buckets) - 1, 0)
             self.buckets[current[0]].append(index)
-            open_bucket[param.data.dtype] = (current[0], current[1] + nbytes)
+            open_bucket[param._array.dtype] = (current[0], current[1] + nbytes)
         self.bucket_of = {id(params[i]): b for b, indices in enumerate(self.buckets)
                           for i in indices}
         self.armed = False
@@ -85,8 +85,8 @@ class _Reducer:
 
     def _start(self, bucket: int) -> None:
         params = [self.params[i] for i in self.buckets[bucket]]
-        flat = np.concatenate([np.zeros(p.data.size, p.data.dtype) if p.grad is None
-                               else np.asarray(p.grad.data, p.data.dtype).ravel()
+        flat = np.concatenate([np.zeros(p._array.size, p._array.dtype) if p.grad is None
+                               else np.asarray(p.grad._array, p._array.dtype).ravel()
                                for p in params])
         self.flat.append(flat)
         self.works.append(dist.all_reduce(Tensor._wrap(flat, params[0].backend),
@@ -101,8 +101,8 @@ class _Reducer:
             offset = 0
             for i in self.buckets[bucket]:
                 param = self.params[i]
-                n = param.data.size
-                param.grad = Tensor._wrap(flat[offset:offset + n].reshape(param.data.shape),
+                n = param._array.size
+                param.grad = Tensor._wrap(flat[offset:offset + n].reshape(param._array.shape),
                                           param.backend)
                 offset += n
         self.works, self.flat = [], []

@@ -1,4 +1,4 @@
-"""Optimizers, schedulers, gradient clipping and penalties against PyTorch.
+"""Optimizers, gradient clipping and penalties against PyTorch (schedulers: test_lr_scheduler.py).
 
 Every optimizer trains the same small tanh MLP (built from tg ops, parameters copied from
 NumPy into both libraries) for 20 steps, and its parameters must match torch.optim's: in
@@ -10,7 +10,6 @@ says why float32 results cannot be compared more tightly across CPUs).
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -103,6 +102,11 @@ CASES = {
     "rmsprop-all": lambda m, ps: m.RMSprop(ps, lr=0.01, momentum=0.5, centered=True,
                                            weight_decay=0.1, eps=1e-4),
     "rmsprop-groups": grouped(lambda m: m.RMSprop, {"lr": 0.001, "centered": True}, lr=0.01),
+    "adadelta": lambda m, ps: m.Adadelta(ps),
+    "adadelta-options": lambda m, ps: m.Adadelta(ps, lr=0.5, rho=0.8, eps=1e-4,
+                                                 weight_decay=0.1),
+    "adadelta-maximize": lambda m, ps: m.Adadelta(ps, lr=0.1, maximize=True),
+    "adadelta-groups": grouped(lambda m: m.Adadelta, {"lr": 0.1, "rho": 0.5}, lr=1.0),
 }
 
 
@@ -122,7 +126,7 @@ def test_20_steps_match_pytorch(case):
 
 # ---- state dicts ----------------------------------------------------------------------
 ROUND_TRIP_CASES = ["sgd-momentum", "adam-groups", "adamw-amsgrad", "adagrad-options",
-                    "rmsprop-all"]
+                    "rmsprop-all", "adadelta-options"]
 
 
 @pytest.mark.parametrize("case", ROUND_TRIP_CASES)
@@ -261,6 +265,11 @@ BAD_OPTIONS = [
     (optim.Adagrad, {"initial_accumulator_value": -1.0}, "invalid initial_accumulator_value"),
     (optim.RMSprop, {"alpha": -0.9}, "RMSprop: invalid alpha"),
     (optim.RMSprop, {"momentum": -0.9}, "RMSprop: invalid momentum"),
+    (optim.Adadelta, {"lr": -1.0}, "Adadelta: invalid lr -1.0"),
+    (optim.Adadelta, {"rho": 1.5}, "Adadelta: invalid rho 1.5; expected 0 <= rho <= 1"),
+    (optim.Adadelta, {"rho": -0.1}, "Adadelta: invalid rho -0.1"),
+    (optim.Adadelta, {"eps": -1e-6}, "Adadelta: invalid eps"),
+    (optim.Adadelta, {"weight_decay": -0.1}, "Adadelta: invalid weight_decay"),
 ]
 
 
@@ -291,90 +300,6 @@ def test_bad_parameter_lists_raise():
         optim.SGD([{"params": [w]}, {"params": [w]}], lr=0.1)
     with pytest.raises(ValueError, match="lists the same parameter twice"):
         optim.SGD([w, w], lr=0.1)
-
-
-# ---- learning-rate schedulers ---------------------------------------------------------
-SCHEDULERS = {
-    "step": lambda m, opt: m.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5),
-    "cosine": lambda m, opt: m.lr_scheduler.CosineAnnealingLR(opt, T_max=5, eta_min=0.01),
-    "cosine-to-zero": lambda m, opt: m.lr_scheduler.CosineAnnealingLR(opt, T_max=4),
-}
-
-
-def lr_sequence(library, make_scheduler, epochs=17):
-    w, b = Parameter(tg.tensor([1.0])), Parameter(tg.tensor([1.0]))
-    if library is torch.optim:
-        w, b = torch.nn.Parameter(torch.ones(1)), torch.nn.Parameter(torch.ones(1))
-    optimizer = library.SGD([{"params": [w]}, {"params": [b], "lr": 0.3}], lr=0.1)
-    scheduler = make_scheduler(library, optimizer)
-    lrs = [scheduler.get_last_lr()]
-    for _ in range(epochs):
-        optimizer.step()
-        scheduler.step()
-        lrs.append(scheduler.get_last_lr())
-        assert lrs[-1] == [group["lr"] for group in optimizer.param_groups]
-    return lrs
-
-
-@pytest.mark.parametrize("name", SCHEDULERS)
-def test_scheduler_lrs_match_pytorch(name):
-    np.testing.assert_allclose(lr_sequence(optim, SCHEDULERS[name]),
-                               lr_sequence(torch.optim, SCHEDULERS[name]), rtol=1e-12)
-
-
-@pytest.mark.parametrize("name", SCHEDULERS)
-def test_scheduler_step_with_an_epoch_uses_the_closed_form(name):
-    def jumps(library):
-        w = Parameter(tg.tensor([1.0])) if library is optim else torch.nn.Parameter(torch.ones(1))
-        scheduler = SCHEDULERS[name](library, library.SGD([w], lr=0.2))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for epoch in (4, 9, 2):
-                scheduler.step(epoch)
-        return scheduler.get_last_lr()
-
-    np.testing.assert_allclose(jumps(optim), jumps(torch.optim), rtol=1e-12)
-
-
-def test_cosine_follows_the_formula_up_to_t_max():
-    w = Parameter(tg.tensor([1.0]))
-    scheduler = optim.lr_scheduler.CosineAnnealingLR(optim.SGD([w], lr=1.0), T_max=8,
-                                                     eta_min=0.1)
-    for epoch in range(1, 9):
-        scheduler.step()
-        expected = 0.1 + 0.9 * (1 + math.cos(math.pi * epoch / 8)) / 2
-        assert scheduler.get_last_lr() == pytest.approx([expected], rel=1e-12)
-
-
-@pytest.mark.parametrize("name", SCHEDULERS)
-def test_scheduler_state_dict_round_trip(name):
-    params = tg_params()
-    optimizer = optim.SGD(params, lr=0.1)
-    scheduler = SCHEDULERS[name](optim, optimizer)
-    for _ in range(4):
-        scheduler.step()
-    optimizer_state, scheduler_state = optimizer.state_dict(), scheduler.state_dict()
-    assert "optimizer" not in scheduler_state
-    resumed_optimizer = optim.SGD(tg_params(), lr=0.1)
-    resumed = SCHEDULERS[name](optim, resumed_optimizer)
-    resumed_optimizer.load_state_dict(optimizer_state)
-    resumed.load_state_dict(scheduler_state)
-    for _ in range(6):
-        scheduler.step()
-        resumed.step()
-        assert resumed.get_last_lr() == scheduler.get_last_lr()
-
-
-def test_bad_scheduler_arguments_raise():
-    optimizer = optim.SGD(tg_params(), lr=0.1)
-    with pytest.raises(ValueError, match="StepLR: step_size must be a positive int, got 0"):
-        optim.lr_scheduler.StepLR(optimizer, step_size=0)
-    with pytest.raises(ValueError, match="CosineAnnealingLR: T_max must be positive"):
-        optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=0)
-    with pytest.raises(TypeError, match="StepLR: dict is not an Optimizer"):
-        optim.lr_scheduler.StepLR({}, step_size=2)
-    with pytest.raises(KeyError, match="needs 'initial_lr'"):
-        optim.lr_scheduler.StepLR(optimizer, step_size=2, last_epoch=5)
 
 
 # ---- clip_grad_norm_ ------------------------------------------------------------------

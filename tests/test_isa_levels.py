@@ -25,13 +25,15 @@ TESTS = Path(__file__).resolve().parent
 # Every test file that compares with PyTorch on the "cpu" device...
 PARITY_TESTS = ["test_autograd.py", "test_fused_ops.py", "test_native.py", "test_nn.py",
                 "test_ops.py", "test_optim.py", "test_properties.py", "test_recurrent.py",
-                "test_tensor.py", "test_torch_surface.py", "test_winograd.py", "test_lr_scheduler.py"]
+                "test_tensor.py", "test_torch_surface.py", "test_winograd.py", "test_lr_scheduler.py",
+                "test_torch_checkpoint.py"]
 # ...and those that import torch for something no level changes.
 NOT_PARITY_TESTS = {
     "test_triton_softmax.py": "Triton's interpreter does the arithmetic, not the native kernels",
     "test_fuzz.py": "checks exception types and result shapes, which no level changes",
     "test_distributed.py": "compares DistributedSampler's integer indices with PyTorch's",
     "test_data_torch_api.py": "compares samplers' indices and collated structures with torch's",
+    "test_torch_checkpoint_safety.py": "checks which files tg.load refuses, and how",
 }
 
 

@@ -157,7 +157,7 @@ def test_cuda_state_round_trips_through_a_checkpoint(tmp_path):
     expected = draw_all("cuda", draws)
     tg.save({"cuda": state}, tmp_path / "state.safetensors")
     draw_all("cuda", draws)
-    tg.cuda.set_rng_state(tg.load(tmp_path / "state.safetensors", device="cuda")["cuda"])
+    tg.cuda.set_rng_state(tg.load(tmp_path / "state.safetensors", map_location="cuda")["cuda"])
     assert_same_draws(draw_all("cuda", draws), expected)
     with pytest.raises(ValueError, match="set_rng_state: the state is for a numpy.PCG64"):
         tg.cuda.set_rng_state(tg.get_rng_state())

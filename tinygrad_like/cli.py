@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--lr", type=float)
-    train.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "adagrad", "rmsprop"))
+    train.add_argument("--optimizer",
+                       choices=("sgd", "adam", "adamw", "adagrad", "adadelta", "rmsprop"))
     train.add_argument("--weight-decay", type=float, help="L2 through the optimizer")
     train.add_argument("--l1", type=float, help="weight of an L1 penalty added to the loss")
     train.add_argument("--dropout", type=float)

@@ -1,11 +1,16 @@
-"""tg.save / tg.load: tensors, state dicts and optimizer states in safetensors files.
+"""tg.save / tg.load: checkpoints as safetensors files or in PyTorch's own zip format.
 
-safetensors holds only named arrays plus string metadata and executes nothing when
-read, so a checkpoint from an untrusted source is safe to open. Nested containers are
+safetensors (the default) holds only named arrays plus string metadata and executes nothing
+when read, so a checkpoint from an untrusted source is safe to open. Nested containers are
 flattened: each tensor is stored under its dotted path (`state.0.exp_avg`), and the
 structure around them (dict keys with their types, lists, tuples, plain Python values)
 is kept as JSON in the metadata, so `load` rebuilds exactly what was saved. A file
 written by another tool (no such metadata) loads as a flat dict of tensors.
+
+PyTorch's format (torch.save's zip, `.pt`/`.pth`) is read and written by
+tinygrad_like.torch_format, whose restricted unpickler admits only the tensor-rebuild and
+container names that `torch.load(weights_only=True)` admits. `load` tells the formats apart
+by their first bytes, whatever the file is called.
 """
 
 from __future__ import annotations
@@ -13,41 +18,100 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import BinaryIO
 
 import numpy as np
 import safetensors.numpy
 from safetensors import SafetensorError
 
-from tinygrad_like.backend import get_backend
 from tinygrad_like.tensor import Tensor
+from tinygrad_like.torch_format import LEGACY_MAGIC, read_checkpoint, write_checkpoint
+from tinygrad_like.torch_format.reader import target_device
 
 _METADATA_KEY = "tinygrad_like"
 _FORMAT_VERSION = 1
 _SCALARS = (type(None), bool, int, float, str)  # what JSON round-trips with its type intact
+_TORCH_SUFFIXES = (".pt", ".pth")
+_FORMATS = ("torch", "safetensors")
+_UNPICKLER_ARGS = {"encoding", "errors"}  # torch.load's pickle_load_args that are only decoding
 
 
-def save(obj, path: str | os.PathLike) -> None:
+def save(obj, f, *, format: str | None = None) -> None:  # noqa: A002  (the format's name)
     """Write `obj` (a Tensor, or dicts/lists/tuples of Tensors, arrays and plain Python
-    values) to `path` atomically: readers see the old file or the new one, never half."""
-    arrays: dict[str, np.ndarray] = {}
-    tree = _encode(obj, [], arrays)
-    metadata = {_METADATA_KEY: json.dumps({"version": _FORMAT_VERSION, "tree": tree})}
-    _write_atomically(os.fspath(path), safetensors.numpy.save(arrays, metadata=metadata))
+    values) to `f`, a path or a writable binary file object (io.BytesIO, ...).
 
-
-def load(path: str | os.PathLike, device: str = "cpu"):
-    """Read what `save` wrote, with every tensor placed on `device`.
-
-    A damaged file raises ValueError naming the path (TypeError for a tensor dtype this
-    package cannot hold); whatever loads has the shapes its header declares.
+    The format is `format` ("torch" or "safetensors") if given. Otherwise a path ending in
+    .pt or .pth gets PyTorch's zip format (which torch.load(f, weights_only=True) reads) and
+    any other path safetensors; a file object gets PyTorch's format, because a file object
+    has no suffix to go by and code ported from PyTorch that writes `torch.save(obj, buffer)`
+    hands those bytes to torch.load or to a PyTorch process. Paths are written atomically:
+    readers see the old file or the new one, never half.
     """
-    path = os.fspath(path)
-    get_backend(device)  # an unknown device fails here, not as a "corrupted file" below
-    with open(path, "rb") as f:
-        raw = f.read()
-    arrays, header = _read_safetensors(path, raw)
-    tensors = {name: _tensor(path, name, arrays[name], device) for name in header
+    if format not in (None, *_FORMATS):
+        raise ValueError(f"save: format must be one of {', '.join(_FORMATS)}, got {format!r}")
+    if hasattr(f, "write"):
+        _writer(obj, format or "torch", "archive")(f)
+        return
+    path = os.fspath(f)
+    stem, suffix = os.path.splitext(os.path.basename(path))
+    chosen = format or ("torch" if suffix.lower() in _TORCH_SUFFIXES else "safetensors")
+    _write_atomically(path, _writer(obj, chosen, stem or "archive"))
+
+
+def load(f, map_location=None, pickle_module=None, *, weights_only: bool | None = True,
+         mmap: bool | None = None, **pickle_load_args):
+    """Read what `save` (or torch.save, or another safetensors writer) wrote to `f`, a path
+    or a readable, seekable binary file object.
+
+    `map_location` is torch.load's: None puts each tensor where it was saved (safetensors
+    files: on the CPU), a device string or `tg.device` puts all there, a dict maps saved
+    locations ("cpu", "cuda:0") to devices, and a function `(storage, location)` returns
+    the storage it is given, or its `.cpu()` / `.cuda()`. `mmap=True` maps a PyTorch
+    checkpoint's tensors from the file copy-on-write instead of reading them, as torch
+    does (a safetensors file is read either way).
+
+    A PyTorch checkpoint's pickle is always read by the restricted unpickler: only tensors,
+    containers and plain values load, whatever `weights_only` says, and anything else raises
+    pickle.UnpicklingError naming what it refused; tinygrad_like never runs a pickle's code.
+    A damaged file raises ValueError naming it; a tensor of a dtype this package cannot hold
+    raises TypeError.
+    """
+    if pickle_module is not None:
+        raise RuntimeError("load: pickle_module cannot be given: tinygrad_like reads PyTorch "
+                           "checkpoints only with its own restricted unpickler")
+    if weights_only is not None and not isinstance(weights_only, bool):
+        raise TypeError(f"load: weights_only must be a bool, got {type(weights_only).__name__}")
+    unknown = sorted(set(pickle_load_args) - _UNPICKLER_ARGS)
+    if unknown:
+        raise TypeError(f"load: unexpected keyword arguments {', '.join(unknown)}; the "
+                        f"unpickler takes only {', '.join(sorted(_UNPICKLER_ARGS))}")
+    if hasattr(f, "read"):
+        if mmap:
+            raise ValueError("load: mmap=True needs a file path, not a file object")
+        return _load_from(f, _name_of(f), map_location, None, pickle_load_args)
+    path = os.fspath(f)
+    with open(path, "rb") as file:
+        return _load_from(file, path, map_location, path if mmap else None, pickle_load_args)
+
+
+def _load_from(file: BinaryIO, source: str, map_location, mmap_path: str | None,
+               pickle_load_args: dict):
+    start = file.tell()
+    head = file.read(len(LEGACY_MAGIC))
+    file.seek(start)
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip's first local header, or an empty zip
+        return read_checkpoint(file, source, map_location, mmap_path, **pickle_load_args)
+    if head == LEGACY_MAGIC:
+        raise ValueError(f"load: {source} is in PyTorch's legacy (pre-1.6) format, which "
+                         "tinygrad_like does not read; re-save it with a current torch.save")
+    return _load_safetensors(file, source, target_device(map_location, "cpu"))
+
+
+def _load_safetensors(file: BinaryIO, source: str, device: str):
+    raw = file.read()
+    arrays, header = _read_safetensors(source, raw)
+    tensors = {name: _tensor(source, name, arrays[name], device) for name in header
                if name != "__metadata__"}
     stored = (header.get("__metadata__") or {}).get(_METADATA_KEY)
     if stored is None:
@@ -61,8 +125,26 @@ def load(path: str | os.PathLike, device: str = "cpu"):
     # RuntimeError: requires_grad on an integer tensor, or (RecursionError) a structure
     # nested deeper than Python's stack; like the rest, only in a forged or damaged file
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise ValueError(f"load: {path} has corrupted tinygrad_like metadata: "
+        raise ValueError(f"load: {source} has corrupted tinygrad_like metadata: "
                          f"{type(error).__name__}: {error}") from None
+
+
+def _name_of(file) -> str:
+    name = getattr(file, "name", None)
+    return name if isinstance(name, str) else f"<{type(file).__name__}>"
+
+
+def _writer(obj, format: str, archive_name: str) -> Callable[[BinaryIO], None]:  # noqa: A002
+    """A function writing `obj` in `format` to a binary file. Either way the object is
+    encoded before the first byte is written, so a value that cannot be stored fails
+    before the file is touched."""
+    if format == "torch":
+        return lambda file: write_checkpoint(obj, file, archive_name)
+    arrays: dict[str, np.ndarray] = {}
+    tree = _encode(obj, [], arrays)
+    metadata = {_METADATA_KEY: json.dumps({"version": _FORMAT_VERSION, "tree": tree})}
+    payload = safetensors.numpy.save(arrays, metadata=metadata)
+    return lambda file: file.write(payload)
 
 
 def _read_safetensors(path: str, raw: bytes) -> tuple[dict, dict]:
@@ -144,13 +226,13 @@ def _decode(node, tensors: dict):
     raise ValueError(f"unknown node {sorted(node)}")
 
 
-def _write_atomically(path: str, payload: bytes) -> None:
+def _write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     # same directory, so os.replace is a rename within one filesystem and hence atomic
     temporary = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     try:
         with open(temporary, "xb") as f:
-            f.write(payload)
+            write(f)
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the name points at it
         os.replace(temporary, path)

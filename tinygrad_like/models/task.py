@@ -19,7 +19,7 @@ from tinygrad_like.data import DataLoader, DistributedSampler
 from tinygrad_like.nn.utils import l1_penalty
 
 OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW,
-              "adagrad": optim.Adagrad, "rmsprop": optim.RMSprop}
+              "adagrad": optim.Adagrad, "adadelta": optim.Adadelta, "rmsprop": optim.RMSprop}
 
 
 @dataclass
@@ -148,7 +148,7 @@ def train(task: Task, config: TrainConfig, on_epoch: Callable[[dict], None] | No
     trained = model  # what train_epoch runs: the model, or task.data_parallel's (`--nproc`)
     start_epoch, history = 0, []
     if resume_path is not None:
-        checkpoint = tg.load(resume_path, device=config.device)
+        checkpoint = tg.load(resume_path, map_location=config.device)
         if checkpoint.get("task") != task.name:
             raise ValueError(f"checkpoint {resume_path} was written by task "
                              f"{checkpoint.get('task')!r}, not {task.name!r}")

@@ -389,6 +389,13 @@ OPS = [
         [S(((3, 4),), {"dim": 1}), S(((4, 3, 2),), {"dim": 0}, noncontiguous=True)],
     ),
     OpCase(
+        "index_add",
+        lambda lib, x, source, dim, alpha=1: x.index_add(
+            dim, lib.tensor([2, 0, 2], device=x.device), source, alpha=alpha),
+        [S(((3, 4), (3, 3)), {"dim": 1}),
+         S(((4, 3, 2), (3, 3, 2)), {"dim": 0, "alpha": -0.5}, noncontiguous=True)],
+    ),
+    OpCase(
         "masked_select",
         lambda lib, x, y: x.masked_select(y > 0),
         [S(((3, 4), (3, 4))), S(((3, 4), (4,))), S(((4,), (3, 4)))],
@@ -431,6 +438,18 @@ OPS = [
         [S(((2, 3, 5), (2, 3, 4), (2, 4, 5))),
          S(((3, 1), (2, 3, 4), (2, 4, 5)), {"beta": 2.0, "alpha": -1.0}, noncontiguous=True)],
     ),
+    OpCase(
+        "einsum",
+        lambda lib, *operands, eq: lib.einsum(eq, *operands),
+        [S(((3, 4), (4, 5)), {"eq": "ij,jk->ik"}),
+         S(((2, 3, 4), (2, 4, 5)), {"eq": "bij,bjk->bik"}, noncontiguous=True),
+         S(((3, 3),), {"eq": "ii->i"}), S(((2, 3, 4),), {"eq": "ijk->kj"}),
+         S(((3,), (4,)), {"eq": "i,j"}), S(((2, 3), (2, 3)), {"eq": "ij,ij->"}),
+         S(((2, 1, 3, 4), (5, 4, 2)), {"eq": "...ij,...jk"}),
+         S(((2, 3), (3, 4), (4, 2)), {"eq": "ij,jk,kl->li"}),
+         S(((3, 3, 2),), {"eq": "iij->ji"})],
+    ),
+    # linear algebra
     # linear algebra
     OpCase(
         "matmul",

@@ -14,8 +14,8 @@ from tinygrad_like.backend.info import backend_info
 from tinygrad_like.creation import (arange, empty, eye, from_dlpack, from_numpy, full, full_like,
                                     linspace, ones, ones_like, rand, rand_like, randint, randn,
                                     randn_like, randperm, tensor, zeros, zeros_like)
-from tinygrad_like.dtypes import (bfloat16, bool_, float16, float32, float64, int32, int64,
-                                  uint8, DType)
+from tinygrad_like.dtypes import (bfloat16, bool_, float16, float32, float64, int8, int16, int32,
+                                  int64, uint8, DType, get_default_dtype, set_default_dtype)
 from tinygrad_like.determinism import (are_deterministic_algorithms_enabled,
                                        is_deterministic_algorithms_warn_only_enabled,
                                        use_deterministic_algorithms)
@@ -27,6 +27,24 @@ from tinygrad_like import cuda, data, distributed, metrics, optim, random
 from tinygrad_like import utils
 from tinygrad_like.random import get_rng_state, set_rng_state
 from tinygrad_like.serialization import load, save
+from tinygrad_like.sampling import bernoulli, multinomial
+from tinygrad_like.size import Size
+from tinygrad_like import accelerator, backends
+from tinygrad_like.backends import get_float32_matmul_precision, set_float32_matmul_precision
+from tinygrad_like.compile import compile  # noqa: A004  (tg.compile, as torch.compile)
+from tinygrad_like.unsupported import module_getattr as __getattr__  # tg.jit: a clear error
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(t: Tensor) -> bool:
+    return t.is_floating_point()
+
+
+def numel(t: Tensor) -> int:
+    return t.numel()
 
 bool = bool_  # noqa: A001  (tg.bool, as torch.bool)
 float = float32  # noqa: A001
@@ -34,6 +52,7 @@ double = float64
 half = float16
 long = int64
 int = int32  # noqa: A001
+short = int16
 
 globals().update(PUBLIC_OPS)  # tg.add, tg.cat, tg.where, ... (the op table in ops/__init__.py)
 

@@ -105,7 +105,7 @@ def full_like(x: Tensor, fill_value, dtype=None, device=None, requires_grad=Fals
                 requires_grad=requires_grad)
 
 
-def _rng(op: str, backend, generator):
+def generator_rng(op: str, backend, generator):
     """The generator a draw uses: `generator` if given (it must be on the tensor's device, as
     PyTorch requires), else the device's global one."""
     if generator is None:
@@ -119,8 +119,8 @@ def _rng(op: str, backend, generator):
 def _random_floats(op: str, draw, size, generator, dtype, device, requires_grad) -> Tensor:
     shape = _shape(op, size)
     # drawn in float64 then cast, so a seed gives the same numbers in every float dtype
-    return _make(lambda b, dt: draw(_rng(op, b, generator), shape).astype(dt), dtype, device,
-                 requires_grad)
+    return _make(lambda b, dt: draw(generator_rng(op, b, generator), shape).astype(dt), dtype,
+                 device, requires_grad)
 
 
 def rand(*size, generator=None, dtype=None, device="cpu", requires_grad=False) -> Tensor:
@@ -155,13 +155,17 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device="cp
     if high <= low:
         raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
     shape = _shape("randint", tuple(size))
-    return _make(lambda b, dt: _rng("randint", b, generator).integers(low, high, shape).astype(dt),
-                 dtype, device, requires_grad, dtypes.int64)
+
+    def draw(backend, np_dtype):
+        rng = generator_rng("randint", backend, generator)
+        return rng.integers(low, high, shape).astype(np_dtype)
+
+    return _make(draw, dtype, device, requires_grad, dtypes.int64)
 
 
 def randperm(n: int, dtype=None, device="cpu", *, generator=None) -> Tensor:
-    return _make(lambda b, dt: _rng("randperm", b, generator).permutation(n).astype(dt), dtype,
-                 device, False, dtypes.int64)
+    return _make(lambda b, dt: generator_rng("randperm", b, generator).permutation(n).astype(dt),
+                 dtype, device, False, dtypes.int64)
 
 
 def from_numpy(array: np.ndarray) -> Tensor:
@@ -182,3 +186,35 @@ def from_dlpack(obj) -> Tensor:
 
         return Tensor._wrap(cupy.from_dlpack(obj), get_backend("cuda"))
     raise RuntimeError(f"from_dlpack: unsupported DLPack device type {device_type}")
+
+
+# ---- x.new_*: a tensor with x's dtype and device unless told otherwise ----------------------
+def _new(maker, x: Tensor, dtype, device, requires_grad, *args) -> Tensor:
+    return maker(*args, dtype=x.dtype if dtype is None else dtype,
+                 device=x.device if device is None else device, requires_grad=requires_grad)
+
+
+def new_zeros(x: Tensor, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _new(zeros, x, dtype, device, requires_grad, *size)
+
+
+def new_ones(x: Tensor, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _new(ones, x, dtype, device, requires_grad, *size)
+
+
+def new_empty(x: Tensor, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _new(empty, x, dtype, device, requires_grad, *size)
+
+
+def new_full(x: Tensor, size, fill_value, *, dtype=None, device=None,
+             requires_grad=False) -> Tensor:
+    return _new(full, x, dtype, device, requires_grad, size, fill_value)
+
+
+def new_tensor(x: Tensor, data, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A copy of `data` (a Tensor's values included, detached), in x's dtype and device."""
+    return _new(tensor, x, dtype, device, requires_grad, data)
+
+
+for _method in (new_zeros, new_ones, new_empty, new_full, new_tensor):
+    setattr(Tensor, _method.__name__, _method)

@@ -34,6 +34,8 @@ class DType:
 
 bool_ = DType("bool", 1, 0, np.dtype(np.bool_))
 uint8 = DType("uint8", 1, 1, np.dtype(np.uint8))
+int8 = DType("int8", 1, 1, np.dtype(np.int8))
+int16 = DType("int16", 2, 1, np.dtype(np.int16))
 int32 = DType("int32", 4, 1, np.dtype(np.int32))
 int64 = DType("int64", 8, 1, np.dtype(np.int64))
 float16 = DType("float16", 2, 2, np.dtype(np.float16))
@@ -54,16 +56,31 @@ class _ByNumpyDtype(dict):
         return dtype
 
 
-ALL = (bool_, uint8, int32, int64, float16, bfloat16, float32, float64)
+ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
 _BY_NUMPY = _ByNumpyDtype({d.np_dtype: d for d in ALL if d.np_dtype is not None})
-_BY_NUMPY.update({np.dtype(np.int8): int32, np.dtype(np.int16): int32})
 _BY_NAME = {d.name: d for d in ALL} | {"float": float32, "double": float64, "half": float16,
-                                         "long": int64, "int": int32}
+                                         "long": int64, "int": int32,
+                                         "short": int16}
+# what a Python bool, int, float becomes; the float entry is tg.set_default_dtype's
 _DEFAULT_FOR_CATEGORY = {0: bool_, 1: int64, 2: float32}
 
 
-def default_float() -> DType:
-    return float32
+def get_default_dtype() -> DType:
+    """The dtype of floating-point tensors made from Python floats (tg.get_default_dtype)."""
+    return _DEFAULT_FOR_CATEGORY[2]
+
+
+default_float = get_default_dtype  # the framework's own name for it
+
+
+def set_default_dtype(dtype) -> None:
+    """tg.set_default_dtype: the dtype of tensors made from Python floats and of tg.zeros,
+    tg.rand, ... without a dtype, as torch.set_default_dtype (floating-point types only)."""
+    dtype = to_dtype(dtype)
+    if dtype not in (float16, bfloat16, float32, float64):
+        raise TypeError(f"set_default_dtype: only floating-point types are supported as the "
+                        f"default type, got {dtype.name}")
+    _DEFAULT_FOR_CATEGORY[2] = dtype
 
 
 def to_dtype(value) -> DType:
@@ -71,7 +88,7 @@ def to_dtype(value) -> DType:
     if isinstance(value, DType):
         return value
     if value is float:
-        return float32
+        return default_float()
     if value is int:
         return int64
     if value is bool:
@@ -101,6 +118,9 @@ def _promote_pair(a: DType, b: DType) -> DType:
         return a if a.category > b.category else b
     if {a, b} == {float16, bfloat16}:
         return float32  # neither holds the other, as in PyTorch
+    if uint8 in (a, b) and a is not b and a.category == 1:
+        signed = b if a is uint8 else a  # uint8 with a signed int: the next signed int holds both
+        return int16 if signed is int8 else signed
     return a if a.itemsize >= b.itemsize else b
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from tinygrad_like import autograd, autograd_hooks, dtypes
 from tinygrad_like.backend import Backend, get_backend, is_device
 from tinygrad_like.dtypes import DType
+from tinygrad_like.size import Size
 
 
 def _is_size(args: tuple) -> bool:
@@ -106,11 +107,11 @@ class Tensor:
         self._array = value._array
 
     @property
-    def shape(self) -> tuple:
-        return self._array.shape
+    def shape(self) -> Size:
+        return Size(self._array.shape)
 
     def size(self, dim: int | None = None):
-        return self.shape if dim is None else self.shape[dim]
+        return self.shape if dim is None else self._array.shape[dim]
 
     @property
     def ndim(self) -> int:
@@ -372,7 +373,7 @@ class Tensor:
         extras = []
         if self.device != "cpu":
             extras.append(f"device='{self.device}'")
-        if self.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_):
+        if self.dtype not in (dtypes.default_float(), dtypes.int64, dtypes.bool_):
             extras.append(f"dtype={self.dtype!r}")
         if self._ctx is not None:
             extras.append(f"grad_fn={self._ctx!r}")

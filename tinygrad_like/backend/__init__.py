@@ -17,6 +17,7 @@ _MODULES = {"cpu": "tinygrad_like.backend.cpu", "cuda": "tinygrad_like.backend.c
 _loaded: dict[str, "Backend"] = {}
 DEFAULT_SEED = 67280421310721  # PyTorch's default CPU seed: runs are reproducible by default
 _seed = DEFAULT_SEED
+_device_seeds: dict[str, int] = {}  # tg.cuda.manual_seed before the device is first used
 
 
 class Backend:
@@ -138,7 +139,8 @@ def get_backend(device) -> Backend:
     if name not in _loaded:
         if name not in _MODULES:
             raise ValueError(f"unknown device {device!r}; expected one of {', '.join(_MODULES)}")
-        _loaded[name] = importlib.import_module(_MODULES[name]).make_backend(_seed)
+        seed = _device_seeds.pop(name, _seed)
+        _loaded[name] = importlib.import_module(_MODULES[name]).make_backend(seed)
     return _loaded[name]
 
 
@@ -151,5 +153,15 @@ def manual_seed(seed: int) -> None:
     """Reseed every device's generator; devices loaded later start from the same seed."""
     global _seed
     _seed = int(seed)
+    _device_seeds.clear()
     for backend in _loaded.values():
         backend.manual_seed(_seed)
+
+
+def manual_seed_device(device: str, seed: int) -> None:
+    """Reseed one device's generator (tg.cuda.manual_seed), now if the device is in use, else
+    when it is first used: a program seeds at start-up, before it touches the device."""
+    if device in _loaded:
+        _loaded[device].manual_seed(int(seed))
+    else:
+        _device_seeds[device] = int(seed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 
+from tinygrad_like.backend.flags import MATMUL
 from tinygrad_like.kernels.triton import launch
 
 # entry of backend/table.py -> (module in tinygrad_like.kernels.triton, launcher function)
@@ -37,4 +38,16 @@ def triton_kernels(interpret: bool) -> dict:
     for name, (module, function) in TRITON_KERNELS.items():
         source = importlib.import_module(f"tinygrad_like.kernels.triton.{module}")
         kernels[name] = functools.partial(getattr(source, function), launcher)
+    for name in ("matmul", "linear"):
+        kernels[name] = _reading_tf32_flag(kernels[name])
     return kernels
+
+
+def _reading_tf32_flag(kernel):
+    """The launcher, told at each call whether tg.backends.cuda.matmul.allow_tf32 is on."""
+    @functools.wraps(kernel)
+    def launch_with_flag(*args, **kwargs):
+        return kernel(*args, allow_tf32=MATMUL.allow_tf32, **kwargs)
+
+    launch_with_flag.func = kernel.func  # as on the partial: backend_info names the Triton module
+    return launch_with_flag

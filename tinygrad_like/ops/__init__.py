@@ -6,8 +6,9 @@ fails for any name that has no gradcheck/parity case in `tests/op_registry.py`.
 
 from __future__ import annotations
 
-from tinygrad_like.ops import (arithmetic, comparison, conversion, indexing, linalg, movement,
-                               reduce, selection, softmax, unary)
+from tinygrad_like.ops import (arithmetic, comparison, conversion, einsum, indexing, linalg,
+                               movement, reduce, selection, softmax, unary)
+from tinygrad_like.ops.inplace import inplace_methods
 from tinygrad_like.tensor import Tensor
 
 # name -> function; each is also a Tensor method of the same name
@@ -54,13 +55,14 @@ PUBLIC_OPS = {
     "gather": indexing.gather, "matmul": linalg.matmul,
     "sort": indexing.sort, "argsort": indexing.argsort, "topk": indexing.topk,
     "index_select": indexing.index_select, "masked_select": indexing.masked_select,
+    "index_add": indexing.index_add, "einsum": einsum.einsum,
     "outer": linalg.outer, "bmm": linalg.bmm, "addmm": linalg.addmm, "baddbmm": linalg.baddbmm,
     # neural-network primitives (also in tg.nn.functional)
     "softmax": softmax.softmax, "log_softmax": softmax.log_softmax,
 }
 
 # names that are functions only (tg.cat(...)), not Tensor methods, as in PyTorch
-_NOT_METHODS = {"cat", "stack", "where", "pad"}
+_NOT_METHODS = {"cat", "stack", "where", "pad", "einsum"}
 _PROPERTIES = {"T": movement.T, "mT": movement.mT}
 
 
@@ -89,6 +91,11 @@ _OPERATORS = {
     "__getitem__": indexing.getitem, "__setitem__": indexing.setitem,
 }
 
+# x.exp_(), x.index_add_(...): the op written into x's memory (ops/inplace.py)
+_INPLACE_METHODS = inplace_methods({name: PUBLIC_OPS[name] for name in (
+    "exp", "log", "sqrt", "rsqrt", "abs", "sign", "neg", "sin", "cos", "tanh", "sigmoid", "relu",
+    "erf", "pow", "clamp_min", "clamp_max", "tril", "triu", "index_add")})
+
 # Tensor methods that are ops but neither tg.<op> functions nor operators: Tensor.to resolves
 # the device (tensor.py imports backend/, ops do not) and then calls these.
 _PRIVATE_METHODS = {"_to_backend": conversion.to_device, "_cast": conversion.cast}
@@ -100,7 +107,7 @@ def _attach() -> None:
             setattr(Tensor, name, op)
     for name, op in _PROPERTIES.items():
         setattr(Tensor, name, property(op))
-    for name, op in (*_OPERATORS.items(), *_PRIVATE_METHODS.items()):
+    for name, op in (*_OPERATORS.items(), *_PRIVATE_METHODS.items(), *_INPLACE_METHODS.items()):
         setattr(Tensor, name, op)
     Tensor.__hash__ = object.__hash__  # __eq__ is elementwise, so identity hashing is restored
 

@@ -222,3 +222,33 @@ def masked_select(x: Tensor, mask: Tensor) -> Tensor:
         raise ValueError(f"masked_select: the input of shape {x.shape} and the mask of shape "
                          f"{mask.shape} cannot be broadcast together") from None
     return getitem(x.expand(shape), mask.expand(shape))
+
+
+def index_add(x: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
+    """x with alpha * source[j] added at x's position index[j] along `dim` (repeated indices
+    accumulate). The gradient to x is the output's; to source, the output's at the indices."""
+    if not isinstance(index, Tensor) or index.dtype not in (dtypes.int64, dtypes.int32):
+        raise TypeError(f"index_add: index must be an int64 tensor, got "
+                        f"{getattr(index, 'dtype', type(index).__name__)}")
+    if not isinstance(source, Tensor) or source.dtype != x.dtype:
+        raise TypeError(f"index_add: source must be a tensor of the input's dtype "
+                        f"{x.dtype.name}, got {getattr(source, 'dtype', type(source).__name__)}")
+    if index.backend is not x.backend or source.backend is not x.backend:
+        raise RuntimeError(f"index_add: input on {x.device}, index on {index.device}, source "
+                           f"on {source.device}")
+    if x.ndim == 0:
+        return index_add(x.reshape(1), 0, index.reshape(-1), source.reshape(-1),
+                         alpha=alpha).reshape(())
+    (axis,) = normalize_dims("index_add", x.shape, dim)
+    expected = x.shape[:axis] + (index.numel(),) + x.shape[axis + 1:]
+    if index.ndim > 1 or source.shape != expected:
+        raise ValueError(f"index_add: source of shape {source.shape} does not fit input of "
+                         f"shape {x.shape} with an index of shape {index.shape} along dimension "
+                         f"{dim} (expected {expected})")
+    if index.numel() and not (0 <= int(index._array.min()) and int(index._array.max()) < x.shape[axis]):
+        raise IndexError(f"index_add: index values must lie in [0, {x.shape[axis] - 1}] for "
+                         f"dimension {dim} of the input of shape {x.shape}")
+    position = (slice(None),) * axis + (index._array.reshape(-1),)
+    added = IndexScatter.apply(source, position, x.shape)
+    return x + (added if alpha == 1 else added * alpha)
+

@@ -450,7 +450,6 @@ OPS = [
          S(((3, 3, 2),), {"eq": "iij->ji"})],
     ),
     # linear algebra
-    # linear algebra
     OpCase(
         "matmul",
         lambda lib, x, y: lib.matmul(x, y),
@@ -680,6 +679,89 @@ OPS = [
             pos_weight=pw[0] if pw else None,
         ),
         [S(((2, 3),)), S(((2, 3), (3,)), positive=True, constant=(1,))],
+    ),
+    # PyTorch-compatibility layers' functions (nn/conv_layers.py, nn/normalization.py)
+    OpCase(
+        "conv1d",
+        lambda lib, x, w, *b, **kw: lib.nn.functional.conv1d(x, w, *b, **kw),
+        [
+            S(((2, 3, 7), (4, 3, 3), (4,))),
+            S(((1, 4, 9), (6, 2, 2)), {"stride": 2, "padding": 1, "dilation": 2, "groups": 2}),
+            S(((3, 8), (2, 3, 3), (2,)), {"padding": "same"}),
+            S(((2, 2, 6), (4, 2, 4)), {"padding": "same"}, noncontiguous=True),
+        ],
+    ),
+    OpCase(
+        "conv_transpose2d",
+        lambda lib, x, w, *b, **kw: lib.nn.functional.conv_transpose2d(x, w, *b, **kw),
+        [
+            S(((2, 3, 4, 4), (3, 2, 3, 3), (2,))),
+            S(((1, 4, 3, 5), (4, 1, 3, 2), (2,)),
+              {"stride": 2, "padding": 1, "output_padding": 1, "groups": 2}),
+            S(((2, 2, 3, 3), (2, 3, 2, 2)), {"stride": (2, 1), "dilation": 2, "padding": (0, 1)},
+              noncontiguous=True),
+            # unbatched, and output_padding past the stride (allowed below the dilation)
+            S(((2, 3, 4), (2, 3, 2, 2)), {"dilation": 3, "output_padding": 2}),
+        ],
+    ),
+    OpCase(
+        "group_norm",
+        lambda lib, x, *wb, num_groups, **kw: lib.nn.functional.group_norm(x, num_groups, *wb,
+                                                                           **kw),
+        [
+            S(((2, 6, 3), (6,), (6,)), {"num_groups": 3}),
+            S(((3, 4, 2, 2),), {"num_groups": 2}),
+            S(((2, 4, 5), (4,), (4,)), {"num_groups": 4, "eps": 1e-3}, noncontiguous=True),
+        ],
+    ),
+    OpCase(
+        "rms_norm",
+        lambda lib, x, *w, dims=1, **kw: lib.nn.functional.rms_norm(
+            x, tuple(x.shape[x.ndim - dims:]), *w, **kw),
+        [
+            S(((2, 3, 4), (4,))),
+            S(((3, 5),)),
+            S(((2, 3, 4), (3, 4)), {"dims": 2, "eps": 1e-3}, noncontiguous=True),
+        ],
+    ),
+    OpCase(
+        "interpolate",
+        lambda lib, x, **kw: lib.nn.functional.interpolate(x, **kw),
+        [
+            S(((2, 3, 5),), {"scale_factor": 2}),
+            S(((1, 2, 3, 4),), {"size": (5, 7)}),
+            S(((1, 2, 6, 5),), {"scale_factor": (0.5, 1.5), "mode": "nearest-exact"}),
+            S(((2, 3, 4),), {"size": 7, "mode": "linear"}),
+            S(((2, 2, 3, 4),), {"size": (5, 3), "mode": "bilinear"}),
+            S(((1, 2, 4, 3),), {"scale_factor": 1.7, "mode": "bilinear", "align_corners": True},
+              noncontiguous=True),
+            S(((1, 1, 2, 3, 2),), {"scale_factor": 2, "mode": "trilinear"}),
+        ],
+    ),
+    OpCase(
+        "normalize",
+        lambda lib, x, **kw: lib.nn.functional.normalize(x, **kw),
+        [S(((3, 4),)), S(((2, 3, 4),), {"p": 1, "dim": -1}),
+         S(((2, 3, 4),), {"dim": 0, "eps": 0.5}, noncontiguous=True)],
+    ),
+    OpCase(
+        "unfold",
+        lambda lib, x, **kw: lib.nn.functional.unfold(x, **kw),
+        [
+            S(((2, 3, 5, 6),), {"kernel_size": 2}),
+            S(((1, 2, 5, 5),),
+              {"kernel_size": (2, 3), "dilation": (1, 2), "padding": 1, "stride": 2}),
+            S(((2, 4, 4),), {"kernel_size": 3, "padding": 1}, noncontiguous=True),
+        ],
+    ),
+    OpCase(
+        "fold",
+        lambda lib, x, **kw: lib.nn.functional.fold(x, **kw),
+        [
+            S(((2, 12, 12),), {"output_size": (4, 5), "kernel_size": 2}),
+            S(((1, 8, 9),), {"output_size": (5, 5), "kernel_size": 2, "stride": 2, "padding": 1}),
+            S(((6, 3),), {"output_size": 3, "kernel_size": (3, 1)}, noncontiguous=True),
+        ],
     ),
     # casts and devices
     OpCase(

@@ -21,8 +21,11 @@ from tinygrad_like.ops.unary import (  # noqa: F401  (re-exported as F.<activati
 from tinygrad_like.ops.linalg import linear  # noqa: F401
 from tinygrad_like.ops.movement import pad  # noqa: F401
 from tinygrad_like.ops.attention import scaled_dot_product_attention  # noqa: F401
-from tinygrad_like.ops.conv import (  # noqa: F401  (unfold re-exported)
-    AvgPool2d, Conv2d, MaxPool2d, _pair, conv2d_unfold, unfold)
+from tinygrad_like.ops.conv import AvgPool2d, Conv2d, MaxPool2d, _pair, conv2d_unfold
+from tinygrad_like.ops.conv_transpose import conv_transpose2d  # noqa: F401
+from tinygrad_like.ops.fold import fold, unfold  # noqa: F401
+from tinygrad_like.ops.norm_variants import group_norm, rms_norm  # noqa: F401
+from tinygrad_like.ops.resample import interpolate  # noqa: F401
 from tinygrad_like.ops.dropout import dropout  # noqa: F401
 from tinygrad_like.ops.embedding import Embedding
 from tinygrad_like.ops.softmax import log_softmax, softmax  # noqa: F401
@@ -33,7 +36,8 @@ __all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "softmax", "log_softm
            "embedding", "layer_norm", "batch_norm", "scaled_dot_product_attention", "relu",
            "sigmoid", "tanh", "gelu", "silu", "softplus", "leaky_relu", "one_hot", "pad",
            "mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
-           "binary_cross_entropy_with_logits"]
+           "binary_cross_entropy_with_logits", "conv1d", "conv_transpose2d", "group_norm",
+           "rms_norm", "interpolate", "normalize", "unfold", "fold"]
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
@@ -41,12 +45,33 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 
 def one_hot(indices: Tensor, num_classes: int = -1) -> Tensor:
+    """int64 (*indices.shape, num_classes) with a 1 at each index; num_classes=-1 is
+    max + 1. Negative or too-large classes raise RuntimeError, as in PyTorch."""
     check_tensor("one_hot", "indices", indices)
-    if indices.dtype.is_floating_point:
+    if indices.dtype.category != 1:
         raise TypeError(f"one_hot: expected an integer tensor, got {indices.dtype.name}")
-    num_classes = int(indices.max().item()) + 1 if num_classes < 0 else num_classes
+    num_classes = check_int("one_hot", "num_classes", num_classes, minimum=-1)
+    if indices.numel() == 0:
+        if num_classes < 0:
+            raise RuntimeError(f"one_hot: cannot infer the number of classes from an empty "
+                               f"tensor of shape {indices.shape}; pass num_classes")
+    else:
+        low, high = int(indices._array.min()), int(indices._array.max())
+        if low < 0:
+            raise RuntimeError(f"one_hot: class values must be non-negative, got {low}")
+        if num_classes < 0:
+            num_classes = high + 1
+        elif high >= num_classes:
+            raise RuntimeError(f"one_hot: class values must be smaller than num_classes="
+                               f"{num_classes}, got {high}")
     classes = Tensor._wrap(indices.backend.xp.arange(num_classes), indices.backend)
     return (indices.unsqueeze(-1) == classes).long()
+
+
+def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """x / max(||x||_p over dim, eps), as torch.nn.functional.normalize."""
+    check_tensor("normalize", "input", x)
+    return x / x.norm(p, dim, keepdim=True).clamp_min(eps).expand_as(x)
 
 
 # ---- convolution and pooling ---------------------------------------------------------------
@@ -72,18 +97,19 @@ def _check_window(op: str, x: Tensor, kernel: tuple, dilation: tuple, padding: t
                          f"padding {padding})")
 
 
-def _check_conv_operands(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
-    check_tensor("conv2d", "input", x)
-    check_tensor("conv2d", "weight", weight)
-    check_optional_tensor("conv2d", "bias", bias)
+def _check_conv_operands(x: Tensor, weight: Tensor, bias: Tensor | None,
+                         op: str = "conv2d") -> None:
+    check_tensor(op, "input", x)
+    check_tensor(op, "weight", weight)
+    check_optional_tensor(op, "bias", bias)
     if x.ndim != 4 or weight.ndim != 4:
-        raise ValueError(f"conv2d: expected 4-D input and weight, got shapes {x.shape} and "
+        raise ValueError(f"{op}: expected 4-D input and weight, got shapes {x.shape} and "
                          f"{weight.shape}")
     if x.dtype is not weight.dtype or (bias is not None and bias.dtype is not x.dtype):
-        raise TypeError(f"conv2d: input ({x.dtype.name}), weight ({weight.dtype.name}) and bias "
+        raise TypeError(f"{op}: input ({x.dtype.name}), weight ({weight.dtype.name}) and bias "
                         f"({bias.dtype.name if bias is not None else None}) must share a dtype")
     if x.backend is not weight.backend or (bias is not None and bias.backend is not x.backend):
-        raise RuntimeError(f"conv2d: input on {x.device} and weight on {weight.device} (and "
+        raise RuntimeError(f"{op}: input on {x.device} and weight on {weight.device} (and "
                            "bias) must be on one device")
 
 
@@ -126,6 +152,60 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     if groups != 1 or x.numel() == 0 or weight.numel() == 0:
         return conv2d_unfold(x, weight, bias, stride, padding, dilation, groups)
     return Conv2d.apply(x, weight, bias, stride, padding, dilation)
+
+
+def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> Tensor:
+    """1-D cross-correlation: x (N, C, L) or (C, L), weight (K, C/groups, KL) -> (N, K, OL).
+
+    A conv2d of height 1, so each device's tuned conv2d kernels serve it; the checks here
+    name conv1d and the caller's shapes before conv2d sees the height-1 ones.
+    """
+    op = "conv1d"
+    check_tensor(op, "input", x)
+    check_tensor(op, "weight", weight)
+    if x.ndim not in (2, 3) or weight.ndim != 3:
+        raise ValueError(f"{op}: expected a 2-D (C, L) or 3-D (N, C, L) input and a 3-D "
+                         f"weight (K, C/groups, KL), got shapes {x.shape} and {weight.shape}")
+    groups = check_int(op, "groups", groups, minimum=1)
+    stride, dilation = _single(op, "stride", stride), _single(op, "dilation", dilation)
+    k, c_per_group, kernel = weight.shape
+    if x.shape[-2] != c_per_group * groups or k % groups or c_per_group == 0 or kernel == 0:
+        raise ValueError(f"{op}: input of shape {x.shape} does not fit the weight of shape "
+                         f"{weight.shape} with groups={groups}, which expects "
+                         f"{c_per_group * groups} input channels, output channels divisible by "
+                         "groups and a non-empty kernel")
+    if bias is not None and check_tensor(op, "bias", bias).shape != (k,):
+        raise ValueError(f"{op}: bias of shape {bias.shape} does not match the {k} output "
+                         f"channels of the weight of shape {weight.shape}")
+    if isinstance(padding, str):
+        if padding not in ("same", "valid") or (padding == "same" and stride != 1):
+            raise ValueError(f"{op}: padding must be 'valid', 'same' (with stride 1) or an int, "
+                             f"got {padding!r} with stride {stride}")
+        length = x.shape[-1]
+    else:
+        padding = (0, _single(op, "padding", padding))
+        length = x.shape[-1] + 2 * padding[1]
+    if stride <= 0 or dilation <= 0 or length < x.shape[-1]:
+        raise ValueError(f"{op}: stride {stride} and dilation {dilation} must be positive and "
+                         f"padding {padding} non-negative")
+    if dilation * (kernel - 1) + 1 > length:
+        raise ValueError(f"{op}: kernel of size {kernel} (weight of shape {weight.shape}) with "
+                         f"dilation {dilation} is larger than the padded input length {length} "
+                         f"(input of shape {x.shape}, padding {padding})")
+    batched = (x if x.ndim == 3 else x.unsqueeze(0)).unsqueeze(2)
+    _check_conv_operands(batched, weight.unsqueeze(2), bias, op)
+    out = conv2d(batched, weight.unsqueeze(2), bias, (1, stride), padding, (1, dilation),
+                 groups).squeeze(2)
+    return out if x.ndim == 3 else out.squeeze(0)
+
+
+def _single(op: str, name: str, value) -> int:
+    """An int or a 1-tuple of ints (PyTorch's _single) as an int; floats are refused."""
+    single = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if len(single) != 1:
+        raise TypeError(f"{op}: {name} must be an int or a 1-tuple of ints, got {value!r}")
+    return check_int(op, name, single[0])
 
 
 def _pool_args(op: str, x: Tensor, kernel_size, stride, padding, dilation=1):

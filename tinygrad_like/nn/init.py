@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import scipy.special
+
 from tinygrad_like import autograd
+from tinygrad_like.creation import generator_rng
 from tinygrad_like.tensor import Tensor
 
 
@@ -37,12 +41,35 @@ def _fill(tensor: Tensor, values) -> Tensor:
     return tensor
 
 
-def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    return _fill(tensor, tensor.backend.rng.uniform(a, b, tensor.shape))
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
+    rng = generator_rng("init.uniform_", tensor.backend, generator)
+    return _fill(tensor, rng.uniform(a, b, tensor.shape))
 
 
-def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    return _fill(tensor, tensor.backend.rng.normal(mean, std, tensor.shape))
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
+    rng = generator_rng("init.normal_", tensor.backend, generator)
+    return _fill(tensor, rng.normal(mean, std, tensor.shape))
+
+
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                  b: float = 2.0, generator=None) -> Tensor:
+    """Fill with N(mean, std²) conditioned on [a, b] (a and b are values, not numbers of
+    standard deviations), by PyTorch's inverse-CDF method: uniform draws between the normal
+    CDF at a and at b mapped back through the inverse CDF, so every draw counts and lies in
+    [a, b] however far into a tail the interval is."""
+    if not a < b:
+        raise ValueError(f"init.trunc_normal_: the interval [a, b] = [{a}, {b}] is empty")
+    if not std > 0:
+        raise ValueError(f"init.trunc_normal_: std must be positive, got {std}")
+    alpha, beta = (a - mean) / std, (b - mean) / std
+    # an interval above the mean is drawn mirrored, in the lower tail, where the CDF's values
+    # are tiny rather than next to 1 and keep their precision
+    sign = -1.0 if alpha > 0 else 1.0
+    alpha, beta = sorted((sign * alpha, sign * beta))
+    rng = generator_rng("init.trunc_normal_", tensor.backend, generator)
+    uniform = rng.uniform(scipy.special.ndtr(alpha), scipy.special.ndtr(beta), tensor.shape)
+    standard = sign * scipy.special.ndtri(tensor.backend.to_numpy(uniform))
+    return _fill(tensor, np.clip(mean + std * standard, a, b))  # ndtri's rounding at the ends
 
 
 def constant_(tensor: Tensor, value: float) -> Tensor:
@@ -58,15 +85,15 @@ def ones_(tensor: Tensor) -> Tensor:
     return constant_(tensor, 1.0)
 
 
-def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
-def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
+def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
-    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
 def _kaiming_std(tensor, a, mode, nonlinearity) -> float:
@@ -78,14 +105,14 @@ def _kaiming_std(tensor, a, mode, nonlinearity) -> float:
 
 
 def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
-                     nonlinearity: str = "leaky_relu") -> Tensor:
+                     nonlinearity: str = "leaky_relu", generator=None) -> Tensor:
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
 def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
-                    nonlinearity: str = "leaky_relu") -> Tensor:
-    return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity))
+                    nonlinearity: str = "leaky_relu", generator=None) -> Tensor:
+    return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)
 
 
 def default_linear_init_(weight: Tensor, bias: Tensor | None) -> None:

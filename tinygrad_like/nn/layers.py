@@ -19,6 +19,12 @@ def _param(*shape, device="cpu", dtype=None) -> Parameter:
 
 
 class Identity(Module):
+    """Returns its input; takes (and ignores) any constructor arguments, as PyTorch's, so it
+    can stand in for a layer that had some."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
     def forward(self, x):
         return x
 
@@ -116,10 +122,35 @@ def _activation(name: str, fn, doc: str):
     return type(name, (Module,), {"forward": forward, "__doc__": doc})
 
 
-ReLU = _activation("ReLU", F.relu, "max(x, 0)")
+class _InplaceActivation(Module):
+    """An activation with PyTorch's `inplace` flag. The flag is kept and shown, and the
+    result is the same; it is computed out of place, so the input keeps its values (an
+    in-place write would also need the input not to be saved for a backward)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class ReLU(_InplaceActivation):
+    """max(x, 0)"""
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+class SiLU(_InplaceActivation):
+    """x * sigmoid(x)"""
+
+    def forward(self, x):
+        return F.silu(x)
+
+
 Sigmoid = _activation("Sigmoid", F.sigmoid, "1 / (1 + exp(-x))")
 Tanh = _activation("Tanh", F.tanh, "tanh(x)")
-SiLU = _activation("SiLU", F.silu, "x * sigmoid(x)")
 
 
 class GELU(Module):
@@ -132,12 +163,18 @@ class GELU(Module):
 
 
 class LeakyReLU(Module):
-    def __init__(self, negative_slope: float = 0.01):
+    """x for x > 0, else negative_slope * x; `inplace` as in `_InplaceActivation`."""
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope, self.inplace = negative_slope, inplace
 
     def forward(self, x):
         return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace
+                                                          else "")
 
 
 class Softmax(Module):
@@ -155,33 +192,62 @@ class LogSoftmax(Softmax):
 
 
 class Dropout(Module):
-    def __init__(self, p: float = 0.5):
+    """Inverted dropout in training mode; `inplace` as in `_InplaceActivation`."""
+
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: probability has to be between 0 and 1, but got {p}")
-        self.p = p
+        self.p, self.inplace = p, inplace
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
-                 device="cpu", dtype=None):
+                 max_norm: float | None = None, norm_type: float = 2.0,
+                 scale_grad_by_freq: bool = False, sparse: bool = False,
+                 _weight: Tensor | None = None, _freeze: bool = False, device="cpu", dtype=None):
         super().__init__()
+        _check_embedding_options(max_norm, scale_grad_by_freq, sparse)
         if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
             raise ValueError(f"Embedding: padding_idx {padding_idx} must be within "
                              f"num_embeddings ({num_embeddings})")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = None if padding_idx is None else padding_idx % num_embeddings
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        if _weight is not None:
+            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
+                raise ValueError(f"Embedding: _weight of shape {tuple(_weight.shape)} does not "
+                                 f"match (num_embeddings, embedding_dim) = "
+                                 f"{(num_embeddings, embedding_dim)}")
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
+            return
         self.weight = _param(num_embeddings, embedding_dim, device=device, dtype=dtype)
+        self.weight.requires_grad_(not _freeze)
         init.normal_(self.weight)
         if self.padding_idx is not None:
             with no_grad():
                 self.weight[self.padding_idx] = 0.0
+
+    @classmethod
+    def from_pretrained(cls, embeddings: Tensor, freeze: bool = True,
+                        padding_idx: int | None = None, max_norm: float | None = None,
+                        norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                        sparse: bool = False) -> "Embedding":
+        """An Embedding whose weight is `embeddings` (2-D, shared, not copied), trained
+        further only if freeze=False. The padding row keeps its given values."""
+        if embeddings.ndim != 2:
+            raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D, got shape "
+                             f"{tuple(embeddings.shape)}")
+        rows, dim = embeddings.shape
+        return cls(rows, dim, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
+                   _weight=embeddings, _freeze=freeze)
 
     def forward(self, indices):
         return F.embedding(indices, self.weight, self.padding_idx)
@@ -189,6 +255,15 @@ class Embedding(Module):
     def extra_repr(self) -> str:
         pad = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
         return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
+
+
+def _check_embedding_options(max_norm, scale_grad_by_freq: bool, sparse: bool) -> None:
+    unsupported = [name for name, given in (("max_norm", max_norm is not None),
+                                            ("scale_grad_by_freq", scale_grad_by_freq),
+                                            ("sparse", sparse)) if given]
+    if unsupported:
+        raise NotImplementedError(f"Embedding: {', '.join(unsupported)} is not implemented "
+                                  "(rows are looked up as given and gradients are dense)")
 
 
 class LayerNorm(Module):

@@ -215,6 +215,10 @@ class _RNNBase(_Recurrent):
         states = _initial_states(name, hx, self.num_states, expected, x)
         return x, tuple(s.unsqueeze(1) for s in states) if unbatched else states, unbatched
 
+    def flatten_parameters(self) -> None:
+        """Nothing to do, as on PyTorch's CPU: it packs the weights into one cuDNN buffer,
+        and no device here keeps the weights anywhere but in the parameters themselves."""
+
     def extra_repr(self) -> str:
         options = [("num_layers", self.num_layers, 1), ("bias", self.bias, True),
                    ("batch_first", self.batch_first, False), ("dropout", self.dropout, 0.0),

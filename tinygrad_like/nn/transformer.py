@@ -14,7 +14,8 @@ from tinygrad_like import creation, dtypes
 from tinygrad_like.nn import functional as F
 from tinygrad_like.nn import init
 from tinygrad_like.nn.layers import Dropout, LayerNorm, Linear
-from tinygrad_like.nn.module import Module, ModuleList, Parameter
+from tinygrad_like.nn.containers import ModuleList
+from tinygrad_like.nn.module import Module, Parameter
 from tinygrad_like.ops.comparison import logical_not
 from tinygrad_like.ops.selection import where
 from tinygrad_like.tensor import Tensor
@@ -141,6 +142,16 @@ class MultiheadAttention(Module):
                              f"{allowed[0]} or (N * num_heads, L, S) = {allowed[1]} for {shapes}")
 
 
+def activation_function(layer: str, activation):
+    """The feed-forward activation a Transformer layer takes: "relu", "gelu" or a callable."""
+    if callable(activation):
+        return activation
+    if activation not in ("relu", "gelu"):
+        raise RuntimeError(f"{layer}: activation should be relu/gelu or a callable, not "
+                           f"{activation!r}")
+    return F.relu if activation == "relu" else F.gelu
+
+
 class TransformerEncoderLayer(Module):
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
                  activation="relu", layer_norm_eps: float = 1e-5, batch_first: bool = False,
@@ -155,12 +166,7 @@ class TransformerEncoderLayer(Module):
         self.norm1 = LayerNorm(d_model, layer_norm_eps, bias=bias, device=device, dtype=dtype)
         self.norm2 = LayerNorm(d_model, layer_norm_eps, bias=bias, device=device, dtype=dtype)
         self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout)
-        if isinstance(activation, str):
-            if activation not in ("relu", "gelu"):
-                raise ValueError(f"TransformerEncoderLayer: activation must be 'relu' or 'gelu' "
-                                 f"or a callable, got {activation!r}")
-            activation = F.relu if activation == "relu" else F.gelu
-        self.activation = activation
+        self.activation = activation_function("TransformerEncoderLayer", activation)
 
     def forward(self, src: Tensor, src_mask: Tensor | None = None,
                 src_key_padding_mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
@@ -184,15 +190,21 @@ class TransformerEncoder(Module):
     """`num_layers` independent copies of `encoder_layer`, then an optional final norm."""
 
     def __init__(self, encoder_layer: TransformerEncoderLayer, num_layers: int,
-                 norm: Module | None = None):
+                 norm: Module | None = None, enable_nested_tensor: bool = True,
+                 mask_check: bool = True):
+        """enable_nested_tensor and mask_check choose PyTorch's nested-tensor inference path;
+        they are accepted, and every call takes the one ordinary path. The results agree but
+        at padded positions (src_key_padding_mask), which that path fills with zeros in eval
+        mode and which hold computed values here."""
         super().__init__()
         self.layers = ModuleList(copy.deepcopy(encoder_layer) for _ in range(num_layers))
         self.num_layers = num_layers
         self.norm = norm
 
     def forward(self, src: Tensor, mask: Tensor | None = None,
-                src_key_padding_mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
+                src_key_padding_mask: Tensor | None = None,
+                is_causal: bool | None = None) -> Tensor:
         x = src
         for layer in self.layers:
-            x = layer(x, mask, src_key_padding_mask, is_causal)
+            x = layer(x, mask, src_key_padding_mask, bool(is_causal))
         return x if self.norm is None else self.norm(x)

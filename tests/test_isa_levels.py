@@ -23,7 +23,7 @@ from tinygrad_like.backend import native
 
 TESTS = Path(__file__).resolve().parent
 # Every test file that compares with PyTorch on the "cpu" device...
-PARITY_TESTS = ["test_autograd.py", "test_fused_ops.py", "test_native.py", "test_nn.py",
+PARITY_TESTS = ["test_amp.py", "test_bfloat16.py", "test_autograd.py", "test_fused_ops.py", "test_native.py", "test_nn.py",
                 "test_ops.py", "test_optim.py", "test_properties.py", "test_recurrent.py",
                 "test_tensor.py", "test_torch_surface.py", "test_winograd.py", "test_lr_scheduler.py",
                 "test_torch_checkpoint.py", "test_nn_module_api.py",

@@ -23,7 +23,10 @@ from tinygrad_like.generator import Generator
 from tinygrad_like.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from tinygrad_like.ops import PUBLIC_OPS
 from tinygrad_like.tensor import Tensor
-from tinygrad_like import cuda, data, distributed, metrics, optim, random
+from tinygrad_like import amp, cuda, data, distributed, metrics, optim, random
+from tinygrad_like.amp import (autocast, get_autocast_dtype, is_autocast_cache_enabled,
+                               is_autocast_enabled)
+from tinygrad_like.amp import cpu_namespace as cpu  # tg.cpu.amp
 from tinygrad_like import utils
 from tinygrad_like.random import get_rng_state, set_rng_state
 from tinygrad_like.serialization import load, save

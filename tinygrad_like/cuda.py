@@ -8,6 +8,7 @@ first use, and is a no-op if it never comes), so a program's start-up
 from __future__ import annotations
 
 from tinygrad_like import backend, random
+from tinygrad_like.amp import cuda_amp as amp  # tg.cuda.amp.autocast: PyTorch's old spelling
 from tinygrad_like.backend.cuda_device import is_available
 from tinygrad_like.tensor import Tensor
 
@@ -66,5 +67,5 @@ def _cuda_device(device: str | int, caller: str) -> str:
     return name
 
 
-__all__ = ["current_device", "device_count", "get_rng_state", "is_available",
+__all__ = ["amp", "current_device", "device_count", "get_rng_state", "is_available",
            "manual_seed", "manual_seed_all", "set_rng_state", "synchronize"]

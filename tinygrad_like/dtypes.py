@@ -5,12 +5,16 @@ PyTorch, not NumPy: Python scalars never widen a tensor within its category
 (`int32_tensor + 1` stays int32, `float16_tensor * 2.0` stays float16), and a
 zero-dimensional tensor only decides the result when it is of a higher category
 than every dimensioned operand.
+
+NumPy has no bfloat16; `ml_dtypes` (the one JAX uses) registers it as a NumPy dtype whose
+ufuncs compute each element in float32 and round once, as PyTorch's CPU kernels do.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import ml_dtypes
 import numpy as np
 
 
@@ -19,7 +23,7 @@ class DType:
     name: str
     itemsize: int
     category: int  # 0 bool, 1 integer, 2 floating: promotion never moves down
-    np_dtype: np.dtype | None  # None where NumPy has no such type (bfloat16)
+    np_dtype: np.dtype
     is_floating_point: bool = field(init=False)  # a field, not a property: every op reads it
 
     def __post_init__(self):
@@ -39,7 +43,7 @@ int16 = DType("int16", 2, 1, np.dtype(np.int16))
 int32 = DType("int32", 4, 1, np.dtype(np.int32))
 int64 = DType("int64", 8, 1, np.dtype(np.int64))
 float16 = DType("float16", 2, 2, np.dtype(np.float16))
-bfloat16 = DType("bfloat16", 2, 2, None)
+bfloat16 = DType("bfloat16", 2, 2, np.dtype(ml_dtypes.bfloat16))
 float32 = DType("float32", 4, 2, np.dtype(np.float32))
 float64 = DType("float64", 8, 2, np.dtype(np.float64))
 
@@ -57,7 +61,7 @@ class _ByNumpyDtype(dict):
 
 
 ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
-_BY_NUMPY = _ByNumpyDtype({d.np_dtype: d for d in ALL if d.np_dtype is not None})
+_BY_NUMPY = _ByNumpyDtype({d.np_dtype: d for d in ALL})
 _BY_NAME = {d.name: d for d in ALL} | {"float": float32, "double": float64, "half": float16,
                                          "long": int64, "int": int32,
                                          "short": int16}

@@ -47,6 +47,11 @@ class Launcher:
             return _CupyArg(array)
         import torch
 
+        if array.dtype.name == "bfloat16":
+            # Triton's interpreter keeps bfloat16 as uint16 and multiplies those integers in
+            # tl.dot, so it would return garbage rather than fail
+            raise TypeError("interp: Triton's interpreter cannot run bfloat16 kernels; run "
+                            "bfloat16 on 'cpu' (or compiled on 'cuda'), or use float16 here")
         if any(s < 0 for s in array.strides):
             array = np.ascontiguousarray(array)
         with warnings.catch_warnings():

@@ -178,7 +178,9 @@ def make_backend(seed: int):
     from tinygrad_like.backend import Backend
     from tinygrad_like.backend.table import build_table
 
-    numpy_path = numpy_kernels()
+    from tinygrad_like.backend.cpu_bfloat16 import bfloat16_kernels
+
+    numpy_path = bfloat16_kernels(numpy_kernels())  # bfloat16 computed in float32 there
     # the native extension's kernels replace the NumPy ones they beat
     # (backend/native_kernels.py, cpu_conv.py); each hands what it does not cover (other
     # dtypes, layouts) to the one it replaces

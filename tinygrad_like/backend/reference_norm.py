@@ -43,5 +43,8 @@ def layer_norm_backward(grad, x, mean, rstd, weight):
     g = grad if weight is None else grad * weight
     dx = rstd[:, None] * (g - g.mean(axis=1, keepdims=True)
                           - normalized * (g * normalized).mean(axis=1, keepdims=True))
-    dweight = None if weight is None else (grad * normalized).sum(axis=0).astype(x.dtype)
-    return dx.astype(x.dtype, copy=False), dweight, grad.sum(axis=0).astype(x.dtype)
+    # the parameters' gradients in the parameters' dtype: under autocast a float32 weight
+    # normalises bfloat16 activations, as PyTorch's mixed-dtype layer_norm allows
+    param_dtype = x.dtype if weight is None else weight.dtype
+    dweight = None if weight is None else (grad * normalized).sum(axis=0).astype(param_dtype)
+    return dx.astype(x.dtype, copy=False), dweight, grad.sum(axis=0).astype(param_dtype)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from tinygrad_like.amp.autocast import autocast_op
 from tinygrad_like.grad_mode import no_grad
 from tinygrad_like.nn.losses import (  # noqa: F401  (re-exported as F.<loss>)
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss,
@@ -113,6 +114,7 @@ def _check_conv_operands(x: Tensor, weight: Tensor, bias: Tensor | None,
                            "bias) must be on one device")
 
 
+@autocast_op("conv2d")
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
            dilation=1, groups: int = 1) -> Tensor:
     """2-D cross-correlation: x (N, C, H, W), weight (K, C/groups, KH, KW) -> (N, K, OH, OW).
@@ -154,6 +156,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     return Conv2d.apply(x, weight, bias, stride, padding, dilation)
 
 
+@autocast_op("conv1d")
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
            dilation=1, groups: int = 1) -> Tensor:
     """1-D cross-correlation: x (N, C, L) or (C, L), weight (K, C/groups, KL) -> (N, K, OL).
@@ -267,6 +270,7 @@ def embedding(indices: Tensor, weight: Tensor, padding_idx: int | None = None) -
     return Embedding.apply(weight, indices.long(), padding_idx)
 
 
+@autocast_op("layer_norm")
 def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     check_tensor("layer_norm", "input", x)

@@ -6,6 +6,7 @@ Each follows PyTorch's definition, including how `weight`, `ignore_index` and
 
 from __future__ import annotations
 
+from tinygrad_like.amp.autocast import autocast_op
 from tinygrad_like.dtypes import bool_
 from tinygrad_like.nn.module import Module
 from tinygrad_like.ops.checks import broadcasts_to, check_optional_tensor, check_tensor
@@ -51,12 +52,14 @@ def _check_same_shape(op: str, input: Tensor, target: Tensor) -> None:
                          f"{input.shape}")
 
 
+@autocast_op("mse_loss")
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     _check_same_shape("mse_loss", input, target)
     diff = input - target
     return _reduce("mse_loss", diff * diff, reduction)
 
 
+@autocast_op("l1_loss")
 def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     _check_same_shape("l1_loss", input, target)
     return _reduce("l1_loss", (input - target).abs(), reduction)
@@ -83,6 +86,7 @@ def _check_class_target(op: str, input: Tensor, target: Tensor) -> None:
                          f"{classes} classes")
 
 
+@autocast_op("nll_loss")
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
              ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """-weight[y] * input[y] per sample; "mean" divides by the summed weights of kept samples."""
@@ -101,6 +105,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
     return _reduce("nll_loss", losses, reduction)
 
 
+@autocast_op("cross_entropy")
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
@@ -177,6 +182,7 @@ def _cross_entropy_probabilities(log_probs, target, weight, reduction, label_smo
     return _reduce("cross_entropy", losses, reduction)
 
 
+@autocast_op("binary_cross_entropy")
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          reduction: str = "mean") -> Tensor:
     """-(y log p + (1 - y) log(1 - p)), each log clamped at -100 as PyTorch does."""
@@ -193,6 +199,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     return _reduce("binary_cross_entropy", losses, reduction)
 
 
+@autocast_op("binary_cross_entropy_with_logits")
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
                                      reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from tinygrad_like import dtypes
+from tinygrad_like.amp.autocast import autocast_op
 from tinygrad_like.ops.operands import Binary, binary_op, is_bool, promote, unbroadcast
 from tinygrad_like.ops.selection import where
 from tinygrad_like.ops.unary import Unary, log
@@ -109,6 +110,7 @@ mul = binary_op(Mul, "mul")
 div = binary_op(Div, "div", floating=True)
 
 
+@autocast_op("pow")
 def pow(a, b) -> Tensor:
     integer_base = isinstance(a, Tensor) and not a.dtype.is_floating_point
     if integer_base and type(b) is int and b < 0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from tinygrad_like import dtypes
+from tinygrad_like.amp.autocast import autocast_op
 from tinygrad_like.autograd import Function, differentiable_backward
 from tinygrad_like.grad_mode import is_grad_enabled
 from tinygrad_like.ops.checks import (broadcasts_to, check_number, check_optional_tensor,
@@ -79,6 +80,7 @@ def attention_math(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_caus
     return weights @ v
 
 
+@autocast_op("scaled_dot_product_attention")
 def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None,
                                  dropout_p: float = 0.0, is_causal: bool = False,
                                  scale: float | None = None) -> Tensor:

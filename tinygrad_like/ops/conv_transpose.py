@@ -14,6 +14,7 @@ derivative stays exact.
 
 from __future__ import annotations
 
+from tinygrad_like.amp.autocast import autocast_op
 from tinygrad_like.autograd import Function, differentiable_backward
 from tinygrad_like.grad_mode import is_grad_enabled
 from tinygrad_like.ops.checks import check_int, check_optional_tensor, check_tensor
@@ -131,6 +132,7 @@ def _check_operands(x: Tensor, weight: Tensor, bias: Tensor | None, groups: int)
                          f"{weight.shape} with groups={groups}")
 
 
+@autocast_op("conv_transpose2d")
 def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
                      output_padding=0, groups: int = 1, dilation=1) -> Tensor:
     """PyTorch's F.conv_transpose2d: x (N, C, H, W) or (C, H, W), weight (C, K/groups, KH, KW).

@@ -8,6 +8,7 @@ dA = dC @ B^T and dB = A^T @ dC, summed over broadcast batch dimensions.
 
 from __future__ import annotations
 
+from tinygrad_like.amp.autocast import autocast_op
 from tinygrad_like.autograd import Function
 from tinygrad_like.ops.checks import broadcasts_to, check_number, check_optional_tensor, check_tensor
 from tinygrad_like.ops.operands import unbroadcast
@@ -50,6 +51,7 @@ class Linear(Function):
         return grad_x, grad_weight, grad_bias
 
 
+@autocast_op("linear")
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, with weight of shape (out_features, in_features)."""
     check_tensor("linear", "input", x)
@@ -96,6 +98,7 @@ def _check(a: Tensor, b: Tensor) -> None:
                              f"{a.shape} and {b.shape} cannot be broadcast together")
 
 
+@autocast_op("matmul")
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     _check(a, b)
     if a.ndim >= 2 and b.ndim >= 2:
@@ -126,6 +129,7 @@ def outer(a: Tensor, b: Tensor) -> Tensor:
     return a.unsqueeze(1) * b.unsqueeze(0)
 
 
+@autocast_op("bmm")
 def bmm(a: Tensor, b: Tensor) -> Tensor:
     """A batch of matrix products; both inputs 3-D with one batch size (no broadcasting)."""
     _check_ndim("bmm", input=(a, 3), mat2=(b, 3))
@@ -147,12 +151,14 @@ def _scaled_sum(op: str, x: Tensor, product: Tensor, beta, alpha) -> Tensor:
     return product + (x if beta == 1 else x * beta)
 
 
+@autocast_op("addmm")
 def addmm(x: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """beta * x + alpha * (mat1 @ mat2), x broadcast to the product's shape."""
     _check_ndim("addmm", mat1=(mat1, 2), mat2=(mat2, 2))
     return _scaled_sum("addmm", x, matmul(mat1, mat2), beta, alpha)
 
 
+@autocast_op("baddbmm")
 def baddbmm(x: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """beta * x + alpha * bmm(batch1, batch2), x broadcast to the product's shape."""
     _check_ndim("baddbmm", batch1=(batch1, 3), batch2=(batch2, 3))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from tinygrad_like.amp.autocast import autocast_op
 from tinygrad_like.ops import norm
 from tinygrad_like.ops.checks import check_int, check_ints, check_optional_tensor, check_tensor
 from tinygrad_like.tensor import Tensor
@@ -30,6 +31,7 @@ def _check_affine(op: str, name: str, param: Tensor | None, shape: tuple, x: Ten
                            "one device")
 
 
+@autocast_op("group_norm")
 def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Normalise each group of num_groups channel groups of an (N, C, *) input, per sample."""

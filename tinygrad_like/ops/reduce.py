@@ -11,6 +11,7 @@ import builtins
 from collections import namedtuple
 
 from tinygrad_like import dtypes
+from tinygrad_like.amp.autocast import autocast_op
 from tinygrad_like.autograd import Function
 from tinygrad_like.ops.selection import maximum, minimum, where
 from tinygrad_like.tensor import Tensor
@@ -122,6 +123,7 @@ class Argmin(_ArgExtreme):
 
 
 # ---- public functions ----------------------------------------------------------------------
+@autocast_op("sum")
 def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return Sum.apply(x, _reduction_axes("sum", x.shape, dim), keepdim)
 
@@ -235,7 +237,10 @@ class Cumsum(Function):
     @staticmethod
     def forward(ctx, x, axis):
         ctx.axis = axis
-        return x.backend.xp.cumsum(x._array, axis=axis)
+        xp = x.backend.xp
+        # float16 and bfloat16 accumulate in float32, each output rounded once (PyTorch's)
+        wide = xp.result_type(x._array.dtype, xp.float32) if x.dtype.is_floating_point else None
+        return xp.cumsum(x._array, axis=axis, dtype=wide).astype(x._array.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -291,10 +296,12 @@ def _cumulative(op: str, function, x: Tensor, dim, dtype=None) -> Tensor:
     return function.apply(x, axis)
 
 
+@autocast_op("cumsum")
 def cumsum(x: Tensor, dim=None, *, dtype=None) -> Tensor:
     return _cumulative("cumsum", Cumsum, x, dim, dtype)
 
 
+@autocast_op("cumprod")
 def cumprod(x: Tensor, dim=None, *, dtype=None) -> Tensor:
     return _cumulative("cumprod", Cumprod, x, dim, dtype)
 
@@ -313,6 +320,7 @@ all_ = _logical_reduction("all", "all")
 any_ = _logical_reduction("any", "any")
 
 
+@autocast_op("norm")
 def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False) -> Tensor:
     """The vector p-norm over `dim` (all elements without it), as torch.Tensor.norm: p a number,
     inf, -inf, or "fro" (the 2-norm of the entries)."""

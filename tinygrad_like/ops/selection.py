@@ -42,8 +42,10 @@ class Where(Function):
     def forward(ctx, condition, a, b):
         ctx.save_for_backward(condition, a, b)
         xp = condition.backend.xp
+        dtype = (a if isinstance(a, Tensor) else b)._array.dtype  # the promoted dtype
         try:
-            return xp.where(condition._array, raw(a), raw(b))
+            # a Python scalar operand must not widen bfloat16 (NumPy does for ml_dtypes')
+            return xp.where(condition._array, raw(a), raw(b)).astype(dtype, copy=False)
         except ValueError:
             shapes = ", ".join(str(getattr(x, "shape", ())) for x in (condition, a, b))
             raise ValueError(f"where: shapes {shapes} cannot be broadcast together") from None
@@ -67,7 +69,8 @@ class Clamp(Function):
     def forward(ctx, x, low, high):
         ctx.save_for_backward(x)
         ctx.low, ctx.high = low, high
-        return x.backend.xp.clip(x._array, low, high)
+        # Python bounds must not widen bfloat16 (NumPy's clip does for ml_dtypes')
+        return x.backend.xp.clip(x._array, low, high).astype(x._array.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):

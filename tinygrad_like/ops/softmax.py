@@ -7,6 +7,7 @@ Each backward is one kernel too, itself differentiable for double backward.
 
 from __future__ import annotations
 
+from tinygrad_like.amp.autocast import autocast_op
 from tinygrad_like.autograd import Function
 from tinygrad_like.ops.checks import check_tensor
 from tinygrad_like.ops.reduce import normalize_dim
@@ -140,10 +141,12 @@ def _softmax_family(op: str, function, x: Tensor, dim) -> Tensor:
     return function.apply(x, axis if x.ndim else None)
 
 
+@autocast_op("softmax")
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
     return _softmax_family("softmax", Softmax, x, dim)
 
 
+@autocast_op("log_softmax")
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     return _softmax_family("log_softmax", LogSoftmax, x, dim)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from tinygrad_like import dtypes
+from tinygrad_like.amp.autocast import autocast_op
 from tinygrad_like.autograd import Function
 from tinygrad_like.ops.selection import where
 from tinygrad_like.tensor import Tensor
@@ -26,6 +27,17 @@ class Unary(Function):
             ctx.save_for_backward(x)
         return cls.compute(x.backend.xp, x._array)
 
+
+
+def _rounded_once(compute):
+    """`compute` (a formula of several ufuncs) in at least float32, rounded once to the
+    input's dtype: float16 and bfloat16 then round as PyTorch's, which computes in float."""
+
+    def run(xp, x):
+        wide = x.astype(xp.result_type(x.dtype, xp.float32), copy=False)
+        return compute(xp, wide).astype(x.dtype, copy=False)
+
+    return run
 
 
 class Exp(Unary):
@@ -58,7 +70,7 @@ class Sqrt(Unary):
 
 
 class Rsqrt(Unary):
-    compute = staticmethod(lambda xp, x: 1 / xp.sqrt(x))
+    compute = staticmethod(_rounded_once(lambda xp, x: 1 / xp.sqrt(x)))
     saves_output = True
 
     @staticmethod
@@ -130,7 +142,7 @@ class TanhBackward(Function):
 
 class Sigmoid(Unary):
     # 1 / (1 + exp(-x)) overflows for large negative x; tanh form is stable everywhere
-    compute = staticmethod(lambda xp, x: 0.5 * (xp.tanh(0.5 * x) + 1))
+    compute = staticmethod(_rounded_once(lambda xp, x: 0.5 * (xp.tanh(0.5 * x) + 1)))
     saves_output = True
 
     @staticmethod
@@ -226,10 +238,10 @@ def _float_unary(function):
     return op
 
 
-exp = _float_unary(Exp)
-log = _float_unary(Log)
+exp = autocast_op("exp")(_float_unary(Exp))
+log = autocast_op("log")(_float_unary(Log))
 sqrt = _float_unary(Sqrt)
-rsqrt = _float_unary(Rsqrt)
+rsqrt = autocast_op("rsqrt")(_float_unary(Rsqrt))
 sin = _float_unary(Sin)
 cos = _float_unary(Cos)
 tanh = _float_unary(Tanh)
@@ -262,5 +274,6 @@ def silu(x: Tensor) -> Tensor:
     return x * sigmoid(x)
 
 
+@autocast_op("softplus")
 def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return Softplus.apply(x if x.dtype.is_floating_point else x.float(), beta, threshold)

@@ -233,9 +233,27 @@ def test_large_bfloat16_arrays_stay_off_the_native_float_kernels():
 
 
 def test_repr_and_item():
-    x = tg.tensor([1.5, -2.25], dtype=tg.bfloat16)
-    assert "bfloat16" in repr(x)
-    assert x[0].item() == 1.5 and x.tolist() == [1.5, -2.25]
+    x = tg.tensor([1.5, -2.0], dtype=tg.bfloat16)
+    assert repr(x) == "tensor([ 1.5, -2. ], dtype=tinygrad_like.bfloat16)"  # as float32 prints
+    assert x[0].item() == 1.5 and x.tolist() == [1.5, -2.0]
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_bfloat16_checkpoints_round_trip_and_torch_reads_them(tmp_path, suffix):
+    x = tg.tensor([1.5, -2.0, 3e5, 1e-3], dtype=tg.bfloat16)
+    path = tmp_path / f"x{suffix}"
+    tg.save({"x": x}, path)
+    loaded = tg.load(path)["x"]
+    assert loaded.dtype is tg.bfloat16
+    np.testing.assert_array_equal(bits(loaded), bits(x))
+    if suffix == ".pt":
+        theirs = torch.load(path, weights_only=True)["x"]
+    else:
+        from safetensors.torch import load_file
+
+        theirs = load_file(path)["x"]
+    assert theirs.dtype == torch.bfloat16
+    np.testing.assert_array_equal(theirs.view(torch.int16).numpy(), bits(x))
 
 
 def test_interp_device_refuses_bfloat16_kernels_clearly():

@@ -324,3 +324,23 @@ def test_pytorch_names_with_no_counterpart_say_so():
     assert not hasattr(tg, "distributions")  # probing code (hasattr, getattr default) runs on
     with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
         tg.no_such_name
+
+
+@pytest.mark.parametrize("layer", ["ReLU(inplace=True)", "SiLU(inplace=True)",
+                                   "LeakyReLU(0.1, inplace=True)"])
+def test_inplace_activations_write_into_their_input_as_torch(layer):
+    values = [-1.0, 0.5, 2.0]
+    written = []
+    for lib in (torch, tg):
+        x = lib.tensor(values)
+        out = eval(f"lib.nn.{layer}", {"lib": lib})(x)
+        assert out is x or lib is torch
+        written.append(x.numpy().copy())
+    np.testing.assert_allclose(written[1], written[0], rtol=1e-6)
+    # a tensor autograd tracks gets the same result and gradient (here without the write)
+    x = tg.tensor(values, requires_grad=True)
+    reference = tg.tensor(values, requires_grad=True)
+    eval(f"tg.nn.{layer}", {"tg": tg})(x * 1).sum().backward()
+    eval(f"tg.nn.{layer.replace('inplace=True', 'inplace=False')}", {"tg": tg})(
+        reference * 1).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), reference.grad.numpy())

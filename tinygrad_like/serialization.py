@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import BinaryIO
 
+import ml_dtypes
 import numpy as np
 import safetensors.numpy
 from safetensors import SafetensorError
@@ -154,11 +155,36 @@ def _read_safetensors(path: str, raw: bytes) -> tuple[dict, dict]:
     except SafetensorError as error:
         raise ValueError(f"load: {path} is not a valid safetensors file (truncated or "
                          f"corrupted?): {error}") from None
-    except KeyError as error:  # a valid file, but a dtype NumPy has no type for (BF16, F8)
-        raise TypeError(f"load: {path} holds a tensor of dtype {error}, which NumPy and so "
-                        "tinygrad_like cannot read") from None
+    except KeyError as error:  # a valid file, but a dtype safetensors.numpy has no type for
+        if error.args[0] != "BF16":
+            raise TypeError(f"load: {path} holds a tensor of dtype {error}, which NumPy and so "
+                            "tinygrad_like cannot read") from None
+        arrays = None
     # safetensors has validated the header: an 8-byte little-endian length, then JSON
-    return arrays, json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+    header_length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + header_length])
+    if arrays is None:
+        arrays = _read_arrays(raw, header, 8 + header_length)
+    return arrays, header
+
+
+# safetensors' dtype names; BF16 is ml_dtypes' bfloat16, which safetensors.numpy lacks
+_SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16,
+                       "BF16": ml_dtypes.bfloat16, "I64": np.int64, "I32": np.int32,
+                       "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def _read_arrays(raw: bytes, header: dict, data_start: int) -> dict[str, np.ndarray]:
+    """The arrays of a header safetensors has validated, read by hand (for bfloat16)."""
+    arrays = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]).newbyteorder("<")
+        start, end = info["data_offsets"]
+        arrays[name] = np.frombuffer(raw, dtype, (end - start) // dtype.itemsize,
+                                     data_start + start).reshape(info["shape"])
+    return arrays
 
 
 def _tensor(path: str, name: str, array: np.ndarray, device: str) -> Tensor:

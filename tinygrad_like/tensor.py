@@ -369,6 +369,8 @@ class Tensor:
 
     def __repr__(self) -> str:
         array = self.backend.to_numpy(self._array)
+        if self.dtype is dtypes.bfloat16:  # NumPy prints ml_dtypes' floats like integers
+            array = array.astype(np.float32)
         body = np.array2string(array, separator=", ", prefix="tensor(", precision=4)
         extras = []
         if self.device != "cpu":

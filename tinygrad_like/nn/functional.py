@@ -10,15 +10,15 @@ from __future__ import annotations
 import math
 
 from tinygrad_like.amp.autocast import autocast_op
-from tinygrad_like.grad_mode import no_grad
+from tinygrad_like.grad_mode import is_grad_enabled, no_grad
 from tinygrad_like.nn.losses import (  # noqa: F401  (re-exported as F.<loss>)
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss,
     nll_loss)
 from tinygrad_like.ops import norm
 from tinygrad_like.ops.checks import check_int, check_ints, check_optional_tensor, check_tensor
 from tinygrad_like.ops.selection import where  # noqa: F401  (re-exported as F.where)
-from tinygrad_like.ops.unary import (  # noqa: F401  (re-exported as F.<activation>)
-    gelu, relu, sigmoid, silu, softplus, tanh)
+from tinygrad_like.ops import unary
+from tinygrad_like.ops.unary import gelu, sigmoid, softplus, tanh  # noqa: F401  (F.<activation>)
 from tinygrad_like.ops.linalg import linear  # noqa: F401
 from tinygrad_like.ops.movement import pad  # noqa: F401
 from tinygrad_like.ops.attention import scaled_dot_product_attention  # noqa: F401
@@ -27,7 +27,7 @@ from tinygrad_like.ops.conv_transpose import conv_transpose2d  # noqa: F401
 from tinygrad_like.ops.fold import fold, unfold  # noqa: F401
 from tinygrad_like.ops.norm_variants import group_norm, rms_norm  # noqa: F401
 from tinygrad_like.ops.resample import interpolate  # noqa: F401
-from tinygrad_like.ops.dropout import dropout  # noqa: F401
+from tinygrad_like.ops import dropout as dropout_op
 from tinygrad_like.ops.embedding import Embedding
 from tinygrad_like.ops.softmax import log_softmax, softmax  # noqa: F401
 from tinygrad_like.tensor import Tensor
@@ -41,8 +41,29 @@ __all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "softmax", "log_softm
            "rms_norm", "interpolate", "normalize", "unfold", "fold"]
 
 
-def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    return where(x > 0, x, x * negative_slope)
+def _into(x: Tensor, result: Tensor, inplace: bool) -> Tensor:
+    """`inplace=True`, as PyTorch: the result is written into x, which is returned. Autograd
+    here records no in-place ops, so while it tracks x, x keeps its values and the result is
+    a new tensor: the same values and gradients as PyTorch's, without the write."""
+    if inplace and not (is_grad_enabled() and x.requires_grad):
+        return x.copy_(result)
+    return result
+
+
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
+    return _into(x, unary.relu(x), inplace)
+
+
+def silu(x: Tensor, inplace: bool = False) -> Tensor:
+    return _into(x, unary.silu(x), inplace)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    return _into(x, where(x > 0, x, x * negative_slope), inplace)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    return _into(x, dropout_op.dropout(x, p, training), inplace)
 
 
 def one_hot(indices: Tensor, num_classes: int = -1) -> Tensor:

@@ -123,9 +123,8 @@ def _activation(name: str, fn, doc: str):
 
 
 class _InplaceActivation(Module):
-    """An activation with PyTorch's `inplace` flag. The flag is kept and shown, and the
-    result is the same; it is computed out of place, so the input keeps its values (an
-    in-place write would also need the input not to be saved for a backward)."""
+    """An activation with PyTorch's `inplace` flag, passed to its F function (see
+    F._into for what it does while autograd tracks the input)."""
 
     def __init__(self, inplace: bool = False):
         super().__init__()
@@ -139,14 +138,14 @@ class ReLU(_InplaceActivation):
     """max(x, 0)"""
 
     def forward(self, x):
-        return F.relu(x)
+        return F.relu(x, self.inplace)
 
 
 class SiLU(_InplaceActivation):
     """x * sigmoid(x)"""
 
     def forward(self, x):
-        return F.silu(x)
+        return F.silu(x, self.inplace)
 
 
 Sigmoid = _activation("Sigmoid", F.sigmoid, "1 / (1 + exp(-x))")
@@ -170,7 +169,7 @@ class LeakyReLU(Module):
         self.negative_slope, self.inplace = negative_slope, inplace
 
     def forward(self, x):
-        return F.leaky_relu(x, self.negative_slope)
+        return F.leaky_relu(x, self.negative_slope, self.inplace)
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace
@@ -201,7 +200,7 @@ class Dropout(Module):
         self.p, self.inplace = p, inplace
 
     def forward(self, x):
-        return F.dropout(x, self.p, self.training)
+        return F.dropout(x, self.p, self.training, self.inplace)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"

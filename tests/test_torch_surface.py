@@ -344,3 +344,23 @@ def test_inplace_activations_write_into_their_input_as_torch(layer):
     eval(f"tg.nn.{layer.replace('inplace=True', 'inplace=False')}", {"tg": tg})(
         reference * 1).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), reference.grad.numpy())
+
+
+# ---- inference tensors ---------------------------------------------------------------------
+@pytest.mark.parametrize("lib", [torch, tg], ids=["torch", "tg"])
+def test_inference_mode_makes_inference_tensors(lib):
+    weight = lib.ones(2, requires_grad=True)
+    with lib.inference_mode():
+        made, computed = lib.zeros(2), lib.ones(2) * 2
+        view = computed.view(2, 1)
+        assert not lib.is_grad_enabled()
+        computed.add_(1)  # in place inside the mode is fine
+    assert made.is_inference() and computed.is_inference() and view.is_inference()
+    assert not lib.ones(2).is_inference() and not computed.clone().is_inference()
+    with pytest.raises(RuntimeError, match="(?i)in-?place update to (an )?inference tensor"):
+        computed.add_(1)
+    with pytest.raises(RuntimeError, match="(?i)inference tensors cannot be saved for backward"):
+        weight * computed
+    (weight + computed).sum().backward()  # add saves no tensor: allowed, as in torch
+    np.testing.assert_array_equal(weight.grad.numpy(), [1.0, 1.0])
+    (weight * computed.clone()).sum().backward()

@@ -31,8 +31,8 @@ from tinygrad_like.autograd_hooks import (post_accumulate_due, post_accumulate_g
                                           run_post_accumulate_grad_hooks)
 from tinygrad_like.dtypes import from_numpy_dtype
 from tinygrad_like.grad_mode import (  # noqa: F401  (re-exported: tg.autograd.no_grad, ...)
-    enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
-    set_grad_enabled, thread_state)
+    any_inference_tensors, enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled,
+    is_inference_tensor, mark_inference, no_grad, set_grad_enabled, thread_state)
 
 
 class Context:
@@ -175,6 +175,10 @@ class Function:
         else:  # no_grad, and every op of a backward without create_graph: nothing to record
             needs = None
             result = cls.forward(Context(cls, first.backend, ()), *args, **kwargs)
+            if state.inference_mode:
+                result = cls._output(result, args, first)
+                mark_inference(result)
+                return result
         if isinstance(result, Tensor) or cls.returns_view or isinstance(result, (tuple, list)):
             result = cls._output(result, args, first)
         else:  # the usual case, a fresh raw array: what _output does with it, less a call
@@ -193,6 +197,8 @@ class Function:
             # Taken once forward has returned and only for recorded nodes, as PyTorch takes
             # versions: an op run without a graph never reads its saved values back.
             ctx._writes_before = _inplace_writes
+            if any_inference_tensors:
+                _refuse_saved_inference_tensors(ctx)
         return result
 
     @classmethod
@@ -390,3 +396,11 @@ def differentiable_backward(compose, inputs: tuple, needs_input_grad: tuple, gra
     wanted = [t for t, needed in zip(inputs, needs_input_grad) if needed]
     grads = iter(grad(out, wanted, (grad_output,), create_graph=True, allow_unused=True))
     return tuple(next(grads) if needed else None for needed in needs_input_grad)
+
+
+def _refuse_saved_inference_tensors(ctx) -> None:
+    for value in ctx._saved:
+        if isinstance(value, Tensor) and is_inference_tensor(value):
+            raise RuntimeError(f"{ctx.name}: inference tensors cannot be saved for backward; "
+                               "make a normal tensor with .clone() outside inference_mode "
+                               "and use it in autograd")

@@ -10,6 +10,7 @@ import numpy as np
 
 from tinygrad_like import dtypes
 from tinygrad_like.backend import get_backend, manual_seed  # noqa: F401  (re-exported)
+from tinygrad_like.grad_mode import is_inference_mode_enabled, mark_inference
 from tinygrad_like.ops.checks import check_int, check_number
 from tinygrad_like.tensor import Tensor
 
@@ -30,6 +31,8 @@ def _make(array_fn, dtype, device, requires_grad, default=None) -> Tensor:
     if dtype.np_dtype is None:
         raise TypeError(f"dtype {dtype.name} is not supported on device {backend.name!r}")
     t = Tensor._wrap(array_fn(backend, dtype.np_dtype), backend)
+    if is_inference_mode_enabled():
+        mark_inference(t)
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 

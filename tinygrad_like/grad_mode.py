@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 
 
 class _ThreadState(threading.local):
@@ -29,6 +30,24 @@ def is_grad_enabled() -> bool:
 
 def is_inference_mode_enabled() -> bool:
     return thread_state.inference_mode
+
+
+# Tensors made under inference_mode, as PyTorch's inference tensors: outside the mode they
+# may not be written in place or saved for a backward. Kept by id in a weak map rather than
+# as a flag on every tensor, so ops pay nothing unless inference mode has been used (and
+# not a WeakSet, whose lookups compare tensors with their elementwise ==).
+inference_tensors: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+any_inference_tensors = inference_tensors.data  # its plain dict: a truth test costs no call
+
+
+def mark_inference(result) -> None:
+    for t in result if isinstance(result, (tuple, list)) else (result,):
+        if hasattr(t, "_array"):
+            inference_tensors[id(t)] = t
+
+
+def is_inference_tensor(t) -> bool:
+    return inference_tensors.get(id(t)) is t
 
 
 class _ModeContext(contextlib.ContextDecorator):
@@ -81,8 +100,9 @@ class inference_mode(_ModeContext):
     """Grad mode off for computations that will never be differentiated, as
     `torch.inference_mode(mode=True)`; `is_inference_mode_enabled()` says when it is on.
 
-    Unlike PyTorch, tensors made here are not marked as inference tensors: this is
-    `no_grad` plus the flag."""
+    Tensors made inside are inference tensors (`t.is_inference()`): outside the mode,
+    writing one in place or saving one for a backward raises, as in PyTorch (clone it to get
+    a normal tensor)."""
 
     def __init__(self, mode: bool = True):
         self.mode = bool(mode)

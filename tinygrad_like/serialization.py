@@ -155,16 +155,13 @@ def _read_safetensors(path: str, raw: bytes) -> tuple[dict, dict]:
     except SafetensorError as error:
         raise ValueError(f"load: {path} is not a valid safetensors file (truncated or "
                          f"corrupted?): {error}") from None
-    except KeyError as error:  # a valid file, but a dtype safetensors.numpy has no type for
-        if error.args[0] != "BF16":
-            raise TypeError(f"load: {path} holds a tensor of dtype {error}, which NumPy and so "
-                            "tinygrad_like cannot read") from None
+    except KeyError:  # a valid file, but a dtype safetensors.numpy has no type for (BF16)
         arrays = None
     # safetensors has validated the header: an 8-byte little-endian length, then JSON
     header_length = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8:8 + header_length])
     if arrays is None:
-        arrays = _read_arrays(raw, header, 8 + header_length)
+        arrays = _read_arrays(path, raw, header, 8 + header_length)
     return arrays, header
 
 
@@ -174,12 +171,15 @@ _SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16,
                        "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
 
 
-def _read_arrays(raw: bytes, header: dict, data_start: int) -> dict[str, np.ndarray]:
+def _read_arrays(path: str, raw: bytes, header: dict, data_start: int) -> dict[str, np.ndarray]:
     """The arrays of a header safetensors has validated, read by hand (for bfloat16)."""
     arrays = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
+        if info["dtype"] not in _SAFETENSORS_DTYPES:  # F8_E4M3, ...
+            raise TypeError(f"load: {path} holds a tensor of dtype '{info['dtype']}', which "
+                            "NumPy and so tinygrad_like cannot read")
         dtype = np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]).newbyteorder("<")
         start, end = info["data_offsets"]
         arrays[name] = np.frombuffer(raw, dtype, (end - start) // dtype.itemsize,

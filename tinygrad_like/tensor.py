@@ -50,12 +50,16 @@ class Tensor:
             raise TypeError(f"Tensor: expected data or sizes (ints), got {len(args)} positional "
                             "arguments; pass requires_grad, dtype and device by keyword")
         self._init(data, requires_grad, dtype, device)
+        if autograd.is_inference_mode_enabled():
+            autograd.mark_inference(self)
 
     @classmethod
     def _from_data(cls, data, requires_grad: bool = False, dtype=None, device=None) -> "Tensor":
         """A tensor holding a copy of `data`, an int included (tg.tensor(3) is 0-d)."""
         t = cls.__new__(cls)
         t._init(data, requires_grad, dtype, device)
+        if autograd.is_inference_mode_enabled():
+            autograd.mark_inference(t)
         return t
 
     def _init(self, data, requires_grad: bool, dtype, device) -> None:
@@ -175,6 +179,10 @@ class Tensor:
             raise RuntimeError("register_post_accumulate_grad_hook: the tensor does not "
                                "require grad")
         return autograd_hooks.register_post_accumulate_grad_hook(self, hook)
+
+    def is_inference(self) -> bool:
+        """True for a tensor made under tg.inference_mode (see grad_mode.inference_mode)."""
+        return autograd.is_inference_tensor(self)
 
     def is_contiguous(self) -> bool:
         return bool(self._array.flags.c_contiguous)
@@ -297,6 +305,10 @@ class Tensor:
 
     # ---- in place (only where no gradient can be silently invalidated) --------------------
     def _check_inplace(self, op: str) -> None:
+        if autograd.any_inference_tensors and autograd.is_inference_tensor(self) \
+                and not autograd.is_inference_mode_enabled():
+            raise RuntimeError(f"{op}: in-place update to an inference tensor outside "
+                               "inference_mode is not allowed; clone it first")
         if autograd.is_grad_enabled() and self._requires_grad:
             kind = "a leaf tensor" if self._ctx is None else "a tensor in the autograd graph"
             raise RuntimeError(f"{op}: cannot modify {kind} that requires grad in place; "

@@ -18,22 +18,24 @@ from tinygrad_like.tensor import Tensor
 
 class Add(Binary):
     kernel = "add"
+    saves_inputs = False
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = ctx.saved_tensors
-        return (unbroadcast(grad, a.shape) if ctx.needs_input_grad[0] else None,
-                unbroadcast(grad, b.shape) if ctx.needs_input_grad[1] else None)
+        shape_a, shape_b = ctx.shapes
+        return (unbroadcast(grad, shape_a) if ctx.needs_input_grad[0] else None,
+                unbroadcast(grad, shape_b) if ctx.needs_input_grad[1] else None)
 
 
 class Sub(Binary):
     kernel = "sub"
+    saves_inputs = False
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = ctx.saved_tensors
-        return (unbroadcast(grad, a.shape) if ctx.needs_input_grad[0] else None,
-                unbroadcast(-grad, b.shape) if ctx.needs_input_grad[1] else None)
+        shape_a, shape_b = ctx.shapes
+        return (unbroadcast(grad, shape_a) if ctx.needs_input_grad[0] else None,
+                unbroadcast(-grad, shape_b) if ctx.needs_input_grad[1] else None)
 
 
 class Mul(Binary):

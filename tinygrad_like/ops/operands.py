@@ -112,13 +112,19 @@ class Binary(Function):
     arithmetic ops, which a backend may run on several cores) or `compute` on the raw arrays."""
 
     kernel: str | None = None
+    # Add and Sub need only the input shapes, and save no tensors, as PyTorch's: so an
+    # in-place write to an input afterwards is no error there either
+    saves_inputs = True
 
     @classmethod
     def forward(cls, ctx, a, b):
-        ctx.save_for_backward(a, b)
         # raw(a), raw(b) inline: two calls fewer on every binary op
         x = a._array if isinstance(a, Tensor) else a
         y = b._array if isinstance(b, Tensor) else b
+        if cls.saves_inputs:
+            ctx.save_for_backward(a, b)
+        else:
+            ctx.shapes = (getattr(x, "shape", ()), getattr(y, "shape", ()))
         try:
             if cls.kernel is not None:
                 return getattr(ctx.backend.kernels, cls.kernel)(x, y)

@@ -117,6 +117,30 @@ def test_gradients_reach_float32_parameters_in_float32_like_torch():
                                    atol=2 ** -5 * np.abs(expected).max(), err_msg=name)
 
 
+def test_cuda_policy_runs_the_gpu_kernels_in_float16_on_the_interp_device():
+    # "interp" runs the Triton kernels a GPU would, interpreted, and follows autocast("cuda"):
+    # linear in float16, softmax and the loss in float32, gradients in float32
+    pytest.importorskip("triton")
+    rng = np.random.default_rng(0)
+    x32, w32 = rng.standard_normal((4, 16)), rng.standard_normal((3, 16)) / 4
+    target = tg.tensor([0, 1, 2, 0], device="interp")
+    x = tg.tensor(x32, dtype=tg.float32, device="interp")
+    w = tg.tensor(w32, dtype=tg.float32, device="interp", requires_grad=True)
+    with tg.autocast("cuda"):
+        logits = tg.nn.functional.linear(x, w)
+        probabilities = tg.nn.functional.softmax(logits, -1)
+        loss = tg.nn.functional.cross_entropy(logits, target)
+    assert (logits.dtype, probabilities.dtype, loss.dtype) == (tg.float16, tg.float32,
+                                                               tg.float32)
+    loss.backward()
+    assert w.grad.dtype is tg.float32 and w.grad.device == "interp"
+    # float16 keeps 11 significant bits: the inputs round to 2**-11 relative, and the
+    # float32-accumulated products of 16 terms stay within a few of those roundings
+    expected = x32 @ w32.T
+    np.testing.assert_allclose(logits.detach().float().numpy(), expected, rtol=0,
+                               atol=2 ** -8 * np.abs(expected).max())
+
+
 def test_nested_disabled_region_decorator_and_queries():
     x, w = tg.tensor(X), tg.tensor(W)
     assert not tg.is_autocast_enabled("cpu")

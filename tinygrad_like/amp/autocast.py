@@ -14,6 +14,10 @@ Lower-precision copies of float32 leaf tensors that require grad (the parameters
 until the outermost autocast region exits, so a weight used at several steps of a loop is
 cast once; in-place writes to a parameter inside the region are not seen by its cached copy,
 as in PyTorch. The state is thread-local, like grad mode.
+
+Tensors on "interp" (the GPU kernels run by Triton's interpreter) follow `autocast("cuda")`:
+that device stands in for "cuda" wherever no GPU is present, so CI runs the CUDA policy on
+the very kernels a GPU would.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from tinygrad_like import dtypes
 from tinygrad_like.tensor import Tensor
 
 DEVICE_TYPES = ("cpu", "cuda")
+AUTOCAST_TYPE = {"cpu": "cpu", "cuda": "cuda", "interp": "cuda"}  # device -> autocast type
 DEFAULT_DTYPES = {"cpu": dtypes.bfloat16, "cuda": dtypes.float16}
 LOWER, FP32 = "lower_precision_fp", "fp32"
 
@@ -190,7 +195,7 @@ def _device_of(args: tuple, kwargs: dict) -> str | None:
     """The device type of the op's first Tensor argument."""
     for value in (*args, *kwargs.values()):
         if isinstance(value, Tensor):
-            return value.backend.name
+            return AUTOCAST_TYPE.get(value.backend.name)
     return None
 
 
@@ -203,7 +208,7 @@ def _cast(value, target, device_type: str):
         return value
     dtype = value.dtype
     if (dtype is target or not dtype.is_floating_point or dtype is dtypes.float64
-            or value.backend.name != device_type):
+            or AUTOCAST_TYPE.get(value.backend.name) != device_type):
         return value
     cacheable = (state.cache_enabled and target is not dtypes.float32
                  and dtype is dtypes.float32 and value.requires_grad and value.is_leaf)

@@ -15,7 +15,8 @@ from tinygrad_like.nn.losses import (  # noqa: F401  (re-exported as F.<loss>)
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss,
     nll_loss)
 from tinygrad_like.ops import norm
-from tinygrad_like.ops.checks import check_int, check_ints, check_optional_tensor, check_tensor
+from tinygrad_like.ops.checks import (check_int, check_ints, check_optional_tensor,
+                                      check_per_channel, check_tensor)
 from tinygrad_like.ops.selection import where  # noqa: F401  (re-exported as F.where)
 from tinygrad_like.ops import unary
 from tinygrad_like.ops.unary import gelu, sigmoid, softplus, tanh  # noqa: F401  (F.<activation>)
@@ -304,22 +305,10 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
     if not x.dtype.is_floating_point:
         raise TypeError(f"layer_norm: expected a floating-point input, got {x.dtype.name}")
     for name, param in (("weight", weight), ("bias", bias)):
-        _check_per_channel("layer_norm", name, param, shape, x)
+        check_per_channel("layer_norm", name, param, shape, x)
     if math.prod(shape) == 0:  # nothing to normalize, and the kernels' mean of nothing is NaN
         return x.clone()
     return norm.layer_norm(x, shape, weight, bias, eps)
-
-
-def _check_per_channel(op: str, name: str, param: Tensor | None, shape: tuple,
-                       x: Tensor) -> None:
-    """A normalization's weight, bias or running statistic: None, or floating of `shape`."""
-    if check_optional_tensor(op, name, param) is None:
-        return
-    if not param.dtype.is_floating_point:
-        raise TypeError(f"{op}: {name} must be floating point, got {param.dtype.name}")
-    if param.shape != shape:
-        raise ValueError(f"{op}: {name} of shape {param.shape} should have shape {shape} for "
-                         f"the input of shape {x.shape}")
 
 
 def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
@@ -339,7 +328,7 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
         raise ValueError("batch_norm: pass both running_mean and running_var, or neither")
     for name, param in (("running_mean", running_mean), ("running_var", running_var),
                         ("weight", weight), ("bias", bias)):
-        _check_per_channel("batch_norm", name, param, (x.shape[1],), x)
+        check_per_channel("batch_norm", name, param, (x.shape[1],), x)
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
     if training:

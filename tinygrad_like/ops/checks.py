@@ -22,6 +22,21 @@ def check_optional_tensor(op: str, name: str, value) -> Tensor | None:
     return None if value is None else check_tensor(op, name, value)
 
 
+def check_per_channel(op: str, name: str, param: Tensor | None, shape: tuple, x: Tensor) -> None:
+    """A normalization's weight, bias or running statistic: None, or a floating tensor of
+    `shape` on x's device."""
+    if check_optional_tensor(op, name, param) is None:
+        return
+    if not param.dtype.is_floating_point:
+        raise TypeError(f"{op}: {name} must be floating point, got {param.dtype.name}")
+    if param.shape != shape:
+        raise ValueError(f"{op}: {name} of shape {param.shape} should have shape {shape} for "
+                         f"the input of shape {x.shape}")
+    if param.backend is not x.backend:
+        raise RuntimeError(f"{op}: {name} on {param.device} and input on {x.device} must be on "
+                           "one device")
+
+
 def check_int(op: str, name: str, value, minimum: int | None = None) -> int:
     """`value` as an int (floats are refused rather than truncated), at least `minimum`."""
     if not isinstance(value, numbers.Integral):

@@ -13,22 +13,8 @@ import math
 
 from tinygrad_like.amp.autocast import autocast_op
 from tinygrad_like.ops import norm
-from tinygrad_like.ops.checks import check_int, check_ints, check_optional_tensor, check_tensor
+from tinygrad_like.ops.checks import check_int, check_ints, check_per_channel, check_tensor
 from tinygrad_like.tensor import Tensor
-
-
-def _check_affine(op: str, name: str, param: Tensor | None, shape: tuple, x: Tensor) -> None:
-    """A per-channel (or per-element) weight or bias: None, or floating of `shape`."""
-    if check_optional_tensor(op, name, param) is None:
-        return
-    if not param.dtype.is_floating_point:
-        raise TypeError(f"{op}: {name} must be floating point, got {param.dtype.name}")
-    if param.shape != shape:
-        raise ValueError(f"{op}: {name} of shape {param.shape} should have shape {shape} for "
-                         f"the input of shape {x.shape}")
-    if param.backend is not x.backend:
-        raise RuntimeError(f"{op}: {name} on {param.device} and input on {x.device} must be on "
-                           "one device")
 
 
 @autocast_op("group_norm")
@@ -48,7 +34,7 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
         raise ValueError(f"{op}: expected the number of channels of the input of shape "
                          f"{x.shape} ({c}) to be divisible by num_groups={groups}")
     for name, param in (("weight", weight), ("bias", bias)):
-        _check_affine(op, name, param, (c,), x)
+        check_per_channel(op, name, param, (c,), x)
     per_group = c // groups * math.prod(x.shape[2:])
     if n * c // groups * math.prod(x.shape[2:]) == 1:
         raise ValueError(f"{op}: expected more than 1 value per group, got input of shape "
@@ -80,7 +66,7 @@ def rms_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
                          f"dimensions of the input of shape {x.shape}")
     if not x.dtype.is_floating_point:
         raise TypeError(f"{op}: expected a floating-point input, got {x.dtype.name}")
-    _check_affine(op, "weight", weight, shape, x)
+    check_per_channel(op, "weight", weight, shape, x)
     dims = tuple(range(x.ndim - len(shape), x.ndim))
     # half precision is normalised in float32 and rounded once, as PyTorch does
     wide = x.float() if x.dtype.itemsize < 4 else x

@@ -87,6 +87,12 @@ def test_nccl_backend_makes_the_right_calls_on_a_stand_in_cupy():
 
 
 @needs_mpi
+def test_ddp_reduces_cuda_gradients_over_nccl_on_a_stand_in_cupy():
+    out = ok(mpirun(str(SCRIPTS / "ddp_nccl.py")))
+    assert out.count("OK") == 2
+
+
+@needs_mpi
 def test_mismatched_models_give_the_same_error_on_every_rank():
     out = ok(mpirun(str(SCRIPTS / "mismatch.py")))
     lines = [line for line in out.splitlines() if "caught" in line]

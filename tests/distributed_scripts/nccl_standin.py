@@ -121,5 +121,7 @@ def install() -> types.ModuleType:
     cupy.ascontiguousarray = lambda a: np.ascontiguousarray(a).view(DeviceArray)
     cupy.empty = lambda *args, **kwargs: np.empty(*args, **kwargs).view(DeviceArray)
     cupy.stack = lambda arrays: np.stack(arrays).view(DeviceArray)
+    cupy.concatenate = lambda arrays: np.concatenate(arrays).view(DeviceArray)
+    cupy.zeros = lambda *args, **kwargs: np.zeros(*args, **kwargs).view(DeviceArray)
     sys.modules.update({"cupy": cupy, "cupy.cuda": cuda, "cupy.cuda.nccl": nccl})
     return cupy

@@ -69,9 +69,14 @@ def _mpi_op(op: ReduceOp, array: np.ndarray, call: str):
     if op is ReduceOp.AVG and array.dtype.kind != "f":
         raise TypeError(f"{call}: ReduceOp.AVG needs a floating-point tensor, got "
                         f"{array.dtype.name}; use ReduceOp.SUM and divide")
-    MPI = _mpi()
-    return {ReduceOp.SUM: MPI.SUM, ReduceOp.AVG: MPI.SUM, ReduceOp.MAX: MPI.MAX,
-            ReduceOp.MIN: MPI.MIN, ReduceOp.PRODUCT: MPI.PROD}[op]
+    if not _MPI_OPS:
+        MPI = _mpi()
+        _MPI_OPS.update({ReduceOp.SUM: MPI.SUM, ReduceOp.AVG: MPI.SUM, ReduceOp.MAX: MPI.MAX,
+                         ReduceOp.MIN: MPI.MIN, ReduceOp.PRODUCT: MPI.PROD})
+    return _MPI_OPS[op]
+
+
+_MPI_OPS: dict = {}  # ReduceOp -> MPI.Op, filled on first use (mpi4py loads lazily)
 
 
 def _write_back(tensor: Tensor, result: np.ndarray, divisor: int = 1):
@@ -98,10 +103,9 @@ def _start(comm, nonblocking: str, async_op: bool, *args) -> list:
 
 
 def _run(requests: list, finish, async_op: bool) -> Work | None:
-    work = Work(requests, finish)
     if async_op:
-        return work
-    work.wait()
+        return Work(requests, finish)
+    finish()  # the blocking call has completed: no request to wait for
     return None
 
 

@@ -52,12 +52,18 @@ class _World:
 _world = _World()
 
 
+_loaded_mpi = []  # mpi4py's MPI module once imported: every collective reaches it
+
+
 def _mpi():
+    if _loaded_mpi:
+        return _loaded_mpi[0]
     try:
         from mpi4py import MPI
     except ImportError as error:
         raise RuntimeError("tg.distributed: the 'mpi' backend needs mpi4py and an MPI library "
                            "(pip install 'tinygrad_like[distributed]')") from error
+    _loaded_mpi.append(MPI)
     return MPI
 
 

@@ -1,16 +1,21 @@
 """DistributedDataParallel: one model replica per rank, gradients averaged during backward.
 
 How the gradient all-reduce overlaps the backward pass:
-- at construction the parameters are split into buckets of up to `bucket_cap_mb`, walking
-  them in reverse registration order (roughly the order backward produces their gradients),
-  one dtype per bucket; every parameter gets a post-accumulate-grad hook;
+- at construction the parameters are split into buckets, walking them in reverse
+  registration order (roughly the order backward produces their gradients), one dtype per
+  bucket: the first of up to 1 MiB (PyTorch's first bucket; `bucket_cap_mb` if smaller), so
+  that communication starts early in backward, the rest of up to `bucket_cap_mb`; every
+  parameter gets a post-accumulate-grad hook;
 - `forward` arms the reducer (unless under `no_sync()` or grad mode is off);
 - during `backward()` the autograd engine calls a parameter's hook once its gradient for
   this backward is complete (after the last node that uses it, so an RNN weight reused at
   every step counts once). When every parameter of a bucket is ready, the bucket's gradients
   are copied into one flat buffer and its non-blocking all-reduce (MPI Iallreduce) starts,
   while backward goes on computing the next buckets' gradients. Buckets start strictly in
-  bucket order, as all ranks must issue collectives in the same order;
+  bucket order, as all ranks must issue collectives in the same order. MPI moves a
+  non-blocking collective along only inside MPI calls (Open MPI runs no progress thread), so
+  every later gradient hook tests the all-reduces in flight: each test advances them, and
+  they complete during backward rather than in the final wait;
 - the hook that completes the last bucket waits for every bucket's all-reduce, divides by
   the world size and sets each `.grad` to its slice of the averaged buffer, so the
   gradients are averaged when `backward()` returns.
@@ -23,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 
-import numpy as np
 
 from tinygrad_like import autograd
 from tinygrad_like import distributed as dist
@@ -32,18 +36,24 @@ from tinygrad_like.nn.module import Module
 from tinygrad_like.tensor import Tensor
 
 
+FIRST_BUCKET_BYTES = 2**20
+
+
 class _Reducer:
     """Buckets of parameters, and the all-reduces of one backward pass."""
 
-    def __init__(self, params: list, group, bucket_cap_bytes: int, find_unused: bool):
+    def __init__(self, params: list, group, bucket_cap_bytes: int, find_unused: bool,
+                 first_bucket_bytes: int = FIRST_BUCKET_BYTES):
         self.params, self.group, self.find_unused = params, group, find_unused
+        first_bucket_bytes = min(first_bucket_bytes, bucket_cap_bytes)
         self.buckets: list[list[int]] = []  # parameter indices, in reverse order
         open_bucket: dict = {}  # dtype -> (bucket index, bytes so far)
         for index in reversed(range(len(params))):
             param = params[index]
             nbytes = param._array.nbytes
             current = open_bucket.get(param._array.dtype)
-            if current is None or (current[1] + nbytes > bucket_cap_bytes and current[1] > 0):
+            cap = first_bucket_bytes if current is None or current[0] == 0 else bucket_cap_bytes
+            if current is None or (current[1] + nbytes > cap and current[1] > 0):
                 self.buckets.append([])
                 current = (len(self.buckets) - 1, 0)
             self.buckets[current[0]].append(index)
@@ -78,6 +88,8 @@ class _Reducer:
         if not self.armed or id(param) not in self.bucket_of:
             return
         self.pending[self.bucket_of[id(param)]].discard(id(param))
+        for work in self.works:
+            work.is_completed()  # a test advances an all-reduce in flight (module docstring)
         while len(self.works) < len(self.buckets) and not self.pending[len(self.works)]:
             self._start(len(self.works))
         if len(self.works) == len(self.buckets):
@@ -85,8 +97,9 @@ class _Reducer:
 
     def _start(self, bucket: int) -> None:
         params = [self.params[i] for i in self.buckets[bucket]]
-        flat = np.concatenate([np.zeros(p._array.size, p._array.dtype) if p.grad is None
-                               else np.asarray(p.grad._array, p._array.dtype).ravel()
+        xp = params[0].backend.xp  # NumPy, or CuPy for "cuda" parameters (NCCL)
+        flat = xp.concatenate([xp.zeros(p._array.size, p._array.dtype) if p.grad is None
+                               else p.grad._array.astype(p._array.dtype, copy=False).ravel()
                                for p in params])
         self.flat.append(flat)
         self.works.append(dist.all_reduce(Tensor._wrap(flat, params[0].backend),
@@ -167,11 +180,15 @@ class DistributedDataParallel(Module):
                             f"{type(module).__name__}")
         if dim != 0:
             raise NotImplementedError("DistributedDataParallel: only dim=0 is supported")
-        if device_ids is not None or output_device is not None:
+        on_gpu = any(p.device.startswith("cuda") for p in module.parameters())
+        if not on_gpu and (device_ids is not None or output_device is not None):
             # as PyTorch for a CPU module: each rank's module lives on its own device already
             raise ValueError(f"DistributedDataParallel: device_ids and output_device must be "
                              f"None for a module on the CPU, got {device_ids!r} and "
                              f"{output_device!r}")
+        if on_gpu and device_ids is not None and len(device_ids) != 1:
+            raise ValueError(f"DistributedDataParallel: a GPU module takes one device per "
+                             f"process, device_ids=[local_rank]; got {device_ids!r}")
         # gradient_as_bucket_view and static_graph are PyTorch's memory and speed hints: the
         # gradients here are always views of the averaged bucket, and the graph is re-walked
         # each step either way, so both change nothing but are accepted as PyTorch does

@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test demo bench lint clean
+.PHONY: test demo bench gpu-check lint clean
 
 $(BIN)/activate: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ bench: $(BIN)/activate
 		--benchmark-warmup=on --benchmark-warmup-iterations=20 \
 		--benchmark-columns=median,iqr,rounds --benchmark-json=benchmarks/results.json
 	$(BIN)/python benchmarks/report.py benchmarks/results.json > benchmarks/RESULTS.md
+
+# On a machine with an NVIDIA GPU: installs what is missing, runs the cuda-marked tests and
+# the GPU benchmarks, writes benchmarks/gpu-report.md and .json (benchmarks/gpu_check.py).
+# Uses the project's virtual environment when there is one, else $(PYTHON).
+gpu-check:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) benchmarks/gpu_check.py
 
 lint: $(BIN)/activate
 	$(BIN)/python -m ruff check tinygrad_like tests benchmarks

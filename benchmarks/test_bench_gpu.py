@@ -7,8 +7,8 @@ Run on a GPU machine with the `cuda` extra and a CUDA build of torch installed:
 
 - matmul 4096^3 in fp16 and fp32: the Triton kernel vs cuBLAS (CuPy's matmul)
 - softmax (4096, 4096) and cross-entropy (4096, 50257), forward: the Triton kernels vs
-  CuPy's fused-elementwise equivalents; extra_info holds the achieved memory bandwidth
-  so the ratio to the GPU's peak (3.35 TB/s on an H100) can be read off.
+  CuPy's fused-elementwise equivalents; extra_info holds the achieved memory bandwidth.
+  Target (softmax): >= 90% of the device's copy bandwidth measured by test_copy_bandwidth.
 - causal attention B=4 H=16 T=4096 D=64 fp16, forward and backward: the Triton
   FlashAttention-2 kernels vs torch's scaled_dot_product_attention, pinned to its flash
   kernel. Target: the forward at >= 90% of torch's speed.
@@ -19,6 +19,13 @@ Run on a GPU machine with the `cuda` extra and a CUDA build of torch installed:
 - max_pool2d 2x2 on (64, 128, 112, 112) fp32 forward and backward, dropout p=0.1 on 64M
   fp32 elements, and one Adam step over ResNet-50's 55 weight tensors (25.5M fp32): the
   CUDA C kernels vs torch (Adam: torch.optim.Adam with fused=True and with foreach=True).
+
+Every case is timed with CUDA events over back-to-back launches (gpu_timing.py): the median
+ms per call of a few rounds is `extra_info["cuda_ms"]`, and the throughput columns come from
+it; pytest-benchmark's own statistics are host times of whole rounds (`launches_per_round`
+calls, one wait). A copy case measures the device's copy bandwidth, the softmax target's
+yardstick. `make gpu-check` (benchmarks/gpu_check.py) runs this file with GPU_CHECK_RESULTS
+set and builds benchmarks/gpu-report.md from the lines written there.
 
 "backward" times the gradient kernels alone: torch differentiates a graph built once
 (retain_graph=True), we call the backward kernels on the saved forward results. Attention
@@ -32,6 +39,11 @@ comes from another generator in torch, checks the drop rate and the 1 / (1 - p) 
 
 from __future__ import annotations
 
+import json
+import os
+import statistics
+
+import gpu_timing
 import pytest
 import torch
 import torch.nn.functional as torch_functional
@@ -54,13 +66,31 @@ def cp():
     return pytest.importorskip("cupy")
 
 
-def synchronized(cp, fn):
-    def run():
-        out = fn()
-        cp.cuda.Device().synchronize()  # the whole device: waits for torch's kernels too
-        return out
+ROUNDS = 5
+RESULTS = "GPU_CHECK_RESULTS"  # environment: a file that gets one JSON line per timed case
 
-    return run
+
+def measure(benchmark, cp, fn, library: str, flops: float = 0.0, traffic: float = 0.0):
+    """Time `fn` with CUDA events over back-to-back launches (see gpu_timing.py) and record
+    cuda_ms, and TFLOP/s for `flops` or GB/s for `traffic` bytes, in extra_info."""
+    if torch.cuda.is_available():  # the events must see torch's kernels on the same stream
+        assert torch.cuda.current_stream().cuda_stream == cp.cuda.get_current_stream().ptr
+    new_event, elapsed = cp.cuda.Event, cp.cuda.get_elapsed_time
+    launches = gpu_timing.launches_per_round(fn, new_event, elapsed)
+    rounds = []
+    benchmark.pedantic(lambda: rounds.append(gpu_timing.time_round(fn, launches, new_event,
+                                                                   elapsed)),
+                       rounds=ROUNDS, iterations=1)
+    ms = statistics.median(rounds)
+    benchmark.extra_info.update(cuda_ms=ms, launches_per_round=launches)
+    if flops:
+        benchmark.extra_info["TFLOP/s"] = flops / ms / 1e9
+    if traffic:
+        benchmark.extra_info["GB/s"] = traffic / ms / 1e6
+    if os.environ.get(RESULTS):
+        with open(os.environ[RESULTS], "a", encoding="utf-8") as file:
+            file.write(json.dumps({"group": benchmark.group, "library": library,
+                                   "rounds_ms": rounds, **benchmark.extra_info}) + "\n")
 
 
 def torch_normal(*shapes, dtype: str) -> list:
@@ -95,9 +125,7 @@ def test_matmul_4096(benchmark, cp, dtype, library):
     tolerance = 1e-2 if dtype == "float16" else 1e-3
     assert float(cp.abs(fn().astype("float32") - reference).max()) <= tolerance * size ** 0.5
     benchmark.group = f"gpu matmul 4096^3 {dtype}"
-    result = benchmark(synchronized(cp, fn))
-    assert result is not None
-    benchmark.extra_info["TFLOP/s"] = 2 * size**3 / benchmark.stats.stats.median / 1e12
+    measure(benchmark, cp, fn, library, flops=2 * size**3)
 
 
 @pytest.mark.parametrize("library", ["tinygrad_like", "cupy"])
@@ -112,8 +140,26 @@ def test_softmax_4096(benchmark, cp, library):
     fn = (lambda: kernels.softmax(x, 1)) if library == "tinygrad_like" else reference
     assert float(cp.abs(fn() - reference()).max()) < 1e-6
     benchmark.group = "gpu softmax (4096, 4096) fp32"
-    benchmark(synchronized(cp, fn))
-    benchmark.extra_info["GB/s"] = 2 * x.nbytes / benchmark.stats.stats.median / 1e9
+    measure(benchmark, cp, fn, library, traffic=2 * x.nbytes)
+
+
+@pytest.mark.parametrize("library", ["memcpy", "copy_kernel"])
+def test_copy_bandwidth(benchmark, cp, library):
+    """The device's copy bandwidth on the softmax benchmark's bytes (64 MiB read, 64 MiB
+    written): cudaMemcpyAsync device to device, and CuPy's elementwise copy kernel; the
+    softmax target is a fraction of the faster."""
+    source = cp.random.standard_normal((4096, 4096)).astype("float32")
+    target = cp.empty_like(source)
+    if library == "memcpy":
+        def fn():
+            target.data.copy_from_device_async(source.data, source.nbytes)
+    else:
+        def fn():
+            cp.copyto(target, source)
+    fn()
+    assert bool((target == source).all())
+    benchmark.group = "gpu copy (4096, 4096) fp32"
+    measure(benchmark, cp, fn, library, traffic=2 * source.nbytes)
 
 
 @pytest.mark.parametrize("library", ["tinygrad_like", "cupy"])
@@ -133,8 +179,7 @@ def test_cross_entropy_vocabulary(benchmark, cp, library):
     fn = ours if library == "tinygrad_like" else reference
     assert float(cp.abs(fn() - reference()).max()) < 1e-3
     benchmark.group = "gpu cross-entropy (4096, 50257) fp32"
-    benchmark(synchronized(cp, fn))
-    benchmark.extra_info["GB/s"] = logits.nbytes / benchmark.stats.stats.median / 1e9
+    measure(benchmark, cp, fn, library, traffic=logits.nbytes)
 
 
 ATTENTION_SHAPE = (4, 16, 4096, 64)  # batch, heads, length, head dim
@@ -166,10 +211,9 @@ def test_attention_causal_4096(benchmark, cp, direction, library):
         assert relative_error(cp, ours(), theirs()) <= TOLERANCE["float16"]
         fn = ours if library == "tinygrad_like" else theirs
         benchmark.group = f"gpu attention {ATTENTION_SHAPE} causal float16 {direction}"
-        benchmark(synchronized(cp, fn))
-    forward_flops = 4 * batch * heads * length**2 * dim / 2  # two products, half masked
-    flops = forward_flops * (1 if direction == "forward" else 2.5)
-    benchmark.extra_info["TFLOP/s"] = flops / benchmark.stats.stats.median / 1e12
+        forward_flops = 4 * batch * heads * length**2 * dim / 2  # two products, half masked
+        measure(benchmark, cp, fn, library,
+                flops=forward_flops * (1 if direction == "forward" else 2.5))
 
 
 CONV_INPUT, CONV_WEIGHT = (64, 128, 56, 56), (128, 128, 3, 3)
@@ -202,10 +246,9 @@ def test_conv2d_resnet_stage2(benchmark, cp, monkeypatch, dtype, direction, libr
     assert relative_error(cp, ours(), theirs()) <= TOLERANCE[dtype]
     fn = ours if library == "tinygrad_like" else theirs
     benchmark.group = f"gpu conv2d {CONV_INPUT} 3x3 {dtype} {direction}"
-    benchmark(synchronized(cp, fn))
     forward_flops = 2 * torch_out.numel() * weight[0].numel()
-    flops = forward_flops * (1 if direction == "forward" else 2)  # dx and dweight
-    benchmark.extra_info["TFLOP/s"] = flops / benchmark.stats.stats.median / 1e12
+    measure(benchmark, cp, fn, library,  # backward: dx and dweight
+            flops=forward_flops * (1 if direction == "forward" else 2))
 
 
 POOL_INPUT, POOL_OUTPUT = (64, 128, 112, 112), (64, 128, 56, 56)
@@ -231,11 +274,9 @@ def test_max_pool2d_2x2(benchmark, cp, direction, library):
     assert relative_error(cp, ours(), theirs()) == 0.0  # a max and a scatter round nothing
     fn = ours if library == "tinygrad_like" else theirs
     benchmark.group = f"gpu max_pool2d 2x2 {POOL_INPUT} fp32 {direction}"
-    benchmark(synchronized(cp, fn))
     # forward: x in, out and int64 indices out (torch's CUDA kernel writes them too);
     # backward: grad and indices in, dx out: the same bytes
-    traffic = cp_x.nbytes + out.nbytes + indices.nbytes
-    benchmark.extra_info["GB/s"] = traffic / benchmark.stats.stats.median / 1e9
+    measure(benchmark, cp, fn, library, traffic=cp_x.nbytes + out.nbytes + indices.nbytes)
 
 
 @needs_torch_cuda
@@ -258,9 +299,8 @@ def test_dropout_64m(benchmark, cp, library):
     assert abs(1 - float(kept.mean()) - p) < 1e-3  # 64M draws: the rate's std is 4e-5
     assert relative_error(cp, out, cp.where(kept, cp_x / (1 - p), 0)) < 1e-6
     benchmark.group = "gpu dropout p=0.1 (64M,) fp32"
-    benchmark(synchronized(cp, fn))
     # read x, write out; both also write a mask (ours fp32, torch's bool), not counted
-    benchmark.extra_info["GB/s"] = 2 * cp_x.nbytes / benchmark.stats.stats.median / 1e9
+    measure(benchmark, cp, fn, library, traffic=2 * cp_x.nbytes)
 
 
 def resnet50_weight_shapes() -> list[tuple[int, ...]]:
@@ -305,7 +345,5 @@ def test_adam_step_resnet50(benchmark, cp, library):
     assert relative_error(cp, ours(), theirs()) <= 1e-6
     fn = ours if library == "tinygrad_like" else theirs
     benchmark.group = f"gpu adam step, ResNet-50 weights ({len(shapes)} tensors, 25.5M) fp32"
-    benchmark(synchronized(cp, fn))
     # read param, grad and both moments; write param and both moments
-    traffic = 7 * sum(param.nbytes for param in cp_params)
-    benchmark.extra_info["GB/s"] = traffic / benchmark.stats.stats.median / 1e9
+    measure(benchmark, cp, fn, library, traffic=7 * sum(param.nbytes for param in cp_params))

@@ -19,6 +19,8 @@ LAUNCHED = "TINYGRAD_LIKE_LAUNCHED"  # set in the ranks that `train --nproc N` s
 
 
 def _parser() -> argparse.ArgumentParser:
+    from tinygrad_like.kernel_report import BOUND_MODEL  # plain text: imports no Triton
+
     parser = argparse.ArgumentParser(prog="tinygrad-like",
                                      description="tinygrad_like: train the seed models")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -42,8 +44,18 @@ def _parser() -> argparse.ArgumentParser:
                        help="data-parallel ranks launched with mpirun (each loads "
                        "batch-size / nproc samples per step)")
     commands.add_parser("demo", help="fit a line with autograd and run a gradient check")
-    commands.add_parser("kernels", help="compile the Triton kernels for sm_80 and sm_90 (no GPU "
-                        "needed) and print registers, spills, tensor-core use and a roofline")
+    kernels = commands.add_parser(
+        "kernels", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="compile the Triton kernels for sm_80 and sm_90 (no GPU needed) and print "
+        "registers, spills, tensor-core, TMA and cp.async use, the main loop and the bound",
+        description="Compile every Triton kernel variant for sm_80 and sm_90 (no GPU needed) "
+        "and print, from its cubin and SASS, registers, spills, tensor-core instructions, TMA "
+        "(UTMALDG) and cp.async (LDGSTS) loads, the main loop's instructions and narrow "
+        "global loads, and the estimated bound.", epilog=BOUND_MODEL)
+    kernels.add_argument("--dump", metavar="DIR",
+                         help="also write each variant's cubin and SASS to DIR")
+    kernels.add_argument("--arch", type=int, choices=(80, 90), action="append",
+                         help="only this architecture (repeatable; default both)")
     return parser
 
 
@@ -157,6 +169,17 @@ def demo() -> None:
     print(f"gradcheck of logsumexp(tanh(x) @ x.T) in float64: {'passed' if ok else 'failed'}")
 
 
+def kernels_command(args) -> int:
+    from tinygrad_like import kernel_report
+
+    rows = kernel_report.report_rows(tuple(args.arch or kernel_report.ARCHS))
+    print(kernel_report.format_table(rows))
+    if args.dump:
+        written = kernel_report.dump(rows, args.dump)
+        print(f"wrote {len(written)} files (cubin and SASS per variant) to {args.dump}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -164,10 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             demo()
             return 0
         if args.command == "kernels":
-            from tinygrad_like.kernel_report import format_table, report_rows
-
-            print(format_table(report_rows()))
-            return 0
+            return kernels_command(args)
         return train_command(args, sys.argv[1:] if argv is None else argv)
     except (ValueError, TypeError, KeyError, OSError, RuntimeError) as error:
         # bad arguments, files or devices: one line, not a traceback

@@ -8,9 +8,9 @@ helpers here build a variant's signature the way Triton's JIT would specialise a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-ITEMSIZE = {"fp32": 4, "fp16": 2, "bf16": 2}  # bytes per element of each Triton dtype
+ITEMSIZE = {"fp64": 8, "fp32": 4, "fp16": 2, "bf16": 2}  # bytes per element of each Triton dtype
 
 
 @dataclass
@@ -29,6 +29,10 @@ class KernelVariant:
     flops: float = 0.0
     bytes_moved: float = 0.0
     ideal_bytes: float = 0.0
+    # for the issue bound: the elements the main loop visits over the whole benchmark (one
+    # per row element and pass for a row kernel); 0 lets kernel_report count the loop's
+    # iterations from its FLOPs instead (GEMM-shaped loops)
+    loop_elements: float = 0.0
     notes: dict = field(default_factory=dict)
 
 
@@ -46,3 +50,16 @@ def jit_attrs(signature: dict, values: dict) -> dict:
     (fresh allocations) and the i32 arguments whose value (`values`) is a multiple of 16."""
     return {name: [["tt.divisibility", 16]] for name, kind in signature.items()
             if kind.startswith("*") or (kind == "i32" and values.get(name, 1) % 16 == 0)}
+
+
+def retyped(variant: KernelVariant, dtype: str, tensor_cores: bool) -> KernelVariant:
+    """`variant` (an fp32 one) as the launcher runs it for `dtype`: every fp32 pointer and
+    scalar becomes `dtype` (float64 inputs keep their row statistics and partial sums in
+    float64 too), with the same tiles, and the traffic scaled by the wider elements.
+    `tensor_cores`: must the cubin use them (DMMA for float64 products)?"""
+    scale = ITEMSIZE[dtype] / ITEMSIZE[variant.dtype]
+    signature = {name: kind.replace(variant.dtype, dtype) for name, kind in
+                 variant.signature.items()}
+    return replace(variant, dtype=dtype, signature=signature, tensor_cores=tensor_cores,
+                   bytes_moved=variant.bytes_moved * scale,
+                   ideal_bytes=variant.ideal_bytes * scale, notes=dict(variant.notes))

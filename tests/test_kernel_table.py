@@ -60,12 +60,13 @@ def test_interp_borrows_from_cpu_exactly_what_triton_does_not_serve():
 
 
 def test_the_cuda_table_builds_with_a_stand_in_cupy(monkeypatch):
-    from tinygrad_like.backend import cuda_device, reference_norm
+    from tinygrad_like.backend import cuda_device, cupy_standin, reference_norm
 
     fake_cupy = types.ModuleType("cupy")
     for name in ("add", "subtract", "multiply", "true_divide"):
         setattr(fake_cupy, name, getattr(np, name))
     fake_cupy.random = np.random
+    fake_cupy.cuda = cupy_standin.cuda  # the device the backend selects
     fake_special = types.ModuleType("cupyx.scipy.special")
     fake_special.erf = np.tanh
     fake_cupyx, fake_scipy = types.ModuleType("cupyx"), types.ModuleType("cupyx.scipy")

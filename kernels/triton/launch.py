@@ -12,6 +12,13 @@ functions, compiled-mode objects that refuse to be called from Python; while an
 interpreted kernel runs, calls to any JITFunction are routed to its interpreted
 form, which is what TRITON_INTERPRET=1 would have made them.
 
+Compiled launches go through `CupyDriver`, a Triton driver whose device, current stream and
+compute capability come from CuPy: Triton's own NVIDIA driver asks torch whenever torch is
+imported (a CPU torch build then reports no GPU, and a CUDA build hands Triton torch's stream).
+
+CuPy has no bfloat16, so a bfloat16 array on "cuda" is a `Bfloat16Array`: 16-bit CuPy storage
+carrying the bfloat16 dtype, which Triton's binder reads as '*bf16'.
+
 The launch checks and choices that more than one kernel file makes (the floating dtypes the
 row kernels accept, the warps for a BLOCK-wide row) are at the end.
 """
@@ -22,7 +29,12 @@ import contextlib
 import functools
 import warnings
 
+import ml_dtypes
 import numpy as np
+from triton.backends.nvidia.driver import CudaDriver, CudaLauncher, CudaUtils
+from triton.runtime import driver as triton_driver
+
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
 
 class Launcher:
@@ -30,7 +42,12 @@ class Launcher:
 
     def __init__(self, interpret: bool):
         self.interpret = interpret
-        self.xp = np if interpret else _cupy()
+        if interpret:
+            self.xp = np
+        else:
+            cupy = _cupy()
+            install_driver(cupy)
+            self.xp = _DeviceArrays(cupy)
 
     def kernel(self, jit_function):
         """The runnable form of a @triton.jit function (or the JITFunction under an autotuner)."""
@@ -113,22 +130,171 @@ def _cupy():
 
 
 class _CupyArg:
-    """What compiled Triton reads from a tensor argument: a device pointer and a dtype name."""
+    """What compiled Triton reads from a tensor argument: a device pointer and a dtype."""
 
     def __init__(self, array):
         self.array = array
-        self.dtype = _TritonDtype(array.dtype.name)
+        self.dtype = triton_dtype(array.dtype.name)
 
     def data_ptr(self) -> int:
         return self.array.data.ptr
 
 
 class _TritonDtype:
+    """A dtype as Triton reads one from a torch tensor: its name, and its itemsize (which a
+    host-side TensorDescriptor checks strides with)."""
+
     def __init__(self, name: str):
         self.name = name
+        self.itemsize = np.dtype(BFLOAT16 if name == "bfloat16" else name).itemsize
+        self.is_floating_point = name in FLOATING
 
     def __str__(self) -> str:  # Triton maps "torch.float16"-style names to its types
         return f"torch.{self.name}"
+
+
+# Triton's binder caches the dtype -> '*fp16' mapping keyed on the dtype object's hash (its
+# address), so a dtype object made per argument, once freed, lets a later argument of another
+# dtype reuse its address and its cached pointer type: one long-lived object per dtype name.
+_TRITON_DTYPES: dict[str, _TritonDtype] = {}
+
+
+def triton_dtype(name: str) -> _TritonDtype:
+    """The one dtype object Triton's binder sees for arrays of dtype `name`."""
+    return _TRITON_DTYPES.setdefault(name, _TritonDtype(name))
+
+
+class CupyDriver(CudaDriver):
+    """Triton's NVIDIA driver, with the device, its current stream and its compute capability
+    taken from `cupy` (torch is never asked). `utils` and `launcher_cls` default to Triton's
+    own (libcuda); the launch-marshalling test device passes stand-ins."""
+
+    def __init__(self, cupy, utils=None, launcher_cls=CudaLauncher):
+        self.cupy = cupy
+        self._utils = utils
+        self.launcher_cls = launcher_cls
+
+    @property
+    def utils(self):
+        """Triton's libcuda helpers, built (a C compile) when a kernel is first loaded."""
+        if self._utils is None:
+            self._utils = CudaUtils()
+        return self._utils
+
+    @staticmethod
+    def is_active() -> bool:
+        return True
+
+    def get_current_device(self) -> int:
+        return self.cupy.cuda.runtime.getDevice()
+
+    def set_current_device(self, device: int) -> None:
+        self.cupy.cuda.runtime.setDevice(device)
+
+    def get_current_stream(self, device: int) -> int:
+        return self.cupy.cuda.get_current_stream(device).ptr
+
+    def get_device_capability(self, device: int) -> tuple[int, int]:
+        capability = int(self.cupy.cuda.Device(device).compute_capability)
+        return capability // 10, capability % 10
+
+    def get_active_torch_device(self):
+        raise RuntimeError("the 'cuda' device launches Triton kernels through CuPy, not torch")
+
+
+def install_driver(cupy) -> CupyDriver:
+    """Make compiled launches use a CupyDriver on `cupy`, unless one already does."""
+    active = triton_driver._active
+    if not (isinstance(active, CupyDriver) and active.cupy is cupy):
+        active = CupyDriver(cupy)
+        triton_driver.set_active(active)
+    return active
+
+
+class Bfloat16Array:
+    """A bfloat16 array on "cuda": its bits in a 16-bit CuPy array (`bits`), its dtype bfloat16.
+
+    It is what the Triton launchers and the "cuda" backend hand around; views keep the dtype,
+    `astype` converts on the device, and anything else (CuPy's elementwise ops) refuses it
+    rather than compute on the integer bits."""
+
+    dtype = BFLOAT16
+    __array_ufunc__ = None  # NumPy-style ufuncs raise TypeError instead of using the bits
+
+    def __init__(self, bits):
+        if bits.dtype.itemsize != 2:
+            raise TypeError(f"bfloat16 storage must be 16-bit, got {bits.dtype}")
+        self.bits = bits
+
+    shape = property(lambda self: self.bits.shape)
+    strides = property(lambda self: self.bits.strides)
+    ndim = property(lambda self: self.bits.ndim)
+    size = property(lambda self: self.bits.size)
+    nbytes = property(lambda self: self.bits.nbytes)
+    itemsize = property(lambda self: 2)
+    data = property(lambda self: self.bits.data)
+    device = property(lambda self: self.bits.device)
+    flags = property(lambda self: self.bits.flags)
+    T = property(lambda self: Bfloat16Array(self.bits.T))
+    mT = property(lambda self: Bfloat16Array(self.bits.swapaxes(-1, -2)))
+
+    def __getitem__(self, index):
+        return Bfloat16Array(self.bits[index])
+
+    def __len__(self) -> int:
+        return len(self.bits)
+
+    def reshape(self, *shape):
+        return Bfloat16Array(self.bits.reshape(*shape))
+
+    def transpose(self, *axes):
+        return Bfloat16Array(self.bits.transpose(*axes))
+
+    def swapaxes(self, a: int, b: int):
+        return Bfloat16Array(self.bits.swapaxes(a, b))
+
+    def copy(self):
+        return Bfloat16Array(self.bits.copy())
+
+    def astype(self, dtype, copy: bool = True):
+        """bfloat16 is float32's top half: widen the bits, then convert from float32."""
+        if np.dtype(dtype) == BFLOAT16:
+            return self.copy() if copy else self
+        wide = (self.bits.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+        return wide.astype(dtype, copy=False)
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("a bfloat16 array on 'cuda' is 16-bit storage for the Triton kernels; "
+                        "convert it with .astype(float32) or move it to the CPU first")
+
+    def __repr__(self) -> str:
+        return f"Bfloat16Array(shape={self.shape})"
+
+
+class _DeviceArrays:
+    """CuPy for the launchers, with the few functions they call on arrays taught to keep a
+    Bfloat16Array's dtype; every other name is CuPy's."""
+
+    def __init__(self, cupy):
+        self._cupy = cupy
+
+    def __getattr__(self, name: str):
+        return getattr(self._cupy, name)
+
+    def empty(self, shape, dtype):
+        if np.dtype(dtype) == BFLOAT16:
+            return Bfloat16Array(self._cupy.empty(shape, dtype=self._cupy.uint16))
+        return self._cupy.empty(shape, dtype=dtype)
+
+    def ascontiguousarray(self, array):
+        if isinstance(array, Bfloat16Array):
+            return Bfloat16Array(self._cupy.ascontiguousarray(array.bits))
+        return self._cupy.ascontiguousarray(array)
+
+    def broadcast_to(self, array, shape):
+        if isinstance(array, Bfloat16Array):
+            return Bfloat16Array(self._cupy.broadcast_to(array.bits, shape))
+        return self._cupy.broadcast_to(array, shape)
 
 
 # ---- launch checks and choices shared by the row kernels (softmax.py, cross_entropy.py) ------

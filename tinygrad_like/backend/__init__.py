@@ -23,6 +23,8 @@ _device_seeds: dict[str, int] = {}  # tg.cuda.manual_seed before the device is f
 class Backend:
     """What an op needs from a device: its array module, its kernels, its RNG."""
 
+    index: int | None = None  # the GPU a "cuda" backend runs on; None where there is one device
+
     def __init__(self, name: str, xp, table: DeviceTable, seed: int):
         self.name = name
         self.xp = xp
@@ -135,13 +137,20 @@ def is_device(arg) -> bool:
 def get_backend(device) -> Backend:
     """The backend for a device name such as "cpu" or "cuda" (a trailing ":0" is accepted)
     or a `Device`."""
-    name = str(device).split(":")[0]
+    name, _, number = str(device).partition(":")
+    index = int(number) if number.isdigit() else None
     if name not in _loaded:
         if name not in _MODULES:
             raise ValueError(f"unknown device {device!r}; expected one of {', '.join(_MODULES)}")
         seed = _device_seeds.pop(name, _seed)
-        _loaded[name] = importlib.import_module(_MODULES[name]).make_backend(seed)
-    return _loaded[name]
+        _loaded[name] = importlib.import_module(_MODULES[name]).make_backend(seed, index)
+    backend = _loaded[name]
+    if index is not None and backend.index not in (None, index):
+        raise RuntimeError(f"device {str(device)!r}: this process runs '{name}' on "
+                           f"'{name}:{backend.index}', chosen at its first use; one process "
+                           f"uses one GPU (select it with CUDA_VISIBLE_DEVICES or by naming "
+                           f"'{name}:<index>' first)")
+    return backend
 
 
 def loaded_devices() -> list[str]:

@@ -174,7 +174,7 @@ def native_kernels(numpy_path: dict) -> dict:
     return kernels
 
 
-def make_backend(seed: int):
+def make_backend(seed: int, index: int | None = None):  # "cpu:<n>": one CPU device
     from tinygrad_like.backend import Backend
     from tinygrad_like.backend.table import build_table
 

@@ -7,9 +7,21 @@ pooling, embedding backward, dropout and the fused optimizer steps run the CUDA 
 in `tinygrad_like.kernels.cuda`, compiled by NVRTC through cupy.RawModule. Their launchers
 read tg.use_deterministic_algorithms at each call and run segment_sum.cu in place of
 atomics while it is on (tinygrad_like/determinism.py).
+
+The backend lives on one GPU, "cuda:<index>" on first use (CuPy's current device for plain
+"cuda"): it makes that GPU current, and its kernels run with it current, so allocations,
+NVRTC modules and Triton launches (whose driver asks CuPy, kernels/triton/launch.py) agree.
+Naming another index later in the process raises. Triton kernels launch on CuPy's current
+stream, as CuPy's own kernels do.
+
+bfloat16, which CuPy lacks, is kept as 16-bit storage tagged bfloat16 (launch.Bfloat16Array):
+tensors move to and from the device and the Triton kernels take it ('*bf16' pointers);
+CuPy's elementwise ops refuse it with a TypeError rather than compute on the bits.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -23,7 +35,8 @@ def is_available() -> bool:
         return False
 
 
-def make_backend(seed: int):
+def make_backend(seed: int, index: int | None = None):
+    """The "cuda" backend on GPU `index` ("cuda:1" -> 1; None: CuPy's current device)."""
     if not is_available():
         raise RuntimeError("device 'cuda' is not available: it needs CuPy and an NVIDIA GPU "
                            "(install the 'cuda' extra on a machine with a GPU)")
@@ -31,9 +44,34 @@ def make_backend(seed: int):
     import cupyx.scipy.special
 
     from tinygrad_like.backend import Backend
+    from tinygrad_like.kernels.triton.launch import BFLOAT16, Bfloat16Array
+
+    count = cupy.cuda.runtime.getDeviceCount()
+    if index is None:
+        index = cupy.cuda.runtime.getDevice()
+    elif not 0 <= index < count:
+        raise RuntimeError(f"device 'cuda:{index}' is not available: CuPy sees {count} GPU(s), "
+                           f"'cuda:0' to 'cuda:{count - 1}'")
+    cupy.cuda.Device(index).use()
 
     class CudaBackend(Backend):
+        def manual_seed(self, seed: int) -> None:
+            with cupy.cuda.Device(index):  # the generator's state lives on the backend's GPU
+                super().manual_seed(seed)
+
+        def asarray(self, data, dtype=None):
+            if isinstance(data, Bfloat16Array) and dtype in (None, BFLOAT16):
+                return data
+            kind = dtype if dtype is not None else getattr(data, "dtype", None)
+            with cupy.cuda.Device(index):
+                if kind is not None and np.dtype(kind) == BFLOAT16:
+                    bits = np.ascontiguousarray(np.asarray(data, dtype=BFLOAT16))
+                    return Bfloat16Array(cupy.asarray(bits.view(np.uint16)))
+                return cupy.asarray(data, dtype=dtype)
+
         def to_numpy(self, array):
+            if isinstance(array, Bfloat16Array):
+                return cupy.asnumpy(array.bits).view(BFLOAT16)
             return cupy.asnumpy(array)
 
         # cuRAND keeps one state per GPU thread in a device buffer, which CuPy's Generator
@@ -62,7 +100,9 @@ def make_backend(seed: int):
     # and the fused multi-tensor optimizer steps, whose half precision the NumPy rule serves
     cuda_c_kernels = cuda_c.kernel_table(CupyRuntime(), references={
         "sgd_step": reference_optim.sgd_step, "adam_step": reference_optim.adam_step})
-    own = {**cupy_kernels, **cuda_c_kernels, **triton_kernels(interpret=False)}
+    launched = {**cuda_c_kernels, **triton_kernels(interpret=False)}
+    own = {**cupy_kernels, **{name: _on_device(cupy, index, kernel)
+                              for name, kernel in launched.items()}}
     # the NumPy references of these use only array methods and ufuncs, which CuPy serves
     numpy_on_cupy = {"sum": cpu.reduce_sum, "relu": cpu.relu, "relu_backward": cpu.relu_backward,
                      "layer_norm": reference_norm.layer_norm,
@@ -74,4 +114,18 @@ def make_backend(seed: int):
                      "lstm_gates": reference_rnn.lstm_gates,
                      "lstm_gates_backward": reference_rnn.lstm_gates_backward}
     table = build_table("cuda", own, fallbacks=numpy_on_cupy, lender="NumPy")
-    return CudaBackend("cuda", cupy, table, seed)
+    backend = CudaBackend("cuda", cupy, table, seed)
+    backend.index = index
+    return backend
+
+
+def _on_device(cupy, index: int, kernel):
+    """`kernel`, run with GPU `index` current: a thread other than the one that built the
+    backend starts on device 0, and its launches must still reach the backend's GPU."""
+    @functools.wraps(kernel)
+    def on_device(*args, **kwargs):
+        with cupy.cuda.Device(index):
+            return kernel(*args, **kwargs)
+
+    on_device.func = getattr(kernel, "func", kernel)  # backend_info names the kernel's module
+    return on_device

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def make_backend(seed: int):
+def make_backend(seed: int, index: int | None = None):  # one device, as "cpu"
     from tinygrad_like.backend import Backend, cpu
     from tinygrad_like.backend.table import build_table
     from tinygrad_like.backend.triton_kernels import triton_kernels

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import tinygrad_like as tg
+import tinygrad_like.nn.functional as F
 from tinygrad_like.backend import get_backend
 
 pytest.importorskip("triton")
@@ -22,6 +23,8 @@ torch = pytest.importorskip("torch")  # the interpreter's carrier for NumPy memo
 from tinygrad_like.kernels.triton import attention as attention_kernels  # noqa: E402 (after the importorskip above)
 from tinygrad_like.kernels.triton import attention_backward  # noqa: E402 (after the importorskip above)
 from tinygrad_like.kernels.triton import catalog  # noqa: E402 (after the importorskip above)
+from tinygrad_like import backend as devices  # noqa: E402 (marshal_device needs torch)
+from tinygrad_like.backend import marshal_device  # noqa: E402 (marshal_device needs torch)
 
 # half precision rounds P to 11 bits before the P v product and stores out in fp16
 TOLERANCE = {"float64": {"rtol": 1e-10, "atol": 1e-12}, "float32": {"rtol": 1e-4, "atol": 2e-5},
@@ -106,6 +109,60 @@ def test_causal_block_skipping_with_unequal_blocks(kernels, monkeypatch, block_m
     monkeypatch.setattr(attention_kernels, "INTERP_CONFIG", {"BLOCK_M": block_m,
                                                              "BLOCK_N": block_n})
     check_attention(kernels, *make_inputs(1, 37, 41, 16, seed=3), is_causal=True)
+
+
+@pytest.mark.parametrize("L, S", [(64, 64), (40, 64), (70, 32)])
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_even_key_counts_run_without_the_tail_block(kernels, L, S, is_causal):
+    # S a multiple of BLOCK_N (EVEN_N): no key is tested against S; the causal diagonal
+    # blocks are still masked, also when L > S (rows past S see every key)
+    check_attention(kernels, *make_inputs(2, L, S, 32, seed=L + S), is_causal=is_causal)
+
+
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_negative_and_zero_scales(kernels, is_causal):
+    # the loop takes its row max on the unscaled products: the launcher folds a negative
+    # scale's sign into q, and a zero scale gives uniform weights
+    inputs = make_inputs(2, 37, 41, 16, seed=23)
+    check_attention(kernels, *inputs, is_causal=is_causal, scale=-0.7)
+    check_attention(kernels, *inputs, is_causal=is_causal, scale=0.0)
+
+
+class RecordingLauncher:
+    """The interp launcher, recording every kernel launch's positional arguments."""
+
+    def __init__(self, launcher):
+        self.inner, self.launches = launcher, []
+        self.interpret, self.xp = launcher.interpret, launcher.xp
+        self.arg, self.empty = launcher.arg, launcher.empty
+
+    def kernel(self, jit_function):
+        runnable = self.inner.kernel(jit_function)
+
+        def at(grid):
+            def launch(*args, **kwargs):
+                self.launches.append((jit_function, args))
+                return runnable[grid](*args, **kwargs)
+
+            return launch
+
+        return type("Kernel", (), {"__getitem__": lambda _, grid: at(grid)})()
+
+
+def test_scale_is_a_scalar_argument_not_an_uploaded_array(kernels):
+    # a one-element array would be a host-to-device copy on every call on "cuda"; the
+    # kernels take the scale as an fp64 scalar, so float64 keeps every digit
+    launcher = RecordingLauncher(kernels.attention.args[0])
+    q, k, v, grad_out = make_inputs(1, 37, 37, 16, dtype=np.float64, seed=24)
+    out, lse = attention_kernels.attention(launcher, q, k, v, None, True, 0.3)
+    attention_backward.attention_backward(launcher, grad_out, q, k, v, out, lse, None, True,
+                                          0.3)
+    assert len(launcher.launches) == 3  # forward, dq, dk/dv
+    for kernel, args in launcher.launches:
+        position = kernel.arg_names.index("scale")
+        assert type(args[position]) is float and args[position] == 0.3
+        assert kernel.params[position].annotation in ("tl.float64", "fp64")
+        assert not any(getattr(a, "numel", lambda: 2)() == 1 for a in args)
 
 
 def test_padding_mask_with_a_fully_masked_row(kernels):
@@ -218,8 +275,6 @@ def kernel_calls(kernels, monkeypatch):
 
 
 def test_gradcheck_scaled_dot_product_attention_float64(kernel_calls):
-    import tinygrad_like.nn.functional as F
-
     # every element perturbed (two interpreted forwards each): kept to 26 elements
     q, k, v = interp64((1, 1, 3, 2), 15), interp64((1, 1, 4, 2), 16), interp64((1, 1, 4, 3), 17)
     assert tg.gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
@@ -229,8 +284,6 @@ def test_gradcheck_scaled_dot_product_attention_float64(kernel_calls):
 
 
 def test_gradcheck_with_a_float_mask_fast_mode(kernel_calls):
-    import tinygrad_like.nn.functional as F
-
     q, k, v = (interp64(shape, seed) for shape, seed in (((2, 2, 37, 16), 18),
                                                          ((2, 2, 33, 16), 19), ((2, 2, 33, 8), 20)))
     bias = np.random.default_rng(21).standard_normal((1, 1, 37, 33))
@@ -245,14 +298,42 @@ def test_gradcheck_with_a_float_mask_fast_mode(kernel_calls):
 # ---- ahead-of-time variants (compiled and inspected by tests/test_kernel_compile.py) ---------
 def test_compile_variants_cover_every_kernel_dtype_and_head_dim():
     variants = catalog.attention_variants() + catalog.attention_backward_variants()
-    assert len(variants) == 3 * 3 * 2
-    assert len({(v.name, v.dtype, v.notes["head_dim"]) for v in variants}) == len(variants)
+    kinds = {(v.name, v.dtype, v.notes["head_dim"]) for v in variants}
+    assert len(kinds) == 3 * 3 * 2
+    forward = [v for v in variants if v.name == "attention_forward"]
+    for precision, dtype in (("half", "fp16"), ("full", "fp32")):
+        for head_dim in catalog.HEAD_DIMS:  # every tile of the autotuning set is compiled
+            tiles = {(v.constexprs["BLOCK_M"], v.constexprs["BLOCK_N"], v.num_warps,
+                      v.num_stages) for v in forward
+                     if v.dtype == dtype and v.notes["head_dim"] == head_dim}
+            assert tiles == {(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps,
+                              c.num_stages)
+                             for c in attention_kernels.FORWARD_CONFIGS[precision, head_dim]}
     for v in variants:
         assert list(v.signature) == v.kernel.arg_names
         assert {k for k, t in v.signature.items() if t == "constexpr"} == set(v.constexprs)
         assert v.tensor_cores == (v.dtype != "fp32")
         assert v.flops > 0 and v.bytes_moved > v.ideal_bytes > 0  # streamed blocks re-read
         assert v.shape == f"B4 H16 T4096 D{v.notes['head_dim']} causal"
+
+
+def test_autotuning_sets_follow_the_issue():
+    # BLOCK_M 64/128 x BLOCK_N 64/128 x 3-4 stages for the half-precision D <= 64 forward
+    half = attention_kernels.FORWARD_CONFIGS["half", 64]
+    assert {(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_stages) for c in half} == {
+        (m, n, s) for m in (64, 128) for n in (64, 128) for s in (3, 4)}
+    for configs in attention_kernels.FORWARD_CONFIGS.values():
+        assert configs and all(set(c.kwargs) == {"BLOCK_M", "BLOCK_N"} for c in configs)
+    tuned = attention_kernels.TUNED_FORWARD["half", 64]
+    assert tuned.configs is half and tuned.keys[:2] == ["L", "S"]
+
+
+def test_full_block_pairs_are_the_causal_pairs_less_the_diagonal():
+    # BLOCK_M = 2 BLOCK_N: each query block has two masked (diagonal) key blocks
+    pairs, full = catalog.causal_tile_pairs("forward", 4096, 128, 64), catalog.full_tile_pairs
+    assert full(4096, 128, 64) == pairs - 2 * 32
+    assert full(4096, 64, 128) == sum(m * 64 // 128 for m in range(64))
+    assert full(256, 64, 64) == 0 + 1 + 2 + 3
 
 
 def test_causal_tiling_visits_about_half_the_tile_pairs():
@@ -262,11 +343,34 @@ def test_causal_tiling_visits_about_half_the_tile_pairs():
     assert pairs("forward", 256, 64, 64) == pairs("dkdv", 256, 64, 64) == 4 + 3 + 2 + 1
 
 
+# ---- the compiled launch path, through the launch-marshalling test device --------------------
+def test_compiled_forward_binds_the_scale_as_fp64_through_the_autotuner():
+    # the "cuda" launcher on stand-in memory: Triton's binder, the autotuner (fp32 has one
+    # tile, so nothing is timed), the EVEN_N heuristic, the grid lambda and an sm_90 compile;
+    # the interpreter does the arithmetic
+    rng = np.random.default_rng(25)
+    q, k, v = (rng.standard_normal((1, 2, n, 16)).astype(np.float32) for n in (37, 40, 40))
+    with marshal_device.marshalling(device_count=1, compute_capability="90"):
+        saved = devices._loaded.pop("cuda", None)
+        devices._loaded["cuda"] = marshal_device.make_backend(0)
+        try:
+            for is_causal, scale in ((True, None), (False, -0.5)):
+                inputs = [tg.tensor(x, device="cuda") for x in (q, k, v)]
+                out = F.scaled_dot_product_attention(*inputs, is_causal=is_causal, scale=scale)
+                launched = marshal_device.LAUNCHES[-1]
+                assert launched.signature["scale"] == "fp64" and launched.grid == (2, 1, 1)
+                expected = F.scaled_dot_product_attention(
+                    *(tg.tensor(x) for x in (q, k, v)), is_causal=is_causal, scale=scale)
+                np.testing.assert_allclose(out.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+        finally:
+            devices._loaded.pop("cuda")
+            if saved is not None:
+                devices._loaded["cuda"] = saved
+
+
 # ---- the same kernels compiled, on a GPU -----------------------------------------------------
 @pytest.mark.cuda
 def test_cuda_attention_matches_torch():
-    import tinygrad_like.nn.functional as F
-
     # fp16 inputs, float64 oracle (more exact than PyTorch's own fp16 kernels)
     B, H, T, D = 2, 4, 1000, 64
     q, k, v, grad_out = (x.reshape(B, H, T, D) for x in make_inputs(B * H, T, T, D,

@@ -3,9 +3,12 @@
 The "interp" device runs the very kernels and launchers that "cuda" uses through Triton's
 interpreter. The oracle is torch.nn.functional.conv2d and its float64 autograd. Shapes are
 small (the interpreter is slow) and chosen to leave tails in every tile: odd channel
-counts, non-square and 1x1 kernels, stride, padding and dilation, and 17 channels against
-the interpreter's 16-wide reduction steps. Tests marked `cuda` repeat the check compiled
-on a GPU and are skipped without one.
+counts, non-square and 1x1 kernels, stride, padding and dilation, 17 channels against
+the interpreter's 16-wide reduction steps (the channels-last loops' channel counter wraps
+mid-tap), and images of fewer output pixels than a step, so the backward-weight kernel's
+carried pixel counters cross several images per step. Tests marked `cuda` repeat the
+check compiled on a GPU and are skipped without one. What the compiled code must show
+(cp.async gathers, no scalar 16-bit loads) is checked in tests/test_kernel_compile.py.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ pytest.importorskip("triton")
 torch = pytest.importorskip("torch")  # the oracle, and the interpreter's carrier for NumPy memory
 
 from tinygrad_like.kernels.triton import conv2d as conv_kernels  # noqa: E402 (after the importorskip above)
+from tinygrad_like.kernels.triton import conv2d_passes  # noqa: E402 (after the importorskip above)
 from tinygrad_like.kernels.triton.launch import Launcher, arch_for  # noqa: E402 (after the importorskip above)
 
 KERNEL_NAMES = ("conv2d", "conv2d_backward_input", "conv2d_backward_weight")
@@ -38,6 +42,8 @@ CASES = [
     # stride beyond the kernel: some input pixels feed no output and get a zero gradient
     pytest.param((1, 5, 6, 7), (3, 1, 1), (2, 2), (1, 1), (1, 1), id="1x1-stride2-pad1"),
     pytest.param((1, 17, 5, 4), (33, 3, 3), (1, 1), (1, 1), (1, 1), id="several-tiles"),
+    # 1x4 outputs: a 16-pixel step spans 4 images
+    pytest.param((5, 4, 3, 4), (3, 3, 3), (1, 1), (0, 1), (1, 1), id="tiny-output"),
 ]
 
 
@@ -145,6 +151,26 @@ def test_empty_batch_gives_empty_output_and_zero_weight_gradient():
     out, dx, dw = run_kernels(x, weight, None, grad, *geometry)
     assert out.shape == (0, 2, 4, 4) and dx.shape == x.shape
     np.testing.assert_array_equal(dw, np.zeros(weight.shape))
+    # no output channels: nothing flows back to x
+    dx = kernels().conv2d_backward_input(np.ones((1, 0, 4, 4)), np.ones((0, 3, 3, 3)),
+                                         (1, 3, 4, 4), *geometry)
+    np.testing.assert_array_equal(dx, np.zeros((1, 3, 4, 4)))
+
+
+def test_channels_last_copies_only_what_is_not_channels_last_already():
+    """The launchers' NCHW -> NHWC pass: a view for channels-last memory, the Triton copy
+    where H and W fold into one pixel axis, the array module's copy elsewhere."""
+    launcher = Launcher(interpret=True)
+    (x,) = arrays((2, 6, 5, 8))
+    nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    assert conv2d_passes.to_channels_last(launcher, nhwc.transpose(0, 3, 1, 2)).base is nhwc
+    # channel and row slices, one row, one column, every other column (still foldable),
+    # then a column window and a flip (not foldable)
+    for view in (x, x[:, ::2], x[:, :, 1:4], x[:, :, :1], x[..., :1], x[..., ::2],
+                 x[..., 1:5], x[..., ::-1]):
+        got = conv2d_passes.to_channels_last(launcher, view)
+        assert got.flags.c_contiguous
+        np.testing.assert_array_equal(got, view.transpose(0, 2, 3, 1))
 
 
 @pytest.mark.parametrize("call, error, message", [
@@ -176,6 +202,32 @@ def test_launcher_errors_name_the_problem(call, error, message):
         call(kernels())
 
 
+def huge(*shape):
+    """An array of `shape` that takes one element of memory (all strides 0)."""
+    return np.broadcast_to(np.ones((1,) * len(shape)), shape)
+
+
+@pytest.mark.parametrize("call, message", [
+    # 2**16 x 2**15 pixels of one channel: the pixel index of the kernels reaches 2**31
+    (lambda k: k.conv2d(huge(1, 1, 2**16, 2**15), np.ones((1, 1, 1, 1)), None, (1, 1),
+                        (0, 0), (1, 1)),
+     r"conv2d: .*padded input pixels N\*\(H\+2\*pad_h\)\*\(W\+2\*pad_w\) = 2147483648; "
+     r"output pixels N\*OH\*OW = 2147483648 reach 2\*\*31"),
+    # the padding alone takes a 2**31 - 2 pixel image past the limit
+    (lambda k: k.conv2d_backward_input(huge(1, 1, 2, 2**30 - 1), np.ones((1, 1, 1, 1)),
+                                       (1, 1, 2, 2**30 - 1), (2, 1), (1, 0), (1, 1)),
+     r"conv2d_backward_input: .*padded input pixels .* = 4294967292 reach 2\*\*31"),
+    (lambda k: k.conv2d_backward_weight(huge(1, 2**16, 1, 1), huge(1, 2**15, 1, 1),
+                                        (2**16, 2**15, 1, 1), (1, 1), (0, 0), (1, 1)),
+     r"weight elements K\*C\*KH\*KW = 2147483648 reach 2\*\*31"),
+])
+def test_indices_past_32_bits_are_refused_before_any_copy(call, message):
+    """The kernels' pixel and weight indices are int32; past them, a clear error (the arrays
+    here are broadcasts of one element, so a copy or launch would not go unnoticed)."""
+    with pytest.raises(ValueError, match=message):
+        call(kernels())
+
+
 def test_gradcheck_through_the_kernels_in_float64(monkeypatch):
     """tg's conv2d op on "interp" runs the three kernels, and its gradients are right."""
     table, calls = kernels(), Counter()
@@ -194,6 +246,54 @@ def test_gradcheck_through_the_kernels_in_float64(monkeypatch):
                                                  dilation=(1, 2)).tanh(), (x, weight, bias),
                          fast_mode=True)
     assert all(calls[name] > 0 for name in KERNEL_NAMES), calls
+
+
+@pytest.fixture
+def marshalled_cuda():
+    """The "cuda" device on the launch-marshalling test device (backend/marshal_device.py):
+    the real launchers, binder and sm_90 compile with the GPU tiles, interpreted arithmetic."""
+    from tinygrad_like import backend as devices
+    from tinygrad_like.backend import marshal_device
+
+    marshal_device.LAUNCHES.clear()
+    with marshal_device.marshalling(compute_capability="90"):
+        saved = devices._loaded.pop("cuda", None)
+        devices._loaded["cuda"] = marshal_device.make_backend(0)
+        try:
+            yield marshal_device.LAUNCHES
+        finally:
+            devices._loaded.pop("cuda")
+            if saved is not None:
+                devices._loaded["cuda"] = saved
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_gpu_tiles_through_the_cuda_launch_path(marshalled_cuda, dtype):
+    """The 16-bit kernels with the GPU's 128x128x64 tiles, launched by "cuda"'s own code
+    (channels-last copies, specialisation, grids): 16 channels fill a quarter of each
+    channel step, and stride 2 exercises backward-input's phase mask."""
+    geometry = (2, 1), (1, 1), (1, 2)
+    x, weight, bias, grad = case_arrays((2, 16, 7, 6), (24, 3, 3), *geometry)
+    x_t, w_t = (tg.tensor(a, dtype=getattr(tg, dtype), device="cuda", requires_grad=True)
+                for a in (x, weight))
+    out = F.conv2d(x_t, w_t, tg.tensor(bias, dtype=getattr(tg, dtype), device="cuda"),
+                   *geometry)
+    out.backward(tg.tensor(grad, dtype=getattr(tg, dtype), device="cuda"))
+    kernels_launched = [launched.kernel for launched in marshalled_cuda]
+    assert [name for name in kernels_launched if name.startswith("conv2d")] == [
+        "conv2d_forward_kernel", "conv2d_backward_input_kernel", "conv2d_backward_weight_kernel"]
+    # x for the forward, grad for backward-input, grad and x for backward-weight
+    assert kernels_launched.count("channels_last_kernel") == 4
+    assert marshalled_cuda[-1].signature["x_ptr"] == "*" + {"float16": "fp16",
+                                                            "bfloat16": "bf16"}[dtype]
+    # the reference takes the inputs rounded to the dtype, as the kernels did
+    x, weight, bias, grad = (tg.tensor(a, dtype=getattr(tg, dtype)).float().numpy()
+                             for a in (x, weight, bias, grad))
+    expected = torch_conv(x, weight, bias, *geometry, grad=grad)
+    for got, reference in zip((out, x_t.grad, w_t.grad), expected):
+        scale = np.abs(reference).max()
+        np.testing.assert_allclose(got.detach().float().numpy(), reference, rtol=2e-2,
+                                   atol=1e-2 * scale)
 
 
 @pytest.mark.parametrize("capability, arch", [(80, 80), (86, 80), (90, 90), (120, 90)])

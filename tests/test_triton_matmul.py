@@ -158,6 +158,67 @@ def test_fused_linear_in_float16():
     np.testing.assert_allclose(out.astype(np.float32), expected, **TOLERANCE["float16"])
 
 
+# ---- the sm_90 persistent TMA kernel (matmul_tma.py), run by the interpreter ---------------
+@pytest.fixture
+def tma_everywhere(monkeypatch):
+    """Route every product through the persistent kernel, as a compiled sm_90 launch would,
+    recording the descriptor layouts of each launch."""
+    layouts = []
+    real = matmul_kernels._launch_tma
+    monkeypatch.setattr(matmul_kernels, "_uses_tma", lambda launcher, dtype: True)
+    monkeypatch.setattr(matmul_kernels, "_launch_tma",
+                        lambda *args: layouts.append(args[2]) or real(*args))
+    return layouts
+
+
+@pytest.mark.parametrize("layout", ["plain", "a_transposed", "b_transposed"])
+def test_persistent_tma_kernel_matches_numpy(layout, tma_everywhere):
+    # 3 matrices of 37 x 48 tiles over 3 programs: every program walks several tiles and
+    # crosses matrices; 37 rows and 40 = 2.5 K steps leave partial boxes at every edge
+    a, b = arrays((3, 37, 40), (3, 40, 48), dtype=np.float16)
+    if layout == "a_transposed":  # (3, 48, 40) read in place from (3, 40, 48) storage
+        a = arrays((3, 40, 48), dtype=np.float16)[0].transpose(0, 2, 1)
+    elif layout == "b_transposed":
+        b = np.ascontiguousarray(b.transpose(0, 2, 1)).transpose(0, 2, 1)
+    out = matmul_kernels.matmul(Launcher(interpret=True), a, b)
+    assert [column_major for _, _, column_major in tma_everywhere[0]] == [
+        layout == "a_transposed", layout == "b_transposed", False]
+    np.testing.assert_allclose(out.astype(np.float32), reference_matmul(a, b),
+                               **TOLERANCE["float16"])
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_persistent_tma_kernel_fused_linear(activation, tma_everywhere):
+    x, weight, bias = arrays((21, 40), (24, 40), (24,), dtype=np.float16)
+    out = matmul_kernels.linear(Launcher(interpret=True), x, weight, bias, activation)
+    assert tma_everywhere and tma_everywhere[0][1][2]  # the weight read K-major, no copy
+    expected = F.linear(*on("cpu", x, weight, bias, dtype=tg.float32))
+    expected = {"relu": F.relu, "gelu": F.gelu}[activation](expected).numpy()
+    np.testing.assert_allclose(out.astype(np.float32), expected, **TOLERANCE["float16"])
+
+
+def test_layouts_tma_cannot_read_use_the_pointer_kernel(tma_everywhere):
+    # 45 fp16 columns are 90 bytes: not a multiple of 16, so no descriptor; the batch of
+    # broadcast b has stride 0
+    a, b = arrays((67, 45), (45, 33), dtype=np.float16)
+    out = matmul_kernels.matmul(Launcher(interpret=True), a, b)
+    c, d = arrays((2, 8, 16), (16, 8), dtype=np.float16)
+    matmul_kernels.matmul(Launcher(interpret=True), c, d)
+    assert tma_everywhere == []
+    np.testing.assert_allclose(out.astype(np.float32), reference_matmul(a, b),
+                               **TOLERANCE["float16"])
+
+
+def test_wide_tiles_run_their_epilogue_in_halves(monkeypatch):
+    # the 128 x 256 sm_90 tile applies bias and GELU to 128 columns at a time
+    monkeypatch.setattr(matmul_kernels, "INTERP_CONFIG",
+                        {"BLOCK_M": 16, "BLOCK_N": 256, "BLOCK_K": 16, "GROUP_M": 2})
+    x, weight, bias = arrays((20, 24), (300, 24), (300,))
+    out = matmul_kernels.linear(Launcher(interpret=True), x, weight, bias, "gelu")
+    expected = F.gelu(F.linear(*on("cpu", x, weight, bias))).numpy()
+    np.testing.assert_allclose(out, expected, **TOLERANCE["float32"])
+
+
 @pytest.mark.parametrize("call, error, message", [
     (lambda launch: matmul_kernels.matmul(launch, np.ones((3, 4)), np.ones((5, 6))),
      ValueError, r"shapes \(3, 4\) and \(5, 6\) cannot be multiplied \(4 != 5\)"),
@@ -190,6 +251,15 @@ def test_integer_tensors_on_interp_are_refused_not_miscomputed():
 @pytest.mark.parametrize("capability, arch", [(80, 80), (86, 80), (89, 80), (90, 90), (120, 90)])
 def test_configs_are_picked_by_compute_capability(capability, arch):
     assert arch_for("matmul", capability, matmul_kernels.CONFIGS) == arch
+
+
+def test_large_sm_90_tile_serves_only_16_bit_operands():
+    large = [c for c in matmul_kernels.CONFIGS[90] if c["BLOCK_N"] == 256]
+    assert large == [{"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_M": 8,
+                      "num_warps": 8, "num_stages": 3, "dtypes": ("float16", "bfloat16")}]
+    tuned = {dtype: matmul_kernels._autotuned(90, dtype).configs for dtype in
+             ("float16", "float32")}
+    assert len(tuned["float16"]) == 3 and len(tuned["float32"]) == 2
 
 
 def test_gpus_older_than_ampere_are_refused():

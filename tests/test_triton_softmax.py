@@ -306,3 +306,37 @@ def test_cuda_softmax_and_cross_entropy_match_cpu(dtype):
             results[device] = (loss.item(), logits.grad.cpu().numpy().astype(np.float64))
         np.testing.assert_allclose(results["cuda"][0], results["cpu"][0], **tolerance)
         np.testing.assert_allclose(results["cuda"][1], results["cpu"][1], **tolerance)
+
+
+# ---- online kernels: aligned row bodies, scalar label smoothing ------------------------------
+def test_contiguous_rows_are_split_at_16_byte_boundaries():
+    x = np.zeros((3, 50257), np.float32)
+    assert softmax_kernels.alignment([x, np.empty_like(x)], [(50257, 1, 1)] * 2) == 4
+    assert softmax_kernels.alignment([x.astype(np.float16)], [(50257, 1, 1)]) == 8
+    # a strided column, or two arrays of different layouts, share no split
+    assert softmax_kernels.alignment([x], [(1, 3, 1)]) == 1
+    assert softmax_kernels.alignment([x, x], [(50257, 1, 1), (50260, 1, 1)]) == 1
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 3])
+def test_online_softmax_rows_at_every_misalignment(offset, online_everywhere):
+    # an aligned base (offset 0, ALIGN 4): 5 rows of 37 columns start at every element offset
+    # mod 4, so rows have heads, bodies of whole 16-byte groups and tails; an unaligned base
+    # (offsets 1 to 3) falls back to ALIGN 1
+    base = np.random.default_rng(13).standard_normal(5 * 37 + 4).astype(np.float32) * 3
+    x = base[offset:offset + 5 * 37].reshape(5, 37)
+    launcher = Launcher(interpret=True)
+    for name in ("softmax", "log_softmax"):
+        got = getattr(softmax_kernels, name)(launcher, x, 1)
+        np.testing.assert_allclose(got, getattr(cpu, name)(x, 1), rtol=1e-5, atol=1e-6)
+
+
+def test_label_smoothing_is_passed_as_scalars_exact_in_float64():
+    high, low = cross_entropy_kernels._smoothing(0.1)
+    assert isinstance(high, float) and np.float32(high) == high and high + low == 0.1
+    rng = np.random.default_rng(14)
+    logits, target = rng.standard_normal((4, 37)), class_targets(4, 37, 14)
+    launcher = Launcher(interpret=True)
+    losses, _ = cross_entropy_kernels.cross_entropy(launcher, logits, target, -100, 0.1)
+    np.testing.assert_allclose(losses, cpu.cross_entropy(logits, target, -100, 0.1)[0],
+                               rtol=1e-13)

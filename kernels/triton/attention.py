@@ -17,7 +17,20 @@ With is_causal, key j is visible to query i iff j <= i (top-left aligned, as PyT
 the loop stops at the block's last row: key blocks wholly above the diagonal are skipped.
 Programs take the last (longest) query blocks first, so the grid's tail is short blocks.
 
-of 5): the price of no atomics and deterministic results, as in the tutorial.
+The forward's key loop is split in two, so the per-score work of the long part is the online
+softmax alone (the tensor cores do the products; everything else issues per score element):
+- full blocks: keys every row of the block sees (below the causal diagonal, inside S), with
+  no bounds, causal or -inf test. The softmax runs in base 2: scale * log2(e) is computed
+  once, so a score costs one FFMA (scale and subtract the max), one MUFU.EX2, a max and an
+  add; the row max is taken on the unscaled products (the launcher negates q for a
+  negative scale).
+- masked blocks: the diagonal block(s) of a causal program and the tail block past the last
+  multiple of BLOCK_N; only here are keys tested against S and the causal rule.
+An additive mask is read in every block. The head dims are compile-time (HEAD_DIM, and
+EVEN_N says S is a multiple of BLOCK_N), so unpadded head dims and even lengths compile to
+unmasked loads. Compiled launches are autotuned over FORWARD_CONFIGS (the interpreter runs
+INTERP_CONFIG); the dq and dk/dv kernels of the backward take one tile each from CONFIGS,
+and recompute P with exp from the natural-log lse the forward writes.
 
 Fully masked rows (every key hidden, or S == 0) have lse = +inf and out = 0; in the backward
 exp(scores - inf) = 0, so they contribute nothing and no NaN appears anywhere.
@@ -28,7 +41,9 @@ broadcast masks (0 strides) run without copies. Head dims need not be powers of 
 Dv are padded to the next power of two with masked loads (at least 16, the smallest tl.dot).
 fp16/bf16 inputs feed the tensor cores and accumulate in fp32; fp32 stays IEEE
 (input_precision="ieee", no TF32); fp64 accumulates in fp64 (the "interp" gradient checks).
-lse and delta are fp32 (fp64 for fp64 inputs). The NumPy reference: backend/reference_attention.py.
+The scale reaches the kernels as an fp64 scalar argument (no upload), so fp64 results keep
+every digit. lse and delta are fp32 (fp64 for fp64 inputs). The NumPy reference:
+backend/reference_attention.py.
 """
 
 from __future__ import annotations
@@ -38,15 +53,31 @@ import triton.language as tl
 
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
 MAX_HEAD_DIM = 128
-# Tiles per kernel and precision, for padded head dims up to 64 and up to 128. Half precision
-# runs on the tensor cores; fp32 (and fp64) products run on the FMA units and hold twice the
-# bytes per operand, so their tiles are smaller. Each is compiled for sm_80 and sm_90 by
-# tests/test_kernel_compile.py and must not spill.
+LOG2E = tl.constexpr(1.4426950408889634)  # exp(x) = exp2(x * log2(e))
+LN2 = tl.constexpr(0.6931471805599453)  # log(x) = log2(x) * ln(2)
+
+
+def _forward_tiles(blocks, stages, warps: int | None = None) -> list:
+    """triton.Configs over BLOCK_M x BLOCK_N x stages; unless `warps` is given, 8 warps (two
+    warpgroups on sm_90) for a 128-row block, whose score and output tiles spill from 4
+    warps' registers, and 4 for a 64-row one."""
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_stages=s,
+                          num_warps=warps or (8 if m == 128 else 4))
+            for m, n in blocks for s in stages]
+
+
+# The forward's autotuning sets, per precision and padded head dim. Half precision runs on the
+# tensor cores; fp32 (and fp64) products run on the FMA units and hold twice the bytes per
+# operand, so one small tile serves them. Every tile is compiled for sm_80 and sm_90 by
+# tests/test_kernel_compile.py and must not spill or exceed shared memory.
+FORWARD_CONFIGS = {
+    ("half", 64): _forward_tiles([(64, 64), (64, 128), (128, 64), (128, 128)], (3, 4)),
+    ("half", 128): _forward_tiles([(64, 64), (128, 64)], (2, 3)),
+    ("full", 64): _forward_tiles([(64, 32)], (2,), warps=8),
+    ("full", 128): _forward_tiles([(64, 16)], (2,), warps=8),
+}
+# The backward kernels' tiles (attention_backward.py), one per precision and padded head dim.
 CONFIGS = {
-    ("forward", "half", 64): {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3},
-    ("forward", "half", 128): {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 2},
-    ("forward", "full", 64): {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 8, "num_stages": 2},
-    ("forward", "full", 128): {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 8, "num_stages": 2},
     ("dq", "half", 64): {"BLOCK_M": 128, "BLOCK_N": 32, "num_warps": 4, "num_stages": 3},
     ("dq", "half", 128): {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 4, "num_stages": 3},
     ("dq", "full", 64): {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 8, "num_stages": 2},
@@ -80,17 +111,82 @@ def masked_scores(scores, mask_ptr, query, key, L, S, stride_ml, stride_ms,
 
 
 @triton.jit
+def load_rows(ptr, index, stride_index, stride_dim, count,
+              CHECK_INDEX: tl.constexpr, DIM: tl.constexpr, BLOCK_DIM: tl.constexpr):
+    """A (len(index), BLOCK_DIM) tile of rows `index` of a (count, DIM) matrix, zero-padded;
+    bounds are tested only where asked (CHECK_INDEX) or padded (DIM < BLOCK_DIM)."""
+    dims = tl.arange(0, BLOCK_DIM)
+    ptrs = ptr + index[:, None] * stride_index + dims[None, :] * stride_dim
+    if CHECK_INDEX:
+        tile = tl.load(ptrs, mask=(index[:, None] < count) & (dims[None, :] < DIM), other=0.0)
+    elif DIM < BLOCK_DIM:
+        tile = tl.load(ptrs, mask=dims[None, :] < DIM, other=0.0)
+    else:
+        tile = tl.load(ptrs)
+    return tile
+
+
+@triton.jit
+def _key_blocks(acc, running_max, running_sum, q, k_ptr, v_ptr, mask_ptr, rows, lo, hi,
+                qk_scale, log2e, L, S, stride_ks, stride_kd, stride_vs, stride_vd,
+                stride_ml, stride_ms,
+                MASKED: tl.constexpr, HAS_MASK: tl.constexpr, IS_CAUSAL: tl.constexpr,
+                EVEN_N: tl.constexpr, HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr,
+                BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr):
+    """The online softmax over key blocks [lo, hi), scores in base 2 (log2(e) folded into
+    qk_scale). MASKED blocks test keys against S and the causal rule; the others test nothing."""
+    offs_n = tl.arange(0, BLOCK_N)
+    check_keys: tl.constexpr = MASKED and not EVEN_N
+    for start_n in range(lo, hi, BLOCK_N):
+        keys = start_n + offs_n
+        k = load_rows(k_ptr, keys, stride_ks, stride_kd, S, check_keys, HEAD_DIM, BLOCK_D)
+        qk = tl.dot(q, tl.trans(k), input_precision="ieee", out_dtype=acc.dtype)
+        if MASKED or HAS_MASK:
+            scores = qk * qk_scale
+            if HAS_MASK:
+                # the mask is in natural-log units: -inf stays -inf
+                valid = (rows[:, None] < L) & (keys[None, :] < S)
+                offsets = (rows[:, None].to(tl.int64) * stride_ml
+                           + keys[None, :].to(tl.int64) * stride_ms)
+                bias = tl.load(mask_ptr + offsets, mask=valid, other=0.0).to(acc.dtype)
+                scores += bias * log2e
+            if MASKED:
+                if check_keys:
+                    scores = tl.where(keys[None, :] < S, scores, float("-inf"))
+                if IS_CAUSAL:
+                    scores = tl.where(keys[None, :] <= rows[:, None], scores, float("-inf"))
+            new_max = tl.maximum(running_max, tl.max(scores, 1))
+            # while every key so far is hidden the max is -inf: shift by 0, so exp2 gives 0
+            shift = tl.where(new_max == float("-inf"), 0.0, new_max).to(acc.dtype)
+            p = tl.math.exp2(scores - shift[:, None])
+        else:
+            # qk_scale >= 0, so the max of the scaled scores is the scaled max of the products
+            new_max = tl.maximum(running_max, tl.max(qk, 1) * qk_scale)
+            shift = new_max
+            p = tl.math.exp2(qk * qk_scale - shift[:, None])
+        correction = tl.math.exp2(running_max - shift)
+        running_sum = running_sum * correction + tl.sum(p, 1)
+        v = load_rows(v_ptr, keys, stride_vs, stride_vd, S, check_keys, HEAD_DIM_V, BLOCK_DV)
+        # P is rounded to v's dtype for the tensor cores; the sum above used it unrounded
+        acc = tl.dot(p.to(v.dtype), v, acc * correction[:, None], input_precision="ieee",
+                     out_dtype=acc.dtype)
+        running_max = new_max
+    return acc, running_max, running_sum
+
+
+@triton.jit
 def attention_forward_kernel(
-    q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, lse_ptr, scale_ptr,
-    L, S, D, DV,
+    q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, lse_ptr, scale: tl.float64,
+    L, S,
     stride_qz, stride_ql, stride_qd,
     stride_kz, stride_ks, stride_kd,
     stride_vz, stride_vs, stride_vd,
     stride_mz, stride_ml, stride_ms,
-    HAS_MASK: tl.constexpr, IS_CAUSAL: tl.constexpr,
+    HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr,
+    HAS_MASK: tl.constexpr, IS_CAUSAL: tl.constexpr, EVEN_N: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
 ):
-    """BLOCK_M query rows of one z: an online softmax over key blocks, out and lse written once."""
+    """BLOCK_M query rows of one z: full key blocks, then the masked ones, out and lse once."""
     query_blocks = tl.cdiv(L, BLOCK_M)
     pid = tl.program_id(0)
     z = (pid // query_blocks).to(tl.int64)  # 64-bit: Z * L * D may pass 2**31 elements
@@ -101,68 +197,106 @@ def attention_forward_kernel(
     if HAS_MASK:
         mask_ptr += z * stride_mz
     compute = tl.float64 if q_ptr.dtype.element_ty == tl.float64 else tl.float32
-    scale = tl.load(scale_ptr).to(compute)
+    # tl.full keeps fp64 constants exact (a Python float operand would be rounded to fp32)
+    log2e = tl.full([], LOG2E, compute)
+    qk_scale = tl.full([], scale, compute) * log2e  # >= 0: the launcher folds a sign into q
 
     rows = start_m + tl.arange(0, BLOCK_M)
-    offs_n = tl.arange(0, BLOCK_N)
-    dims = tl.arange(0, BLOCK_D)
-    dims_v = tl.arange(0, BLOCK_DV)
-    q = tl.load(q_ptr + rows[:, None] * stride_ql + dims[None, :] * stride_qd,
-                mask=(rows[:, None] < L) & (dims[None, :] < D), other=0.0)
+    q = load_rows(q_ptr, rows, stride_ql, stride_qd, L, True, HEAD_DIM, BLOCK_D)
 
     running_max = tl.full([BLOCK_M], float("-inf"), compute)
     running_sum = tl.zeros([BLOCK_M], compute)
     acc = tl.zeros([BLOCK_M, BLOCK_DV], compute)
-    end = tl.minimum(S, start_m + BLOCK_M) if IS_CAUSAL else S
-    for start_n in range(0, end, BLOCK_N):
-        keys = start_n + offs_n
-        k = tl.load(k_ptr + keys[:, None] * stride_ks + dims[None, :] * stride_kd,
-                    mask=(keys[:, None] < S) & (dims[None, :] < D), other=0.0)
-        v = tl.load(v_ptr + keys[:, None] * stride_vs + dims_v[None, :] * stride_vd,
-                    mask=(keys[:, None] < S) & (dims_v[None, :] < DV), other=0.0)
-        scores = tl.dot(q, tl.trans(k), input_precision="ieee", out_dtype=compute) * scale
-        scores = masked_scores(scores, mask_ptr, rows[:, None], keys[None, :], L, S,
-                                stride_ml, stride_ms, HAS_MASK, IS_CAUSAL)
-        new_max = tl.maximum(running_max, tl.max(scores, 1))
-        # while every key so far is hidden the max is -inf: shift by 0, so exp gives 0, not NaN
-        shift = tl.where(new_max == float("-inf"), 0.0, new_max).to(compute)
-        p = tl.exp(scores - shift[:, None])
-        correction = tl.exp(running_max - shift)
-        running_sum = running_sum * correction + tl.sum(p, 1)
-        # P is rounded to v's dtype for the tensor cores; the sum above used it unrounded
-        acc = tl.dot(p.to(v.dtype), v, acc * correction[:, None], input_precision="ieee",
-                     out_dtype=compute)
-        running_max = new_max
+    # keys below full_end are inside S and (causal) left of every row of the block
+    if IS_CAUSAL:
+        hi = tl.minimum(S, start_m + BLOCK_M)
+        full_end = tl.minimum(start_m, S) // BLOCK_N * BLOCK_N
+    else:
+        hi = S
+        full_end = S // BLOCK_N * BLOCK_N
+    acc, running_max, running_sum = _key_blocks(
+        acc, running_max, running_sum, q, k_ptr, v_ptr, mask_ptr, rows, 0, full_end,
+        qk_scale, log2e, L, S, stride_ks, stride_kd, stride_vs, stride_vd, stride_ml, stride_ms,
+        False, HAS_MASK, IS_CAUSAL, EVEN_N, HEAD_DIM, HEAD_DIM_V, BLOCK_N, BLOCK_D, BLOCK_DV)
+    if IS_CAUSAL or not EVEN_N:
+        acc, running_max, running_sum = _key_blocks(
+            acc, running_max, running_sum, q, k_ptr, v_ptr, mask_ptr, rows, full_end, hi,
+            qk_scale, log2e, L, S, stride_ks, stride_kd, stride_vs, stride_vd, stride_ml,
+            stride_ms, True, HAS_MASK, IS_CAUSAL, EVEN_N, HEAD_DIM, HEAD_DIM_V, BLOCK_N,
+            BLOCK_D, BLOCK_DV)
 
     hidden = running_sum == 0.0  # every key hidden (or S == 0): out 0, lse +inf
     running_sum = tl.where(hidden, 1.0, running_sum).to(compute)
     out = acc / running_sum[:, None]
-    lse = tl.where(hidden, float("inf"), running_max + tl.log(running_sum))
+    ln2 = tl.full([], LN2, compute)
+    lse = tl.where(hidden, float("inf"), (running_max + tl.math.log2(running_sum)) * ln2)
     # out and lse are fresh contiguous arrays: addressed by their shapes
-    out_ptrs = out_ptr + z * L * DV + rows[:, None] * DV + dims_v[None, :]
+    dims_v = tl.arange(0, BLOCK_DV)
+    out_ptrs = out_ptr + z * L * HEAD_DIM_V + rows[:, None] * HEAD_DIM_V + dims_v[None, :]
     tl.store(out_ptrs, out.to(out_ptr.dtype.element_ty),
-             mask=(rows[:, None] < L) & (dims_v[None, :] < DV))
+             mask=(rows[:, None] < L) & (dims_v[None, :] < HEAD_DIM_V))
     tl.store(lse_ptr + z * L + rows, lse.to(lse_ptr.dtype.element_ty), mask=rows < L)
 
+
+def _time_launches(kernel_call, quantiles) -> list:
+    """The autotuner's timer: CUDA events on CuPy's current stream around back-to-back
+    launches (Triton's default timer asks torch.cuda, which a CPU build of torch lacks)."""
+    import cupy
+
+    kernel_call()  # compiles the config, and warms the caches
+    stream = cupy.cuda.get_current_stream()
+    start, end = cupy.cuda.Event(), cupy.cuda.Event()
+    times = []
+    for _ in range(TUNING_REPEATS):
+        start.record(stream)
+        for _ in range(TUNING_LAUNCHES):
+            kernel_call()
+        end.record(stream)
+        end.synchronize()
+        times.append(cupy.cuda.get_elapsed_time(start, end) / TUNING_LAUNCHES)
+    times.sort()
+    return [times[min(len(times) - 1, int(q * len(times)))] for q in quantiles]
+
+
+TUNING_REPEATS, TUNING_LAUNCHES = 5, 10
+
+
+def _tuned_forward(configs: list):
+    """The forward kernel autotuned over `configs`, once per (shape, flags, dtype); EVEN_N
+    follows the chosen BLOCK_N."""
+    even_n = triton.heuristics({"EVEN_N": lambda args: args["S"] % args["BLOCK_N"] == 0})
+    return triton.autotune(configs, key=["L", "S", "HEAD_DIM", "HEAD_DIM_V", "HAS_MASK",
+                                         "IS_CAUSAL"], do_bench=_time_launches)(
+        even_n(attention_forward_kernel))
+
+
+TUNED_FORWARD = {key: _tuned_forward(configs) for key, configs in FORWARD_CONFIGS.items()}
 
 
 # ---- launchers: the kernel table's entries, called as fn(launcher, *reference args) ----------
 def attention(launcher, q, k, v, mask, is_causal: bool, scale: float):
     """(out (Z, L, Dv) in q's dtype, lse (Z, L) in float32, float64 for float64 inputs)."""
     Z, L, S, D, DV = check_operands("attention", q, k, v, mask)
-    xp = launcher.xp
     out = launcher.empty((Z, L, DV), q.dtype)
-    lse = launcher.empty((Z, L), _stat_dtype(xp, q))
+    lse = launcher.empty((Z, L), _stat_dtype(launcher.xp, q))
     if Z * L == 0:
         return out, lse
+    if scale < 0:  # q k^T * scale = (-q) k^T * |scale|: the loop's max needs a scale >= 0
+        q, scale = launcher.xp.negative(q), -scale
     pointers, strides = operand_pointers(launcher, q, k, v, mask)
-    config = tile_config(launcher, "forward", q.dtype, D, DV)
-    grid = (Z * triton.cdiv(L, config["BLOCK_M"]),)
-    launcher.kernel(attention_forward_kernel)[grid](
-        *pointers, launcher.arg(out), launcher.arg(lse), launcher.arg(scale_array(xp, scale, q)),
-        L, S, D, DV, *strides, HAS_MASK=mask is not None, IS_CAUSAL=bool(is_causal), **config)
+    args = (*pointers, launcher.arg(out), launcher.arg(lse), float(scale), L, S, *strides)
+    flags = {"HEAD_DIM": D, "HEAD_DIM_V": DV, "HAS_MASK": mask is not None,
+             "IS_CAUSAL": bool(is_causal), "BLOCK_D": _head_block(D), "BLOCK_DV": _head_block(DV)}
+    if launcher.interpret:
+        config = INTERP_CONFIG
+        grid = (Z * triton.cdiv(L, config["BLOCK_M"]),)
+        launcher.kernel(attention_forward_kernel)[grid](
+            *args, **flags, **config, EVEN_N=S % config["BLOCK_N"] == 0)
+        return out, lse
+    head = max(64, flags["BLOCK_D"], flags["BLOCK_DV"])
+    tuned = TUNED_FORWARD[_precision(q.dtype), head]
+    launcher.kernel(tuned)[lambda meta: (Z * triton.cdiv(L, meta["BLOCK_M"]),)](*args, **flags)
     return out, lse
-
 
 
 def check_operands(op: str, q, k, v, mask) -> tuple[int, int, int, int, int]:
@@ -221,19 +355,18 @@ def _stat_dtype(xp, q):
     return xp.float64 if q.dtype == xp.float64 else xp.float32
 
 
-def scale_array(xp, scale: float, q):
-    """scale as a one-element array in the compute dtype: a Python float would reach Triton as
-    fp32, and float64 results would differ from the reference in about the 8th digit."""
-    return xp.asarray([scale], dtype=_stat_dtype(xp, q))
-
-
 def tile_config(launcher, job: str, dtype, D: int, DV: int) -> dict:
-    """Tile sizes and launch options for one kernel: the GPU's table or the interpreter's."""
+    """Tile sizes and launch options for a backward kernel: the GPU's table or the interpreter's."""
     blocks = {"BLOCK_D": _head_block(D), "BLOCK_DV": _head_block(DV)}
     if launcher.interpret:
         return {**INTERP_CONFIG, **blocks}
-    precision = "half" if dtype.itemsize == 2 else "full"
-    return {**CONFIGS[job, precision, max(64, blocks["BLOCK_D"], blocks["BLOCK_DV"])], **blocks}
+    head = max(64, blocks["BLOCK_D"], blocks["BLOCK_DV"])
+    return {**CONFIGS[job, _precision(dtype), head], **blocks}
+
+
+def _precision(dtype) -> str:
+    """"half" for 16-bit inputs (the tensor cores' tiles), "full" for fp32 and fp64."""
+    return "half" if dtype.itemsize == 2 else "full"
 
 
 def _head_block(dim: int) -> int:

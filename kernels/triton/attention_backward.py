@@ -24,12 +24,13 @@ import triton
 import triton.language as tl
 
 from tinygrad_like.kernels.triton.attention import (check_operands, masked_scores,
-                                                    operand_pointers, scale_array, tile_config)
+                                                    operand_pointers, tile_config)
 
 
 @triton.jit
 def attention_backward_dq_kernel(
-    q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, grad_ptr, lse_ptr, delta_ptr, dq_ptr, scale_ptr,
+    q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, grad_ptr, lse_ptr, delta_ptr, dq_ptr,
+    scale: tl.float64,
     L, S, D, DV,
     stride_qz, stride_ql, stride_qd,
     stride_kz, stride_ks, stride_kd,
@@ -53,7 +54,7 @@ def attention_backward_dq_kernel(
     if HAS_MASK:
         mask_ptr += z * stride_mz
     compute = tl.float64 if q_ptr.dtype.element_ty == tl.float64 else tl.float32
-    scale = tl.load(scale_ptr).to(compute)
+    scale = tl.full([], scale, compute)  # exact in fp64: the argument is an fp64 scalar
 
     rows = start_m + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
@@ -95,7 +96,8 @@ def attention_backward_dq_kernel(
 
 @triton.jit
 def attention_backward_dkdv_kernel(
-    q_ptr, k_ptr, v_ptr, mask_ptr, grad_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, scale_ptr,
+    q_ptr, k_ptr, v_ptr, mask_ptr, grad_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr,
+    scale: tl.float64,
     L, S, D, DV,
     stride_qz, stride_ql, stride_qd,
     stride_kz, stride_ks, stride_kd,
@@ -117,7 +119,7 @@ def attention_backward_dkdv_kernel(
     if HAS_MASK:
         mask_ptr += z * stride_mz
     compute = tl.float64 if q_ptr.dtype.element_ty == tl.float64 else tl.float32
-    scale = tl.load(scale_ptr).to(compute)
+    scale = tl.full([], scale, compute)  # exact in fp64: the argument is an fp64 scalar
 
     keys = start_n + tl.arange(0, BLOCK_N)
     offs_m = tl.arange(0, BLOCK_M)
@@ -181,19 +183,18 @@ def attention_backward(launcher, grad_out, q, k, v, out, lse, mask, is_causal: b
     lse = xp.ascontiguousarray(lse)  # (Z, L): read by its shape, like delta
     delta = launcher.empty((Z, L), lse.dtype)
     stats = [launcher.arg(lse), launcher.arg(delta)]
-    scale_arg = launcher.arg(scale_array(xp, scale, q))
     flags = {"HAS_MASK": mask is not None, "IS_CAUSAL": bool(is_causal)}
     if L > 0:  # also writes delta, which the dk/dv kernel reads: launched first
         pointers, strides = operand_pointers(launcher, q, k, v, mask, out, grad_out)
         config = tile_config(launcher, "dq", q.dtype, D, DV)
         launcher.kernel(attention_backward_dq_kernel)[(Z * triton.cdiv(L, config["BLOCK_M"]),)](
-            *pointers, *stats, launcher.arg(dq), scale_arg, L, S, D, DV, *strides, **flags,
+            *pointers, *stats, launcher.arg(dq), float(scale), L, S, D, DV, *strides, **flags,
             **config)
     if S > 0:
         pointers, strides = operand_pointers(launcher, q, k, v, mask, grad_out)
         config = tile_config(launcher, "dkdv", q.dtype, D, DV)
         launcher.kernel(attention_backward_dkdv_kernel)[(Z * triton.cdiv(S, config["BLOCK_N"]),)](
-            *pointers, *stats, launcher.arg(dk), launcher.arg(dv), scale_arg, L, S, D, DV,
+            *pointers, *stats, launcher.arg(dk), launcher.arg(dv), float(scale), L, S, D, DV,
             *strides, **flags, **config)
     return dq, dk, dv
 

@@ -18,8 +18,10 @@ import math
 
 import triton
 
-from tinygrad_like.kernels.triton import (attention, attention_backward, conv2d, cross_entropy,
-                                          matmul, softmax)
+from tinygrad_like import sass
+from tinygrad_like.kernels.triton import (attention, attention_backward, conv2d,
+                                          conv2d_passes, cross_entropy, matmul, matmul_tma,
+                                          softmax)
 from tinygrad_like.kernels.triton.launch import num_warps_for
 from tinygrad_like.kernels.triton.variants import ITEMSIZE, KernelVariant, jit_attrs, signature_of
 
@@ -33,11 +35,13 @@ MATMUL_SIZE = 4096  # M = N = K of the roofline estimate
 def matmul_variants(archs=(80, 90)) -> list[KernelVariant]:
     """The kernel as the JIT compiles it for contiguous 4096 x 4096 operands, per config.
 
-    "matmul" variants cover every dtype x config of each architecture (notes["arch"]);
-    "linear_gelu" (bias + GELU epilogue) covers each config in fp32, where the FMA
-    accumulator leaves the fewest registers spare. The signature mirrors the JIT's
-    specialisation for that call: unit strides are constants, and pointers, sizes and
-    other strides are divisible by 16 (notes["attrs"]).
+    "matmul" variants cover every dtype x config of each architecture (notes["arch"]) that
+    the config serves; "linear_gelu" (bias + GELU epilogue) covers each config in fp32 where
+    it serves fp32 (the FMA accumulator leaves the fewest registers spare), else in fp16.
+    The signature mirrors the JIT's specialisation for that call: unit strides are constants,
+    and pointers, sizes and other strides are divisible by 16 (notes["attrs"]). On sm_90,
+    "matmul_tma" (fp16) and "linear_tma_gelu" (bf16, the weight read K-major) are the
+    persistent TMA kernel of matmul_tma.py with each of its configs.
 
     Roofline traffic assumes no L2 reuse at all: A is read once per column of tiles
     (N / BLOCK_N times), B once per row of tiles (M / BLOCK_M times), C written once.
@@ -45,28 +49,53 @@ def matmul_variants(archs=(80, 90)) -> list[KernelVariant]:
     variants = []
     for arch in archs:
         for config in matmul.CONFIGS[arch]:
-            variants += [_matmul_variant(arch, dtype, config) for dtype in GPU_DTYPES]
-            variants.append(_matmul_variant(arch, "fp32", config, activation="gelu"))
+            served = [dtype for dtype in GPU_DTYPES
+                      if _DTYPE_NAMES[dtype] in config.get("dtypes", HALF_AND_FULL)]
+            variants += [_matmul_variant(arch, dtype, config) for dtype in served]
+            variants.append(_matmul_variant(arch, served[0], config, activation="gelu"))
+    if 90 in archs:
+        for index, config in enumerate(matmul_tma.CONFIGS):
+            variants.append(_matmul_variant(90, "fp16", config, tma=True))
+            if index == 0:
+                variants.append(_matmul_variant(90, "bf16", config, "gelu", tma=True))
     return variants
 
 
-def _matmul_variant(arch: int, dtype: str, config: dict, activation: str = "none") -> KernelVariant:
+_DTYPE_NAMES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+HALF_AND_FULL = tuple(_DTYPE_NAMES.values())
+
+
+def _matmul_variant(arch: int, dtype: str, config: dict, activation: str = "none",
+                    tma: bool = False) -> KernelVariant:
     size, itemsize, pointer = MATMUL_SIZE, ITEMSIZE[dtype], f"*{dtype}"
     fused = activation != "none"
-    signature = {name: "i32" for name in matmul.matmul_kernel.arg_names}
-    signature.update(a_ptr=pointer, b_ptr=pointer, c_ptr=pointer, bias_ptr=pointer)
-    constexprs = dict(stride_ak=1, stride_bn=1, stride_cn=1, ALLOW_TF32=False, HAS_BIAS=fused,
-                      ACTIVATION=activation, **{k: v for k, v in config.items() if k.isupper()})
+    tiles = {k: v for k, v in config.items() if k.isupper()}
+    if tma:
+        kernel = matmul_tma.matmul_tma_kernel
+        m, n, k = tiles["BLOCK_M"], tiles["BLOCK_N"], tiles["BLOCK_K"]
+        boxes = {"a_desc": [m, k], "b_desc": [n, k] if fused else [k, n], "c_desc": [m, n // 2]}
+        signature = {name: "i32" for name in kernel.arg_names}
+        signature.update({name: f"tensordesc<{dtype}[1, {box[0]}, {box[1]}]>"
+                          for name, box in boxes.items()}, bias_ptr=pointer)
+        # one 4096 x 4096 matrix: the JIT makes stack == 1 a constant; 132 SMs (H100 SXM)
+        constexprs = dict(stack=1, NUM_SMS=132, A_COLUMN_MAJOR=False, B_COLUMN_MAJOR=fused)
+    else:
+        kernel = matmul.matmul_kernel
+        signature = {name: "i32" for name in kernel.arg_names}
+        signature.update(a_ptr=pointer, b_ptr=pointer, c_ptr=pointer, bias_ptr=pointer)
+        constexprs = dict(stride_ak=1, stride_bn=1, stride_cn=1, ALLOW_TF32=False)
+    constexprs.update(HAS_BIAS=fused, ACTIVATION=activation, **tiles)
     if not fused:
         constexprs["bias_ptr"] = None
     signature.update({name: "constexpr" for name in constexprs})
-    divisible = [name for name, kind in signature.items() if kind != "constexpr"]
+    divisible = [name for name, kind in signature.items() if kind == "i32" or kind[0] == "*"]
     reads = size * size * (size / config["BLOCK_N"] + size / config["BLOCK_M"])
+    name = f"linear_{activation}" if fused else "matmul"
     return KernelVariant(
-        name=f"linear_{activation}" if fused else "matmul", kernel=matmul.matmul_kernel,
-        dtype=dtype, signature=signature, constexprs=constexprs, num_warps=config["num_warps"],
-        num_stages=config["num_stages"], tensor_cores=dtype != "fp32",
-        shape=f"{size}x{size}x{size}", flops=2.0 * size**3,
+        name=name.replace("_", "_tma_", 1) if tma and fused else name + "_tma" * tma,
+        kernel=kernel, dtype=dtype, signature=signature, constexprs=constexprs,
+        num_warps=config["num_warps"], num_stages=config["num_stages"],
+        tensor_cores=dtype != "fp32", shape=f"{size}x{size}x{size}", flops=2.0 * size**3,
         bytes_moved=(reads + size * size + fused * size) * itemsize,
         ideal_bytes=(3 * size * size + fused * size) * itemsize,
         notes={"arch": arch, "attrs": {name: [["tt.divisibility", 16]] for name in divisible}})
@@ -123,6 +152,8 @@ def _softmax_variant(name, online, dtype, pointers, log, rows, cols, **roofline)
     kernel = kernels[online]
     block = softmax.ONLINE_BLOCK if online else triton.next_power_of_2(cols)
     constexprs = {"inner": 1, "LOG": log, "BLOCK": block}
+    if kernel is softmax.softmax_forward_online_kernel:  # contiguous rows: 16-byte vectors
+        constexprs["ALIGN"] = 16 // ITEMSIZE[dtype]
     for pointer in pointers:
         tensor = pointer[:-len("_ptr")]
         constexprs[f"{tensor}_col_stride"] = constexprs[f"{tensor}_inner_stride"] = 1
@@ -132,7 +163,8 @@ def _softmax_variant(name, online, dtype, pointers, log, rows, cols, **roofline)
     return KernelVariant(
         name=f"{name}_online" if online else name, kernel=kernel, dtype=dtype,
         signature=signature, constexprs=constexprs, num_warps=num_warps_for(block),
-        shape=f"({rows}, {cols})", notes={"block": block, "attrs": jit_attrs(signature, values),
+        shape=f"({rows}, {cols})", loop_elements=rows * cols,
+        notes={"block": block, "attrs": jit_attrs(signature, values),
                                           "path": "online" if online else "single pass"},
         **roofline)
 
@@ -149,7 +181,8 @@ def cross_entropy_variants() -> list[KernelVariant]:
     rows, cols = VOCABULARY_SHAPE
     elements, block = rows * cols, cross_entropy.BLOCK_COLS
     values = {"n_cols": cols, "row_stride": cols, "grad_stride": 0, "ignore_index": -100}
-    types = {"target_ptr": "*i64", "lse_ptr": "*fp32", "smoothing_ptr": "*fp32"}
+    types = {"target_ptr": "*i64", "lse_ptr": "*fp32", "smoothing": "fp32",
+             "smoothing_low": "fp32"}
     variants = []
     for dtype in GPU_DTYPES:
         itemsize = ITEMSIZE[dtype]
@@ -159,7 +192,8 @@ def cross_entropy_variants() -> list[KernelVariant]:
         for name, kernel, path, flops, logit_passes, constexprs in (
                 # per logit: max, subtract, exp, add, and the add of the smoothing sum
                 ("cross_entropy_forward", cross_entropy.cross_entropy_forward_kernel,
-                 "online row", 5, 1, {"col_stride": 1, "target_stride": 1, "BLOCK": block}),
+                 "online row", 5, 1, {"col_stride": 1, "target_stride": 1, "BLOCK": block,
+                                      "ALIGN": 16 // itemsize}),
                 # per logit: subtract, exp, subtract, compare-select, multiply
                 ("cross_entropy_backward", cross_entropy.cross_entropy_backward_kernel,
                  "row x column tiles", 5, 2,
@@ -169,7 +203,8 @@ def cross_entropy_variants() -> list[KernelVariant]:
             variants.append(KernelVariant(
                 name=name, kernel=kernel, dtype=dtype, signature=signature,
                 constexprs=constexprs, num_warps=num_warps_for(block),
-                shape=f"({rows}, {cols})", flops=flops * elements, bytes_moved=traffic,
+                shape=f"({rows}, {cols})", loop_elements=elements, flops=flops * elements,
+                bytes_moved=traffic,
                 ideal_bytes=traffic, notes={"block": block, "path": path,
                                             "attrs": jit_attrs(signature, values)}))
     return variants
@@ -184,7 +219,9 @@ ATTENTION_KERNELS = {"forward": attention.attention_forward_kernel,
 
 
 def attention_variants() -> list[KernelVariant]:
-    """attention.py's forward kernel; see `_attention_variants`."""
+    """attention.py's forward kernel, one variant per tile of its autotuning set (fp16 and
+    fp32; bf16 with the set's first tile: the same code with bf16 HGMMA/HMMA operands, so
+    one compile shows the dtype). See `_attention_variants`."""
     return _attention_variants(("forward",))
 
 
@@ -194,7 +231,7 @@ def attention_backward_variants() -> list[KernelVariant]:
 
 
 def _attention_variants(jobs: tuple) -> list[KernelVariant]:
-    """The `jobs` kernels x {fp16, bf16, fp32} x head dims {64, 128}, as the
+    """The `jobs` kernels x {fp16, bf16, fp32} x head dims {64, 128} x tiles, as the
     GPU launches them for the causal benchmark: contiguous (Z, T, D) q, k, v, out and g, no
     mask (mask_ptr None), unit column strides constant and the rest divisible by 16.
 
@@ -202,35 +239,53 @@ def _attention_variants(jobs: tuple) -> list[KernelVariant]:
     forward and dq kernels, q and g in the dk/dv kernel) is read once per tile pair visited,
     the owned one once. FLOPs are those the tiling does, diagonal tiles in full.
     """
-    return [_attention_variant(job, dtype, head_dim) for head_dim in HEAD_DIMS
-            for dtype in ("fp16", "bf16", "fp32") for job in jobs]
+    return [_attention_variant(job, dtype, head_dim, config) for head_dim in HEAD_DIMS
+            for dtype in ("fp16", "bf16", "fp32") for job in jobs
+            for config in attention_tiles(job, dtype, head_dim)]
 
 
-def _attention_variant(job: str, dtype: str, head_dim: int) -> KernelVariant:
+def attention_tiles(job: str, dtype: str, head_dim: int) -> list[dict]:
+    """The tiles a launcher may run for (job, dtype, padded head dim): BLOCK_M, BLOCK_N,
+    num_warps, num_stages; the forward's are its autotuning set (bf16: its first tile)."""
+    precision = "half" if ITEMSIZE[dtype] == 2 else "full"
+    if job != "forward":
+        return [attention.CONFIGS[job, precision, head_dim]]
+    configs = attention.FORWARD_CONFIGS[precision, head_dim]
+    return [{**config.kwargs, "num_warps": config.num_warps, "num_stages": config.num_stages}
+            for config in (configs[:1] if dtype == "bf16" else configs)]
+
+
+def _attention_variant(job: str, dtype: str, head_dim: int, config: dict) -> KernelVariant:
     Z, T = ATTENTION_BENCH["B"] * ATTENTION_BENCH["H"], ATTENTION_BENCH["T"]
     kernel = ATTENTION_KERNELS[job]
-    precision = "half" if ITEMSIZE[dtype] == 2 else "full"
-    config = attention.CONFIGS[job, precision, head_dim]
     constexprs = {"mask_ptr": None, "HAS_MASK": False, "IS_CAUSAL": True,
                   "BLOCK_M": config["BLOCK_M"], "BLOCK_N": config["BLOCK_N"],
                   "BLOCK_D": head_dim, "BLOCK_DV": head_dim}
+    if job == "forward":  # compile-time head dims; T is a multiple of every BLOCK_N
+        constexprs.update(HEAD_DIM=head_dim, HEAD_DIM_V=head_dim, EVEN_N=True)
     constexprs.update({name: 1 for name in kernel.arg_names
                        if name.startswith("stride_") and name[-1] == "d"})
-    types = {name: "*fp32" for name in ("lse_ptr", "delta_ptr", "scale_ptr")}
+    types = {"lse_ptr": "*fp32", "delta_ptr": "*fp32", "scale": "fp64"}
     signature = signature_of(kernel, dtype, constexprs, types)
     # sizes, row strides (head_dim) and z strides (T * head_dim) are multiples of 16; the
     # mask's strides are the 0s the launcher passes without one
     values = {name: 0 if name.startswith("stride_m") else 16 for name in signature}
     flops, bytes_moved, ideal_bytes = _attention_traffic(job, config, T, head_dim,
                                                          ITEMSIZE[dtype])
+    notes = {"attrs": jit_attrs(signature, values), "head_dim": head_dim}
+    loop_elements = 0.0
+    if job == "forward":  # its main loop is the first one, over the full (unmasked) blocks
+        notes["main_loop"] = 0
+        loop_elements = Z * full_tile_pairs(T, config["BLOCK_M"], config["BLOCK_N"]) * (
+            config["BLOCK_M"] * config["BLOCK_N"])
     return KernelVariant(
         name=f"attention_{job}" if job == "forward" else f"attention_backward_{job}",
         kernel=kernel, dtype=dtype, signature=signature, constexprs=constexprs,
         num_warps=config["num_warps"], num_stages=config["num_stages"],
-        tensor_cores=precision == "half",
+        tensor_cores=dtype != "fp32",
         shape=f"B{ATTENTION_BENCH['B']} H{ATTENTION_BENCH['H']} T{T} D{head_dim} causal",
         flops=Z * flops, bytes_moved=Z * bytes_moved, ideal_bytes=Z * ideal_bytes,
-        notes={"attrs": jit_attrs(signature, values), "head_dim": head_dim})
+        loop_elements=loop_elements, notes=notes)
 
 
 def _attention_traffic(job: str, config: dict, T: int, D: int, itemsize: int) -> tuple:
@@ -266,21 +321,50 @@ def causal_tile_pairs(job: str, T: int, block_m: int, block_n: int) -> int:
     return sum(triton.cdiv(min(T, (m + 1) * block_m), block_n) for m in range(query_blocks))
 
 
+def full_tile_pairs(T: int, block_m: int, block_n: int) -> int:
+    """The pairs the causal forward visits in its full-block (unmasked) loop, T = L = S: the
+    key blocks wholly left of each query block's first row."""
+    return sum(min(m * block_m, T) // block_n for m in range(triton.cdiv(T, block_m)))
+
+
+def score_elements_per_thread(variant: KernelVariant) -> float:
+    """Score elements one thread holds of a forward tile: BLOCK_M x BLOCK_N over the threads."""
+    return variant.constexprs["BLOCK_M"] * variant.constexprs["BLOCK_N"] / (32 * variant.num_warps)
+
+
+def instructions_per_score_element(variant: KernelVariant, sass_text: str) -> float:
+    """Non-tensor-core instructions a thread issues per score element in the forward's
+    full-block loop (the first loop with tensor-core or global-load work): the loop body's
+    SASS instructions, less HGMMA/HMMA, over `score_elements_per_thread`. The issue-bound
+    view of the online softmax: the tensor cores run beside these, not in their place."""
+    loop = sass.main_loop(sass.parse(sass_text), index=variant.notes.get("main_loop", 0))
+    if loop is None:
+        raise ValueError(f"{variant.name}: no loop with tensor-core or load work in the SASS")
+    issued = len(loop.instructions) - sass.tensor_core_ops(loop.instructions)
+    return issued / score_elements_per_thread(variant)
+
+
 # ---- conv2d.py ------------------------------------------------------------------------------
 # the roofline benchmark: a ResNet stage-2 layer, 3x3, stride 1, padding 1
 CONV2D_BENCH = {"input": (64, 128, 56, 56), "weight": (128, 128, 3, 3)}
 
 
 def conv2d_variants(archs=conv2d.ARCHS) -> list[KernelVariant]:
-    """The three kernels as the launchers call them on contiguous benchmark operands.
+    """The three kernels as the launchers call them on contiguous benchmark operands, and
+    conv2d_passes.py's NCHW -> NHWC copy and split-K sum.
 
     One variant per kernel x dtype x architecture (notes["arch"]), with its dtype's tile.
     As the JIT would, arguments equal to 1 become constants and the others are marked
     divisible by 16 where they are (notes["attrs"]). The forward kernel is compiled
     with its bias epilogue, the backward-weight kernel writing fp32 split-K partial sums.
 
-    Roofline traffic assumes no L2 reuse at all, so every gathered im2col element counts as
-    an HBM read (KH*KW reads of each activation); the ideal reads each operand once.
+    Traffic (`_conv2d_traffic`): unlike the matmul's no-reuse model, the KH*KW taps of a
+    gather re-read the rows one program has just read, from L2, so a forward or
+    backward-input program reads its own output rows' input rows plus the kernel's halo
+    (KH - 1 rows) once from HBM; the weight (295 KB here) stays in L2 and is read once.
+    Counting each gathered im2col element as an HBM read instead would claim 9 times the
+    activation traffic. The launchers' NCHW -> NHWC copies (read and write) and weight
+    re-layout count in full. The ideal reads each operand once.
     """
     return [variant for arch in archs for dtype in GPU_DTYPES
             for variant in _conv2d_variants(arch, dtype, conv2d.TILES[ITEMSIZE[dtype]])]
@@ -297,44 +381,56 @@ def _conv2d_variants(arch: int, dtype: str, config: dict) -> list[KernelVariant]
     flops = 2.0 * pixels * k * c * taps
     relayout = 2 * weight  # the launcher's weight transpose: read once, written once
 
-    forward_ints = [*geometry.values(), *_contiguous(n, c, h, w), *_contiguous(kh, kw, c, k), 1,
-                    *_contiguous(n, k, oh, ow)]
+    tiles_k, tiles_c = triton.cdiv(k, block_m), triton.cdiv(c, block_n)
+    # a program's rows of output (input) pixels and their halo of input (output) rows
+    forward_rows = triton.cdiv(pixels, block_m) * tiles_k * (block_m / ow + kh - 1) * w * c
+    input_rows = triton.cdiv(n * h * w, block_m) * tiles_c * (block_m / w + kh - 1) * ow * k
     forward = _conv2d_variant("conv2d", conv2d.conv2d_forward_kernel, arch, dtype, config,
                               {"x_ptr": pointer, "w_ptr": pointer, "bias_ptr": pointer,
-                               "out_ptr": pointer}, forward_ints, {"HAS_BIAS": True},
-                              flops=flops,
-                              bytes_moved=(pixels * c * taps * triton.cdiv(k, block_n)
-                                           + triton.cdiv(pixels, block_m) * weight
-                                           + output + k + relayout) * itemsize,
+                               "out_ptr": pointer}, [*geometry.values(), oh * ow],
+                              {"HAS_BIAS": True}, flops=flops,
+                              bytes_moved=(forward_rows + weight + output + k + relayout
+                                           + 2 * image) * itemsize,
                               ideal_bytes=(image + weight + output + k) * itemsize)
 
-    input_ints = [*geometry.values(), *_contiguous(n, k, oh, ow), *_contiguous(kh, kw, k, c),
-                  *_contiguous(n, c, h, w)]
     backward_input = _conv2d_variant(
         "conv2d_backward_input", conv2d.conv2d_backward_input_kernel, arch, dtype, config,
-        {"grad_ptr": pointer, "w_ptr": pointer, "dx_ptr": pointer}, input_ints, {}, flops=flops,
-        bytes_moved=(n * h * w * k * taps * triton.cdiv(c, block_n)
-                     + triton.cdiv(n * h * w, block_m) * weight + image + relayout) * itemsize,
+        {"grad_ptr": pointer, "w_ptr": pointer, "dx_ptr": pointer},
+        [*geometry.values(), h * w], {}, flops=flops,
+        bytes_moved=(input_rows + weight + image + relayout + 2 * output) * itemsize,
         ideal_bytes=(output + weight + image) * itemsize)
 
-    tiles_k, tiles_c = triton.cdiv(k, block_m), triton.cdiv(c, block_n)
     splits, split_pixels = conv2d.backward_weight_splits(pixels, tiles_k * tiles_c * taps,
                                                          block_k)
     weight_geometry = [value for key, value in geometry.items() if key != "KH"]
-    weight_ints = [*weight_geometry, split_pixels, *_contiguous(n, k, oh, ow),
-                   *_contiguous(n, c, h, w), *_contiguous(splits, k, c, kh, kw)]
+    weight_ints = [*weight_geometry, oh * ow, split_pixels, *_contiguous(splits, k, c, kh, kw)]
     backward_weight = _conv2d_variant(
         "conv2d_backward_weight", conv2d.conv2d_backward_weight_kernel, arch, dtype,
         {key: value for key, value in config.items() if key != "GROUP_M"},
         {"grad_ptr": pointer, "x_ptr": pointer, "dw_ptr": "*fp32" if splits > 1 else pointer},
         weight_ints, {}, flops=flops,
-        # each (channel tile, tap) program reads its rows of grad and its gathered x columns;
-        # the fp32 partial sums are written, read back and the sum written in the dtype
-        bytes_moved=(taps * (tiles_c * output + tiles_k * pixels * c)) * itemsize
-        + (2 * splits * weight * 4 if splits > 1 else 0) + weight * itemsize,
+        # the programs of one split (grid axes 0 and 1, which vary fastest) read the same
+        # grad and x pixels, each tap shifted by less than a row: from HBM once per split,
+        # with x's halo rows; the fp32 partial sums are written, read back and summed
+        bytes_moved=(output + image * (1 + (kh - 1) * splits / (n * oh)) + 2 * (output + image))
+        * itemsize + (2 * splits * weight * 4 if splits > 1 else 0) + weight * itemsize,
         ideal_bytes=(output + image + weight) * itemsize)
     backward_weight.notes["splits"] = splits
-    return [forward, backward_input, backward_weight]
+
+    passes_config = conv2d_passes.CHANNELS_LAST_CONFIG
+    channels_last = _conv2d_variant(
+        "conv2d_channels_last", conv2d_passes.channels_last_kernel, arch, dtype, passes_config,
+        {"x_ptr": pointer, "out_ptr": pointer}, [c, h * w, c * h * w, h * w, 1], {}, flops=0,
+        bytes_moved=2 * image * itemsize, ideal_bytes=2 * image * itemsize)
+    sum_config = conv2d_passes.SUM_CONFIG
+    sum_splits = _conv2d_variant(
+        "conv2d_sum_splits", conv2d_passes.sum_splits_kernel, arch, dtype, sum_config,
+        {"partial_ptr": "*fp32", "out_ptr": pointer}, [splits, weight], {},
+        flops=splits * weight, bytes_moved=splits * weight * 4 + weight * itemsize,
+        ideal_bytes=splits * weight * 4 + weight * itemsize)
+    for copy in (channels_last, sum_splits):
+        copy.tensor_cores = False
+    return [forward, backward_input, backward_weight, channels_last, sum_splits]
 
 
 def _contiguous(*shape: int) -> list[int]:

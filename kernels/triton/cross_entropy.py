@@ -1,8 +1,11 @@
 """Fused log-softmax + negative log-likelihood over the rows of (N, C) logits.
 
-Forward: one program per row walks the row in BLOCK-column steps, keeping a running max m,
-a running sum s of exp(x - m) (rescaled by exp(m - m') when the max grows to m'; Milakov &
-Gimelshein's online normalizer) and a running sum of x for label smoothing. Then
+Forward: one program per row walks the row in BLOCK-column steps, each lane keeping a running
+max m, a running sum s of exp(x - m) (rescaled by exp(m - m') when its max grows to m';
+Milakov & Gimelshein's online normalizer) and a running sum of x for label smoothing; the
+lanes are combined by one block-wide reduction after the loop (softmax.py's online_update).
+Rows are split as softmax.py's row_split does, so an unaligned width (50,257) is still read
+with 16-byte vector loads. Then
 
     lse  = m + log s
     loss = lse - (1 - eps) x[y] - (eps / C) sum_c x[c],   0 where y == ignore_index
@@ -20,16 +23,19 @@ The same recipe as the fused cross-entropy kernels of Apex (xentropy), FlashAtte
 (ops/triton/cross_entropy.py) and Liger-Kernel. Half-precision logits are computed in fp32
 (fp64 in fp64) and lse is kept in float32 (float64 for fp64 logits), as the NumPy reference
 in backend/cpu.py does; the losses and dx have the logits' dtype. label_smoothing reaches the
-kernels through a one-element array of the compute dtype: as a Python float it would be fp32
-in Triton, and fp64 losses would differ from the reference in about the 9th digit.
+kernels as scalars (see _smoothing), not as an array uploaded on every call.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import triton
 import triton.language as tl
 
 from tinygrad_like.kernels.triton.launch import check_floating, num_warps_for
+from tinygrad_like.kernels.triton.softmax import (LOWEST_FP32, LOWEST_FP64, alignment,
+                                                  edge_columns, merge_edge, online_update,
+                                                  row_split)
 
 BLOCK_COLS = 4096  # columns per forward step and per backward tile (8 per thread, 16 warps)
 
@@ -37,34 +43,43 @@ BLOCK_COLS = 4096  # columns per forward step and per backward tile (8 per threa
 @triton.jit
 def cross_entropy_forward_kernel(logits_ptr, target_ptr, loss_ptr, lse_ptr, n_cols,
                                  row_stride, col_stride, target_stride, ignore_index,
-                                 smoothing_ptr, BLOCK: tl.constexpr):
-    """One row: an online log-sum-exp over column blocks, then its loss; x read once."""
+                                 smoothing, smoothing_low, BLOCK: tl.constexpr,
+                                 ALIGN: tl.constexpr):
+    """One row: per-lane online log-sum-exp over column blocks, then its loss; x read once."""
     row = tl.program_id(0).to(tl.int64)
-    x_row = logits_ptr + row * row_stride
+    x_start = row * row_stride
     compute = tl.float64 if logits_ptr.dtype.element_ty == tl.float64 else tl.float32
-    smoothing = tl.load(smoothing_ptr).to(compute)
+    smoothing = tl.cast(smoothing, compute) + tl.cast(smoothing_low, compute)
+    aligned, head, body = row_split(x_start, n_cols, ALIGN)
+    x_body = logits_ptr + (aligned if ALIGN > 1 else x_start)
     offsets = tl.arange(0, BLOCK)
-    running_max = tl.full([], float("-inf"), compute)
-    running_sum = tl.full([], 0.0, compute)
-    row_sum = tl.full([BLOCK], 0.0, compute)  # per lane; reduced once after the loop
-    for start in range(0, n_cols, BLOCK):
-        cols = start + offsets
-        mask = cols < n_cols
-        x = tl.load(x_row + cols * col_stride, mask=mask, other=float("-inf")).to(compute)
-        new_max = tl.maximum(running_max, tl.max(x, 0))
-        # while every logit so far is -inf, shift by 0: exp(-inf - 0) = 0 rather than NaN
-        shift = tl.where(new_max == float("-inf"), 0.0, new_max).to(compute)
-        running_sum = running_sum * tl.exp(running_max - shift) + tl.sum(tl.exp(x - shift), 0)
-        running_max = new_max
-        # summed only with smoothing: else a masked (-inf) logit would make 0 * -inf = NaN
-        row_sum += tl.where(smoothing != 0, tl.where(mask, x, 0.0), 0.0)
-    lse = running_max + tl.log(running_sum)
+    lane_max = tl.full([BLOCK], LOWEST_FP64 if compute == tl.float64 else LOWEST_FP32, compute)
+    lane_sum = tl.zeros([BLOCK], compute)
+    lane_total = tl.zeros([BLOCK], compute)  # the sum of x, for label smoothing
+    for start in range(0, body, BLOCK):
+        k = start + offsets
+        mask = k < body
+        x = tl.load(x_body + k * col_stride, mask=mask, other=float("-inf")).to(compute)
+        lane_max, lane_sum = online_update(lane_max, lane_sum, x)
+        lane_total += tl.where(mask, x, 0.0)
+    row_max = tl.max(lane_max, 0)
+    row_sum = tl.sum(lane_sum * tl.exp(lane_max - row_max), 0)
+    total = tl.sum(lane_total, 0)
+    if ALIGN > 1:
+        cols, edge_mask = edge_columns(head, body, n_cols, ALIGN)
+        edge = tl.load(logits_ptr + x_start + cols, mask=edge_mask, other=float("-inf"))
+        edge = edge.to(compute)
+        row_max, row_sum = merge_edge(row_max, row_sum, edge)
+        total += tl.sum(tl.where(edge_mask, edge, 0.0), 0)
+    lse = row_max + tl.log(row_sum)
     target = tl.load(target_ptr + row * target_stride)
     kept = target != ignore_index
     # an out-of-range class is not read (NaN loss), so a bad target cannot fault the GPU
-    picked = tl.load(x_row + target * col_stride, mask=kept & (target >= 0) & (target < n_cols),
-                     other=float("nan")).to(compute)
-    loss = lse - (1 - smoothing) * picked - smoothing / n_cols * tl.sum(row_sum, 0)
+    picked = tl.load(logits_ptr + x_start + target * col_stride,
+                     mask=kept & (target >= 0) & (target < n_cols), other=float("nan"))
+    # without smoothing the sum of x is not used: a -inf logit would make 0 * -inf = NaN
+    spread = tl.where(smoothing != 0, smoothing / n_cols * total, 0.0)
+    loss = lse - (1 - smoothing) * picked.to(compute) - spread
     tl.store(loss_ptr + row, tl.where(kept, loss, 0.0).to(loss_ptr.dtype.element_ty))
     tl.store(lse_ptr + row, lse.to(lse_ptr.dtype.element_ty))
 
@@ -72,13 +87,14 @@ def cross_entropy_forward_kernel(logits_ptr, target_ptr, loss_ptr, lse_ptr, n_co
 @triton.jit
 def cross_entropy_backward_kernel(grad_ptr, logits_ptr, target_ptr, lse_ptr, out_ptr, n_cols,
                                   row_stride, col_stride, grad_stride, target_stride,
-                                  lse_stride, ignore_index, smoothing_ptr, BLOCK: tl.constexpr):
+                                  lse_stride, ignore_index, smoothing, smoothing_low,
+                                  BLOCK: tl.constexpr):
     """One (row, column block) tile: g (exp(x - lse) - smoothed one-hot), zero if ignored."""
     row = tl.program_id(0).to(tl.int64)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     mask = cols < n_cols
     compute = tl.float64 if logits_ptr.dtype.element_ty == tl.float64 else tl.float32
-    smoothing = tl.load(smoothing_ptr).to(compute)
+    smoothing = tl.cast(smoothing, compute) + tl.cast(smoothing_low, compute)
     target = tl.load(target_ptr + row * target_stride)
     grad = tl.load(grad_ptr + row * grad_stride).to(compute)
     grad = tl.where(target != ignore_index, grad, 0.0)
@@ -104,8 +120,8 @@ def cross_entropy(launcher, logits, target, ignore_index: int, label_smoothing: 
     launcher.kernel(cross_entropy_forward_kernel)[(rows,)](
         launcher.arg(logits), launcher.arg(target), launcher.arg(losses), launcher.arg(lse),
         n_cols, row_stride, col_stride, target_stride, int(ignore_index),
-        launcher.arg(_smoothing(xp, label_smoothing, logits)), BLOCK=block,
-        num_warps=num_warps_for(block))
+        *_smoothing(label_smoothing), BLOCK=block, num_warps=num_warps_for(block),
+        ALIGN=alignment([logits], [(row_stride, col_stride)]))
     return losses, lse
 
 
@@ -129,15 +145,17 @@ def cross_entropy_backward(launcher, grad_loss, logits, target, lse, ignore_inde
     launcher.kernel(cross_entropy_backward_kernel)[(rows, triton.cdiv(n_cols, block))](
         launcher.arg(grad_loss), launcher.arg(logits), launcher.arg(target), launcher.arg(lse),
         launcher.arg(dlogits), n_cols, row_stride, col_stride, grad_stride, target_stride,
-        lse_stride, int(ignore_index), launcher.arg(_smoothing(xp, label_smoothing, logits)),
-        BLOCK=block, num_warps=num_warps_for(block))
+        lse_stride, int(ignore_index), *_smoothing(label_smoothing), BLOCK=block,
+        num_warps=num_warps_for(block))
     return dlogits
 
 
-def _smoothing(xp, label_smoothing: float, logits):
-    """label_smoothing as a one-element array in the kernels' compute dtype (fp64 or fp32)."""
-    return xp.asarray([label_smoothing], dtype=xp.float64 if logits.dtype == xp.float64
-                      else xp.float32)
+def _smoothing(label_smoothing: float) -> tuple[float, float]:
+    """label_smoothing as two scalars the kernels add in their compute dtype: Triton passes a
+    Python float as fp32, so the fp32 rounding and its remainder together carry a float64
+    value (fp64 losses then match the reference to the last digits); fp32 sums to the first."""
+    high = float(np.float32(label_smoothing))
+    return high, float(label_smoothing) - high
 
 
 def _check(op: str, logits, target) -> tuple[int, int]:

@@ -41,18 +41,25 @@ import math
 import numpy as np
 import triton
 import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
 
+from tinygrad_like.kernels.triton import matmul_tma
 from tinygrad_like.kernels.triton.launch import arch_for, device_capability
+from tinygrad_like.kernels.triton.matmul_tma import epilogue, grouped_tile
 
 # Tiles per compute capability (80: A100-class, 90: H100-class): a large tile for big
-# products and a small one that keeps every SM busy on small ones. Every config serves
-# every dtype and epilogue, so each is compiled for its architecture in fp32, fp16, bf16
-# and with the fused GELU epilogue, and none may spill or overflow shared memory
-# (tests/test_kernel_compile.py). fp32 without TF32 runs on the FMA units and holds far
+# products and a small one that keeps every SM busy on small ones. A config serves every
+# dtype and epilogue unless it names its "dtypes"; each is compiled for its architecture in
+# the dtypes it serves and with the fused GELU epilogue, and none may spill or overflow shared
+# memory (tests/test_kernel_compile.py). fp32 without TF32 runs on the FMA units and holds far
 # more operand registers than the tensor-core dtypes: its 128 x 128 tiles need 8 warps,
-# and BLOCK_K = 64 tiles spill once the GELU epilogue is fused, so K steps are 32 wide.
+# and BLOCK_K = 64 tiles spill once the GELU epilogue is fused, so K steps are 32 wide; the
+# 128 x 256 x 64 tile is for 16-bit operands only (wgmma's largest efficient shape with two
+# warpgroups), where it halves the traffic of A per FLOP. On sm_90, 16-bit operands that TMA
+# can read in place go to the persistent kernel of matmul_tma.py instead (its own CONFIGS).
 # float64 fits shared memory only in the small tile on sm_90; triton.autotune drops
 # configs that run out of resources. Each config costs compile time in the tests.
+HALF = ("float16", "bfloat16")
 CONFIGS = {
     80: [
         {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32, "GROUP_M": 8,
@@ -61,6 +68,8 @@ CONFIGS = {
          "num_warps": 4, "num_stages": 4},
     ],
     90: [
+        {"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_M": 8,
+         "num_warps": 8, "num_stages": 3, "dtypes": HALF},
         {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32, "GROUP_M": 8,
          "num_warps": 8, "num_stages": 4},
         {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8,
@@ -69,6 +78,9 @@ CONFIGS = {
 }
 # The interpreter runs every program in Python: small tiles keep the tests fast.
 INTERP_CONFIG = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "GROUP_M": 4}
+# The persistent kernel on the interpreter (tests only): 16-row boxes, 3 "SMs", so programs
+# walk several tiles of several matrices.
+INTERP_TMA_CONFIG = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16, "GROUP_M": 2, "NUM_SMS": 3}
 ACTIVATIONS = ("none", "relu", "gelu")
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
 MAX_GRID_BATCH = 65535  # CUDA's limit on grid dimension y
@@ -86,14 +98,8 @@ def matmul_kernel(
     ACTIVATION: tl.constexpr = "none",
 ):
     # grouped order: GROUP_M tile rows are walked column by column (see the module docstring)
-    pid = tl.program_id(0)
-    tiles_m = tl.cdiv(M, BLOCK_M)
-    tiles_n = tl.cdiv(N, BLOCK_N)
-    tiles_per_group = GROUP_M * tiles_n
-    first_m = (pid // tiles_per_group) * GROUP_M
-    group_rows = min(tiles_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % tiles_per_group) % group_rows
-    pid_n = (pid % tiles_per_group) // group_rows
+    pid_m, pid_n = grouped_tile(tl.program_id(0), tl.cdiv(M, BLOCK_M), tl.cdiv(N, BLOCK_N),
+                                GROUP_M)
 
     # 64-bit offsets: one stack or even one matrix (a language model's logits) may span
     # more than 2**31 elements; K steps (BLOCK_K * stride) stay 32-bit
@@ -120,27 +126,51 @@ def matmul_kernel(
         a_ptrs += BLOCK_K * stride_ak
         b_ptrs += BLOCK_K * stride_bk
 
-    if HAS_BIAS:
-        acc += tl.load(bias_ptr + cols, mask=cols < N, other=0.0).to(acc_dtype)[None, :]
-    if ACTIVATION == "relu":
-        acc = tl.maximum(acc, 0.0)
-    elif ACTIVATION == "gelu":
-        # exact GELU, x * Phi(x) through erf: what tg.nn.GELU() computes by default
-        acc = 0.5 * acc * (1.0 + tl.math.erf(acc * 0.7071067811865476))
-
-    c_ptrs = c_ptr + row_offsets * stride_cm + col_offsets * stride_cn
-    tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty),
-             mask=(rows[:, None] < M) & (cols[None, :] < N))
+    if BLOCK_N <= 128:
+        acc = epilogue(acc, bias_ptr, cols, N, HAS_BIAS, ACTIVATION)
+        c_ptrs = c_ptr + row_offsets * stride_cm + col_offsets * stride_cn
+        tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty),
+                 mask=(rows[:, None] < M) & (cols[None, :] < N))
+    else:  # half the columns at a time: GELU on a whole 128 x 256 tile would spill
+        halves = acc.reshape(BLOCK_M, 2, BLOCK_N // 2).permute(0, 2, 1).split()
+        for half in tl.static_range(2):
+            cols = pid_n * BLOCK_N + half * (BLOCK_N // 2) + tl.arange(0, BLOCK_N // 2)
+            part = epilogue(halves[half], bias_ptr, cols, N, HAS_BIAS, ACTIVATION)
+            c_ptrs = c_ptr + row_offsets * stride_cm + cols.to(tl.int64)[None, :] * stride_cn
+            tl.store(c_ptrs, part.to(c_ptr.dtype.element_ty),
+                     mask=(rows[:, None] < M) & (cols[None, :] < N))
 
 
 @functools.cache
-def _autotuned(arch: int):
-    """The kernel wrapped in triton.autotune over this architecture's configs."""
-    configs = [triton.Config({k: v for k, v in c.items() if k.isupper()},
-                             num_warps=c["num_warps"], num_stages=c["num_stages"])
-               for c in CONFIGS[arch]]
+def _autotuned(arch: int, dtype: str):
+    """The kernel wrapped in triton.autotune over this architecture's configs for `dtype`."""
+    configs = [_config(c) for c in CONFIGS[arch] if dtype in c.get("dtypes", (dtype,))]
     return triton.autotune(configs=configs, key=["M", "N", "K"],
                            do_bench=_time_with_cupy)(matmul_kernel)
+
+
+@functools.cache
+def _autotuned_tma(num_sms: int):
+    """The persistent kernel over matmul_tma.CONFIGS, each descriptor's box set per config."""
+    configs = [_config(c, NUM_SMS=num_sms, pre_hook=_set_boxes) for c in matmul_tma.CONFIGS]
+    return triton.autotune(configs=configs, key=["M", "N", "K"],
+                           do_bench=_time_with_cupy)(matmul_tma.matmul_tma_kernel)
+
+
+def _config(config: dict, pre_hook=None, **extra) -> triton.Config:
+    return triton.Config({**{k: v for k, v in config.items() if k.isupper()}, **extra},
+                         num_warps=config["num_warps"], num_stages=config["num_stages"],
+                         pre_hook=pre_hook)
+
+
+def _set_boxes(args: dict) -> None:
+    """The TMA box of each descriptor for the config about to run (autotune's pre_hook); C is
+    stored in two halves of its columns (see matmul_tma.py's epilogue)."""
+    m, n, k = args["BLOCK_M"], args["BLOCK_N"], args["BLOCK_K"]
+    a_box = [k, m] if args["A_COLUMN_MAJOR"] else [m, k]
+    b_box = [n, k] if args["B_COLUMN_MAJOR"] else [k, n]
+    for name, box in (("a_desc", a_box), ("b_desc", b_box), ("c_desc", [m, n // 2])):
+        args[name].block_shape = [1, *box]
 
 
 def _time_with_cupy(kernel_call, quantiles, repeats: int = 20) -> list[float]:
@@ -218,17 +248,51 @@ def _launch(launcher, a, b, out, bias, activation: str, allow_tf32: bool) -> Non
     (M, K), N = a.shape[-2:], b.shape[-1]
     if launcher.interpret:
         kernel, config = launcher.kernel(matmul_kernel), INTERP_CONFIG
-    else:
-        kernel, config = _autotuned(_device_arch()), {}  # the autotuner supplies the tiles
+    else:  # the autotuner supplies the tiles
+        kernel, config = _autotuned(_device_arch(), a.dtype.name), {}
+    tma = _uses_tma(launcher, a.dtype)
     bias_arg = None if bias is None else launcher.arg(bias)
     for index in np.ndindex(*outer):
-        for start in range(0, a.shape[len(outer)], MAX_GRID_BATCH):
-            views = [x[index][start:start + MAX_GRID_BATCH] for x in (a, b, c)]
-            grid = _grid(M, N, len(views[0]))
-            strides = [s // x.itemsize for x in views for s in x.strides]
-            kernel[grid](*(launcher.arg(x) for x in views), bias_arg, M, N, K, *strides,
+        views = [x[index] for x in (a, b, c)]
+        layouts = [matmul_tma.storage_layout(x) for x in views] if tma else [None]
+        if all(layouts):
+            _launch_tma(launcher, views, layouts, bias_arg, activation)
+            continue
+        for start in range(0, len(views[0]), MAX_GRID_BATCH):
+            chunk = [x[start:start + MAX_GRID_BATCH] for x in views]
+            grid = _grid(M, N, len(chunk[0]))
+            strides = [s // x.itemsize for x in chunk for s in x.strides]
+            kernel[grid](*(launcher.arg(x) for x in chunk), bias_arg, M, N, K, *strides,
                          ALLOW_TF32=allow_tf32, HAS_BIAS=bias is not None,
                          ACTIVATION=activation, **config)
+
+
+def _uses_tma(launcher, dtype) -> bool:
+    """Whether 16-bit products go to the persistent TMA kernel: compiled on sm_90 and later."""
+    return (dtype.name in matmul_tma.DTYPES and not launcher.interpret
+            and _device_arch() >= 90)
+
+
+def _launch_tma(launcher, views, layouts, bias_arg, activation: str) -> None:
+    """One persistent launch for a (stack, M, K) @ (stack, K, N) -> (stack, M, N) product."""
+    (stack, M, K), N = views[0].shape, views[1].shape[-1]
+    descriptors = [TensorDescriptor(launcher.arg(x), shape, strides, [1, 8, 8])
+                   for x, (shape, strides, _) in zip(views, layouts)]
+    flags = {"A_COLUMN_MAJOR": layouts[0][2], "B_COLUMN_MAJOR": layouts[1][2]}
+    if launcher.interpret:
+        kernel, config = launcher.kernel(matmul_tma.matmul_tma_kernel), INTERP_TMA_CONFIG
+        _set_boxes({**dict(zip(("a_desc", "b_desc", "c_desc"), descriptors)), **flags,
+                    **config})
+    else:
+        sms = launcher.xp.cuda.Device().attributes["MultiProcessorCount"]
+        kernel, config = _autotuned_tma(sms), {}
+
+    def grid(meta):
+        tiles = stack * triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"])
+        return (min(meta["NUM_SMS"], tiles),)
+
+    kernel[grid](*descriptors, bias_arg, M, N, K, stack, HAS_BIAS=bias_arg is not None,
+                 ACTIVATION=activation, **flags, **config)
 
 
 def matmul(launcher, a, b, allow_tf32: bool = False):

@@ -42,6 +42,50 @@ from tinygrad_like.kernels.triton.launch import check_floating, num_warps_for
 
 SINGLE_PASS_MAX_COLS = 8192  # widest row held whole in registers (16 fp32 per thread at 16 warps)
 ONLINE_BLOCK = 4096  # columns per step of the online kernels' loops
+# The lanes' running max starts at the lowest finite value, not -inf, so that
+# exp(min(m, x) - max(m, x)) never meets -inf - (-inf)
+LOWEST_FP32 = tl.constexpr(-3.4028234663852886e38)
+LOWEST_FP64 = tl.constexpr(-1.7976931348623157e308)
+
+
+# ---- pieces of the online kernels, shared with cross_entropy.py -------------------------------
+@triton.jit
+def row_split(row_start, n_cols, ALIGN: tl.constexpr):
+    """(aligned, head, body): where a row starting at element `row_start` first meets an
+    ALIGN-element (16-byte) boundary, how many columns come before it (the head) and how
+    many whole ALIGN-element groups follow (the body, a multiple of ALIGN). The body is read
+    with vector loads from `aligned`; the head and the tail are `edge_columns`. ALIGN = 1: no
+    edges, the body is the whole row."""
+    aligned = (row_start + ALIGN - 1) // ALIGN * ALIGN
+    head = tl.minimum(aligned - row_start, n_cols)
+    body = (n_cols - head) // ALIGN * ALIGN
+    return aligned, head, body
+
+
+@triton.jit
+def edge_columns(head, body, n_cols, ALIGN: tl.constexpr):
+    """(columns, mask) of the fewer than 2 * ALIGN columns outside a row's aligned body."""
+    lanes = tl.arange(0, 2 * ALIGN)
+    cols = tl.where(lanes < ALIGN, lanes, head + body + lanes - ALIGN)
+    return cols, tl.where(lanes < ALIGN, lanes < head, cols < n_cols)
+
+
+@triton.jit
+def online_update(lane_max, lane_sum, x):
+    """One step of each lane's running max m and sum s of exp(. - m) (Milakov & Gimelshein).
+
+    Of exp(m - m') and exp(x - m') with m' = max(m, x) one is exp(0) = 1, so a single
+    exponential per element serves both, and no lane talks to another inside the loop."""
+    new_max = tl.maximum(lane_max, x)
+    scaled = tl.exp(tl.minimum(lane_max, x) - new_max)
+    return new_max, tl.where(x > lane_max, lane_sum * scaled + 1.0, lane_sum + scaled)
+
+
+@triton.jit
+def merge_edge(row_max, row_sum, edge):
+    """(max, sum) of a row whose body gave (row_max, row_sum), with its edge values added."""
+    new_max = tl.maximum(row_max, tl.max(edge, 0))
+    return new_max, row_sum * tl.exp(row_max - new_max) + tl.sum(tl.exp(edge - new_max), 0)
 
 
 @triton.jit
@@ -71,36 +115,51 @@ def softmax_forward_kernel(x_ptr, out_ptr, n_cols, inner,
 def softmax_forward_online_kernel(x_ptr, out_ptr, n_cols, inner,
                                   x_outer_stride, x_col_stride, x_inner_stride,
                                   out_outer_stride, out_col_stride, out_inner_stride,
-                                  LOG: tl.constexpr, BLOCK: tl.constexpr):
-    """A row of any width: a running max/sum loop over column blocks, then a writing loop."""
+                                  LOG: tl.constexpr, BLOCK: tl.constexpr, ALIGN: tl.constexpr):
+    """A row of any width: a per-lane running max/sum loop, then a writing loop."""
     row = tl.program_id(0).to(tl.int64)
-    x_row = x_ptr + (row // inner) * x_outer_stride + (row % inner) * x_inner_stride
-    out_row = out_ptr + (row // inner) * out_outer_stride + (row % inner) * out_inner_stride
+    x_start = (row // inner) * x_outer_stride + (row % inner) * x_inner_stride
     compute = tl.float64 if x_ptr.dtype.element_ty == tl.float64 else tl.float32
+    aligned, head, body = row_split(x_start, n_cols, ALIGN)
+    if ALIGN > 1:  # the launcher checked that out has x's layout: the same offsets
+        x_body, out_body, out_start = x_ptr + aligned, out_ptr + aligned, x_start
+    else:
+        out_start = (row // inner) * out_outer_stride + (row % inner) * out_inner_stride
+        x_body, out_body = x_ptr + x_start, out_ptr + out_start
     offsets = tl.arange(0, BLOCK)
-    running_max = tl.full([], float("-inf"), compute)
-    running_sum = tl.full([], 0.0, compute)
-    for start in range(0, n_cols, BLOCK):
-        cols = start + offsets
-        x = tl.load(x_row + cols * x_col_stride, mask=cols < n_cols, other=float("-inf"))
-        x = x.to(compute)
-        new_max = tl.maximum(running_max, tl.max(x, 0))
-        # while every value so far is -inf, shift by 0: exp(-inf - 0) = 0 rather than NaN
-        shift = tl.where(new_max == float("-inf"), 0.0, new_max).to(compute)
-        running_sum = running_sum * tl.exp(running_max - shift) + tl.sum(tl.exp(x - shift), 0)
-        running_max = new_max
-    log_sum = tl.log(running_sum)
-    inverse_sum = 1.0 / running_sum
-    for start in range(0, n_cols, BLOCK):
-        cols = start + offsets
-        mask = cols < n_cols
-        shifted = tl.load(x_row + cols * x_col_stride, mask=mask, other=0.0).to(compute)
-        shifted -= running_max
-        if LOG:
-            y = shifted - log_sum
-        else:
-            y = tl.exp(shifted) * inverse_sum
-        tl.store(out_row + cols * out_col_stride, y.to(out_ptr.dtype.element_ty), mask=mask)
+    lane_max = tl.full([BLOCK], LOWEST_FP64 if compute == tl.float64 else LOWEST_FP32, compute)
+    lane_sum = tl.zeros([BLOCK], compute)
+    for start in range(0, body, BLOCK):
+        k = start + offsets
+        x = tl.load(x_body + k * x_col_stride, mask=k < body, other=float("-inf"))
+        lane_max, lane_sum = online_update(lane_max, lane_sum, x.to(compute))
+    row_max = tl.max(lane_max, 0)
+    row_sum = tl.sum(lane_sum * tl.exp(lane_max - row_max), 0)
+    if ALIGN > 1:
+        cols, edge_mask = edge_columns(head, body, n_cols, ALIGN)
+        edge = tl.load(x_ptr + x_start + cols, mask=edge_mask, other=float("-inf"))
+        edge = edge.to(compute)
+        row_max, row_sum = merge_edge(row_max, row_sum, edge)
+    log_sum = tl.log(row_sum)
+    inverse_sum = 1.0 / row_sum
+    for start in range(0, body, BLOCK):
+        k = start + offsets
+        mask = k < body
+        x = tl.load(x_body + k * x_col_stride, mask=mask, other=0.0).to(compute)
+        y = _normalised(x - row_max, log_sum, inverse_sum, LOG)
+        tl.store(out_body + k * out_col_stride, y.to(out_ptr.dtype.element_ty), mask=mask)
+    if ALIGN > 1:
+        x = tl.load(x_ptr + x_start + cols, mask=edge_mask, other=0.0).to(compute)
+        y = _normalised(x - row_max, log_sum, inverse_sum, LOG)
+        tl.store(out_ptr + out_start + cols, y.to(out_ptr.dtype.element_ty), mask=edge_mask)
+
+
+@triton.jit
+def _normalised(shifted, log_sum, inverse_sum, LOG: tl.constexpr):
+    if LOG:
+        return shifted - log_sum
+    else:
+        return tl.exp(shifted) * inverse_sum
 
 
 @triton.jit
@@ -193,9 +252,12 @@ def _forward(launcher, op: str, x, axis, log: bool):
     _, out_strides = _row_strides(launcher.xp, out, axis)
     n_cols, inner = x.shape[axis], _prod(x.shape[axis + 1:])
     kernel, block = _plan(n_cols, softmax_forward_kernel, softmax_forward_online_kernel)
+    extra = {}
+    if kernel is softmax_forward_online_kernel:
+        extra["ALIGN"] = alignment([x, out], [x_strides, out_strides])
     launcher.kernel(kernel)[(x.size // n_cols,)](
         launcher.arg(x), launcher.arg(out), n_cols, inner, *x_strides, *out_strides,
-        LOG=log, BLOCK=block, num_warps=num_warps_for(block))
+        LOG=log, BLOCK=block, num_warps=num_warps_for(block), **extra)
     return out
 
 
@@ -228,6 +290,18 @@ def _plan(n_cols: int, single_pass, online):
     if n_cols > SINGLE_PASS_MAX_COLS:
         return online, ONLINE_BLOCK
     return single_pass, triton.next_power_of_2(n_cols)
+
+
+def alignment(arrays, strides) -> int:
+    """ALIGN for the online kernels: the elements in 16 bytes when every array has one dtype,
+    the same element strides with unit column stride, and a 16-byte aligned base, so that one
+    row_split serves them all and their bodies load as 16-byte vectors; else 1 (no split)."""
+    itemsize = arrays[0].itemsize
+    same = all(a.itemsize == itemsize for a in arrays) and all(s == strides[0] for s in strides)
+    addresses = [a.data.ptr if hasattr(a.data, "ptr") else a.ctypes.data for a in arrays]
+    if same and strides[0][1] == 1 and not any(address % 16 for address in addresses):
+        return 16 // itemsize
+    return 1
 
 
 def _check_axis(op: str, array, axis) -> int:

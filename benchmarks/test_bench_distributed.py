@@ -8,7 +8,8 @@ pytest-benchmark shows includes starting mpirun and Python):
   Transformer steps with the same global batch (64 and 32), split between the ranks;
 - `exposed_comm_ms`: per step, the time backward spends waiting for the gradient
   all-reduces after its last gradient is computed (the communication not hidden behind
-  backward; DDP's reducer waits in the hook of the last bucket);
+  backward; DDP's reducer waits in the hook of the last bucket, then averages the
+  gradients, which is not counted);
 - `allreduce_in_flight_ms`: per step, the time at least one bucket's all-reduce was in flight,
   from its start to its completion, the first moment the rank sees it done (polled at each
   later bucket's start and then waited for in the last bucket's hook; without an MPI
@@ -125,8 +126,8 @@ def train(workload: str, steps: int, warmup: int) -> dict:
             if interval[1] is None:
                 work.wait()
                 interval[1] = time.perf_counter()
+        waited[0] += time.perf_counter() - start  # the wait only: averaging is not comm
         finish()
-        waited[0] += time.perf_counter() - start
         in_flight[0] += union_seconds(intervals)
         intervals.clear()
     reducer._start, reducer._finish = timed_start, timed_finish

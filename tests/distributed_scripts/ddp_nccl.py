@@ -28,7 +28,8 @@ shapes = [(300, 300), (300,), (64, 300), (64,)]  # the last two (77,056 bytes) f
 params = [cuda(np.zeros(shape, np.float32)) for shape in shapes]
 reducer = _Reducer(params, resolve_group(None, "ddp_nccl"), bucket_cap_bytes=2**20,
                    find_unused=False, first_bucket_bytes=78_000)
-assert reducer.buckets == [[3, 2], [1, 0]], reducer.buckets  # reverse order, first one small
+# reverse order, the first bucket small; the rest capped at a quarter of the model
+assert reducer.buckets == [[3, 2], [1], [0]], reducer.buckets
 reducer.arm(None)
 for param in reversed(params):  # backward produces the last layer's gradients first
     param.grad = cuda(np.full(param.shape, rank + 1.0, np.float32))
@@ -37,7 +38,7 @@ for param in params:
     assert isinstance(param.grad._array, nccl_standin.DeviceArray)
     np.testing.assert_array_equal(param.grad._array, np.full(param.shape, 1.5))
 reduces = [c for c in CALLS if c[0] == "allReduce"]
-assert [c[1] for c in reduces] == [64 * 300 + 64, 300 * 300 + 300], reduces
+assert [c[1] for c in reduces] == [64 * 300 + 64, 300, 300 * 300], reduces
 assert all(c[2] == CODES["NCCL_FLOAT32"] and c[3] == CODES["NCCL_SUM"] for c in reduces)
 dist.destroy_process_group()
 print(f"rank {rank}: OK", flush=True)

@@ -4,8 +4,11 @@ How the gradient all-reduce overlaps the backward pass:
 - at construction the parameters are split into buckets, walking them in reverse
   registration order (roughly the order backward produces their gradients), one dtype per
   bucket: the first of up to 1 MiB (PyTorch's first bucket; `bucket_cap_mb` if smaller), so
-  that communication starts early in backward, the rest of up to `bucket_cap_mb`; every
-  parameter gets a post-accumulate-grad hook;
+  that communication starts early in backward, the rest of up to `bucket_cap_mb`. A model
+  whose gradients would fill fewer than `MIN_BUCKETS` buckets of that size is cut into about
+  that many instead: with PyTorch's fixed sizes a small model is one bucket, whose
+  all-reduce can only start when backward has ended (the sums are elementwise, so bucketing
+  never changes a result). Every parameter gets a post-accumulate-grad hook;
 - `forward` arms the reducer (unless under `no_sync()` or grad mode is off);
 - during `backward()` the autograd engine calls a parameter's hook once its gradient for
   this backward is complete (after the last node that uses it, so an RNN weight reused at
@@ -37,6 +40,7 @@ from tinygrad_like.tensor import Tensor
 
 
 FIRST_BUCKET_BYTES = 2**20
+MIN_BUCKETS = 4
 
 
 class _Reducer:
@@ -45,6 +49,8 @@ class _Reducer:
     def __init__(self, params: list, group, bucket_cap_bytes: int, find_unused: bool,
                  first_bucket_bytes: int = FIRST_BUCKET_BYTES):
         self.params, self.group, self.find_unused = params, group, find_unused
+        total_bytes = sum(p._array.nbytes for p in params)
+        bucket_cap_bytes = min(bucket_cap_bytes, max(total_bytes // MIN_BUCKETS, 1))
         first_bucket_bytes = min(first_bucket_bytes, bucket_cap_bytes)
         self.buckets: list[list[int]] = []  # parameter indices, in reverse order
         open_bucket: dict = {}  # dtype -> (bucket index, bytes so far)

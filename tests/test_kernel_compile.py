@@ -160,6 +160,45 @@ def test_online_row_loops_reduce_once_and_load_vectors(variant, arch):
         assert set(widths) == {128}, widths
 
 
+ONLINE_BACKWARD = [(v, arch) for v, arch in CASES if arch == 90 and v.name in
+                   ("softmax_backward_online", "log_softmax_backward_online")]
+
+
+@pytest.mark.parametrize("variant, arch", ONLINE_BACKWARD,
+                         ids=[kernel_report.case_id(v, arch) for v, arch in ONLINE_BACKWARD])
+def test_online_softmax_backward_loops_sum_per_lane_and_load_vectors(variant, arch):
+    """The backward's sum loop and writing loop at 50,257 columns, fp32/fp16/bf16: per-lane
+    partial sums (no BAR.SYNC or SHFL inside either loop) and 16-byte vector loads only, the
+    rows split at 16-byte boundaries as the forward's are."""
+    loops = sass.loops(sass.parse(kernel_report.compiled(variant, arch)["sass"]))
+    assert len(loops) == 2
+    for loop in loops:
+        assert sass.count(loop.instructions, "BAR", "SHFL") == 0
+        widths = sass.global_load_widths(loop.instructions)
+        assert set(widths) == {128}, widths
+
+
+CROSS_ENTROPY_BACKWARD = [(v, arch) for v, arch in CASES
+                          if arch == 90 and v.name == "cross_entropy_backward"]
+
+
+@pytest.mark.parametrize("variant, arch", CROSS_ENTROPY_BACKWARD,
+                         ids=[kernel_report.case_id(v, arch) for v, arch in CROSS_ENTROPY_BACKWARD])
+def test_cross_entropy_backward_tiles_load_vectors(variant, arch):
+    """A (row, 4096-column) tile of the 50,257-wide logits has no loop and no reduction: its
+    logits load as 16-byte vectors (8 logits per thread: 2 vectors in fp32, 1 in fp16/bf16),
+    and the only narrower loads are the row's target, upstream gradient and lse and the
+    head/tail columns' single element per thread (the first tile's branch)."""
+    instructions = sass.parse(kernel_report.compiled(variant, arch)["sass"])
+    assert not sass.loops(instructions)
+    assert sass.count(instructions, "BAR", "SHFL") == 0
+    widths = sass.global_load_widths(instructions)
+    assert widths[128] == (2 if variant.dtype == "fp32" else 1), widths
+    assert sum(widths.values()) - widths[128] <= 4, widths
+    stores = {i.opcode for i in instructions if i.mnemonic == "STG"}
+    assert "STG.E.128" in stores, stores
+
+
 # ---- conv2d: channels-last gathers, what the 16-bit variants' SASS must show ---------------
 CONV2D_HALF = [(v, arch) for v, arch in CASES if v.dtype in ("fp16", "bf16") and v.name in
                ("conv2d", "conv2d_backward_input", "conv2d_backward_weight")]
@@ -216,6 +255,31 @@ def test_attention_forward_full_block_loop_issues_little_beside_the_tensor_cores
         variant, kernel_report.compiled(variant, arch)["sass"])
     limit = 8.0 if variant.constexprs["BLOCK_N"] == 128 else 10.0
     assert per_element <= limit, f"{per_element:.2f} instructions per score element"
+
+
+ATTENTION_TMA = [(v, arch) for v, arch in CASES if v.name == "attention_forward_tma"]
+
+
+@pytest.mark.parametrize("variant, arch", ATTENTION_TMA,
+                         ids=[kernel_report.case_id(v, arch) for v, arch in ATTENTION_TMA])
+def test_attention_forward_tma_loads_its_tiles_through_descriptors(variant, arch):
+    """Issue 20: the sm_90 forward of 16-bit operands (attention_tma.py) reads q, k and v with
+    TMA: the full-block loop's k and v boxes are UTMALDG copies feeding HGMMA, with no
+    per-thread global load or cp.async; no spills. At D=64 its loop issues at most 8
+    non-tensor-core instructions per score element with 128-key tiles, 10 with 64-key ones
+    (the rescale of the 64-wide output and the pipeline's barriers over half the scores)."""
+    facts = kernel_report.cubin_facts(variant, arch)
+    assert arch == 90 and facts["stack"] == 0 and facts["local"] == 0, facts
+    assert facts["tma_loads"] > 0 and "HGMMA" in facts["tensor_core_kinds"], facts
+    text = kernel_report.compiled(variant, arch)["sass"]
+    full = sass.main_loop(sass.parse(text), 0)
+    assert sass.count(full.instructions, "UTMALDG") == 2  # a k box and a v box
+    assert sass.count(full.instructions, "LDG", "LDGSTS") == 0
+    assert sass.tensor_core_kinds(full.instructions) == "HGMMA"
+    if variant.notes["head_dim"] == 64:
+        per_element = catalog.instructions_per_score_element(variant, text)
+        limit = 8.0 if variant.constexprs["BLOCK_N"] == 128 else 10.0
+        assert per_element <= limit, f"{per_element:.2f} instructions per score element"
 
 
 CHANNELS_LAST = [(v, arch) for v, arch in CASES if v.name == "conv2d_channels_last"]

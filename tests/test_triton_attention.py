@@ -295,20 +295,76 @@ def test_gradcheck_with_a_float_mask_fast_mode(kernel_calls):
         pytest.xfail(f"the op did not call the interp attention kernels: {kernel_calls}")
 
 
+# ---- the sm_90 TMA forward (attention_tma.py), run by the interpreter ------------------------
+@pytest.fixture
+def tma_everywhere(monkeypatch):
+    """Send every forward to the TMA path, as a compiled sm_90 launch of fp16/bf16 would,
+    recording whether each launch took the TMA kernel (True) or fell back (False)."""
+    launches = []
+    real = attention_kernels._forward_tma
+    monkeypatch.setattr(attention_kernels, "_uses_tma", lambda launcher, dtype: True)
+    monkeypatch.setattr(attention_kernels, "_forward_tma",
+                        lambda *args: launches.append(real(*args)) or launches[-1])
+    return launches
+
+
+@pytest.mark.parametrize("L, S, D, DV", [(37, 37, 64, 64), (37, 45, 24, 40), (45, 20, 16, 16),
+                                         (40, 64, 32, 32)])
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_tma_forward_matches_torch(kernels, tma_everywhere, L, S, D, DV, is_causal):
+    # boxes past L, S and the head dims are zero-filled by the descriptor loads; uneven S
+    # and the causal diagonal go through the masked loop; 40 x 64 has no tail block (EVEN_N)
+    inputs = make_inputs(2, L, S, D, DV, dtype=np.float16, seed=L + D)
+    check_attention(kernels, *inputs, is_causal=is_causal, scale=0.3 if D != DV else None)
+    assert tma_everywhere == [True]
+
+
+def test_tma_forward_with_a_mask_and_a_negative_scale(kernels, tma_everywhere):
+    # the mask stays a pointer operand (broadcast, stride 0); a negated q is a fresh array
+    Z, L, S = 3, 37, 33
+    q, k, v, grad_out = make_inputs(Z, L, S, 16, dtype=np.float16, seed=8)
+    bias = -0.1 * np.abs(np.arange(L)[:, None] - np.arange(S)[None, :]).astype(np.float16)
+    mask = np.broadcast_to(np.where(np.arange(S) % 5 == 0, -np.inf, bias), (Z, L, S))
+    check_attention(kernels, q, k, v, grad_out, mask.astype(np.float16), is_causal=True)
+    check_attention(kernels, q, k, v, grad_out, scale=-0.2)
+    assert tma_everywhere == [True, True]
+
+
+def test_layouts_tma_cannot_read_use_the_pointer_kernel(kernels, tma_everywhere):
+    # D = 20 fp16 is 40 bytes a row (not a multiple of 16); a head-dim stride other than 1;
+    # an empty key sequence (no box to load)
+    check_attention(kernels, *make_inputs(2, 37, 37, 20, dtype=np.float16, seed=4))
+    q, k, v, grad_out = make_inputs(2, 37, 37, 16, dtype=np.float16, seed=5)
+    k_columns = np.ascontiguousarray(k.transpose(0, 2, 1)).transpose(0, 2, 1)
+    check_attention(kernels, q, k_columns, v, grad_out, is_causal=True)
+    out, lse = kernels.attention(q, k[:, :0], v[:, :0], None, False, 0.25)
+    assert not out.any() and np.isinf(lse).all()
+    assert tma_everywhere == [False, False, False]
+
+
 # ---- ahead-of-time variants (compiled and inspected by tests/test_kernel_compile.py) ---------
 def test_compile_variants_cover_every_kernel_dtype_and_head_dim():
     variants = catalog.attention_variants() + catalog.attention_backward_variants()
     kinds = {(v.name, v.dtype, v.notes["head_dim"]) for v in variants}
-    assert len(kinds) == 3 * 3 * 2
-    forward = [v for v in variants if v.name == "attention_forward"]
+    tma = {kind for kind in kinds if kind[0] == "attention_forward_tma"}
+    assert len(kinds - tma) == 3 * 3 * 2
+    # the sm_90 TMA kernel: every half-precision tile in fp16, bf16 at D=64
+    assert tma == {("attention_forward_tma", "fp16", 64), ("attention_forward_tma", "fp16", 128),
+                   ("attention_forward_tma", "bf16", 64)}
+    for v in variants:
+        if v.name == "attention_forward_tma":
+            assert v.notes["arch"] == 90 and v.signature["k_desc"] == (
+                f"tensordesc<{v.dtype}[1, {v.constexprs['BLOCK_N']}, {v.notes['head_dim']}]>")
     for precision, dtype in (("half", "fp16"), ("full", "fp32")):
         for head_dim in catalog.HEAD_DIMS:  # every tile of the autotuning set is compiled
-            tiles = {(v.constexprs["BLOCK_M"], v.constexprs["BLOCK_N"], v.num_warps,
-                      v.num_stages) for v in forward
-                     if v.dtype == dtype and v.notes["head_dim"] == head_dim}
-            assert tiles == {(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps,
-                              c.num_stages)
-                             for c in attention_kernels.FORWARD_CONFIGS[precision, head_dim]}
+            tuned = {(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages)
+                     for c in attention_kernels.FORWARD_CONFIGS[precision, head_dim]}
+            names = ["attention_forward"] + ["attention_forward_tma"] * (precision == "half")
+            for name in names:
+                tiles = {(v.constexprs["BLOCK_M"], v.constexprs["BLOCK_N"], v.num_warps,
+                          v.num_stages) for v in variants if v.name == name
+                         and v.dtype == dtype and v.notes["head_dim"] == head_dim}
+                assert tiles == tuned, name
     for v in variants:
         assert list(v.signature) == v.kernel.arg_names
         assert {k for k, t in v.signature.items() if t == "constexpr"} == set(v.constexprs)
@@ -366,6 +422,36 @@ def test_compiled_forward_binds_the_scale_as_fp64_through_the_autotuner():
             devices._loaded.pop("cuda")
             if saved is not None:
                 devices._loaded["cuda"] = saved
+
+
+def test_compiled_fp16_forward_on_sm_90_passes_tma_descriptors(monkeypatch):
+    # the "cuda" launcher on stand-in memory at compute capability 9.0: fp16 operands reach
+    # attention_tma.py's kernel as host-side descriptors, boxes set by the autotuner's
+    # pre_hook (one tile, so nothing is timed), compiled for sm_90; the interpreter computes
+    tile = attention_kernels.FORWARD_CONFIGS["half", 64][0]
+    monkeypatch.setitem(attention_kernels.FORWARD_CONFIGS, ("half", 64), [tile])
+    attention_kernels._tuned_forward_tma.cache_clear()
+    rng = np.random.default_rng(26)
+    q, k, v = (rng.standard_normal((1, 2, n, 16)).astype(np.float16) for n in (37, 40, 40))
+    with marshal_device.marshalling(device_count=1, compute_capability="90"):
+        saved = devices._loaded.pop("cuda", None)
+        devices._loaded["cuda"] = marshal_device.make_backend(0)
+        try:
+            inputs = [tg.tensor(x, device="cuda") for x in (q, k, v)]
+            out = F.scaled_dot_product_attention(*inputs, is_causal=True)
+            launched = marshal_device.LAUNCHES[-1]
+            assert launched.kernel == "attention_forward_tma_kernel" and launched.arch == 90
+            assert launched.signature["k_desc"] == "tensordesc<fp16[1, 64, 16]>"
+            assert launched.grid == (2, 1, 1)
+            expected = F.scaled_dot_product_attention(
+                *(tg.tensor(x.astype(np.float32)) for x in (q, k, v)), is_causal=True)
+            np.testing.assert_allclose(out.numpy().astype(np.float32), expected.numpy(),
+                                       **TOLERANCE["float16"])
+        finally:
+            devices._loaded.pop("cuda")
+            if saved is not None:
+                devices._loaded["cuda"] = saved
+            attention_kernels._tuned_forward_tma.cache_clear()
 
 
 # ---- the same kernels compiled, on a GPU -----------------------------------------------------

@@ -325,10 +325,37 @@ def test_online_softmax_rows_at_every_misalignment(offset, online_everywhere):
     # (offsets 1 to 3) falls back to ALIGN 1
     base = np.random.default_rng(13).standard_normal(5 * 37 + 4).astype(np.float32) * 3
     x = base[offset:offset + 5 * 37].reshape(5, 37)
+    grad = np.random.default_rng(14).standard_normal(5 * 37 + 4).astype(np.float32)
+    grad = grad[offset:offset + 5 * 37].reshape(5, 37)
     launcher = Launcher(interpret=True)
     for name in ("softmax", "log_softmax"):
-        got = getattr(softmax_kernels, name)(launcher, x, 1)
-        np.testing.assert_allclose(got, getattr(cpu, name)(x, 1), rtol=1e-5, atol=1e-6)
+        y = getattr(softmax_kernels, name)(launcher, x, 1)
+        np.testing.assert_allclose(y, getattr(cpu, name)(x, 1), rtol=1e-5, atol=1e-6)
+        # the backward splits g, y and dx as the forward splits x (y here is freshly
+        # allocated, so aligned: only g's offset decides between ALIGN 4 and 1)
+        backward = f"{name}_backward"
+        got = getattr(softmax_kernels, backward)(launcher, grad, y, 1)
+        np.testing.assert_allclose(got, getattr(cpu, backward)(grad, y, 1), rtol=1e-5,
+                                   atol=1e-6)
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 3])
+def test_cross_entropy_backward_tiles_at_every_misalignment(offset, monkeypatch):
+    # 16-column tiles over rows of 37 that start at every offset mod 4 (offset 0, ALIGN 4):
+    # each row's body spans several tiles, and its first tile also does the head and tail,
+    # where some targets lie; offsets 1 to 3 (an unaligned base) fall back to ALIGN 1
+    monkeypatch.setattr(cross_entropy_kernels, "BLOCK_COLS", 16)
+    base = np.random.default_rng(15).standard_normal(5 * 37 + 4).astype(np.float32) * 3
+    logits = base[offset:offset + 5 * 37].reshape(5, 37)
+    target = np.array([0, 36, 1, -100, 35])
+    launcher = Launcher(interpret=True)
+    losses, lse = cross_entropy_kernels.cross_entropy(launcher, logits, target, -100, 0.1)
+    grad_loss = np.arange(1.0, 6.0, dtype=np.float32)
+    got = cross_entropy_kernels.cross_entropy_backward(launcher, grad_loss, logits, target, lse,
+                                                       -100, 0.1)
+    want = cpu.cross_entropy_backward(grad_loss, logits, target, lse, -100, 0.1)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert not got[3].any()  # the ignored row
 
 
 def test_label_smoothing_is_passed_as_scalars_exact_in_float64():

@@ -29,7 +29,9 @@ softmax alone (the tensor cores do the products; everything else issues per scor
 An additive mask is read in every block. The head dims are compile-time (HEAD_DIM, and
 EVEN_N says S is a multiple of BLOCK_N), so unpadded head dims and even lengths compile to
 unmasked loads. Compiled launches are autotuned over FORWARD_CONFIGS (the interpreter runs
-INTERP_CONFIG); the dq and dk/dv kernels of the backward take one tile each from CONFIGS,
+INTERP_CONFIG); on sm_90, fp16/bf16 q, k and v that TMA can read in place go to
+attention_tma.py's kernel (tiles through descriptors), tuned over the same half-precision
+tiles. The dq and dk/dv kernels of the backward take one tile each from CONFIGS,
 and recompute P with exp from the natural-log lse the forward writes.
 
 Fully masked rows (every key hidden, or S == 0) have lse = +inf and out = 0; in the backward
@@ -48,13 +50,20 @@ backend/reference_attention.py.
 
 from __future__ import annotations
 
+import functools
+
 import triton
 import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
+
+from tinygrad_like.kernels.triton import attention_tma
+from tinygrad_like.kernels.triton.attention_tma import (LOG2E, key_range, softmax_block,
+                                                        write_out)
+from tinygrad_like.kernels.triton.launch import device_capability
+from tinygrad_like.kernels.triton.matmul_tma import storage_layout
 
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
 MAX_HEAD_DIM = 128
-LOG2E = tl.constexpr(1.4426950408889634)  # exp(x) = exp2(x * log2(e))
-LN2 = tl.constexpr(0.6931471805599453)  # log(x) = log2(x) * ln(2)
 
 
 def _forward_tiles(blocks, stages, warps: int | None = None) -> list:
@@ -133,44 +142,21 @@ def _key_blocks(acc, running_max, running_sum, q, k_ptr, v_ptr, mask_ptr, rows, 
                 MASKED: tl.constexpr, HAS_MASK: tl.constexpr, IS_CAUSAL: tl.constexpr,
                 EVEN_N: tl.constexpr, HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr,
                 BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr):
-    """The online softmax over key blocks [lo, hi), scores in base 2 (log2(e) folded into
-    qk_scale). MASKED blocks test keys against S and the causal rule; the others test nothing."""
+    """The online softmax over key blocks [lo, hi) (attention_tma.softmax_block), k and v
+    loaded through pointers: only MASKED blocks of an uneven S test key indices."""
     offs_n = tl.arange(0, BLOCK_N)
     check_keys: tl.constexpr = MASKED and not EVEN_N
     for start_n in range(lo, hi, BLOCK_N):
         keys = start_n + offs_n
         k = load_rows(k_ptr, keys, stride_ks, stride_kd, S, check_keys, HEAD_DIM, BLOCK_D)
         qk = tl.dot(q, tl.trans(k), input_precision="ieee", out_dtype=acc.dtype)
-        if MASKED or HAS_MASK:
-            scores = qk * qk_scale
-            if HAS_MASK:
-                # the mask is in natural-log units: -inf stays -inf
-                valid = (rows[:, None] < L) & (keys[None, :] < S)
-                offsets = (rows[:, None].to(tl.int64) * stride_ml
-                           + keys[None, :].to(tl.int64) * stride_ms)
-                bias = tl.load(mask_ptr + offsets, mask=valid, other=0.0).to(acc.dtype)
-                scores += bias * log2e
-            if MASKED:
-                if check_keys:
-                    scores = tl.where(keys[None, :] < S, scores, float("-inf"))
-                if IS_CAUSAL:
-                    scores = tl.where(keys[None, :] <= rows[:, None], scores, float("-inf"))
-            new_max = tl.maximum(running_max, tl.max(scores, 1))
-            # while every key so far is hidden the max is -inf: shift by 0, so exp2 gives 0
-            shift = tl.where(new_max == float("-inf"), 0.0, new_max).to(acc.dtype)
-            p = tl.math.exp2(scores - shift[:, None])
-        else:
-            # qk_scale >= 0, so the max of the scaled scores is the scaled max of the products
-            new_max = tl.maximum(running_max, tl.max(qk, 1) * qk_scale)
-            shift = new_max
-            p = tl.math.exp2(qk * qk_scale - shift[:, None])
-        correction = tl.math.exp2(running_max - shift)
-        running_sum = running_sum * correction + tl.sum(p, 1)
+        p, correction, running_max, running_sum = softmax_block(
+            qk, running_max, running_sum, mask_ptr, rows, keys, qk_scale, log2e, L, S,
+            stride_ml, stride_ms, MASKED, HAS_MASK, IS_CAUSAL, check_keys)
         v = load_rows(v_ptr, keys, stride_vs, stride_vd, S, check_keys, HEAD_DIM_V, BLOCK_DV)
         # P is rounded to v's dtype for the tensor cores; the sum above used it unrounded
         acc = tl.dot(p.to(v.dtype), v, acc * correction[:, None], input_precision="ieee",
                      out_dtype=acc.dtype)
-        running_max = new_max
     return acc, running_max, running_sum
 
 
@@ -207,13 +193,7 @@ def attention_forward_kernel(
     running_max = tl.full([BLOCK_M], float("-inf"), compute)
     running_sum = tl.zeros([BLOCK_M], compute)
     acc = tl.zeros([BLOCK_M, BLOCK_DV], compute)
-    # keys below full_end are inside S and (causal) left of every row of the block
-    if IS_CAUSAL:
-        hi = tl.minimum(S, start_m + BLOCK_M)
-        full_end = tl.minimum(start_m, S) // BLOCK_N * BLOCK_N
-    else:
-        hi = S
-        full_end = S // BLOCK_N * BLOCK_N
+    full_end, hi = key_range(start_m, S, IS_CAUSAL, BLOCK_M, BLOCK_N)
     acc, running_max, running_sum = _key_blocks(
         acc, running_max, running_sum, q, k_ptr, v_ptr, mask_ptr, rows, 0, full_end,
         qk_scale, log2e, L, S, stride_ks, stride_kd, stride_vs, stride_vd, stride_ml, stride_ms,
@@ -225,17 +205,7 @@ def attention_forward_kernel(
             stride_ms, True, HAS_MASK, IS_CAUSAL, EVEN_N, HEAD_DIM, HEAD_DIM_V, BLOCK_N,
             BLOCK_D, BLOCK_DV)
 
-    hidden = running_sum == 0.0  # every key hidden (or S == 0): out 0, lse +inf
-    running_sum = tl.where(hidden, 1.0, running_sum).to(compute)
-    out = acc / running_sum[:, None]
-    ln2 = tl.full([], LN2, compute)
-    lse = tl.where(hidden, float("inf"), (running_max + tl.math.log2(running_sum)) * ln2)
-    # out and lse are fresh contiguous arrays: addressed by their shapes
-    dims_v = tl.arange(0, BLOCK_DV)
-    out_ptrs = out_ptr + z * L * HEAD_DIM_V + rows[:, None] * HEAD_DIM_V + dims_v[None, :]
-    tl.store(out_ptrs, out.to(out_ptr.dtype.element_ty),
-             mask=(rows[:, None] < L) & (dims_v[None, :] < HEAD_DIM_V))
-    tl.store(lse_ptr + z * L + rows, lse.to(lse_ptr.dtype.element_ty), mask=rows < L)
+    write_out(acc, running_max, running_sum, out_ptr, lse_ptr, z, rows, L, HEAD_DIM_V, BLOCK_DV)
 
 
 def _time_launches(kernel_call, quantiles) -> list:
@@ -273,6 +243,52 @@ def _tuned_forward(configs: list):
 TUNED_FORWARD = {key: _tuned_forward(configs) for key, configs in FORWARD_CONFIGS.items()}
 
 
+@functools.cache
+def _tuned_forward_tma(head: int):
+    """attention_tma.py's kernel over the half-precision tiles of FORWARD_CONFIGS, each
+    descriptor's box set per tile; EVEN_N follows the chosen BLOCK_N."""
+    configs = [triton.Config(c.kwargs, num_warps=c.num_warps, num_stages=c.num_stages,
+                             pre_hook=attention_tma.set_boxes)
+               for c in FORWARD_CONFIGS["half", head]]
+    even_n = triton.heuristics({"EVEN_N": lambda args: args["S"] % args["BLOCK_N"] == 0})
+    return triton.autotune(configs, key=["L", "S", "HEAD_DIM_V", "BLOCK_D", "HAS_MASK",
+                                         "IS_CAUSAL"], do_bench=_time_launches)(
+        even_n(attention_tma.attention_forward_tma_kernel))
+
+
+def _uses_tma(launcher, dtype) -> bool:
+    """Whether a forward goes to the TMA kernel: 16-bit operands, compiled on sm_90 or later."""
+    return (dtype.name in attention_tma.DTYPES and not launcher.interpret
+            and device_capability() >= 90)
+
+
+def _forward_tma(launcher, q, k, v, mask, out, lse, scale: float, flags: dict) -> bool:
+    """Launch attention_tma.py's kernel if TMA can read q, k and v where they are (see
+    matmul_tma.storage_layout; the head dim must be the unit stride); False if not."""
+    (Z, L, _), S = q.shape, k.shape[1]
+    layouts = [storage_layout(x) for x in (q, k, v)] if S else [None]  # no empty boxes
+    if not all(layout and not layout[2] for layout in layouts):
+        return False
+    descriptors = [TensorDescriptor(launcher.arg(x), shape, strides, [1, 16, 16])
+                   for x, (shape, strides, _) in zip((q, k, v), layouts)]
+    pointers, strides = operand_pointers(launcher, None, None, None, mask)
+    args = (*descriptors, pointers[3], launcher.arg(out), launcher.arg(lse), float(scale), L, S,
+            *strides[9:])
+    flags = {name: flags[name] for name in
+             ("HEAD_DIM_V", "HAS_MASK", "IS_CAUSAL", "BLOCK_D", "BLOCK_DV")}
+    if launcher.interpret:
+        config = {**INTERP_CONFIG, "EVEN_N": S % INTERP_CONFIG["BLOCK_N"] == 0}
+        attention_tma.set_boxes({**dict(zip(("q_desc", "k_desc", "v_desc"), descriptors)),
+                                 **flags, **config})
+        kernel = launcher.kernel(attention_tma.attention_forward_tma_kernel)
+    else:
+        config = {}
+        kernel = launcher.kernel(_tuned_forward_tma(max(64, flags["BLOCK_D"],
+                                                        flags["BLOCK_DV"])))
+    kernel[lambda meta: (Z * triton.cdiv(L, meta["BLOCK_M"]),)](*args, **flags, **config)
+    return True
+
+
 # ---- launchers: the kernel table's entries, called as fn(launcher, *reference args) ----------
 def attention(launcher, q, k, v, mask, is_causal: bool, scale: float):
     """(out (Z, L, Dv) in q's dtype, lse (Z, L) in float32, float64 for float64 inputs)."""
@@ -283,10 +299,13 @@ def attention(launcher, q, k, v, mask, is_causal: bool, scale: float):
         return out, lse
     if scale < 0:  # q k^T * scale = (-q) k^T * |scale|: the loop's max needs a scale >= 0
         q, scale = launcher.xp.negative(q), -scale
-    pointers, strides = operand_pointers(launcher, q, k, v, mask)
-    args = (*pointers, launcher.arg(out), launcher.arg(lse), float(scale), L, S, *strides)
     flags = {"HEAD_DIM": D, "HEAD_DIM_V": DV, "HAS_MASK": mask is not None,
              "IS_CAUSAL": bool(is_causal), "BLOCK_D": _head_block(D), "BLOCK_DV": _head_block(DV)}
+    if _uses_tma(launcher, q.dtype) and _forward_tma(launcher, q, k, v, mask, out, lse, scale,
+                                                     flags):
+        return out, lse
+    pointers, strides = operand_pointers(launcher, q, k, v, mask)
+    args = (*pointers, launcher.arg(out), launcher.arg(lse), float(scale), L, S, *strides)
     if launcher.interpret:
         config = INTERP_CONFIG
         grid = (Z * triton.cdiv(L, config["BLOCK_M"]),)

@@ -17,7 +17,8 @@ passes over the largest tensor of a language model's step) never exist.
 Backward: d loss / d x = g (exp(x - lse) - (1 - eps) onehot(y) - eps / C), zero on ignored
 rows. It needs no reduction, since lse is saved, so each program owns one (row, BLOCK-column)
 tile of a 2-D grid: x is read once and dx written once, the ideal traffic, and even a few
-rows of a 50,257-wide vocabulary spread over many programs.
+rows of a 50,257-wide vocabulary spread over many programs. The tiles cover a row's aligned
+body, so they too move 16-byte vectors; a row's first tile also does its head and tail.
 
 The same recipe as the fused cross-entropy kernels of Apex (xentropy), FlashAttention
 (ops/triton/cross_entropy.py) and Liger-Kernel. Half-precision logits are computed in fp32
@@ -88,21 +89,43 @@ def cross_entropy_forward_kernel(logits_ptr, target_ptr, loss_ptr, lse_ptr, n_co
 def cross_entropy_backward_kernel(grad_ptr, logits_ptr, target_ptr, lse_ptr, out_ptr, n_cols,
                                   row_stride, col_stride, grad_stride, target_stride,
                                   lse_stride, ignore_index, smoothing, smoothing_low,
-                                  BLOCK: tl.constexpr):
-    """One (row, column block) tile: g (exp(x - lse) - smoothed one-hot), zero if ignored."""
+                                  BLOCK: tl.constexpr, ALIGN: tl.constexpr):
+    """One (row, column block) tile: g (exp(x - lse) - smoothed one-hot), zero if ignored.
+
+    The tiles cover the row's aligned body (row_split), so they load and store 16-byte
+    vectors; the first tile of a row also does the head and tail columns."""
     row = tl.program_id(0).to(tl.int64)
-    cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    mask = cols < n_cols
     compute = tl.float64 if logits_ptr.dtype.element_ty == tl.float64 else tl.float32
     smoothing = tl.cast(smoothing, compute) + tl.cast(smoothing_low, compute)
     target = tl.load(target_ptr + row * target_stride)
     grad = tl.load(grad_ptr + row * grad_stride).to(compute)
     grad = tl.where(target != ignore_index, grad, 0.0)
     lse = tl.load(lse_ptr + row * lse_stride).to(compute)
-    x = tl.load(logits_ptr + row * row_stride + cols * col_stride, mask=mask, other=0.0)
-    dx = tl.exp(x.to(compute) - lse) - smoothing / n_cols
-    dx -= tl.where(cols == target, 1 - smoothing, 0.0)
-    tl.store(out_ptr + row * n_cols + cols, (grad * dx).to(out_ptr.dtype.element_ty), mask=mask)
+    x_start = row * row_stride
+    aligned, head, body = row_split(x_start, n_cols, ALIGN)
+    if ALIGN > 1:  # the launcher checked that dx has the logits' layout: the same offsets
+        x_body, out_body, first = logits_ptr + aligned, out_ptr + aligned, head
+    else:
+        x_body, out_body, first = logits_ptr + x_start, out_ptr + row * n_cols, 0
+    k = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    mask = k < body
+    x = tl.load(x_body + k * col_stride, mask=mask, other=0.0).to(compute)
+    dx = _logit_gradient(x, first + k, grad, lse, target, smoothing, n_cols)
+    tl.store(out_body + k, dx.to(out_ptr.dtype.element_ty), mask=mask)
+    if ALIGN > 1:
+        if tl.program_id(1) == 0:
+            cols, edge_mask = edge_columns(head, body, n_cols, ALIGN)
+            edge = tl.load(logits_ptr + x_start + cols, mask=edge_mask, other=0.0)
+            edge_dx = _logit_gradient(edge.to(compute), cols, grad, lse, target, smoothing,
+                                      n_cols)
+            tl.store(out_ptr + x_start + cols, edge_dx.to(out_ptr.dtype.element_ty),
+                     mask=edge_mask)
+
+
+@triton.jit
+def _logit_gradient(x, cols, grad, lse, target, smoothing, n_cols):
+    dx = tl.exp(x - lse) - smoothing / n_cols
+    return grad * (dx - tl.where(cols == target, 1 - smoothing, 0.0))
 
 
 # ---- launchers: the kernel table's entries, called as fn(launcher, *reference args) ----------
@@ -146,7 +169,8 @@ def cross_entropy_backward(launcher, grad_loss, logits, target, lse, ignore_inde
         launcher.arg(grad_loss), launcher.arg(logits), launcher.arg(target), launcher.arg(lse),
         launcher.arg(dlogits), n_cols, row_stride, col_stride, grad_stride, target_stride,
         lse_stride, int(ignore_index), *_smoothing(label_smoothing), BLOCK=block,
-        num_warps=num_warps_for(block))
+        num_warps=num_warps_for(block),
+        ALIGN=alignment([logits, dlogits], [(row_stride, col_stride), (n_cols, 1)]))
     return dlogits
 
 

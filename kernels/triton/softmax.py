@@ -17,7 +17,8 @@ the backward dot product) stays inside the program and nothing but x and y cross
 - Backward, with y the saved output and g the incoming gradient:
   softmax: dx = y * (g - sum(g * y));  log-softmax: dx = g - exp(y) * sum(g).
   Single pass reads g and y once and writes dx; the online form reads them (g alone for
-  log-softmax) in a first loop for the sum and again in a second loop for dx.
+  log-softmax) in a first loop for the sum and again in a second loop for dx. Both loops
+  split rows as the forward does and keep per-lane partial sums, reduced once after the loop.
 
 Half precision (fp16, bf16) is loaded, upcast and computed in fp32; fp64 stays fp64 (the
 "interp" device's gradient checks run in float64). Outputs have the input's dtype.
@@ -191,36 +192,59 @@ def softmax_backward_online_kernel(grad_ptr, y_ptr, out_ptr, n_cols, inner,
                                    grad_outer_stride, grad_col_stride, grad_inner_stride,
                                    y_outer_stride, y_col_stride, y_inner_stride,
                                    out_outer_stride, out_col_stride, out_inner_stride,
-                                   LOG: tl.constexpr, BLOCK: tl.constexpr):
-    """A row of any width: a loop for the row's sum, then a loop writing dx."""
+                                   LOG: tl.constexpr, BLOCK: tl.constexpr, ALIGN: tl.constexpr):
+    """A row of any width: a loop for the row's sum, then a loop writing dx; rows split as the
+    forward's (row_split), so an unaligned width still moves its body in 16-byte vectors."""
     row = tl.program_id(0).to(tl.int64)
     outer, within = row // inner, row % inner
-    grad_row = grad_ptr + outer * grad_outer_stride + within * grad_inner_stride
-    y_row = y_ptr + outer * y_outer_stride + within * y_inner_stride
-    out_row = out_ptr + outer * out_outer_stride + within * out_inner_stride
+    g_start = outer * grad_outer_stride + within * grad_inner_stride
     compute = tl.float64 if y_ptr.dtype.element_ty == tl.float64 else tl.float32
+    aligned, head, body = row_split(g_start, n_cols, ALIGN)
+    if ALIGN > 1:  # the launcher checked that g, y and dx share one layout: the same offsets
+        g_body, y_body, out_body = grad_ptr + aligned, y_ptr + aligned, out_ptr + aligned
+    else:
+        g_body = grad_ptr + g_start
+        y_body = y_ptr + outer * y_outer_stride + within * y_inner_stride
+        out_body = out_ptr + outer * out_outer_stride + within * out_inner_stride
     offsets = tl.arange(0, BLOCK)
     # per-lane partial sums, reduced across the block once after the loop
-    partial = tl.full([BLOCK], 0.0, compute)
-    for start in range(0, n_cols, BLOCK):
-        cols = start + offsets
-        mask = cols < n_cols
-        g = tl.load(grad_row + cols * grad_col_stride, mask=mask, other=0.0).to(compute)
+    partial = tl.zeros([BLOCK], compute)
+    for start in range(0, body, BLOCK):
+        k = start + offsets
+        mask = k < body
+        g = tl.load(g_body + k * grad_col_stride, mask=mask, other=0.0).to(compute)
         if LOG:
             partial += g
         else:
-            partial += g * tl.load(y_row + cols * y_col_stride, mask=mask, other=0.0).to(compute)
+            partial += g * tl.load(y_body + k * y_col_stride, mask=mask, other=0.0).to(compute)
     total = tl.sum(partial, 0)
-    for start in range(0, n_cols, BLOCK):
-        cols = start + offsets
-        mask = cols < n_cols
-        g = tl.load(grad_row + cols * grad_col_stride, mask=mask, other=0.0).to(compute)
-        y = tl.load(y_row + cols * y_col_stride, mask=mask, other=0.0).to(compute)
+    if ALIGN > 1:
+        cols, edge_mask = edge_columns(head, body, n_cols, ALIGN)
+        g_edge = tl.load(grad_ptr + g_start + cols, mask=edge_mask, other=0.0).to(compute)
+        y_edge = tl.load(y_ptr + g_start + cols, mask=edge_mask, other=0.0).to(compute)
         if LOG:
-            dx = g - tl.exp(y) * total
+            total += tl.sum(g_edge, 0)
         else:
-            dx = y * (g - total)
-        tl.store(out_row + cols * out_col_stride, dx.to(out_ptr.dtype.element_ty), mask=mask)
+            total += tl.sum(g_edge * y_edge, 0)
+    for start in range(0, body, BLOCK):
+        k = start + offsets
+        mask = k < body
+        g = tl.load(g_body + k * grad_col_stride, mask=mask, other=0.0).to(compute)
+        y = tl.load(y_body + k * y_col_stride, mask=mask, other=0.0).to(compute)
+        dx = _input_gradient(g, y, total, LOG)
+        tl.store(out_body + k * out_col_stride, dx.to(out_ptr.dtype.element_ty), mask=mask)
+    if ALIGN > 1:
+        dx = _input_gradient(g_edge, y_edge, total, LOG)
+        tl.store(out_ptr + g_start + cols, dx.to(out_ptr.dtype.element_ty), mask=edge_mask)
+
+
+@triton.jit
+def _input_gradient(g, y, total, LOG: tl.constexpr):
+    """dx from g, y and the row's sum: g - exp(y) sum(g), or y (g - <g, y>)."""
+    if LOG:
+        return g - tl.exp(y) * total
+    else:
+        return y * (g - total)
 
 
 # ---- launchers: the kernel table's softmax entries, called as fn(launcher, *reference args) --
@@ -278,10 +302,13 @@ def _backward(launcher, op: str, grad, out, axis, log: bool):
     _, dx_strides = _row_strides(launcher.xp, dx, axis)
     n_cols, inner = out.shape[axis], _prod(out.shape[axis + 1:])
     kernel, block = _plan(n_cols, softmax_backward_kernel, softmax_backward_online_kernel)
+    extra = {}
+    if kernel is softmax_backward_online_kernel:
+        extra["ALIGN"] = alignment([grad, out, dx], [grad_strides, y_strides, dx_strides])
     launcher.kernel(kernel)[(out.size // n_cols,)](
         launcher.arg(grad), launcher.arg(out), launcher.arg(dx), n_cols, inner,
         *grad_strides, *y_strides, *dx_strides,
-        LOG=log, BLOCK=block, num_warps=num_warps_for(block))
+        LOG=log, BLOCK=block, num_warps=num_warps_for(block), **extra)
     return dx
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+GPU_DTYPES = ("fp32", "fp16", "bf16")  # the dtypes every GPU kernel is compiled for
 ITEMSIZE = {"fp64": 8, "fp32": 4, "fp16": 2, "bf16": 2}  # bytes per element of each Triton dtype
 
 

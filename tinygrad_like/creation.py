@@ -81,7 +81,7 @@ def arange(start, end=None, step=1, dtype=None, device="cpu", requires_grad=Fals
     default = dtypes.result_type(start, end, step)
     if default is dtypes.bool_:  # tg.arange(True) counts in int64, as PyTorch
         default = dtypes.int64
-    return _make(lambda b, dt: b.xp.arange(start, end, step).astype(dt), dtype, device,
+    return _make(lambda b, dt: b.xp.astype(b.xp.arange(start, end, step), dt), dtype, device,
                  requires_grad, default)
 
 
@@ -122,8 +122,8 @@ def generator_rng(op: str, backend, generator):
 def _random_floats(op: str, draw, size, generator, dtype, device, requires_grad) -> Tensor:
     shape = _shape(op, size)
     # drawn in float64 then cast, so a seed gives the same numbers in every float dtype
-    return _make(lambda b, dt: draw(generator_rng(op, b, generator), shape).astype(dt), dtype,
-                 device, requires_grad)
+    return _make(lambda b, dt: b.xp.astype(draw(generator_rng(op, b, generator), shape), dt),
+                 dtype, device, requires_grad)
 
 
 def rand(*size, generator=None, dtype=None, device="cpu", requires_grad=False) -> Tensor:
@@ -161,14 +161,17 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device="cp
 
     def draw(backend, np_dtype):
         rng = generator_rng("randint", backend, generator)
-        return rng.integers(low, high, shape).astype(np_dtype)
+        return backend.xp.astype(rng.integers(low, high, shape), np_dtype)
 
     return _make(draw, dtype, device, requires_grad, dtypes.int64)
 
 
 def randperm(n: int, dtype=None, device="cpu", *, generator=None) -> Tensor:
-    return _make(lambda b, dt: generator_rng("randperm", b, generator).permutation(n).astype(dt),
-                 dtype, device, False, dtypes.int64)
+    def draw(backend, np_dtype):
+        permutation = generator_rng("randperm", backend, generator).permutation(n)
+        return backend.xp.astype(permutation, np_dtype)
+
+    return _make(draw, dtype, device, False, dtypes.int64)
 
 
 def from_numpy(array: np.ndarray) -> Tensor:

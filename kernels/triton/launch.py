@@ -16,8 +16,8 @@ Compiled launches go through `CupyDriver`, a Triton driver whose device, current
 compute capability come from CuPy: Triton's own NVIDIA driver asks torch whenever torch is
 imported (a CPU torch build then reports no GPU, and a CUDA build hands Triton torch's stream).
 
-CuPy has no bfloat16, so a bfloat16 array on "cuda" is a `Bfloat16Array`: 16-bit CuPy storage
-carrying the bfloat16 dtype, which Triton's binder reads as '*bf16'.
+CuPy has no bfloat16, so a bfloat16 array on "cuda" is a `Bfloat16Array` (bfloat16_array.py):
+16-bit CuPy storage carrying the bfloat16 dtype, which Triton's binder reads as '*bf16'.
 
 The launch checks and choices that more than one kernel file makes (the floating dtypes the
 row kernels accept, the warps for a BLOCK-wide row) are at the end.
@@ -29,12 +29,15 @@ import contextlib
 import functools
 import warnings
 
-import ml_dtypes
 import numpy as np
 from triton.backends.nvidia.driver import CudaDriver, CudaLauncher, CudaUtils
 from triton.runtime import driver as triton_driver
 
-BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+from tinygrad_like.kernels.triton.bfloat16_array import (  # noqa: F401  (re-exported)
+    BFLOAT16,
+    Bfloat16Array,
+    Bfloat16Arrays,
+)
 
 
 class Launcher:
@@ -47,7 +50,7 @@ class Launcher:
         else:
             cupy = _cupy()
             install_driver(cupy)
-            self.xp = _DeviceArrays(cupy)
+            self.xp = Bfloat16Arrays(cupy)
 
     def kernel(self, jit_function):
         """The runnable form of a @triton.jit function (or the JITFunction under an autotuner)."""
@@ -209,92 +212,6 @@ def install_driver(cupy) -> CupyDriver:
         active = CupyDriver(cupy)
         triton_driver.set_active(active)
     return active
-
-
-class Bfloat16Array:
-    """A bfloat16 array on "cuda": its bits in a 16-bit CuPy array (`bits`), its dtype bfloat16.
-
-    It is what the Triton launchers and the "cuda" backend hand around; views keep the dtype,
-    `astype` converts on the device, and anything else (CuPy's elementwise ops) refuses it
-    rather than compute on the integer bits."""
-
-    dtype = BFLOAT16
-    __array_ufunc__ = None  # NumPy-style ufuncs raise TypeError instead of using the bits
-
-    def __init__(self, bits):
-        if bits.dtype.itemsize != 2:
-            raise TypeError(f"bfloat16 storage must be 16-bit, got {bits.dtype}")
-        self.bits = bits
-
-    shape = property(lambda self: self.bits.shape)
-    strides = property(lambda self: self.bits.strides)
-    ndim = property(lambda self: self.bits.ndim)
-    size = property(lambda self: self.bits.size)
-    nbytes = property(lambda self: self.bits.nbytes)
-    itemsize = property(lambda self: 2)
-    data = property(lambda self: self.bits.data)
-    device = property(lambda self: self.bits.device)
-    flags = property(lambda self: self.bits.flags)
-    T = property(lambda self: Bfloat16Array(self.bits.T))
-    mT = property(lambda self: Bfloat16Array(self.bits.swapaxes(-1, -2)))
-
-    def __getitem__(self, index):
-        return Bfloat16Array(self.bits[index])
-
-    def __len__(self) -> int:
-        return len(self.bits)
-
-    def reshape(self, *shape):
-        return Bfloat16Array(self.bits.reshape(*shape))
-
-    def transpose(self, *axes):
-        return Bfloat16Array(self.bits.transpose(*axes))
-
-    def swapaxes(self, a: int, b: int):
-        return Bfloat16Array(self.bits.swapaxes(a, b))
-
-    def copy(self):
-        return Bfloat16Array(self.bits.copy())
-
-    def astype(self, dtype, copy: bool = True):
-        """bfloat16 is float32's top half: widen the bits, then convert from float32."""
-        if np.dtype(dtype) == BFLOAT16:
-            return self.copy() if copy else self
-        wide = (self.bits.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
-        return wide.astype(dtype, copy=False)
-
-    def __array__(self, *args, **kwargs):
-        raise TypeError("a bfloat16 array on 'cuda' is 16-bit storage for the Triton kernels; "
-                        "convert it with .astype(float32) or move it to the CPU first")
-
-    def __repr__(self) -> str:
-        return f"Bfloat16Array(shape={self.shape})"
-
-
-class _DeviceArrays:
-    """CuPy for the launchers, with the few functions they call on arrays taught to keep a
-    Bfloat16Array's dtype; every other name is CuPy's."""
-
-    def __init__(self, cupy):
-        self._cupy = cupy
-
-    def __getattr__(self, name: str):
-        return getattr(self._cupy, name)
-
-    def empty(self, shape, dtype):
-        if np.dtype(dtype) == BFLOAT16:
-            return Bfloat16Array(self._cupy.empty(shape, dtype=self._cupy.uint16))
-        return self._cupy.empty(shape, dtype=dtype)
-
-    def ascontiguousarray(self, array):
-        if isinstance(array, Bfloat16Array):
-            return Bfloat16Array(self._cupy.ascontiguousarray(array.bits))
-        return self._cupy.ascontiguousarray(array)
-
-    def broadcast_to(self, array, shape):
-        if isinstance(array, Bfloat16Array):
-            return Bfloat16Array(self._cupy.broadcast_to(array.bits, shape))
-        return self._cupy.broadcast_to(array, shape)
 
 
 # ---- launch checks and choices shared by the row kernels (softmax.py, cross_entropy.py) ------

@@ -14,9 +14,11 @@ NVRTC modules and Triton launches (whose driver asks CuPy, kernels/triton/launch
 Naming another index later in the process raises. Triton kernels launch on CuPy's current
 stream, as CuPy's own kernels do.
 
-bfloat16, which CuPy lacks, is kept as 16-bit storage tagged bfloat16 (launch.Bfloat16Array):
-tensors move to and from the device and the Triton kernels take it ('*bf16' pointers);
-CuPy's elementwise ops refuse it with a TypeError rather than compute on the bits.
+bfloat16, which CuPy lacks, is kept as 16-bit storage tagged bfloat16 (kernels/triton/
+bfloat16_array.py): the Triton kernels take it ('*bf16' pointers), and everything else
+computes on it in float32 and rounds each result once, as PyTorch's CUDA kernels do. The
+backend's `xp` is CuPy wrapped to that rule (`Bfloat16Arrays`), so the ops' code is the same
+as on "cpu"; `xp.astype` is the cast that reaches bfloat16.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def make_backend(seed: int, index: int | None = None):
     import cupyx.scipy.special
 
     from tinygrad_like.backend import Backend
-    from tinygrad_like.kernels.triton.launch import BFLOAT16, Bfloat16Array
+    from tinygrad_like.kernels.triton.bfloat16_array import (BFLOAT16, Bfloat16Array,
+                                                             Bfloat16Arrays)
 
     count = cupy.cuda.runtime.getDeviceCount()
     if index is None:
@@ -60,11 +63,14 @@ def make_backend(seed: int, index: int | None = None):
                 super().manual_seed(seed)
 
         def asarray(self, data, dtype=None):
-            if isinstance(data, Bfloat16Array) and dtype in (None, BFLOAT16):
-                return data
+            if isinstance(data, Bfloat16Array):
+                return data if dtype is None or np.dtype(dtype) == BFLOAT16 else \
+                    data.astype(dtype)
             kind = dtype if dtype is not None else getattr(data, "dtype", None)
             with cupy.cuda.Device(index):
                 if kind is not None and np.dtype(kind) == BFLOAT16:
+                    if isinstance(data, cupy.ndarray):  # on the device: round it there
+                        return xp.astype(data, BFLOAT16)
                     bits = np.ascontiguousarray(np.asarray(data, dtype=BFLOAT16))
                     return Bfloat16Array(cupy.asarray(bits.view(np.uint16)))
                 return cupy.asarray(data, dtype=dtype)
@@ -94,8 +100,12 @@ def make_backend(seed: int, index: int | None = None):
     from tinygrad_like.kernels import cuda as cuda_c
     from tinygrad_like.kernels.cuda.runtime import CupyRuntime
 
-    cupy_kernels = {"add": cupy.add, "sub": cupy.subtract, "mul": cupy.multiply,
-                    "div": cupy.true_divide, "erf": cupyx.scipy.special.erf}
+    xp = Bfloat16Arrays(cupy)
+    # add and sub round a Python float operand to bfloat16, mul and div keep it float32, as
+    # the "cpu" kernel table does (backend/cpu_bfloat16.py)
+    cupy_kernels = {"add": xp.add, "sub": xp.subtract, "mul": xp.opmath("multiply"),
+                    "div": xp.opmath("true_divide"),
+                    "erf": xp.wrap(cupyx.scipy.special.erf)}
     # CUDA C kernels (kernels/cuda/*.cu): pooling, embedding backward, scatter-add, dropout,
     # and the fused multi-tensor optimizer steps, whose half precision the NumPy rule serves
     cuda_c_kernels = cuda_c.kernel_table(CupyRuntime(), references={
@@ -114,7 +124,7 @@ def make_backend(seed: int, index: int | None = None):
                      "lstm_gates": reference_rnn.lstm_gates,
                      "lstm_gates_backward": reference_rnn.lstm_gates_backward}
     table = build_table("cuda", own, fallbacks=numpy_on_cupy, lender="NumPy")
-    backend = CudaBackend("cuda", cupy, table, seed)
+    backend = CudaBackend("cuda", xp, table, seed)
     backend.index = index
     return backend
 

@@ -67,6 +67,11 @@ class DeviceArray(np.ndarray):
     def get(self) -> np.ndarray:
         return np.array(self)
 
+    def __array_function__(self, function, kinds, args, kwargs):
+        # np.where(mask, x, 0) on CuPy arrays gives a CuPy array (CuPy serves the function);
+        # NumPy would give a plain host array for a subclass
+        return _to_device(super().__array_function__(function, kinds, args, kwargs))
+
 
 def _register(array: np.ndarray) -> None:
     owner = array

@@ -103,7 +103,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Ten
         mask = attn_mask._array
         if attn_mask.dtype is dtypes.bool_:
             mask = xp.where(mask, 0.0, float("-inf"))
-        mask = _flatten_batch(xp, xp.broadcast_to(mask.astype(q._array.dtype, copy=False),
+        mask = _flatten_batch(xp, xp.broadcast_to(xp.astype(mask, q._array.dtype, copy=False),
                                                   (*batch, length_q, length_k)))
     # counted rather than -1, which no reshape can infer when a matrix is empty
     flat = [t.expand(*batch, *t.shape[-2:]).reshape(math.prod(batch), *t.shape[-2:])

@@ -14,8 +14,9 @@ class Cast(Function):
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.input_dtype = x.dtype
-        return x._array.astype(dtype.np_dtype if dtype.np_dtype is not None else
-                             _unsupported_dtype(dtype, x))
+        # xp.astype: the cast that reaches bfloat16 on "cuda" too (np.astype on the CPU)
+        return x.backend.xp.astype(x._array, dtype.np_dtype if dtype.np_dtype is not None else
+                                   _unsupported_dtype(dtype, x))
 
     @staticmethod
     def backward(ctx, grad):
@@ -43,7 +44,7 @@ def cast(x: Tensor, dtype) -> Tensor:
     if dtype is x.dtype:
         return x
     if x.requires_grad and not dtype.is_floating_point:
-        return Tensor._wrap(x._array.astype(dtype.np_dtype), x.backend)
+        return Tensor._wrap(x.backend.xp.astype(x._array, dtype.np_dtype), x.backend)
     return Cast.apply(x, dtype)
 
 

@@ -240,7 +240,7 @@ class Cumsum(Function):
         xp = x.backend.xp
         # float16 and bfloat16 accumulate in float32, each output rounded once (PyTorch's)
         wide = xp.result_type(x._array.dtype, xp.float32) if x.dtype.is_floating_point else None
-        return xp.cumsum(x._array, axis=axis, dtype=wide).astype(x._array.dtype, copy=False)
+        return xp.astype(xp.cumsum(x._array, axis=axis, dtype=wide), x._array.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):

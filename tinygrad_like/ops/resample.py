@@ -102,7 +102,8 @@ def _resample_axis(x: Tensor, axis: int, out_size: int, scale_factor, mode: str,
     first, second, weight_first, weight_second = _linear_taps(
         xp, dtype, in_size, out_size, scale_factor, align_corners)
     trailing = (1,) * (x.ndim - 1 - axis)  # weights broadcast along the later axes
-    weights = [Tensor._wrap(w.astype(x._array.dtype).reshape((out_size,) + trailing), backend)
+    weights = [Tensor._wrap(xp.astype(w, x._array.dtype).reshape((out_size,) + trailing),
+                            backend)
                for w in (weight_first, weight_second)]
     return (x.index_select(axis, Tensor._wrap(first, backend)) * weights[0]
             + x.index_select(axis, Tensor._wrap(second, backend)) * weights[1])

@@ -35,7 +35,7 @@ def _rounded_once(compute):
 
     def run(xp, x):
         wide = x.astype(xp.result_type(x.dtype, xp.float32), copy=False)
-        return compute(xp, wide).astype(x.dtype, copy=False)
+        return xp.astype(compute(xp, wide), x.dtype, copy=False)
 
     return run
 

@@ -14,7 +14,6 @@ import pytest
 
 import tinygrad_like as tg
 import tinygrad_like.nn.functional as F
-from tinygrad_like import backend as devices
 from tinygrad_like import nn
 from tinygrad_like.backend import marshal_device
 from tinygrad_like.kernels.triton.bfloat16_array import (
@@ -29,15 +28,8 @@ from tinygrad_like.kernels.triton.bfloat16_array import (
 @pytest.fixture(scope="module")
 def gpu():
     """The "cuda" device, as built by cuda_device.make_backend, on a stand-in GPU."""
-    with marshal_device.marshalling(device_count=1, compute_capability="90"):
-        saved = devices._loaded.pop("cuda", None)
-        devices._loaded["cuda"] = marshal_device.make_backend(0)
-        try:
-            yield devices._loaded["cuda"]
-        finally:
-            devices._loaded.pop("cuda")
-            if saved is not None:
-                devices._loaded["cuda"] = saved
+    with marshal_device.as_cuda(device_count=1) as backend:
+        yield backend
 
 
 def _data(*shape, seed=0):

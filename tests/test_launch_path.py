@@ -79,15 +79,8 @@ def test_compiled_launches_ask_cupy_not_torch(monkeypatch):
 @pytest.fixture(scope="module")
 def gpu():
     """The "cuda" device, as built by cuda_device.make_backend, on two stand-in GPUs."""
-    with marshal_device.marshalling(device_count=2, compute_capability="90"):
-        saved = devices._loaded.pop("cuda", None)
-        devices._loaded["cuda"] = marshal_device.make_backend(0)
-        try:
-            yield devices._loaded["cuda"]
-        finally:
-            devices._loaded.pop("cuda")
-            if saved is not None:
-                devices._loaded["cuda"] = saved
+    with marshal_device.as_cuda(device_count=2) as backend:
+        yield backend
 
 
 def _data(*shape, seed=0, dtype=np.float32):

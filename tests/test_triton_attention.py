@@ -23,7 +23,6 @@ torch = pytest.importorskip("torch")  # the interpreter's carrier for NumPy memo
 from tinygrad_like.kernels.triton import attention as attention_kernels  # noqa: E402 (after the importorskip above)
 from tinygrad_like.kernels.triton import attention_backward  # noqa: E402 (after the importorskip above)
 from tinygrad_like.kernels.triton import catalog  # noqa: E402 (after the importorskip above)
-from tinygrad_like import backend as devices  # noqa: E402 (marshal_device needs torch)
 from tinygrad_like.backend import marshal_device  # noqa: E402 (marshal_device needs torch)
 
 # half precision rounds P to 11 bits before the P v product and stores out in fp16
@@ -406,22 +405,15 @@ def test_compiled_forward_binds_the_scale_as_fp64_through_the_autotuner():
     # the interpreter does the arithmetic
     rng = np.random.default_rng(25)
     q, k, v = (rng.standard_normal((1, 2, n, 16)).astype(np.float32) for n in (37, 40, 40))
-    with marshal_device.marshalling(device_count=1, compute_capability="90"):
-        saved = devices._loaded.pop("cuda", None)
-        devices._loaded["cuda"] = marshal_device.make_backend(0)
-        try:
-            for is_causal, scale in ((True, None), (False, -0.5)):
-                inputs = [tg.tensor(x, device="cuda") for x in (q, k, v)]
-                out = F.scaled_dot_product_attention(*inputs, is_causal=is_causal, scale=scale)
-                launched = marshal_device.LAUNCHES[-1]
-                assert launched.signature["scale"] == "fp64" and launched.grid == (2, 1, 1)
-                expected = F.scaled_dot_product_attention(
-                    *(tg.tensor(x) for x in (q, k, v)), is_causal=is_causal, scale=scale)
-                np.testing.assert_allclose(out.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
-        finally:
-            devices._loaded.pop("cuda")
-            if saved is not None:
-                devices._loaded["cuda"] = saved
+    with marshal_device.as_cuda():
+        for is_causal, scale in ((True, None), (False, -0.5)):
+            inputs = [tg.tensor(x, device="cuda") for x in (q, k, v)]
+            out = F.scaled_dot_product_attention(*inputs, is_causal=is_causal, scale=scale)
+            launched = marshal_device.LAUNCHES[-1]
+            assert launched.signature["scale"] == "fp64" and launched.grid == (2, 1, 1)
+            expected = F.scaled_dot_product_attention(
+                *(tg.tensor(x) for x in (q, k, v)), is_causal=is_causal, scale=scale)
+            np.testing.assert_allclose(out.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_compiled_fp16_forward_on_sm_90_passes_tma_descriptors(monkeypatch):
@@ -433,10 +425,8 @@ def test_compiled_fp16_forward_on_sm_90_passes_tma_descriptors(monkeypatch):
     attention_kernels._tuned_forward_tma.cache_clear()
     rng = np.random.default_rng(26)
     q, k, v = (rng.standard_normal((1, 2, n, 16)).astype(np.float16) for n in (37, 40, 40))
-    with marshal_device.marshalling(device_count=1, compute_capability="90"):
-        saved = devices._loaded.pop("cuda", None)
-        devices._loaded["cuda"] = marshal_device.make_backend(0)
-        try:
+    try:
+        with marshal_device.as_cuda():
             inputs = [tg.tensor(x, device="cuda") for x in (q, k, v)]
             out = F.scaled_dot_product_attention(*inputs, is_causal=True)
             launched = marshal_device.LAUNCHES[-1]
@@ -447,11 +437,8 @@ def test_compiled_fp16_forward_on_sm_90_passes_tma_descriptors(monkeypatch):
                 *(tg.tensor(x.astype(np.float32)) for x in (q, k, v)), is_causal=True)
             np.testing.assert_allclose(out.numpy().astype(np.float32), expected.numpy(),
                                        **TOLERANCE["float16"])
-        finally:
-            devices._loaded.pop("cuda")
-            if saved is not None:
-                devices._loaded["cuda"] = saved
-            attention_kernels._tuned_forward_tma.cache_clear()
+    finally:
+        attention_kernels._tuned_forward_tma.cache_clear()
 
 
 # ---- the same kernels compiled, on a GPU -----------------------------------------------------

@@ -252,19 +252,11 @@ def test_gradcheck_through_the_kernels_in_float64(monkeypatch):
 def marshalled_cuda():
     """The "cuda" device on the launch-marshalling test device (backend/marshal_device.py):
     the real launchers, binder and sm_90 compile with the GPU tiles, interpreted arithmetic."""
-    from tinygrad_like import backend as devices
     from tinygrad_like.backend import marshal_device
 
     marshal_device.LAUNCHES.clear()
-    with marshal_device.marshalling(compute_capability="90"):
-        saved = devices._loaded.pop("cuda", None)
-        devices._loaded["cuda"] = marshal_device.make_backend(0)
-        try:
-            yield marshal_device.LAUNCHES
-        finally:
-            devices._loaded.pop("cuda")
-            if saved is not None:
-                devices._loaded["cuda"] = saved
+    with marshal_device.as_cuda():
+        yield marshal_device.LAUNCHES
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

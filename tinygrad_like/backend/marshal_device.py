@@ -37,6 +37,7 @@ import torch
 from triton.runtime import Autotuner, JITFunction
 from triton.runtime import driver as triton_driver
 
+from tinygrad_like import backend as devices
 from tinygrad_like.backend import cuda_device, cupy_standin
 from tinygrad_like.backend.triton_kernels import TRITON_KERNELS
 from tinygrad_like.kernels.triton.launch import CupyDriver, Launcher
@@ -212,3 +213,19 @@ def marshalling(device_count: int = 1, compute_capability: str = "90"):
 def make_backend(seed: int, index: int | None = None):
     """The "cuda" backend, built by cuda_device.make_backend; call it inside `marshalling()`."""
     return cuda_device.make_backend(seed, index)
+
+
+@contextlib.contextmanager
+def as_cuda(device_count: int = 1, compute_capability: str = "90"):
+    """Within: device "cuda" is the "cuda" backend built on the stand-in (what tests use);
+    yields the backend, and puts back whatever "cuda" was before."""
+    with marshalling(device_count, compute_capability):
+        saved = devices._loaded.pop("cuda", None)
+        devices._loaded["cuda"] = make_backend(0)
+        try:
+            yield devices._loaded["cuda"]
+        finally:
+            devices._loaded.pop("cuda")
+            if saved is not None:
+                devices._loaded["cuda"] = saved
+

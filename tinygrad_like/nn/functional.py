@@ -15,8 +15,8 @@ from tinygrad_like.nn.losses import (  # noqa: F401  (re-exported as F.<loss>)
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss,
     nll_loss)
 from tinygrad_like.ops import norm
-from tinygrad_like.ops.checks import (check_int, check_ints, check_optional_tensor,
-                                      check_per_channel, check_tensor)
+from tinygrad_like.ops.checks import (check_int, check_ints, check_per_channel, check_tensor,
+                                      check_weighted_operands)
 from tinygrad_like.ops.selection import where  # noqa: F401  (re-exported as F.where)
 from tinygrad_like.ops import unary
 from tinygrad_like.ops.unary import gelu, sigmoid, softplus, tanh  # noqa: F401  (F.<activation>)
@@ -122,18 +122,10 @@ def _check_window(op: str, x: Tensor, kernel: tuple, dilation: tuple, padding: t
 
 def _check_conv_operands(x: Tensor, weight: Tensor, bias: Tensor | None,
                          op: str = "conv2d") -> None:
-    check_tensor(op, "input", x)
-    check_tensor(op, "weight", weight)
-    check_optional_tensor(op, "bias", bias)
+    check_weighted_operands(op, x, weight, bias)
     if x.ndim != 4 or weight.ndim != 4:
         raise ValueError(f"{op}: expected 4-D input and weight, got shapes {x.shape} and "
                          f"{weight.shape}")
-    if x.dtype is not weight.dtype or (bias is not None and bias.dtype is not x.dtype):
-        raise TypeError(f"{op}: input ({x.dtype.name}), weight ({weight.dtype.name}) and bias "
-                        f"({bias.dtype.name if bias is not None else None}) must share a dtype")
-    if x.backend is not weight.backend or (bias is not None and bias.backend is not x.backend):
-        raise RuntimeError(f"{op}: input on {x.device} and weight on {weight.device} (and "
-                           "bias) must be on one device")
 
 
 @autocast_op("conv2d")

@@ -37,6 +37,19 @@ def check_per_channel(op: str, name: str, param: Tensor | None, shape: tuple, x:
                            "one device")
 
 
+def check_weighted_operands(op: str, x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
+    """A layer's input, weight and optional bias: tensors of one dtype on one device."""
+    check_tensor(op, "input", x)
+    check_tensor(op, "weight", weight)
+    check_optional_tensor(op, "bias", bias)
+    if x.dtype is not weight.dtype or (bias is not None and bias.dtype is not x.dtype):
+        raise TypeError(f"{op}: input ({x.dtype.name}), weight ({weight.dtype.name}) and bias "
+                        f"({bias.dtype.name if bias is not None else None}) must share a dtype")
+    if x.backend is not weight.backend or (bias is not None and bias.backend is not x.backend):
+        raise RuntimeError(f"{op}: input on {x.device} and weight on {weight.device} (and "
+                           "bias) must be on one device")
+
+
 def check_int(op: str, name: str, value, minimum: int | None = None) -> int:
     """`value` as an int (floats are refused rather than truncated), at least `minimum`."""
     if not isinstance(value, numbers.Integral):

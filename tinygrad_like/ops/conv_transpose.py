@@ -17,7 +17,7 @@ from __future__ import annotations
 from tinygrad_like.amp.autocast import autocast_op
 from tinygrad_like.autograd import Function, differentiable_backward
 from tinygrad_like.grad_mode import is_grad_enabled
-from tinygrad_like.ops.checks import check_int, check_optional_tensor, check_tensor
+from tinygrad_like.ops.checks import check_int, check_weighted_operands
 from tinygrad_like.ops.conv import Fold, _pair
 from tinygrad_like.ops.movement import pad
 from tinygrad_like.tensor import Tensor
@@ -107,20 +107,12 @@ def conv_transpose2d_fold(x: Tensor, weight: Tensor, bias: Tensor | None, stride
 
 def _check_operands(x: Tensor, weight: Tensor, bias: Tensor | None, groups: int) -> None:
     op = "conv_transpose2d"
-    check_tensor(op, "input", x)
-    check_tensor(op, "weight", weight)
-    check_optional_tensor(op, "bias", bias)
+    check_weighted_operands(op, x, weight, bias)
     if x.ndim not in (3, 4) or weight.ndim != 4:
         raise ValueError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input and a 4-D "
                          f"weight (C, K/groups, KH, KW), got shapes {x.shape} and {weight.shape}")
     if not x.dtype.is_floating_point:
         raise TypeError(f"{op}: expected a floating-point input, got {x.dtype.name}")
-    if x.dtype is not weight.dtype or (bias is not None and bias.dtype is not x.dtype):
-        raise TypeError(f"{op}: input ({x.dtype.name}), weight ({weight.dtype.name}) and bias "
-                        f"({bias.dtype.name if bias is not None else None}) must share a dtype")
-    if x.backend is not weight.backend or (bias is not None and bias.backend is not x.backend):
-        raise RuntimeError(f"{op}: input on {x.device} and weight on {weight.device} (and bias) "
-                           "must be on one device")
     c = x.shape[-3]
     if weight.shape[0] != c or c % groups:
         raise ValueError(f"{op}: the weight of shape {weight.shape} with groups={groups} expects "

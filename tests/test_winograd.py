@@ -12,6 +12,9 @@ GEMM proves the path was taken.
 
 from __future__ import annotations
 
+import ctypes
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -158,20 +161,45 @@ def test_batched_gemm_matches_numpy(dtype, batch, m, k, n, transpose_b):
     assert_close_to_max(into, total, dtype)
 
 
+@pytest.fixture
+def recorded_thread_controls():
+    """_C given thread controls that record their calls (a library at 3 threads), in place of
+    the BLAS libraries' own; the real ones are handed back afterwards."""
+    from scipy.linalg import cython_blas
+
+    assert native_blas.available(), native_blas.status()
+    calls, counts = [], [3]
+    get_count = ctypes.CFUNCTYPE(ctypes.c_int)(lambda: calls.append("get") or counts[0])
+    set_count = ctypes.CFUNCTYPE(None, ctypes.c_int)(
+        lambda threads: calls.append(("set", threads)) or counts.__setitem__(0, threads))
+    address = functools.partial(ctypes.cast, typ=ctypes.c_void_p)
+    native._C.set_blas(cython_blas.__pyx_capi__["sgemm"], cython_blas.__pyx_capi__["dgemm"],
+                       [(address(set_count).value, address(get_count).value)])
+    yield calls
+    native_blas._single_threaded_blas.cache_clear()
+    assert native_blas.available()  # the real controls again
+
+
 @needs_native
-def test_batched_gemm_keeps_blas_to_one_thread_while_it_runs(monkeypatch):
+@pytest.mark.parametrize("call", ["batched_gemm", "matmul"])
+def test_native_gemms_keep_blas_to_one_thread_while_they_run(recorded_thread_controls, call):
+    a, b = randn((2, 64, 64)), randn((2, 64, 64))
+    np.testing.assert_allclose(getattr(native._C, call)(a, b), np.matmul(a, b), rtol=1e-4,
+                               atol=1e-4)
+    assert recorded_thread_controls == ["get", ("set", 1), ("set", 3)]
+
+
+@needs_native
+def test_native_gemms_restore_the_blas_thread_counts():
     from threadpoolctl import threadpool_info, threadpool_limits
 
     def blas_threads():
         return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
 
-    seen, run = [], native._C.batched_gemm
-    monkeypatch.setattr(native._C, "batched_gemm",
-                        lambda *args: seen.append(blas_threads()) or run(*args))
     with threadpool_limits(limits=3, user_api="blas"):
-        before = blas_threads()
         native_blas.batched_gemm(randn((2, 3, 4)), randn((2, 4, 5)))
-        assert seen == [[1] * len(before)] and blas_threads() == before == [3] * len(before)
+        native_blas.matmul(randn((300, 200)), randn((200, 100)))
+        assert blas_threads() == [3] * len(blas_threads())
 
 
 @needs_native

@@ -3,7 +3,10 @@
 
 #include <algorithm>
 #include <climits>
+#include <mutex>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "common.h"
 
@@ -32,10 +35,45 @@ void* capsule_pointer(const py::capsule& capsule) {
     return pointer;
 }
 
-void set_blas(const py::capsule& sgemm, const py::capsule& dgemm) {
+// Each OpenBLAS in the process as its (openblas_set_num_threads, openblas_get_num_threads).
+// OpenBLAS threads a GEMM over a pool of its own; called from our tasks it must run on the
+// task's thread, so every library is kept to one thread for the length of a call here.
+using SetThreads = void (*)(int);
+using GetThreads = int (*)();
+std::vector<std::pair<SetThreads, GetThreads>> g_thread_controls;
+std::mutex g_blas_threads_mutex;  // one caller at a time sets the counts and restores them
+
+void set_blas(const py::capsule& sgemm, const py::capsule& dgemm,
+              const std::vector<std::pair<uintptr_t, uintptr_t>>& thread_controls) {
     g_sgemm = reinterpret_cast<FortranGemm<float>>(capsule_pointer(sgemm));
     g_dgemm = reinterpret_cast<FortranGemm<double>>(capsule_pointer(dgemm));
+    g_thread_controls.clear();
+    for (const auto& [set, get] : thread_controls) {
+        g_thread_controls.emplace_back(reinterpret_cast<SetThreads>(set),
+                                       reinterpret_cast<GetThreads>(get));
+    }
 }
+
+// Every BLAS library on one thread while it lives, then back to what each had. Setting a
+// count OpenBLAS already has is a store; its threads stay parked meanwhile.
+class SingleThreadedBlas {
+  public:
+    SingleThreadedBlas() : lock_(g_blas_threads_mutex) {
+        for (const auto& [set, get] : g_thread_controls) {
+            saved_.push_back(get());
+            if (saved_.back() != 1) set(1);
+        }
+    }
+    ~SingleThreadedBlas() {
+        for (size_t i = 0; i < saved_.size(); ++i) {
+            if (saved_[i] != 1) g_thread_controls[i].first(saved_[i]);
+        }
+    }
+
+  private:
+    std::lock_guard<std::mutex> lock_;
+    std::vector<int> saved_;
+};
 
 // out[p] = a[p] @ b[p] (b[p]^T with transpose_b) for every p, added into `into` if given.
 // Each task is one matrix of the batch, or a block of its rows when there are fewer matrices
@@ -72,13 +110,79 @@ carray<T> batched_gemm(carray<T> a, carray<T> b, bool transpose_b,
         std::max<int64_t>(1, m / 16));
     {
         py::gil_scoped_release release;
+        SingleThreadedBlas single_threaded;
         parallel_items(batch * row_blocks, batch * m * n * k, [&](int64_t task) {
             const int64_t p = task / row_blocks, block = task % row_blocks;
             const int64_t begin = block * m / row_blocks, end = (block + 1) * m / row_blocks;
-            gemm<T>(transpose_b, end - begin, n, k, pa + (p * m + begin) * k, k,
+            gemm<T>(false, transpose_b, end - begin, n, k, pa + (p * m + begin) * k, k,
                     pb + p * k * n, transpose_b ? k : n, beta, pc + (p * m + begin) * n, n);
         });
     }
+    return out;
+}
+
+// Below this many multiply-adds a GEMM stays on the calling thread: waking a pool worker
+// costs more than it saves (docs/performance.md, "GEMMs on the native pool").
+constexpr int64_t kGemmParallelWork = int64_t(1) << 21;
+
+// op(a[p]) @ op(b[p]) for every p, where op transposes a stored matrix when asked: a holds
+// (P or 1) matrices of (M, K), or of (K, M) with transpose_a; b of (K, N), or (N, K) with
+// transpose_b; a batch of 1 is shared by every p, as np.matmul broadcasts it. The output
+// (P, M, N) is cut into blocks of rows, or of columns when it is wider than tall, and the
+// blocks are shared out over the pool, each one GEMM on its own thread. A transposed operand
+// is read in place (BLAS's trans flag), so the backward's a^T @ g copies nothing.
+template <typename T>
+carray<T> matmul(carray<T> a, carray<T> b, bool transpose_a, bool transpose_b) {
+    require(has_blas(), "matmul: no BLAS routines were set (set_blas)");
+    require(a.ndim() == 3 && b.ndim() == 3, "matmul: expected two stacks of matrices");
+    const int64_t batch = std::max(a.shape(0), b.shape(0));
+    require((a.shape(0) == batch || a.shape(0) == 1) && (b.shape(0) == batch || b.shape(0) == 1),
+            "matmul: the batch sizes do not broadcast");
+    const int64_t m = a.shape(transpose_a ? 2 : 1), k = a.shape(transpose_a ? 1 : 2);
+    const int64_t n = b.shape(transpose_b ? 1 : 2);
+    require(b.shape(transpose_b ? 2 : 1) == k, "matmul: the inner sizes differ");
+    require(std::max({m, n, k}) < INT_MAX, "matmul: a size exceeds BLAS's int");
+    carray<T> out = new_array<T>({batch, m, n});
+    T* pc = out.mutable_data();
+    if (batch == 0 || m == 0 || n == 0) return out;
+    if (k == 0) {  // BLAS rejects a zero leading dimension; the products are empty sums
+        std::fill(pc, pc + batch * m * n, T(0));
+        return out;
+    }
+    const T* pa = a.data();
+    const T* pb = b.data();
+    const int64_t a_step = a.shape(0) == 1 ? 0 : m * k, b_step = b.shape(0) == 1 ? 0 : k * n;
+    const int64_t lda = transpose_a ? m : k, ldb = transpose_b ? k : n;
+    const bool by_rows = m >= n;
+    const int64_t extent = by_rows ? m : n;
+    // blocks of at least 16 rows or columns: below that a GEMM call spends its time packing
+    const int64_t work = batch * m * n * k;
+    const bool shared_out = work >= kGemmParallelWork;
+    const int64_t blocks =
+        shared_out ? std::clamp<int64_t>((kRangesPerThread * num_threads() + batch - 1) / batch,
+                                         1, std::max<int64_t>(1, extent / 16))
+                   : 1;
+    py::gil_scoped_release release;
+    SingleThreadedBlas single_threaded;
+    // parallel_items runs the tasks here when told of no work
+    parallel_items(batch * blocks, shared_out ? work : 0, [&](int64_t task) {
+        const int64_t p = task / blocks, block = task % blocks;
+        const int64_t begin = block * extent / blocks, end = (block + 1) * extent / blocks;
+        const T* a_block = pa + p * a_step;
+        const T* b_block = pb + p * b_step;
+        T* c_block = pc + p * m * n;
+        if (by_rows) {  // rows begin..end of op(a) and of the output
+            a_block += transpose_a ? begin : begin * k;
+            c_block += begin * n;
+            gemm<T>(transpose_a, transpose_b, end - begin, n, k, a_block, lda, b_block, ldb,
+                    T(0), c_block, n);
+        } else {  // columns begin..end of op(b) and of the output
+            b_block += transpose_b ? begin * k : begin;
+            c_block += begin;
+            gemm<T>(transpose_a, transpose_b, m, end - begin, k, a_block, lda, b_block, ldb,
+                    T(0), c_block, n);
+        }
+    });
     return out;
 }
 
@@ -87,21 +191,21 @@ carray<T> batched_gemm(carray<T> a, carray<T> b, bool transpose_b,
 bool has_blas() { return g_sgemm && g_dgemm; }
 
 template <typename T>
-void gemm(bool transpose_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
-          const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const T* a,
+          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
     // A row-major matrix is its transpose in column-major order, so row-major c = a op(b)
     // is column-major c^T = op(b)^T a^T: the operands swap places and keep their strides.
     const int rows = int(n), cols = int(m), inner = int(k);
     const int ld_first = int(ldb), ld_second = int(lda), ld_out = int(ldc);
-    const char trans_first = transpose_b ? 'T' : 'N', trans_second = 'N';
+    const char trans_first = transpose_b ? 'T' : 'N', trans_second = transpose_a ? 'T' : 'N';
     const T one = T(1);
     fortran_gemm<T>()(&trans_first, &trans_second, &rows, &cols, &inner, &one, b, &ld_first, a,
                       &ld_second, &beta, c, &ld_out);
 }
 
-template void gemm<float>(bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*,
-                          int64_t, float, float*, int64_t);
-template void gemm<double>(bool, int64_t, int64_t, int64_t, const double*, int64_t,
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t,
+                          const float*, int64_t, float, float*, int64_t);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t,
                            const double*, int64_t, double, double*, int64_t);
 
 }  // namespace tg
@@ -113,14 +217,18 @@ void register_batched_gemm(py::module_& m) {
     m.def("batched_gemm", &tg::batched_gemm<T>, py::arg("a").noconvert(),
           py::arg("b").noconvert(), py::arg("transpose_b") = false,
           py::arg("into").noconvert() = py::none());
+    m.def("matmul", &tg::matmul<T>, py::arg("a").noconvert(), py::arg("b").noconvert(),
+          py::arg("transpose_a") = false, py::arg("transpose_b") = false);
 }
 
 }  // namespace
 
 void register_blas(py::module_& m) {
     m.def("set_blas", &tg::set_blas, py::arg("sgemm"), py::arg("dgemm"),
-          "The Fortran sgemm and dgemm that batched_gemm calls, as the PyCapsules of "
-          "scipy.linalg.cython_blas.__pyx_capi__");
+          py::arg("thread_controls"),
+          "The Fortran sgemm and dgemm that batched_gemm and matmul call, as the PyCapsules "
+          "of scipy.linalg.cython_blas.__pyx_capi__, and the addresses of each BLAS "
+          "library's (openblas_set_num_threads, openblas_get_num_threads)");
     m.def("has_blas", &tg::has_blas);
     register_batched_gemm<float>(m);
     register_batched_gemm<double>(m);

@@ -17,12 +17,13 @@ namespace tg {
 // Whether set_blas has been given the routines.
 bool has_blas();
 
-// Row-major c (m x n) = a (m x k) @ op(b) + beta * c, where op(b) is b (k x n) or, with
-// transpose_b, b^T for b stored (n x k). Leading dimensions are row strides in elements.
-// Runs on the calling thread as far as we are concerned: the caller makes sure the BLAS
-// itself is single-threaded (backend/native_blas.py).
+// Row-major c (m x n) = op(a) @ op(b) + beta * c, where op(a) is a (m x k) or, with
+// transpose_a, a^T for a stored (k x m), and op(b) is b (k x n) or, with transpose_b, b^T for
+// b stored (n x k). Leading dimensions are row strides in elements. Runs on the calling
+// thread as far as we are concerned: the caller makes sure the BLAS itself is
+// single-threaded (SingleThreadedBlas in blas.cpp).
 template <typename T>
-void gemm(bool transpose_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
-          const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const T* a,
+          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
 
 }  // namespace tg

@@ -13,23 +13,39 @@ import numpy as np
 import scipy.special
 
 
-def linear(x, weight, bias=None):
-    """x @ weight.T + bias for x (..., in) and weight (out, in); BLAS reads weight.T in place.
+def linear_on(gemm):
+    """The "linear" kernel with its product computed by `gemm` (np.matmul here; the native
+    extension's pool: backend/native_blas.py)."""
 
-    Leading dimensions are folded into the rows first: one (N*L, in) GEMM runs several times
-    faster than N small ones, which is what np.matmul does with a 3-D x.
-    """
-    out = _rows(x) @ weight.T
-    if bias is not None:
-        out += bias
-    return out.reshape(x.shape[:-1] + (weight.shape[0],))
+    def linear(x, weight, bias=None):
+        """x @ weight.T + bias for x (..., in) and weight (out, in); BLAS reads weight.T in
+        place.
+
+        Leading dimensions are folded into the rows first: one (N*L, in) GEMM runs several
+        times faster than N small ones, which is what np.matmul does with a 3-D x.
+        """
+        out = gemm(_rows(x), weight.T)
+        if bias is not None:
+            out += bias
+        return out.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    return linear
 
 
-def matmul(a, b):
-    """np.matmul, with a stack of matrices times one matrix folded into one GEMM (see linear)."""
-    if a.ndim > 2 and b.ndim == 2:
-        return (_rows(a) @ b).reshape(a.shape[:-1] + (b.shape[1],))
-    return np.matmul(a, b)
+def matmul_on(gemm):
+    """The "matmul" kernel with its products computed by `gemm` (as linear_on)."""
+
+    def matmul(a, b):
+        """np.matmul, with a stack of matrices times one matrix folded into one GEMM (see
+        linear)."""
+        if a.ndim > 2 and b.ndim == 2:
+            return gemm(_rows(a), b).reshape(a.shape[:-1] + (b.shape[1],))
+        return gemm(a, b)
+
+    return matmul
+
+
+linear, matmul = linear_on(np.matmul), matmul_on(np.matmul)
 
 
 def _rows(x):

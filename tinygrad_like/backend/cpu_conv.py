@@ -62,9 +62,9 @@ def _winograd_bytes(input_shape, out_hw, itemsize: int) -> int:
 
 
 def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im,
-                      winograd=None) -> dict:
-    """conv2d forward/backward kernels built on the given im2col/col2im (NumPy or native),
-    and on the given Winograd pieces if any: the transforms, named as in
+                      winograd=None, gemm=np.matmul) -> dict:
+    """conv2d forward/backward kernels built on the given im2col/col2im and GEMM (NumPy or
+    native), and on the given Winograd pieces if any: the transforms, named as in
     cpu_winograd.TRANSFORMS, and a "batched_gemm" like cpu_winograd.batched_gemm.
 
     With transforms, a 3x3 stride-1 convolution as large as WINOGRAD_LIMITS asks runs as
@@ -94,7 +94,7 @@ def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im
         filters = weight.reshape(k, -1)
         out = np.empty((x.shape[0], k, oh * ow), dtype=np.result_type(x, weight))
         for images in _image_chunks(x.shape, kernel, (oh, ow), x.itemsize):
-            product = filters @ im2col(x[images], kernel, stride, padding, dilation)
+            product = gemm(filters, im2col(x[images], kernel, stride, padding, dilation))
             # (K, B*OH*OW) -> NCHW, with the bias added in the same pass
             batch_major = product.reshape(k, -1, oh * ow).transpose(1, 0, 2)
             if bias is None:
@@ -140,7 +140,7 @@ def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im
         dx = np.empty(input_shape, dtype=grad.dtype)
         for images in _image_chunks(input_shape, kernel, (grad.shape[2], 1), grad.itemsize):
             chunk_shape = (images.stop - images.start,) + tuple(input_shape[1:])
-            dx[images] = col2im(filters_t @ _pixels_first(grad[images]), chunk_shape, kernel,
+            dx[images] = col2im(gemm(filters_t, _pixels_first(grad[images])), chunk_shape, kernel,
                                 stride, padding, dilation)
         return dx
 
@@ -155,7 +155,7 @@ def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im
         dweight_t = np.zeros((int(np.prod(weight_shape[1:])), k), dtype=grad.dtype)
         for images in _image_chunks(x.shape, kernel, (grad.shape[2], 1), x.itemsize):
             cols = im2col(x[images], kernel, stride, padding, dilation)
-            dweight_t += cols @ _pixels_first(grad[images]).T
+            dweight_t += gemm(cols, _pixels_first(grad[images]).T)
         return dweight_t.T.reshape(weight_shape)
 
     def _winograd_backward_weight(grad, x, weight_shape, padding):
@@ -203,7 +203,8 @@ def native_conv_kernels() -> dict:
     winograd = {name: getattr(native._C, f"winograd_{name}") for name in WINOGRAD_TRANSFORMS}
     winograd["batched_gemm"] = native_blas.batched_gemm
     kernels = make_conv_kernels(native_im2col(reference_conv.im2col),
-                                native_col2im(reference_conv.col2im), winograd)
+                                native_col2im(reference_conv.col2im), winograd,
+                                native_blas.matmul)
     for kernel in kernels.values():
         kernel.native_label = "_C Winograd/im2col+BLAS"  # for backend_info
     return kernels

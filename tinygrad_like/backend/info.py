@@ -63,7 +63,7 @@ def _native_status() -> str:
     info = native.build_info()
     return (f"native extension _C loaded ({info['threads']} threads, {info['isa']} build of "
             f"the kernels; this CPU runs {', '.join(native.cpu_isa_levels())}); "
-            f"Winograd GEMMs on {native_blas.status()}")
+            f"large GEMMs on {native_blas.status()}")
 
 
 def backend_info(devices=("cpu", "interp", "cuda"), print_table: bool = True) -> str:

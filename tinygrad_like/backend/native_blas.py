@@ -1,42 +1,45 @@
-"""GEMMs on the native extension's own threads: `batched_gemm`, for the Winograd convolution.
+"""GEMMs on the native extension's own threads: `matmul` for every large float GEMM of the
+"cpu" device, and `batched_gemm` for the Winograd convolution.
 
-The Winograd conv2d alternates native transforms, which run on `_C`'s worker pool, with 36
-GEMMs. Given to NumPy, the GEMMs run on NumPy's BLAS, which threads over a pool of its own
-whose idle threads spin for a while after each call; so two pools took turns on the same
-cores, each finding the other's threads still spinning, and the conv2d benchmark step ran
-well behind PyTorch's (docs/performance.md, "Winograd GEMMs on the native pool").
+Given to NumPy, a GEMM runs on NumPy's BLAS, which threads over a pool of its own whose idle
+threads spin for a while after each call. Two pools then take turns on the same cores, each
+finding the other's threads still spinning: ours after the Winograd transforms, and another
+library's after its own work (PyTorch's OpenMP team after its step; our spinning BLAS threads
+slowed PyTorch's step as much). The native pool's workers sleep between jobs, and a job's
+tasks are claimed one at a time, so a worker that lost its core costs its share and no more
+(docs/performance.md, "GEMMs on the native pool").
 
-`_C.batched_gemm` shares the batch out over `_C`'s pool, and each task calls BLAS for its
-matrix. That BLAS is SciPy's: `scipy.linalg.cython_blas` publishes Fortran sgemm and dgemm
-as function pointers for compiled code (the way Numba reaches BLAS too), so the extension
-links no BLAS of its own. It must not thread inside our tasks, so for the length of each
-call threadpoolctl keeps every BLAS library it finds in the process to one thread. (The
-pointers lead to SciPy's Cython wrappers, not into the library behind them, so which of
-the libraries is SciPy's is not known here; limiting NumPy's too costs nothing, as nothing
-calls it meanwhile, short of another Python thread running a GEMM of its own, which then
-runs on one thread.) Where SciPy or threadpoolctl is missing, or threadpoolctl finds no
-BLAS to limit, the GEMMs stay with NumPy (`cpu_winograd.batched_gemm`) and `status()` says
-why.
+`_C.matmul` cuts a GEMM into blocks of rows or columns and shares them out over `_C`'s pool,
+and `_C.batched_gemm` a batch of them; each task calls BLAS for its block. That BLAS is
+SciPy's: `scipy.linalg.cython_blas` publishes Fortran sgemm and dgemm as function pointers for
+compiled code (the way Numba reaches BLAS too), so the extension links no BLAS of its own. It
+must not thread inside our tasks, so for the length of each call `_C` keeps every OpenBLAS in
+the process to one thread, through the libraries' own openblas_set_num_threads, whose
+addresses threadpoolctl finds. (The pointers lead to SciPy's Cython wrappers, not into the
+library behind them, so which of the libraries is SciPy's is not known here; limiting
+NumPy's too costs nothing, as nothing calls it meanwhile, short of another Python thread
+running a GEMM of its own, which then runs on one thread.) Where SciPy or threadpoolctl is
+missing, or a BLAS in the process is not an OpenBLAS on its own threads (MKL, or OpenBLAS on
+OpenMP, whose counts are per thread), the GEMMs stay with NumPy and `status()` says why.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
-import threading
+import itertools
 
 import numpy as np
 
 from tinygrad_like.backend import cpu_winograd, native
 
-# One caller at a time sets the BLAS to one thread and back, so that two threads in here
-# cannot restore each other's settings out of order; _C's pool runs one job at a time anyway.
-_LIMIT_LOCK = threading.Lock()
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @functools.cache
 def _single_threaded_blas():
-    """(a threadpoolctl controller of the process's BLAS libraries, "") or (None, why not)."""
+    """(the BLAS libraries' descriptions, "") once _C has the BLAS and the libraries'
+    thread controls, or (None, why not)."""
     if not native.available():
         return None, f"tinygrad_like._C is not in use: {native.reason()}"
     try:
@@ -44,11 +47,29 @@ def _single_threaded_blas():
         from threadpoolctl import ThreadpoolController
     except ImportError as error:
         return None, f"no SciPy BLAS or threadpoolctl ({error})"
-    controller = ThreadpoolController().select(user_api="blas")
-    if not controller.lib_controllers:
+    libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+    if not libraries:
         return None, "threadpoolctl finds no BLAS library to keep to one thread"
-    native._C.set_blas(cython_blas.__pyx_capi__["sgemm"], cython_blas.__pyx_capi__["dgemm"])
-    return controller, ""
+    controls = []
+    for library in libraries:
+        if library.internal_api != "openblas" or library.threading_layer != "pthreads":
+            return None, (f"{library.internal_api} on {library.threading_layer} cannot be "
+                          "kept to one thread from the native pool")
+        controls.append((_address(library.dynlib, "openblas_set_num_threads"),
+                         _address(library.dynlib, "openblas_get_num_threads")))
+    native._C.set_blas(cython_blas.__pyx_capi__["sgemm"], cython_blas.__pyx_capi__["dgemm"],
+                       controls)
+    return [f"{library.internal_api} {library.version}" for library in libraries], ""
+
+
+def _address(dynlib, name: str) -> int:
+    """The address of OpenBLAS's function `name` in `dynlib`, under whichever of the names
+    the wheels give it (SciPy's and NumPy's builds prefix and suffix their symbols)."""
+    for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
+        function = getattr(dynlib, f"{prefix}{name}{suffix}", None)
+        if function is not None:
+            return ctypes.cast(function, ctypes.c_void_p).value
+    raise RuntimeError(f"native_blas: {dynlib._name} has no {name}")
 
 
 def available() -> bool:
@@ -56,13 +77,12 @@ def available() -> bool:
 
 
 def status() -> str:
-    """Where the Winograd GEMMs run, for tg.backend_info()."""
-    controller, why = _single_threaded_blas()
-    if controller is None:
+    """Where the large GEMMs run, for tg.backend_info()."""
+    libraries, why = _single_threaded_blas()
+    if libraries is None:
         return f"NumPy's matmul ({why})"
-    libraries = ", ".join(sorted({f"{info['internal_api']} {info['version']}"
-                                  for info in controller.info()}))
-    return f"_C's pool through SciPy's BLAS, single-threaded ({libraries} found)"
+    return (f"_C's pool through SciPy's BLAS, single-threaded "
+            f"({', '.join(sorted(set(libraries)))} found)")
 
 
 def batched_gemm(a, b, transpose_b=False, into=None):
@@ -71,10 +91,45 @@ def batched_gemm(a, b, transpose_b=False, into=None):
 
     Operands of one float32 or float64 dtype go to _C (into must be C-contiguous to be
     written there); anything else goes to cpu_winograd.batched_gemm."""
-    controller, _ = _single_threaded_blas()
-    if (controller is None or a.dtype not in _FLOATS or b.dtype != a.dtype
+    if (not available() or a.dtype not in _FLOATS or b.dtype != a.dtype
             or (into is not None and (into.dtype != a.dtype or not into.flags.c_contiguous))):
         return cpu_winograd.batched_gemm(a, b, transpose_b, into)
-    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
-    with _LIMIT_LOCK, controller.limit(limits=1):
-        return native._C.batched_gemm(a, b, transpose_b, into)
+    return native._C.batched_gemm(np.ascontiguousarray(a), np.ascontiguousarray(b),
+                                  transpose_b, into)
+
+
+# Below this many multiply-adds np.matmul takes the GEMM: OpenBLAS runs GEMMs this small on
+# the calling thread, so its pool never wakes, and NumPy's call costs less than ours.
+NATIVE_MATMUL_WORK = 1 << 18
+
+
+def matmul(a, b):
+    """np.matmul(a, b), with the large float32/float64 GEMMs on _C's pool (`_C.matmul`).
+
+    Two matrices, or stacks of them whose batch shapes are equal or one of them 1 (or 2-D),
+    of one float dtype and at least NATIVE_MATMUL_WORK multiply-adds go to _C; a transposed
+    view goes as its stored matrix with BLAS's trans flag. Everything else is np.matmul."""
+    if (a.ndim < 2 or b.ndim < 2 or max(a.ndim, b.ndim) > 3 or a.dtype not in _FLOATS
+            or b.dtype != a.dtype or not available()):
+        return np.matmul(a, b)
+    batch_a = a.shape[0] if a.ndim == 3 else 1
+    batch_b = b.shape[0] if b.ndim == 3 else 1
+    if (batch_a != batch_b and 1 not in (batch_a, batch_b)) or a.shape[-1] != b.shape[-2] \
+            or max(batch_a, batch_b) * a.shape[-2] * a.shape[-1] * b.shape[-1] \
+            < NATIVE_MATMUL_WORK:
+        return np.matmul(a, b)  # np.matmul names a shape mismatch itself
+    (stored_a, transpose_a), (stored_b, transpose_b) = _as_stored(a), _as_stored(b)
+    out = native._C.matmul(stored_a, stored_b, transpose_a, transpose_b)
+    return out if max(a.ndim, b.ndim) == 3 else out[0]
+
+
+def _as_stored(x):
+    """x as (C-contiguous stack of matrices, whether to transpose each): a transposed view
+    is read in place, anything else strided is copied."""
+    stack = x if x.ndim == 3 else x[None]
+    if stack.flags.c_contiguous:
+        return stack, False
+    transposed = stack.transpose(0, 2, 1)
+    if transposed.flags.c_contiguous:
+        return transposed, True
+    return np.ascontiguousarray(stack), False

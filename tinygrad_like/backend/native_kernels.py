@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from tinygrad_like.backend import cpu_attention, reference_rnn
+from tinygrad_like.backend import cpu, cpu_attention, native_blas, reference_rnn
 from tinygrad_like.backend.native import _C
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -371,7 +371,18 @@ def _adam_step(reference):
 # entry of backend/table.py -> wrapper factory (given the NumPy kernel it replaces); only
 # kernels that beat NumPy. make_kernels adds gru_sequence, built on these; conv2d's
 # native kernels are built in cpu_conv.py (native_conv_kernels).
+def _on_the_pool_gemm(make_kernel):
+    """cpu.linear_on / cpu.matmul_on with the large GEMMs on _C's pool (native_blas.py)."""
+    def make(reference):
+        kernel = make_kernel(native_blas.matmul)
+        kernel.native_label = "BLAS on _C's pool"  # for backend_info
+        return kernel
+    return make
+
+
 NATIVE = {
+    "matmul": _on_the_pool_gemm(cpu.matmul_on),
+    "linear": _on_the_pool_gemm(cpu.linear_on),
     "add": _binary("add"),
     "sub": _binary("sub"),
     "mul": _binary("mul"),
@@ -411,7 +422,8 @@ def make_kernels(reference: dict) -> dict:
         return {}
     kernels = {name: make(reference[name]) for name, make in NATIVE.items()}
     kernels.update(reference_rnn.make_sequence_kernels(kernels["gru_gates"],
-                                                       kernels["gru_gates_backward"]))
+                                                       kernels["gru_gates_backward"],
+                                                       native_blas.matmul))
     for kernel in kernels.values():
         kernel.native = True  # what tg.backend_info() reports
     return kernels

@@ -87,9 +87,10 @@ def _previous_states(h0, out, reverse: bool):
     return np.concatenate([h0[None], out[:-1]])
 
 
-def make_sequence_kernels(step=gru_gates, step_backward=gru_gates_backward) -> dict:
-    """gru_sequence and gru_sequence_backward built on the given one-step gate kernels (these
-    NumPy ones, or the native ones: backend/native_kernels.py)."""
+def make_sequence_kernels(step=gru_gates, step_backward=gru_gates_backward,
+                          gemm=np.matmul) -> dict:
+    """gru_sequence and gru_sequence_backward built on the given one-step gate kernels and
+    GEMM (these NumPy ones, or the native ones: backend/native_kernels.py)."""
 
     def gru_sequence(x_proj, h0, weight_hh, bias_hh, reverse: bool):
         """A whole GRU layer direction: x_proj (L, N, 3H), h0 (N, H) -> (out (L, N, H), saved).
@@ -102,7 +103,7 @@ def make_sequence_kernels(step=gru_gates, step_backward=gru_gates_backward) -> d
         gates = np.empty_like(h0, shape=(4, length) + h0.shape)  # r, z, n, h_n per step
         h = h0
         for t in (reversed(range(length)) if reverse else range(length)):
-            h_proj = h @ weight_hh.T
+            h_proj = gemm(h, weight_hh.T)
             if bias_hh is not None:
                 h_proj += bias_hh
             h, (r, z, n, h_n, _) = step(x_proj[t], h_proj, h)
@@ -125,9 +126,9 @@ def make_sequence_kernels(step=gru_gates, step_backward=gru_gates_backward) -> d
         for t in (range(length) if reverse else reversed(range(length))):
             step_saved = (gates[0, t], gates[1, t], gates[2, t], gates[3, t], previous[t])
             d_x_proj[t], d_h_proj[t], d_h_direct = step_backward(grad_out[t] + d_h, step_saved)
-            d_h = d_h_direct + d_h_proj[t] @ weight_hh
+            d_h = d_h_direct + gemm(d_h_proj[t], weight_hh)
         flat = d_h_proj.reshape(-1, d_h_proj.shape[-1])
-        d_weight = flat.T @ previous.reshape(-1, previous.shape[-1])
+        d_weight = gemm(flat.T, previous.reshape(-1, previous.shape[-1]))
         return d_x_proj, d_h, d_weight, flat.sum(axis=0)
 
     return {"gru_sequence": gru_sequence, "gru_sequence_backward": gru_sequence_backward}

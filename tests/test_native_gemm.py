@@ -1,0 +1,99 @@
+"""The "cpu" GEMMs on the native extension's pool (backend/native_blas.py `matmul`,
+kernels/cpu/blas.cpp) against np.matmul.
+
+Every large float32/float64 product of matmul, linear, the convolutions' im2col GEMMs and the
+GRU's recurrent step goes there: blocks of rows or columns shared out over _C's pool, a
+transposed operand read in place through BLAS's trans flag. The bound on the difference is
+the one a dot product of length k guarantees, k * eps * (|a| @ |b|) per element, so it
+holds whichever BLAS kernel or blocking a machine picks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinygrad_like.backend import cpu, get_backend, native, native_blas
+
+pytestmark = pytest.mark.skipif(not native_blas.available(), reason=native_blas.status())
+
+RNG = np.random.default_rng(11)
+
+
+def operand(shape, dtype, transposed: bool):
+    """A random matrix (stack) of `shape`, stored transposed (a view) when asked."""
+    if not transposed:
+        return RNG.standard_normal(shape).astype(dtype)
+    stored = RNG.standard_normal(shape[:-2] + shape[-2:][::-1]).astype(dtype)
+    return np.swapaxes(stored, -1, -2)
+
+
+def assert_gemm_close(ours, a, b):
+    exact = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    bound = np.matmul(np.abs(a).astype(np.float64), np.abs(b).astype(np.float64))
+    eps = np.finfo(a.dtype).eps
+    assert ours.shape == exact.shape and ours.dtype == a.dtype
+    assert np.all(np.abs(ours - exact) <= (a.shape[-1] + 2) * eps * bound)
+
+
+# (a shape, b shape): above and below the pool's threshold, cut by rows and by columns,
+# odd sizes, a batch, a batch broadcast from either side, and empty products
+SHAPES = [((300, 200), (200, 100)), ((40, 500), (500, 300)), ((9, 4000), (4000, 32)),
+          ((3, 130, 70), (3, 70, 90)), ((1, 130, 70), (4, 70, 90)), ((4, 130, 70), (70, 90)),
+          ((130, 70), (4, 70, 90)), ((7, 5), (5, 3)), ((300, 0), (0, 200)), ((0, 64), (64, 9))]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("a_shape, b_shape", SHAPES)
+@pytest.mark.parametrize("transpose_a, transpose_b", [(False, False), (True, False),
+                                                      (False, True), (True, True)])
+def test_matmul_on_the_pool_matches_numpy(dtype, a_shape, b_shape, transpose_a, transpose_b):
+    a, b = operand(a_shape, dtype, transpose_a), operand(b_shape, dtype, transpose_b)
+    assert_gemm_close(native_blas.matmul(a, b), a, b)
+
+
+def test_large_gemms_go_to_the_pool_and_small_ones_to_numpy(monkeypatch):
+    calls = []
+    run = native._C.matmul
+    monkeypatch.setattr(native._C, "matmul", lambda *args: calls.append(args) or run(*args))
+    big = operand((256, 256), np.float32, False)
+    native_blas.matmul(big, big.T)
+    (stored_a, stored_b, transpose_a, transpose_b), = calls
+    assert (transpose_a, transpose_b) == (False, True)  # b^T read in place, not copied
+    assert np.shares_memory(stored_b, big)
+    small = operand((8, 8), np.float32, False)
+    native_blas.matmul(small, small)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("a, b", [
+    (np.ones((300, 300), np.float32), np.ones((300, 300), np.float64)),  # mixed dtypes
+    (np.ones((300, 300), np.int64), np.ones((300, 300), np.int64)),  # integers
+    (np.ones(300, np.float32), np.ones((300, 300), np.float32)),  # a vector
+    (np.ones((2, 2, 300, 30), np.float32), np.ones((2, 2, 30, 300), np.float32)),  # 4-D
+])
+def test_what_the_pool_does_not_take_is_numpys(monkeypatch, a, b):
+    monkeypatch.setattr(native._C, "matmul", None)  # would fail if called
+    np.testing.assert_array_equal(native_blas.matmul(a, b), np.matmul(a, b))
+
+
+def test_a_shape_mismatch_is_numpys_error():
+    with pytest.raises(ValueError, match="matmul"):
+        native_blas.matmul(np.ones((300, 200), np.float32), np.ones((300, 200), np.float32))
+
+
+def test_the_native_c_call_names_itself_on_bad_shapes():
+    with pytest.raises(ValueError, match="matmul: the inner sizes differ"):
+        native._C.matmul(np.ones((1, 3, 4)), np.ones((1, 5, 6)))
+    with pytest.raises(ValueError, match="matmul: the batch sizes do not broadcast"):
+        native._C.matmul(np.ones((2, 3, 4)), np.ones((3, 4, 6)))
+
+
+def test_the_cpu_table_runs_matmul_and_linear_on_the_pool():
+    table = get_backend("cpu").kernels
+    for name in ("matmul", "linear"):
+        assert getattr(getattr(table, name), "native", False), name
+    x, weight = operand((64, 200), np.float32, False), operand((300, 200), np.float32, False)
+    bias = operand((300,), np.float32, False)
+    expected = cpu.linear(x, weight, bias)
+    np.testing.assert_allclose(table.linear(x, weight, bias), expected, rtol=1e-5, atol=1e-4)

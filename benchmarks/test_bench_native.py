@@ -111,16 +111,17 @@ WORKLOAD_KERNELS = {
     "elementwise": ("add", "mul", "sum"),
     "max_pool2d": ("max_pool2d", "max_pool2d_backward", "mul", "sum"),
     "attention": ("attention", "attention_backward", "mul", "sum"),
-    "mlp": ("adam_step", "cross_entropy", "cross_entropy_backward", "div", "relu",
-            "relu_backward", "sum"),
+    "mlp": ("adam_step", "cross_entropy", "cross_entropy_backward", "div", "linear", "matmul",
+            "relu", "relu_backward", "sum"),
     "cnn": ("adam_step", "conv2d", "conv2d_backward_input", "conv2d_backward_weight",
-            "cross_entropy", "cross_entropy_backward", "div", "max_pool2d",
+            "cross_entropy", "cross_entropy_backward", "div", "linear", "matmul", "max_pool2d",
             "max_pool2d_backward", "relu", "relu_backward", "sum"),
     "gru_lm": ("adam_step", "cross_entropy", "cross_entropy_backward", "div",
-               "embedding_backward", "gru_sequence", "gru_sequence_backward", "sum"),
+               "embedding_backward", "gru_sequence", "gru_sequence_backward", "linear",
+               "matmul", "sum"),
     "transformer": ("adam_step", "add", "attention", "attention_backward", "cross_entropy",
                     "cross_entropy_backward", "div", "embedding_backward", "layer_norm",
-                    "layer_norm_backward", "relu", "relu_backward", "sum"),
+                    "layer_norm_backward", "linear", "matmul", "relu", "relu_backward", "sum"),
 }
 # variant -> the kernels it is timed for. The workloads call - and / only on 16 floats or
 # NumPy scalars, which the native entries hand to NumPy, so their kernels never run there.

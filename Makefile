@@ -17,11 +17,16 @@ test: $(BIN)/activate
 demo: $(BIN)/activate
 	$(BIN)/tinygrad-like train cnn --plot runs/cnn_curves.png
 
-bench: $(BIN)/activate
-	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-group-by=group \
-		--benchmark-warmup=on --benchmark-warmup-iterations=20 \
-		--benchmark-columns=median,iqr,rounds --benchmark-json=benchmarks/results.json
-	$(BIN)/python benchmarks/report.py benchmarks/results.json > benchmarks/RESULTS.md
+$(VENV)/bench-extra: $(BIN)/activate pyproject.toml
+	$(BIN)/pip install --quiet -e ".[test,bench]"
+	touch $@
+
+# Every suite with all frameworks in one process, then the framework comparisons once per
+# framework in its own process, then all of them with 1 thread; benchmarks/RESULTS.md reports
+# each ratio in the three kinds of run (benchmarks/run_bench.py). About 10 minutes on a 2-core
+# machine. JAX comes with the bench extra; where it does not install, its cases are skipped.
+bench: $(VENV)/bench-extra
+	$(BIN)/python benchmarks/run_bench.py
 
 # On a machine with an NVIDIA GPU: installs what is missing, runs the cuda-marked tests and
 # the GPU benchmarks, writes benchmarks/gpu-report.md and .json (benchmarks/gpu_check.py).

@@ -1,10 +1,19 @@
-"""Markdown tables from a pytest-benchmark JSON file, one per benchmark group.
+"""Markdown tables from pytest-benchmark JSON files, one per benchmark group.
 
     python benchmarks/report.py benchmarks/results.json > benchmarks/RESULTS.md
+    python benchmarks/report.py benchmarks/results.json \\
+        --separate benchmarks/results-separate-*.json \\
+        --one-thread benchmarks/results-1-thread.json > benchmarks/RESULTS.md
 
-Each row is one framework (the test's `framework` parameter) with its median time, and
-the last column divides tinygrad_like's median by that row's: 3.0× means tinygrad_like
-takes three times as long. GFLOP/s and µs per op come from the tests' extra_info.
+The first file is the same-process run: every framework timed in one process. --separate
+takes the runs that each time one framework alone (BENCH_FRAMEWORKS), --one-thread the run
+with BENCH_THREADS=1; benchmarks/run_bench.py (`make bench`) writes all of them.
+
+Each row is one framework (the test's `framework` parameter) with its median time, and a
+ratio column divides tinygrad_like's median by that row's, within one kind of run: 3.0× means
+tinygrad_like takes three times as long. In the separate-process column both medians come
+from each framework's own process. GFLOP/s and µs per op come from the tests' extra_info. A
+summary table first gives every peer's three ratios per workload.
 
 The native-kernel cases (test_bench_native.py, whose extra_info names a kernel) go into one
 table at the end instead: each native kernel's median beside the NumPy kernel it replaces,
@@ -17,11 +26,18 @@ import argparse
 import json
 
 SUBJECT = "tinygrad_like"
-LABELS = {"tinygrad_like": "tinygrad_like", "torch": "PyTorch (CPU)", "numpy": "NumPy"}
+LABELS = {"tinygrad_like": "tinygrad_like", "torch": "PyTorch (CPU)", "numpy": "NumPy",
+          "jax": "JAX (CPU, jit)"}
 # extra_info keys worth a column: heading and format
 EXTRA_COLUMNS = {"gflop_per_s": ("GFLOP/s", "{:.1f}"), "us_per_op": ("µs per op", "{:.2f}"),
                  "tinygrad_like_peak_mib": ("tinygrad_like peak MiB", "{:.0f}"),
-                 "torch_peak_mib": ("PyTorch peak MiB", "{:.0f}")}
+                 "torch_peak_mib": ("PyTorch peak MiB", "{:.0f}"),
+                 "jax_peak_mib": ("JAX peak MiB", "{:.0f}")}
+SAME, SEPARATE, ONE_THREAD = "same process", "separate processes", "1 thread"
+# the runs beside the same-process one: their column headings
+OTHER_RUNS = {SEPARATE: "own process", ONE_THREAD: "1 thread"}
+
+Runs = dict[str, dict[str, dict[str, dict]]]  # kind of run -> group -> framework -> case
 
 
 def format_seconds(seconds: float) -> str:
@@ -35,30 +51,72 @@ def framework(bench: dict) -> str:
     return (bench.get("params") or {}).get("framework", bench["name"])
 
 
-def group_table(group: str, benches: list[dict]) -> list[str]:
-    medians = {framework(b): b["stats"]["median"] for b in benches}
-    subject = medians.get(SUBJECT)
+def ratio(cases: dict[str, dict], who: str) -> float | None:
+    """tinygrad_like's median ÷ `who`'s, within one run's cases of a group."""
+    if who == SUBJECT or SUBJECT not in cases or who not in cases:
+        return None
+    return cases[SUBJECT]["stats"]["median"] / cases[who]["stats"]["median"]
+
+
+def format_ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}×"
+
+
+def group_table(group: str, runs: Runs) -> list[str]:
+    same = runs[SAME][group]
+    others = [kind for kind in OTHER_RUNS if group in runs.get(kind, {})]
+    whos = list(same) + [who for kind in others for who in runs[kind][group] if who not in same]
+    benches = list(same.values())
     extras = [key for key in EXTRA_COLUMNS if any(key in b["extra_info"] for b in benches)]
     headings = (["framework", "median", "IQR", "rounds"]
                 + [EXTRA_COLUMNS[key][0] for key in extras] + [f"{SUBJECT} ÷ this"])
+    for kind in others:
+        headings += [f"median, {OTHER_RUNS[kind]}", f"÷ this, {OTHER_RUNS[kind]}"]
     lines = [f"### {group}", "", "| " + " | ".join(headings) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(headings) - 1)) + "|"]
-    for bench in benches:
-        who = framework(bench)
+    for who in dict.fromkeys(whos):
+        bench = same.get(who) or next(runs[kind][group][who] for kind in others
+                                      if who in runs[kind][group])
         label = LABELS.get(who, who)
         if "note" in bench["extra_info"]:
             label += f" ({bench['extra_info']['note']})"
-        stats = bench["stats"]
-        cells = [label, format_seconds(stats["median"]), format_seconds(stats["iqr"]),
-                 str(stats["rounds"])]
-        for key in extras:
-            value = bench["extra_info"].get(key)
-            cells.append("" if value is None else EXTRA_COLUMNS[key][1].format(value))
-        if who == SUBJECT or subject is None:
-            cells.append("—")
+        cells = [label]
+        if who in same:
+            stats = bench["stats"]
+            cells += [format_seconds(stats["median"]), format_seconds(stats["iqr"]),
+                      str(stats["rounds"])]
+            for key in extras:
+                value = bench["extra_info"].get(key)
+                cells.append("" if value is None else EXTRA_COLUMNS[key][1].format(value))
         else:
-            cells.append(f"{subject / stats['median']:.2f}×")
+            cells += [""] * (3 + len(extras))
+        cells.append(format_ratio(ratio(same, who)))
+        for kind in others:
+            case = runs[kind][group].get(who)
+            cells += ["" if case is None else format_seconds(case["stats"]["median"]),
+                      format_ratio(ratio(runs[kind][group], who))]
         lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def summary_table(runs: Runs) -> list[str]:
+    """Per workload and peer: tinygrad_like ÷ peer in each kind of run, in one cell."""
+    kinds = [SAME] + [kind for kind in OTHER_RUNS if runs.get(kind)]
+    peers = [who for who in LABELS if who != SUBJECT
+             and any(who in cases for cases in runs[SAME].values())]
+    lines = ["## tinygrad_like's time ÷ each peer's (lower is better)", "",
+             f"Each cell: {' / '.join(kinds)}; — where a run has no such case.", "",
+             "| workload | " + " | ".join(LABELS[who] for who in peers) + " |",
+             "|---|" + "---:|" * len(peers)]
+    for group, same in runs[SAME].items():
+        if SUBJECT not in same or len(same) < 2:
+            continue
+        cells = []
+        for who in peers:
+            values = [ratio(runs[kind].get(group, {}), who) for kind in kinds]
+            cells.append("" if who not in same else " / ".join(
+                "—" if value is None else f"{value:.2f}" for value in values))
+        lines.append(f"| {group} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -72,10 +130,23 @@ def machine_lines(data: dict) -> list[str]:
                 else "not set: OpenBLAS chose its kernels for this CPU")
     return [f"- run: {data['datetime']}, Python {info['python_version']}, {cpu}",
             f"- threads: {info.get('threads')} for PyTorch, NumPy's BLAS and tinygrad_like's "
-            f"native kernels ({pinned})",
-            f"- numpy {info.get('numpy')} ({blas}), torch {info.get('torch')}",
+            f"native kernels ({pinned}); JAX: {info.get('jax_threads', 'not run')}",
+            f"- numpy {info.get('numpy')} ({blas}), torch {info.get('torch', 'not loaded')}, "
+            f"jax {info.get('jax', 'not loaded')}",
             f"- OPENBLAS_CORETYPE {coretype}",
             f"- tinygrad_like's native kernels: {info.get('native_isa', 'not loaded')}", ""]
+
+
+def run_lines(kind: str, datasets: list[dict]) -> list[str]:
+    """One line saying how a kind of run beside the same-process one was made."""
+    infos = [data["machine_info"] for data in datasets]
+    who = ", ".join(", ".join(info.get("frameworks", [])) for info in infos)
+    threads = ", ".join(str(count) for count in sorted({info.get("threads") for info in infos}))
+    jax_threads = sorted({info["jax_threads"] for info in infos if "jax" in info})
+    jax_note = f"; JAX: {', '.join(jax_threads)}" if jax_threads else ""
+    layout = "one process each for" if kind == SEPARATE else "one process for"
+    return [f"- {kind}: {layout} {who}, {threads} threads{jax_note}, "
+            f"from {min(data['datetime'] for data in datasets)}"]
 
 
 def native_table(groups: dict[str, list[dict]]) -> list[str]:
@@ -94,26 +165,52 @@ def native_table(groups: dict[str, list[dict]]) -> list[str]:
     return lines + [""]
 
 
-def report(data: dict) -> str:
-    groups: dict[str, list[dict]] = {}
+def by_group(datasets: list[dict]) -> dict[str, dict[str, dict]]:
+    """group -> framework -> case, over the framework-comparison cases of the files."""
+    groups: dict[str, dict[str, dict]] = {}
+    for data in datasets:
+        for bench in data["benchmarks"]:
+            if "kernel" not in bench["extra_info"]:
+                groups.setdefault(bench["group"], {})[framework(bench)] = bench
+    return groups
+
+
+def report(data: dict, separate: list[dict] = (), one_thread: list[dict] = ()) -> str:
+    others = {SEPARATE: list(separate), ONE_THREAD: list(one_thread)}
+    runs: Runs = {SAME: by_group([data])}
+    runs.update({kind: by_group(datasets) for kind, datasets in others.items() if datasets})
     native_groups: dict[str, list[dict]] = {}
     for bench in data["benchmarks"]:
-        into = native_groups if "kernel" in bench["extra_info"] else groups
-        into.setdefault(bench["group"], []).append(bench)
+        if "kernel" in bench["extra_info"]:
+            native_groups.setdefault(bench["group"], []).append(bench)
     lines = ["# Benchmark results", ""] + machine_lines(data)
-    for name, benches in groups.items():
-        lines += group_table(name, benches)
+    if len(runs) > 1:
+        lines += [f"- {SAME}: every framework in one process (the figures above)"]
+        for kind, datasets in others.items():
+            lines += run_lines(kind, datasets) if datasets else []
+        lines += [""] + summary_table(runs)
+    for group in runs[SAME]:
+        lines += group_table(group, runs)
     if native_groups:
         lines += native_table(native_groups)
     return "\n".join(lines)
 
 
+def load(path: str) -> dict:
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", help="the file written by pytest --benchmark-json")
+    parser.add_argument("results", help="the same-process run's pytest --benchmark-json file")
+    parser.add_argument("--separate", nargs="*", default=[],
+                        help="files of the runs that each time one framework (BENCH_FRAMEWORKS)")
+    parser.add_argument("--one-thread", nargs="*", default=[],
+                        help="file(s) of the run with BENCH_THREADS=1")
     args = parser.parse_args()
-    with open(args.results, encoding="utf-8") as file:
-        print(report(json.load(file)))
+    print(report(load(args.results), [load(path) for path in args.separate],
+                 [load(path) for path in args.one_thread]))
 
 
 if __name__ == "__main__":

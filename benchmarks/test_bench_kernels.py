@@ -1,4 +1,4 @@
-"""The heavy CPU ops, each forward + backward, tinygrad_like beside PyTorch CPU (and NumPy).
+"""The heavy CPU ops, each forward + backward, tinygrad_like beside PyTorch CPU, JAX and NumPy.
 
 - conv2d: N=32, C=K=64, 32x32, 3x3, padding 1, float32; the loss is the sum of the output.
 - softmax: (4096, 1024) float32 along the last axis; loss = sum(softmax(x) * w) with a fixed
@@ -8,10 +8,14 @@
 - max_pool2d: 2x2 windows at stride 2 over (64, 32, 26, 26), the CNN step's first pooling.
 - causal attention: B=4, H=8, T=512, D=64 float32, loss = sum(out * w).
 - attention peak memory at T=2048: forward + backward run in a fresh process per framework,
-  and the growth of its peak resident set (Linux VmHWM, reset just before) is recorded (an un-tiled attention
-  stores B*H*T*T scores: 512 MiB here).
+  and the growth of its peak resident set (Linux VmHWM, reset just before) is recorded
+  (peak_memory.py; an un-tiled attention stores B*H*T*T scores: 512 MiB here).
 
-Each timed case is checked once, outside the timing, against a float64 PyTorch reference.
+Each loss function takes the array module (`lib`) and calls `functional(lib)`, so JAX runs
+the same function on jax.numpy (jax_workloads.py supplies its functional calls).
+Each timed case is checked once, outside the timing, against a float64 PyTorch reference; a
+process that does not load torch (BENCH_FRAMEWORKS without it) skips the check, and the
+same-process run of `make bench` checks them.
 """
 
 from __future__ import annotations
@@ -19,14 +23,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
+import frameworks
 import tinygrad_like as tg
 import tinygrad_like.nn.functional as F
-from test_bench_core import LIBRARIES, to_numpy
+from test_bench_core import library, to_numpy
 
 SEED = 7
 CONV = {"input": (32, 64, 32, 32), "weight": (64, 64, 3, 3), "padding": 1}
@@ -41,7 +46,10 @@ def _inputs(seed: int, *shapes) -> list[np.ndarray]:
 
 
 def functional(lib):
-    return F if lib is tg else torch.nn.functional
+    """torch.nn.functional's calls for `lib`: tinygrad_like's, torch's, or JAX's."""
+    if lib is tg:
+        return F
+    return lib.nn.functional if lib.__name__ == "torch" else frameworks.load("jax_workloads")
 
 
 def run_with_grads(lib, loss_fn, arrays):
@@ -58,14 +66,30 @@ def run_with_grads(lib, loss_fn, arrays):
     return run
 
 
-def reference(loss_fn, arrays) -> list[np.ndarray]:
+def timed_run(framework: str, loss_fn, arrays, constants=()):
+    """A call computing loss_fn(lib, *leaves, *constants) and its gradients with respect to
+    the leaves (made from `arrays`) in `framework`; returns loss and gradients."""
+    if framework == "jax":
+        return frameworks.load("jax_workloads").with_grads(loss_fn, arrays, constants)
+    lib = library(framework)
+    tensors = [lib.from_numpy(constant) for constant in constants]
+    return run_with_grads(lib, lambda lib, *leaves: loss_fn(lib, *leaves, *tensors), arrays)
+
+
+def reference(loss_fn, arrays, constants=()) -> list[np.ndarray] | None:
+    """loss and gradients in float64 torch, or None where this process does not load torch."""
+    torch = frameworks.reference_library()
+    if torch is None:
+        return None
     leaves = [torch.from_numpy(a.astype(np.float64)).requires_grad_() for a in arrays]
-    loss = loss_fn(torch, *leaves)
+    loss = loss_fn(torch, *leaves, *(torch.from_numpy(c) for c in constants))
     loss.backward()
     return [loss.detach().numpy()] + [leaf.grad.numpy() for leaf in leaves]
 
 
 def check(result, expected, rtol=2e-3) -> None:
+    if expected is None:  # no reference in this process: see the module's docstring
+        return
     for got, want in zip(result, expected, strict=True):
         np.testing.assert_allclose(to_numpy(got), want, rtol=rtol, atol=rtol * np.abs(want).max())
 
@@ -81,12 +105,12 @@ def conv_case():
     return arrays, reference(conv_loss, arrays)
 
 
-@pytest.mark.parametrize("framework", ("tinygrad_like", "torch"))
+@pytest.mark.parametrize("framework", frameworks.params("tinygrad_like", "torch", "jax"))
 def test_conv2d_forward_backward(benchmark, framework, conv_case):
     arrays, expected = conv_case
     n, c, h, w = CONV["input"]
     benchmark.group = f"conv2d N={n} C=K={c} {h}x{w} 3x3 pad 1 float32, fwd+bwd"
-    result = benchmark(run_with_grads(LIBRARIES[framework], conv_loss, arrays))
+    result = benchmark(timed_run(framework, conv_loss, arrays))
     check(result, expected)
 
 
@@ -105,11 +129,10 @@ def numpy_softmax_with_grad(x, weights):
 @pytest.fixture(scope="module")
 def softmax_case():
     x, weights = _inputs(SEED + 1, SOFTMAX_SHAPE, SOFTMAX_SHAPE)
-    expected = reference(lambda lib, x: softmax_loss(lib, x, torch.from_numpy(weights)), [x])
-    return x, weights, expected
+    return x, weights, reference(softmax_loss, [x], [weights])
 
 
-@pytest.mark.parametrize("framework", ("tinygrad_like", "torch", "numpy"))
+@pytest.mark.parametrize("framework", frameworks.params("tinygrad_like", "torch", "numpy", "jax"))
 def test_softmax_forward_backward(benchmark, framework, softmax_case):
     x, weights, expected = softmax_case
     benchmark.group = f"softmax {SOFTMAX_SHAPE[0]}x{SOFTMAX_SHAPE[1]} float32, fwd+bwd"
@@ -117,9 +140,7 @@ def test_softmax_forward_backward(benchmark, framework, softmax_case):
         benchmark.extra_info["note"] = "backward written by hand"
         result = benchmark(numpy_softmax_with_grad, x, weights)
     else:
-        lib = LIBRARIES[framework]
-        constant = lib.from_numpy(weights)
-        result = benchmark(run_with_grads(lib, lambda lib, x: softmax_loss(lib, x, constant), [x]))
+        result = benchmark(timed_run(framework, softmax_loss, [x], [weights]))
     check(result, expected)
 
 
@@ -141,7 +162,7 @@ def elementwise_case():
     return arrays, reference(elementwise_loss, arrays)
 
 
-@pytest.mark.parametrize("framework", ("tinygrad_like", "torch", "numpy"))
+@pytest.mark.parametrize("framework", frameworks.params("tinygrad_like", "torch", "numpy", "jax"))
 def test_elementwise_forward_backward(benchmark, framework, elementwise_case):
     arrays, expected = elementwise_case
     benchmark.group = (f"elementwise sum(a * b + a) {ELEMENTWISE_SHAPE[0]}x"
@@ -150,7 +171,7 @@ def test_elementwise_forward_backward(benchmark, framework, elementwise_case):
         benchmark.extra_info["note"] = "backward written by hand"
         result = benchmark(numpy_elementwise_with_grads, *arrays)
     else:
-        result = benchmark(run_with_grads(LIBRARIES[framework], elementwise_loss, arrays))
+        result = benchmark(timed_run(framework, elementwise_loss, arrays))
     check(result, expected)
 
 
@@ -165,17 +186,14 @@ def pool_loss(lib, x, weights):
 @pytest.fixture(scope="module")
 def pool_case():
     x, weights = _inputs(SEED + 4, POOL_INPUT, (POOL_INPUT[0], POOL_INPUT[1], 13, 13))
-    expected = reference(lambda lib, x: pool_loss(lib, x, torch.from_numpy(weights)), [x])
-    return x, weights, expected
+    return x, weights, reference(pool_loss, [x], [weights])
 
 
-@pytest.mark.parametrize("framework", ("tinygrad_like", "torch"))
+@pytest.mark.parametrize("framework", frameworks.params("tinygrad_like", "torch", "jax"))
 def test_max_pool2d_forward_backward(benchmark, framework, pool_case):
     x, weights, expected = pool_case
     benchmark.group = "max_pool2d 2x2 stride 2 on (64, 32, 26, 26) float32, fwd+bwd"
-    lib = LIBRARIES[framework]
-    constant = lib.from_numpy(weights)
-    result = benchmark(run_with_grads(lib, lambda lib, x: pool_loss(lib, x, constant), [x]))
+    result = benchmark(timed_run(framework, pool_loss, [x], [weights]))
     check(result, expected)
 
 
@@ -193,64 +211,38 @@ def attention_loss(lib, q, k, v, weights):
 def attention_case():
     shape = attention_shape(ATTENTION["length"])
     q, k, v, weights = _inputs(SEED + 2, shape, shape, shape, shape)
-    expected = reference(
-        lambda lib, q, k, v: attention_loss(lib, q, k, v, torch.from_numpy(weights)), [q, k, v])
-    return (q, k, v), weights, expected
+    return (q, k, v), weights, reference(attention_loss, [q, k, v], [weights])
 
 
-@pytest.mark.parametrize("framework", ("tinygrad_like", "torch"))
+@pytest.mark.parametrize("framework", frameworks.params("tinygrad_like", "torch", "jax"))
 def test_causal_attention_forward_backward(benchmark, framework, attention_case):
     arrays, weights, expected = attention_case
     b, h, t, d = attention_shape(ATTENTION["length"])
     benchmark.group = f"causal attention B={b} H={h} T={t} D={d} float32, fwd+bwd"
-    lib = LIBRARIES[framework]
-    constant = lib.from_numpy(weights)
-    loss = lambda lib, q, k, v: attention_loss(lib, q, k, v, constant)  # noqa: E731
-    result = benchmark(run_with_grads(lib, loss, arrays))
+    result = benchmark(timed_run(framework, attention_loss, arrays, [weights]))
     check(result, expected)
 
 
-PEAK_MEMORY_SCRIPT = """
-import json, sys
-import numpy as np
-
-def status_kib(field):
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(field))
-
-framework, shape = sys.argv[1], tuple(json.loads(sys.argv[2]))
-if framework == "torch":
-    import torch as lib
-else:
-    import tinygrad_like as lib
-attention = lib.nn.functional.scaled_dot_product_attention
-rng = np.random.default_rng(0)
-leaves = [lib.from_numpy(rng.standard_normal(shape, dtype=np.float32)).requires_grad_()
-          for _ in range(3)]
-grad = lib.from_numpy(rng.standard_normal(shape, dtype=np.float32))
-with open("/proc/self/clear_refs", "w") as clear:
-    clear.write("5")  # reset the peak resident set (VmHWM) to the current one
-before = status_kib("VmRSS:")
-out = attention(*leaves, is_causal=True)
-out.backward(grad)
-print(json.dumps({"peak_growth_mib": (status_kib("VmHWM:") - before) / 1024}))
-"""
-
-
 def peak_memory_growth_mib(framework: str, shape: tuple) -> float:
-    """Growth of a fresh process's peak resident set over one fwd+bwd (Linux VmHWM, reset first)."""
-    completed = subprocess.run([sys.executable, "-c", PEAK_MEMORY_SCRIPT, framework,
-                                json.dumps(shape)], capture_output=True, text=True, check=True)
+    """Growth of a fresh process's peak resident set over one fwd+bwd (peak_memory.py)."""
+    script = Path(__file__).with_name("peak_memory.py")
+    completed = subprocess.run([sys.executable, str(script), framework, json.dumps(shape)],
+                               capture_output=True, text=True, check=True)
     return json.loads(completed.stdout)["peak_growth_mib"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+@pytest.mark.skipif(frameworks.isolated(), reason="each framework is measured in a fresh "
+                    "process already, by the run that names no BENCH_FRAMEWORKS")
 def test_attention_peak_memory(benchmark):
-    """Not a timing: records both frameworks' peak memory for the README (see report.py)."""
+    """Not a timing: records each framework's peak memory for the README (see report.py)."""
     shape = attention_shape(MEMORY_LENGTH)
     benchmark.group = f"causal attention T={MEMORY_LENGTH} peak memory (fwd+bwd)"
-    growth = {framework: peak_memory_growth_mib(framework, shape)
-              for framework in ("tinygrad_like", "torch")}
+    # JAX's program holds the whole score matrix and takes many seconds to compile and run, so
+    # it is measured when timing (`make bench`), not in the quick --benchmark-disable check
+    with_jax = frameworks.installed("jax") and not benchmark.disabled
+    measured = ["tinygrad_like", "torch"] + (["jax"] if with_jax else [])
+    growth = {framework: peak_memory_growth_mib(framework, shape) for framework in measured}
     benchmark.extra_info.update({f"{name}_peak_mib": mib for name, mib in growth.items()})
     benchmark.pedantic(lambda: None, rounds=1)
     scores_mib = np.prod(shape[:3]) * shape[2] * 4 / 2**20

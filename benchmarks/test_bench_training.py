@@ -1,8 +1,10 @@
-"""One training step (zero_grad, forward, backward, optimizer step), tinygrad_like vs PyTorch.
+"""One training step (zero_grad, forward, backward, optimizer step): tinygrad_like, PyTorch, JAX.
 
 Each model is written once against the API the two libraries share and built with
-`lib` = tinygrad_like or torch, so both run the same architecture on the same data.
-NumPy has no autograd or optimizers, so it is no fair floor here and is left out.
+`lib` = tinygrad_like or torch, so both run the same architecture on the same data. JAX runs
+the same architectures, batches and optimizer settings written in plain JAX, one jitted step
+(jax_workloads.py). NumPy has no autograd or optimizers, so it is no fair floor here and is
+left out.
 
 - MLP 784-256-10, batch 128, Adam
 - CNN (Conv 32 3x3, pool, Conv 64 3x3, pool, Dense 64, Dense 10), batch 64 of 1x28x28, Adam
@@ -17,11 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-import tinygrad_like as tg
+import frameworks
+from test_bench_core import library
 
-LIBRARIES = {"tinygrad_like": tg, "torch": torch}
+FRAMEWORKS = ("tinygrad_like", "torch", "jax")
 
 
 def mlp(lib):
@@ -64,7 +66,7 @@ def transformer(lib):
             super().__init__()
             self.embed = nn.Embedding(100, 128)
             layer = nn.TransformerEncoderLayer(128, 4, 512, dropout=0.0, batch_first=True)
-            extra = {"enable_nested_tensor": False} if lib is torch else {}
+            extra = {"enable_nested_tensor": False} if lib.__name__ == "torch" else {}
             self.encoder = nn.TransformerEncoder(layer, 2, **extra)
             self.head = nn.Linear(128, 100)
 
@@ -93,10 +95,14 @@ WORKLOADS = {"mlp": (mlp, "Adam", {"lr": 1e-3}), "cnn": (cnn, "Adam", {"lr": 1e-
 
 def make_step(framework: str, workload: str, build=None, optimizer_spec=None):
     """The workload's training step; `build` (a model builder) and `optimizer_spec` ((name,
-    options)) replace its own, keeping its batch (test_bench_native.py's variants)."""
-    lib = LIBRARIES[framework]
+    options)) replace its own, keeping its batch (test_bench_native.py's variants); JAX runs
+    the workload's own model (jax_workloads.MODELS)."""
     default_build, *default_spec = WORKLOADS[workload]
     optimizer_name, options = optimizer_spec or default_spec
+    if framework == "jax":
+        return frameworks.load("jax_workloads").make_step(
+            workload, optimizer_name, options, *batch(workload, np.random.default_rng(0)))
+    lib = library(framework)
     lib.manual_seed(0)
     model = (build or default_build)(lib)
     optimizer = getattr(lib.optim, optimizer_name)(model.parameters(), **options)
@@ -112,7 +118,7 @@ def make_step(framework: str, workload: str, build=None, optimizer_spec=None):
     return step
 
 
-@pytest.mark.parametrize("framework", list(LIBRARIES))
+@pytest.mark.parametrize("framework", frameworks.params(*FRAMEWORKS))
 @pytest.mark.parametrize("workload", list(WORKLOADS))
 def test_training_step(benchmark, framework, workload):
     step = make_step(framework, workload)

@@ -23,10 +23,12 @@ $(VENV)/bench-extra: $(BIN)/activate pyproject.toml
 
 # Every suite with all frameworks in one process, then the framework comparisons once per
 # framework in its own process, then all of them with 1 thread; benchmarks/RESULTS.md reports
-# each ratio in the three kinds of run (benchmarks/run_bench.py). About 10 minutes on a 2-core
+# each ratio in the three kinds of run (benchmarks/run_bench.py). Then the scaling curves,
+# benchmarks/plots/*.png (benchmarks/scaling.py). About 10 and 5 minutes on a 2-core
 # machine. JAX comes with the bench extra; where it does not install, its cases are skipped.
 bench: $(VENV)/bench-extra
 	$(BIN)/python benchmarks/run_bench.py
+	$(BIN)/python benchmarks/scaling.py
 
 # On a machine with an NVIDIA GPU: installs what is missing, runs the cuda-marked tests and
 # the GPU benchmarks, writes benchmarks/gpu-report.md and .json (benchmarks/gpu_check.py).

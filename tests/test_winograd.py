@@ -165,16 +165,14 @@ def test_batched_gemm_matches_numpy(dtype, batch, m, k, n, transpose_b):
 def recorded_thread_controls():
     """_C given thread controls that record their calls (a library at 3 threads), in place of
     the BLAS libraries' own; the real ones are handed back afterwards."""
-    from scipy.linalg import cython_blas
-
     assert native_blas.available(), native_blas.status()
     calls, counts = [], [3]
     get_count = ctypes.CFUNCTYPE(ctypes.c_int)(lambda: calls.append("get") or counts[0])
     set_count = ctypes.CFUNCTYPE(None, ctypes.c_int)(
         lambda threads: calls.append(("set", threads)) or counts.__setitem__(0, threads))
     address = functools.partial(ctypes.cast, typ=ctypes.c_void_p)
-    native._C.set_blas(cython_blas.__pyx_capi__["sgemm"], cython_blas.__pyx_capi__["dgemm"],
-                       [(address(set_count).value, address(get_count).value)])
+    sgemm, dgemm, ilp64, _ = native_blas._scipy_gemms()
+    native._C.set_blas(sgemm, dgemm, ilp64, [(address(set_count).value, address(get_count).value)])
     yield calls
     native_blas._single_threaded_blas.cache_clear()
     assert native_blas.available()  # the real controls again

@@ -13,26 +13,20 @@
 namespace tg {
 namespace {
 
-// Fortran BLAS: every argument by pointer, column-major matrices
-template <typename T>
-using FortranGemm = void (*)(const char* transa, const char* transb, const int* m, const int* n,
-                             const int* k, const T* alpha, const T* a, const int* lda,
-                             const T* b, const int* ldb, const T* beta, T* c, const int* ldc);
+// Fortran BLAS: every argument by pointer, column-major matrices. `Int` is the library's
+// integer: int, or int64_t in an ILP64 build such as NumPy's OpenBLAS.
+template <typename T, typename Int>
+using FortranGemm = void (*)(const char* transa, const char* transb, const Int* m, const Int* n,
+                             const Int* k, const T* alpha, const T* a, const Int* lda,
+                             const T* b, const Int* ldb, const T* beta, T* c, const Int* ldc);
 
-FortranGemm<float> g_sgemm = nullptr;
-FortranGemm<double> g_dgemm = nullptr;
+void* g_sgemm = nullptr;
+void* g_dgemm = nullptr;
+bool g_ilp64 = false;
 
-template <typename T>
-FortranGemm<T> fortran_gemm() {
-    if constexpr (std::is_same_v<T, float>) return g_sgemm;
-    else return g_dgemm;
-}
-
-void* capsule_pointer(const py::capsule& capsule) {
-    // Cython names its capsules by the C signature, so ask the capsule for its own name
-    void* pointer = PyCapsule_GetPointer(capsule.ptr(), PyCapsule_GetName(capsule.ptr()));
-    if (!pointer) throw py::error_already_set();
-    return pointer;
+template <typename T, typename Int>
+FortranGemm<T, Int> fortran_gemm() {
+    return reinterpret_cast<FortranGemm<T, Int>>(std::is_same_v<T, float> ? g_sgemm : g_dgemm);
 }
 
 // Each OpenBLAS in the process as its (openblas_set_num_threads, openblas_get_num_threads).
@@ -43,10 +37,11 @@ using GetThreads = int (*)();
 std::vector<std::pair<SetThreads, GetThreads>> g_thread_controls;
 std::mutex g_blas_threads_mutex;  // one caller at a time sets the counts and restores them
 
-void set_blas(const py::capsule& sgemm, const py::capsule& dgemm,
+void set_blas(uintptr_t sgemm, uintptr_t dgemm, bool ilp64,
               const std::vector<std::pair<uintptr_t, uintptr_t>>& thread_controls) {
-    g_sgemm = reinterpret_cast<FortranGemm<float>>(capsule_pointer(sgemm));
-    g_dgemm = reinterpret_cast<FortranGemm<double>>(capsule_pointer(dgemm));
+    g_sgemm = reinterpret_cast<void*>(sgemm);
+    g_dgemm = reinterpret_cast<void*>(dgemm);
+    g_ilp64 = ilp64;
     g_thread_controls.clear();
     for (const auto& [set, get] : thread_controls) {
         g_thread_controls.emplace_back(reinterpret_cast<SetThreads>(set),
@@ -155,12 +150,15 @@ carray<T> matmul(carray<T> a, carray<T> b, bool transpose_a, bool transpose_b) {
     const int64_t lda = transpose_a ? m : k, ldb = transpose_b ? k : n;
     const bool by_rows = m >= n;
     const int64_t extent = by_rows ? m : n;
-    // blocks of at least 16 rows or columns: below that a GEMM call spends its time packing
+    // One block per thread, not the pool's usual kRangesPerThread: every block repacks the
+    // operand it shares with the others, and more, smaller blocks measured slower on every
+    // GEMM of the training benchmarks (docs/performance.md, "GEMMs on the native pool").
+    // A block has at least 16 rows or columns: below that a GEMM call spends its time packing.
     const int64_t work = batch * m * n * k;
     const bool shared_out = work >= kGemmParallelWork;
     const int64_t blocks =
-        shared_out ? std::clamp<int64_t>((kRangesPerThread * num_threads() + batch - 1) / batch,
-                                         1, std::max<int64_t>(1, extent / 16))
+        shared_out ? std::clamp<int64_t>((num_threads() + batch - 1) / batch, 1,
+                                         std::max<int64_t>(1, extent / 16))
                    : 1;
     py::gil_scoped_release release;
     SingleThreadedBlas single_threaded;
@@ -190,17 +188,28 @@ carray<T> matmul(carray<T> a, carray<T> b, bool transpose_a, bool transpose_b) {
 
 bool has_blas() { return g_sgemm && g_dgemm; }
 
+namespace {
+
+template <typename T, typename Int>
+void fortran_call(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
+                  const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+    // A row-major matrix is its transpose in column-major order, so row-major c = a op(b)
+    // is column-major c^T = op(b)^T a^T: the operands swap places and keep their strides.
+    const Int rows = Int(n), cols = Int(m), inner = Int(k);
+    const Int ld_first = Int(ldb), ld_second = Int(lda), ld_out = Int(ldc);
+    const char trans_first = transpose_b ? 'T' : 'N', trans_second = transpose_a ? 'T' : 'N';
+    const T one = T(1);
+    fortran_gemm<T, Int>()(&trans_first, &trans_second, &rows, &cols, &inner, &one, b,
+                           &ld_first, a, &ld_second, &beta, c, &ld_out);
+}
+
+}  // namespace
+
 template <typename T>
 void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const T* a,
           int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-    // A row-major matrix is its transpose in column-major order, so row-major c = a op(b)
-    // is column-major c^T = op(b)^T a^T: the operands swap places and keep their strides.
-    const int rows = int(n), cols = int(m), inner = int(k);
-    const int ld_first = int(ldb), ld_second = int(lda), ld_out = int(ldc);
-    const char trans_first = transpose_b ? 'T' : 'N', trans_second = transpose_a ? 'T' : 'N';
-    const T one = T(1);
-    fortran_gemm<T>()(&trans_first, &trans_second, &rows, &cols, &inner, &one, b, &ld_first, a,
-                      &ld_second, &beta, c, &ld_out);
+    (g_ilp64 ? fortran_call<T, int64_t> : fortran_call<T, int>)(
+        transpose_a, transpose_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t,
@@ -224,11 +233,11 @@ void register_batched_gemm(py::module_& m) {
 }  // namespace
 
 void register_blas(py::module_& m) {
-    m.def("set_blas", &tg::set_blas, py::arg("sgemm"), py::arg("dgemm"),
+    m.def("set_blas", &tg::set_blas, py::arg("sgemm"), py::arg("dgemm"), py::arg("ilp64"),
           py::arg("thread_controls"),
-          "The Fortran sgemm and dgemm that batched_gemm and matmul call, as the PyCapsules "
-          "of scipy.linalg.cython_blas.__pyx_capi__, and the addresses of each BLAS "
-          "library's (openblas_set_num_threads, openblas_get_num_threads)");
+          "The addresses of the Fortran sgemm and dgemm that batched_gemm and matmul call, "
+          "whether their integers are 64-bit, and the addresses of each BLAS library's "
+          "(openblas_set_num_threads, openblas_get_num_threads)");
     m.def("has_blas", &tg::has_blas);
     register_batched_gemm<float>(m);
     register_batched_gemm<double>(m);

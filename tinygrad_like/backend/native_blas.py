@@ -10,17 +10,16 @@ tasks are claimed one at a time, so a worker that lost its core costs its share 
 (docs/performance.md, "GEMMs on the native pool").
 
 `_C.matmul` cuts a GEMM into blocks of rows or columns and shares them out over `_C`'s pool,
-and `_C.batched_gemm` a batch of them; each task calls BLAS for its block. That BLAS is
-SciPy's: `scipy.linalg.cython_blas` publishes Fortran sgemm and dgemm as function pointers for
-compiled code (the way Numba reaches BLAS too), so the extension links no BLAS of its own. It
-must not thread inside our tasks, so for the length of each call `_C` keeps every OpenBLAS in
-the process to one thread, through the libraries' own openblas_set_num_threads, whose
-addresses threadpoolctl finds. (The pointers lead to SciPy's Cython wrappers, not into the
-library behind them, so which of the libraries is SciPy's is not known here; limiting
-NumPy's too costs nothing, as nothing calls it meanwhile, short of another Python thread
-running a GEMM of its own, which then runs on one thread.) Where SciPy or threadpoolctl is
-missing, or a BLAS in the process is not an OpenBLAS on its own threads (MKL, or OpenBLAS on
-OpenMP, whose counts are per thread), the GEMMs stay with NumPy and `status()` says why.
+and `_C.batched_gemm` a batch of them; each task calls BLAS's Fortran sgemm/dgemm for its
+block. The extension links no BLAS of its own: it is handed the routines' addresses, from
+the OpenBLAS NumPy's wheel bundles (the library np.matmul itself calls) or, where NumPy has
+no such library, from SciPy's `scipy.linalg.cython_blas`, which publishes them for compiled
+code (the way Numba reaches BLAS too). BLAS must not thread inside our tasks, so for the
+length of each call `_C` keeps every OpenBLAS in the process to one thread, through the
+libraries' own openblas_set_num_threads, whose addresses threadpoolctl finds. (Another
+Python thread running a GEMM of its own meanwhile runs it on one thread.) Where threadpoolctl
+is missing, or a BLAS in the process is not an OpenBLAS on its own threads (MKL, or OpenBLAS
+on OpenMP, whose counts are per thread), the GEMMs stay with NumPy and `status()` says why.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import itertools
+from pathlib import Path
 
 import numpy as np
 
@@ -38,15 +38,14 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 @functools.cache
 def _single_threaded_blas():
-    """(the BLAS libraries' descriptions, "") once _C has the BLAS and the libraries'
-    thread controls, or (None, why not)."""
+    """(where the GEMMs run, in words, "") once _C has the BLAS routines and every BLAS
+    library's thread controls, or (None, why not)."""
     if not native.available():
         return None, f"tinygrad_like._C is not in use: {native.reason()}"
     try:
-        from scipy.linalg import cython_blas
         from threadpoolctl import ThreadpoolController
     except ImportError as error:
-        return None, f"no SciPy BLAS or threadpoolctl ({error})"
+        return None, f"no threadpoolctl ({error})"
     libraries = ThreadpoolController().select(user_api="blas").lib_controllers
     if not libraries:
         return None, "threadpoolctl finds no BLAS library to keep to one thread"
@@ -57,19 +56,66 @@ def _single_threaded_blas():
                           "kept to one thread from the native pool")
         controls.append((_address(library.dynlib, "openblas_set_num_threads"),
                          _address(library.dynlib, "openblas_get_num_threads")))
-    native._C.set_blas(cython_blas.__pyx_capi__["sgemm"], cython_blas.__pyx_capi__["dgemm"],
-                       controls)
-    return [f"{library.internal_api} {library.version}" for library in libraries], ""
+    routines = _numpy_gemms(libraries) or _scipy_gemms()
+    if routines is None:
+        return None, "neither NumPy's OpenBLAS nor SciPy publishes sgemm and dgemm"
+    sgemm, dgemm, ilp64, where = routines
+    native._C.set_blas(sgemm, dgemm, ilp64, controls)
+    found = ", ".join(sorted({f"{lib.internal_api} {lib.version}" for lib in libraries}))
+    return f"{where}, single-threaded ({found} found)", ""
 
 
-def _address(dynlib, name: str) -> int:
-    """The address of OpenBLAS's function `name` in `dynlib`, under whichever of the names
-    the wheels give it (SciPy's and NumPy's builds prefix and suffix their symbols)."""
+def _numpy_gemms(libraries):
+    """(sgemm, dgemm, ilp64, "NumPy's OpenBLAS") from the OpenBLAS that np.matmul calls, the
+    library in NumPy's own folder (the wheels bundle it), or None where there is none.
+
+    NumPy's wheels carry a newer OpenBLAS than SciPy's, and it ran the benchmarks' GEMMs
+    up to a quarter faster (docs/performance.md, "GEMMs on the native pool")."""
+    numpy_home = Path(np.__file__).resolve().parent
+    for library in libraries:
+        path = Path(library.filepath).resolve()
+        if path.parent.name != "numpy.libs" and numpy_home not in path.parents:
+            continue
+        try:
+            sgemm, dgemm = (_address(library.dynlib, name) for name in ("sgemm_", "dgemm_"))
+        except RuntimeError:
+            return None
+        config = _function(library.dynlib, "openblas_get_config")
+        config.restype = ctypes.c_char_p
+        return sgemm, dgemm, b"USE64BITINT" in config(), "NumPy's OpenBLAS on _C's pool"
+    return None
+
+
+def _scipy_gemms():
+    """(sgemm, dgemm, False, "SciPy's BLAS") from `scipy.linalg.cython_blas`, which publishes
+    Fortran sgemm and dgemm (32-bit integers) for compiled code, or None without SciPy."""
+    try:
+        from scipy.linalg import cython_blas
+    except ImportError:
+        return None
+    get_name = ctypes.pythonapi.PyCapsule_GetName
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object,
+                                                                   ctypes.c_char_p]
+    # Cython names its capsules by the C signature, so each is asked for its own name
+    sgemm, dgemm = (get_pointer(capsule, get_name(capsule)) for capsule in
+                    (cython_blas.__pyx_capi__["sgemm"], cython_blas.__pyx_capi__["dgemm"]))
+    return sgemm, dgemm, False, "SciPy's BLAS on _C's pool"
+
+
+def _function(dynlib, name: str):
+    """OpenBLAS's function `name` in `dynlib`, under whichever of the names the wheels give
+    it (SciPy's and NumPy's builds prefix and suffix their symbols)."""
     for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
         function = getattr(dynlib, f"{prefix}{name}{suffix}", None)
         if function is not None:
-            return ctypes.cast(function, ctypes.c_void_p).value
+            return function
     raise RuntimeError(f"native_blas: {dynlib._name} has no {name}")
+
+
+def _address(dynlib, name: str) -> int:
+    return ctypes.cast(_function(dynlib, name), ctypes.c_void_p).value
 
 
 def available() -> bool:
@@ -78,11 +124,8 @@ def available() -> bool:
 
 def status() -> str:
     """Where the large GEMMs run, for tg.backend_info()."""
-    libraries, why = _single_threaded_blas()
-    if libraries is None:
-        return f"NumPy's matmul ({why})"
-    return (f"_C's pool through SciPy's BLAS, single-threaded "
-            f"({', '.join(sorted(set(libraries)))} found)")
+    where, why = _single_threaded_blas()
+    return f"NumPy's matmul ({why})" if where is None else where
 
 
 def batched_gemm(a, b, transpose_b=False, into=None):

@@ -41,6 +41,10 @@ MATMUL_SIZE = 1024
 PEER_SUITES = ("test_bench_core.py", "test_bench_kernels.py", "test_bench_training.py")
 
 
+def pytest_configure(config):
+    frameworks.confine_to_bench_threads()  # before any framework starts a thread
+
+
 def pytest_ignore_collect(collection_path, config):
     if frameworks.isolated() and collection_path.name.startswith("test_bench_"):
         return collection_path.name not in PEER_SUITES or None

@@ -55,6 +55,22 @@ def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def confine_to_bench_threads() -> None:
+    """Keep every thread of this process, and every thread it starts later, to the first
+    BENCH_THREADS of its CPUs when that is fewer than it may use. The pools that take a
+    thread count are set to it as well (conftest.py), but XLA's CPU client sizes its own
+    pool from the CPUs it may use and has no flag for another count: without this, JAX's
+    "1 thread" run ran its matmuls on both cores."""
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if bench_threads() >= len(cpus):
+        return
+    confined = set(cpus[:bench_threads()])
+    for thread in os.listdir("/proc/self/task"):  # threads already started keep their own mask
+        os.sched_setaffinity(int(thread), confined)
+
+
 def xla_thread_flags() -> str:
     """The XLA_FLAGS that give XLA BENCH_THREADS threads, as far as XLA allows."""
     return XLA_ONE_THREAD if bench_threads() == 1 else ""
@@ -65,7 +81,7 @@ def xla_threads_applied() -> str:
     if not loaded("jax"):
         return "jax not loaded"
     if XLA_ONE_THREAD in os.environ.get("XLA_FLAGS", ""):
-        return f"1 ({XLA_ONE_THREAD})"
+        return f"1 ({XLA_ONE_THREAD}, on {available_cpus()} CPU)"
     cpus = available_cpus()
     pinned = "" if cpus == bench_threads() else f", NOT {bench_threads()}: XLA has no flag"
     return f"{cpus} (XLA's default: the CPUs this process may use{pinned})"

@@ -58,7 +58,8 @@ FULL = {
                   "memory_lengths": [256, 512, 1024, 2048, 4096, 8192]},
     "conv2d": {"channels": _powers_of_two_and_midpoints(8, 256)},
     "training": {"batch_sizes": [8, 16, 32, 64, 128, 256, 512]},
-    "timing": Timing(repeats=7, min_repeats=3, point_budget_s=2.0, min_sample_s=0.005),
+    "timing": Timing(repeats=7, min_repeats=3, point_budget_s=2.0, min_sample_s=0.005,
+                     warmup_s=0.5),
     "bandwidth_bytes": 2**27,  # four times a 32 MiB L3, so the copy streams from memory
     "bandwidth_repeats": 5,
 }
@@ -66,7 +67,8 @@ QUICK = {
     "per_op": {"sizes": [1, 100]}, "matmul": {"sizes": [32, 64]},
     "attention": {"lengths": [64, 128], "memory_lengths": [128]},
     "conv2d": {"channels": [4]}, "training": {"batch_sizes": [4]},
-    "timing": Timing(repeats=1, min_repeats=1, point_budget_s=0.0, min_sample_s=0.0),
+    "timing": Timing(repeats=1, min_repeats=1, point_budget_s=0.0, min_sample_s=0.0,
+                     warmup_s=0.0),
     "bandwidth_bytes": 2**22, "bandwidth_repeats": 1,
 }
 MEASURE = {part: getattr(scaling_cases, part)

@@ -43,15 +43,22 @@ class Timing:
     min_repeats: int  # samples per point however long a call is
     point_budget_s: float  # about how long one point may take when that allows min_repeats
     min_sample_s: float  # a sample repeats a cheap call until it lasts this long
+    warmup_s: float  # warm-up calls until this long has passed (at least two calls)
 
 
 def time_call(call: Callable[[], object], timing: Timing) -> dict:
-    """Median seconds per call over the samples, after two warm-up calls (the second also
-    sizes the samples) and, for a cheap call, one discarded sample."""
+    """Median seconds per call over the samples, after warm-up calls (the last sizes the
+    samples) and, for a cheap call, one discarded sample. The warm-up runs for
+    timing.warmup_s: a training step's first few calls at a new batch size run up to twice as
+    long (the allocator's and the kernels' buffers for the new shapes)."""
     call()  # first-call work: lazy initialisation, the allocator's first pages
-    start = time.perf_counter()
-    call()
-    single = time.perf_counter() - start
+    warmup_end = time.perf_counter() + timing.warmup_s
+    while True:
+        start = time.perf_counter()
+        call()
+        single = time.perf_counter() - start
+        if start + single >= warmup_end:
+            break
     calls_per_sample = max(1, math.ceil(timing.min_sample_s / max(single, 1e-9)))
     affordable = int(timing.point_budget_s / max(single, 1e-9))
     samples = max(timing.min_repeats, min(timing.repeats, affordable))

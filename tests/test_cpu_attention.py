@@ -42,12 +42,15 @@ def tuned(request):
 @pytest.mark.parametrize("lengths", [(37, 45), (45, 20), (1, 1), (70, 131)], ids=str)
 @pytest.mark.parametrize("is_causal", [False, True])
 @pytest.mark.parametrize("mask", MASKS)
+# 3 heads in 16-row query blocks; 1 head, whose blocks widen to 4 x 16 rows (MIN_GROUP_HEADS)
+@pytest.mark.parametrize("z, min_group_heads", [(3, 1), (1, 4)], ids=["3 heads", "widened"])
 def test_tuned_attention_matches_the_reference(monkeypatch, tuned, dtype, lengths, is_causal,
-                                               mask):
+                                               mask, z, min_group_heads):
     monkeypatch.setattr(cpu_attention, "QUERY_BLOCK", 16)  # several blocks, with odd tails
     monkeypatch.setattr(cpu_attention, "KEY_BLOCK", 8)
+    monkeypatch.setattr(cpu_attention, "MIN_GROUP_HEADS", min_group_heads)
     rng = np.random.default_rng(sum(lengths))
-    (length_q, length_k), z = lengths, 3
+    length_q, length_k = lengths
     q, k = (rng.standard_normal((z, n, 8)).astype(dtype) for n in lengths)
     v = rng.standard_normal((z, length_k, 5)).astype(dtype)
     grad = rng.standard_normal((z, length_q, 5)).astype(dtype)

@@ -26,6 +26,7 @@ def assert_same_grads(tg_leaves, torch_leaves, atol=1e-10):
 # ---- attention -----------------------------------------------------------------------------------
 def test_tiled_attention_never_holds_the_score_matrix(monkeypatch):
     monkeypatch.setattr(cpu_attention, "QUERY_BLOCK", 128)
+    monkeypatch.setattr(cpu_attention, "MIN_GROUP_HEADS", 1)  # blocks exactly as set
     monkeypatch.setattr(cpu_attention, "KEY_BLOCK", 128)
     rng = np.random.default_rng(0)
     shape = (1, 2, 1024, 16)
@@ -43,6 +44,7 @@ def test_tiled_attention_never_holds_the_score_matrix(monkeypatch):
 @pytest.mark.parametrize("is_causal", [False, True])
 def test_tiled_attention_matches_torch_for_any_blocking(monkeypatch, blocks, is_causal):
     monkeypatch.setattr(cpu_attention, "QUERY_BLOCK", blocks[0])
+    monkeypatch.setattr(cpu_attention, "MIN_GROUP_HEADS", 1)  # blocks exactly as set
     monkeypatch.setattr(cpu_attention, "KEY_BLOCK", blocks[1])
     rng = np.random.default_rng(1)
     arrays = [rng.standard_normal((2, 3, 37, 8)), rng.standard_normal((2, 3, 45, 8)),

@@ -567,6 +567,7 @@ def test_attention_backward_step_matches_numpy(dtype, shape, values):
 @pytest.mark.parametrize("mask", ["causal", "additive", "none"])
 def test_attention_on_the_native_steps_matches_the_reference(monkeypatch, dtype, mask):
     monkeypatch.setattr(cpu_attention, "QUERY_BLOCK", 16)
+    monkeypatch.setattr(cpu_attention, "MIN_GROUP_HEADS", 1)  # blocks exactly as set
     monkeypatch.setattr(cpu_attention, "KEY_BLOCK", 8)
     q, k, v = randn((6, 37, 8), dtype), randn((6, 45, 8), dtype), randn((6, 45, 5), dtype)
     additive = None

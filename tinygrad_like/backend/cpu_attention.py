@@ -37,9 +37,15 @@ import os
 import threading
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 QUERY_BLOCK = 64
 KEY_BLOCK = 64
+# A group of fewer heads than this takes taller query blocks, QUERY_BLOCK rows times the
+# shortfall: a block step is the same few NumPy calls whatever their size, so with one or two
+# heads and 64-row blocks the Python loop, not BLAS, set the time (docs/performance.md,
+# "CPU attention: few heads").
+MIN_GROUP_HEADS = 8
 PARALLEL_SCORES = 1 << 18  # Z * L * S from which heads are split across threads
 GROUP_SCORE_BYTES = 1 << 19  # a group of heads' block of scores: 512 KiB measured fastest
 
@@ -79,6 +85,13 @@ def _causal_bias(query_rows: int, key_columns: int, offset: int, dtype) -> np.nd
     bias = np.where(hidden, -np.inf, 0.0).astype(dtype)
     bias.flags.writeable = False
     return bias
+
+
+def _query_blocks(length: int, heads: int):
+    """Query-row slices for a group of `heads` heads (see MIN_GROUP_HEADS)."""
+    height = QUERY_BLOCK * max(1, MIN_GROUP_HEADS // max(heads, 1))
+    for start in range(0, length, height):
+        yield slice(start, min(start + height, length))
 
 
 def _key_blocks(length: int, rows: slice, is_causal: bool):
@@ -129,8 +142,7 @@ def _attention_chunk(q, k, v, mask, out, lse, is_causal: bool, scale: float, sof
     k, v = (np.ascontiguousarray(a, dtype=compute) for a in (k, v))
     z, length_q, length_k = q.shape[0], q.shape[1], k.shape[1]
     mask = _broadcast_mask(mask, (z, length_q, length_k))
-    for start in range(0, length_q, QUERY_BLOCK):
-        rows = slice(start, min(start + QUERY_BLOCK, length_q))
+    for rows in _query_blocks(length_q, z):
         q_block = _scaled_copy(q[:, rows], scale, compute)
         row_max = np.full((z, rows.stop - rows.start), -np.inf, dtype=compute)
         row_sum = np.zeros_like(row_max)
@@ -154,8 +166,7 @@ def _attention_backward_chunk(grad_out, q, k, v, out, lse, mask, dq, dk, dv, is_
     z, length_q, length_k = q.shape[0], q.shape[1], k.shape[1]
     mask = _broadcast_mask(mask, (z, length_q, length_k))
     delta = np.einsum("zld,zld->zl", grad_out, out)
-    for start in range(0, length_q, QUERY_BLOCK):
-        rows = slice(start, min(start + QUERY_BLOCK, length_q))
+    for rows in _query_blocks(length_q, z):
         q_block, grad_block = _scaled_copy(q[:, rows], scale, compute), grad_out[:, rows]
         lse_block, delta_block = (np.ascontiguousarray(a[:, rows], dtype=compute)
                                   for a in (lse, delta))
@@ -219,8 +230,12 @@ def _over_heads(kernel, shape: tuple, arrays: tuple, options: tuple) -> None:
             run(lo, hi)
         return
     pool = _thread_pool()
-    for future in [pool.submit(run, lo, hi) for lo, hi in groups]:
-        future.result()
+    # The threads are the parallelism: BLAS threading each block GEMM as well (OpenBLAS does
+    # from 2^18 multiply-adds, which widened blocks pass) oversubscribes the cores and leaves
+    # its workers spinning between the GEMMs (docs/performance.md, "CPU attention: few heads")
+    with threadpool_limits(limits=1, user_api="blas"):
+        for future in [pool.submit(run, lo, hi) for lo, hi in groups]:
+            future.result()
 
 
 def attention(q, k, v, mask, is_causal: bool, scale: float, softmax_step=online_softmax_step):
@@ -234,7 +249,8 @@ def attention(q, k, v, mask, is_causal: bool, scale: float, softmax_step=online_
     compute = _compute_dtype(q.dtype)
     out = np.empty(shape[:2] + v.shape[2:], dtype=compute)  # the groups write their slices
     lse = np.empty(shape[:2], dtype=compute)
-    _over_heads(_attention_chunk, shape, (q, k, v, mask, out, lse), (is_causal, scale, softmax_step))
+    _over_heads(_attention_chunk, shape, (q, k, v, mask, out, lse),
+                (is_causal, scale, softmax_step))
     return out.astype(q.dtype, copy=False), lse
 
 

@@ -37,7 +37,7 @@ import os
 import threading
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 QUERY_BLOCK = 64
 KEY_BLOCK = 64
@@ -192,6 +192,13 @@ def _thread_pool() -> concurrent.futures.ThreadPoolExecutor:
         return _pool
 
 
+@functools.cache
+def _blas_libraries() -> ThreadpoolController:
+    """The process's BLAS libraries, found once: finding them reads the process's memory map
+    (a millisecond), limiting them afterwards costs microseconds."""
+    return ThreadpoolController().select(user_api="blas")
+
+
 def _workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
@@ -233,7 +240,7 @@ def _over_heads(kernel, shape: tuple, arrays: tuple, options: tuple) -> None:
     # The threads are the parallelism: BLAS threading each block GEMM as well (OpenBLAS does
     # from 2^18 multiply-adds, which widened blocks pass) oversubscribes the cores and leaves
     # its workers spinning between the GEMMs (docs/performance.md, "CPU attention: few heads")
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_libraries().limit(limits=1):
         for future in [pool.submit(run, lo, hi) for lo, hi in groups]:
             future.result()
 

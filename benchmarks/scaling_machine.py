@@ -132,8 +132,8 @@ def fma_peak(cpu: dict, threads: int) -> dict:
         "clock_ghz": clock_ghz,
         "clock_source": cpu["clock_source"],
         "flop_per_cycle_per_core": flop_per_cycle,
-        "assumption": (f"{cores} cores x {clock_ghz:.2f} GHz x {per_cycle} ({isa}; clock from "
-                       f"{cpu['clock_source']})"),
+        "assumption": (f"{cores} cores x {clock_ghz:.2f} GHz x {per_cycle} ({isa}; nominal "
+                       f"clock from {cpu['clock_source']}, boost can exceed it)"),
     }
 
 

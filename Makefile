@@ -24,7 +24,7 @@ $(VENV)/bench-extra: $(BIN)/activate pyproject.toml
 # Every suite with all frameworks in one process, then the framework comparisons once per
 # framework in its own process, then all of them with 1 thread; benchmarks/RESULTS.md reports
 # each ratio in the three kinds of run (benchmarks/run_bench.py). Then the scaling curves,
-# benchmarks/plots/*.png (benchmarks/scaling.py). About 10 and 5 minutes on a 2-core
+# benchmarks/plots/*.png (benchmarks/scaling.py). About 9 and 3 minutes on a 2-core
 # machine. JAX comes with the bench extra; where it does not install, its cases are skipped.
 bench: $(VENV)/bench-extra
 	$(BIN)/python benchmarks/run_bench.py

@@ -372,9 +372,10 @@ def _adam_step(reference):
 # kernels that beat NumPy. make_kernels adds gru_sequence, built on these; conv2d's
 # native kernels are built in cpu_conv.py (native_conv_kernels).
 def _on_the_pool_gemm(make_kernel):
-    """cpu.linear_on / cpu.matmul_on with the large GEMMs on _C's pool (native_blas.py)."""
+    """cpu.linear_on / cpu.matmul_on with the large GEMMs on _C's pool (native_blas.py), for
+    float32 and float64; other dtypes go to the reference (bfloat16's float32 path)."""
     def make(reference):
-        kernel = make_kernel(native_blas.matmul)
+        kernel = floats_or_reference(make_kernel(native_blas.matmul))(reference)
         kernel.native_label = "BLAS on _C's pool"  # for backend_info
         return kernel
     return make

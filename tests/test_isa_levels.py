@@ -38,6 +38,7 @@ NOT_PARITY_TESTS = {
     "test_data_torch_api.py": "compares samplers' indices and collated structures with torch's",
     "test_torch_checkpoint_safety.py": "checks which files tg.load refuses, and how",
     "test_launch_path.py": "imports torch only to check the GPU launch path never asks it",
+    "test_scaling_plots.py": "checks that the scaling script restores torch's thread count",
 }
 
 

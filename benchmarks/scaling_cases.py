@@ -21,7 +21,7 @@ import torch
 
 import tinygrad_like as tg
 from test_bench_kernels import attention_loss, conv_loss, peak_memory_growth_mib, timed_run
-from test_bench_training import WORKLOADS
+from test_bench_training import WORKLOADS, step_on_batch
 
 AUTOGRAD_LIBRARIES = {"tinygrad_like": tg, "torch": torch}
 ARRAY_LIBRARIES = {**AUTOGRAD_LIBRARIES, "numpy": np}
@@ -186,15 +186,7 @@ def training_step(framework: str, workload: str, batch_size: int) -> Callable[[]
     inputs = lib.tensor(rng.standard_normal((batch_size, *TRAINING_INPUTS[workload]),
                                             dtype=np.float32))
     targets = lib.tensor(rng.integers(0, TRAINING_CLASSES, batch_size))
-
-    def step() -> float:
-        optimizer.zero_grad()
-        loss = lib.nn.functional.cross_entropy(model(inputs), targets)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    return step
+    return step_on_batch(lib, model, optimizer, inputs, targets)
 
 
 def training_flops_per_sample(workload: str) -> float:

@@ -107,7 +107,12 @@ def make_step(framework: str, workload: str, build=None, optimizer_spec=None):
     model = (build or default_build)(lib)
     optimizer = getattr(lib.optim, optimizer_name)(model.parameters(), **options)
     inputs, targets = (lib.tensor(a) for a in batch(workload, np.random.default_rng(0)))
+    return step_on_batch(lib, model, optimizer, inputs, targets)
 
+
+def step_on_batch(lib, model, optimizer, inputs, targets):
+    """One training step on a fixed batch (zero_grad, forward, cross-entropy, backward,
+    optimizer step), returning the loss; scaling_cases.py's steps at other batch sizes too."""
     def step() -> float:
         optimizer.zero_grad()
         loss = lib.nn.functional.cross_entropy(model(inputs), targets)

@@ -8,13 +8,13 @@ Gimelshein 2018; Dao, FlashAttention-2, 2023): a running row max m, a running su
 exp(s - m) and an output accumulator, all rescaled by exp(m_old - m_new) when the max
 grows. The heads are taken in groups (see _over_heads) and each block product is one
 batched GEMM over a group, so BLAS still does the FLOPs and the Python loop runs
-(L / QUERY_BLOCK) * (S / KEY_BLOCK) times per group at most. Blocks of 64 keep a block's
-scores, probabilities and operands in L2 (measured fastest of 32 to 512). The groups are
-spread over one thread per core: NumPy releases the GIL, and these GEMMs are too small for
-BLAS to parallelise, so this is what uses every core (PyTorch's CPU flash attention
-parallelises the same way). The elementwise work between the GEMMs (the online-softmax
-update; the backward's P and dS) is one function each, which the native extension replaces
-with a fused pass per row (backend/native_kernels.py).
+(L / QUERY_BLOCK) * (S / KEY_BLOCK) times per group at most (groups of few heads take taller
+query blocks, MIN_GROUP_HEADS). Blocks of 64 keep a block's scores, probabilities and
+operands in L2 (measured fastest of 32 to 512). The groups are spread over one thread per
+core, with BLAS held to one thread: NumPy releases the GIL, so this is what uses every core
+(PyTorch's CPU flash attention parallelises the same way). The elementwise work between the
+GEMMs (the online-softmax update; the backward's P and dS) is one function each, which the
+native extension replaces with a fused pass per row (backend/native_kernels.py).
 
 Forward returns the output and each row's log-sum-exp (lse). Backward recomputes each
 block's probabilities P = exp(s - lse) instead of saving them, then
@@ -218,9 +218,9 @@ def _over_heads(kernel, shape: tuple, arrays: tuple, options: tuple) -> None:
     (heads, bq, bk) scores are kept near GROUP_SCORE_BYTES: passes over all heads at once
     fall out of cache and ran slower (docs/performance.md, "CPU attention: causal bias and
     head groups").
-    NumPy releases the GIL in ufuncs and matmul, and the block GEMMs are too small for
-    BLAS to parallelise, so threads over heads are what uses every core (as PyTorch's CPU
-    flash attention does). Small problems (below PARALLEL_SCORES scores) stay on one thread,
+    NumPy releases the GIL in ufuncs and matmul, so threads over heads, each running its
+    block GEMMs on one BLAS thread, are what uses every core (as PyTorch's CPU flash
+    attention does). Small problems (below PARALLEL_SCORES scores) stay on one thread,
     where handing work over would cost more than it saves.
     """
     z, length_q, length_k = shape

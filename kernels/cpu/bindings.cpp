@@ -22,6 +22,7 @@ py::list cpu_isa_levels() {
 
 void register_elementwise(py::module_& m);
 void register_im2col(py::module_& m);
+void register_conv_images(py::module_& m);
 void register_pooling(py::module_& m);
 void register_embedding(py::module_& m);
 void register_layer_norm(py::module_& m);
@@ -37,6 +38,7 @@ PYBIND11_MODULE(TG_MODULE_NAME, m) {
     m.doc() = "tinygrad_like native CPU kernels (C++, pybind11, a worker pool of their own)";
     register_elementwise(m);
     register_im2col(m);
+    register_conv_images(m);
     register_pooling(m);
     register_embedding(m);
     register_layer_norm(m);

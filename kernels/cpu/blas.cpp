@@ -49,27 +49,6 @@ void set_blas(uintptr_t sgemm, uintptr_t dgemm, bool ilp64,
     }
 }
 
-// Every BLAS library on one thread while it lives, then back to what each had. Setting a
-// count OpenBLAS already has is a store; its threads stay parked meanwhile.
-class SingleThreadedBlas {
-  public:
-    SingleThreadedBlas() : lock_(g_blas_threads_mutex) {
-        for (const auto& [set, get] : g_thread_controls) {
-            saved_.push_back(get());
-            if (saved_.back() != 1) set(1);
-        }
-    }
-    ~SingleThreadedBlas() {
-        for (size_t i = 0; i < saved_.size(); ++i) {
-            if (saved_[i] != 1) g_thread_controls[i].first(saved_[i]);
-        }
-    }
-
-  private:
-    std::lock_guard<std::mutex> lock_;
-    std::vector<int> saved_;
-};
-
 // out[p] = a[p] @ b[p] (b[p]^T with transpose_b) for every p, added into `into` if given.
 // Each task is one matrix of the batch, or a block of its rows when there are fewer matrices
 // than the pool has ranges to share out.
@@ -187,6 +166,19 @@ carray<T> matmul(carray<T> a, carray<T> b, bool transpose_a, bool transpose_b) {
 }  // namespace
 
 bool has_blas() { return g_sgemm && g_dgemm; }
+
+SingleThreadedBlas::SingleThreadedBlas() : lock_(g_blas_threads_mutex) {
+    for (const auto& [set, get] : g_thread_controls) {
+        saved_.push_back(get());
+        if (saved_.back() != 1) set(1);
+    }
+}
+
+SingleThreadedBlas::~SingleThreadedBlas() {
+    for (size_t i = 0; i < saved_.size(); ++i) {
+        if (saved_[i] != 1) g_thread_controls[i].first(saved_[i]);
+    }
+}
 
 namespace {
 

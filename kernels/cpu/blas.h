@@ -11,6 +11,8 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
+#include <vector>
 
 namespace tg {
 
@@ -25,5 +27,20 @@ bool has_blas();
 template <typename T>
 void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const T* a,
           int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+
+// Every BLAS library on one thread while it lives, then back to what each had, so that the
+// GEMMs our tasks call run on the task's thread. Setting a count OpenBLAS already has is a
+// store; its threads stay parked meanwhile. One holder at a time (a mutex).
+class SingleThreadedBlas {
+  public:
+    SingleThreadedBlas();
+    ~SingleThreadedBlas();
+    SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+    SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+  private:
+    std::unique_lock<std::mutex> lock_;
+    std::vector<int> saved_;
+};
 
 }  // namespace tg

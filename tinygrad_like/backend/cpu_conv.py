@@ -10,10 +10,15 @@ against them), faster:
 - With the native extension, large 3x3 stride-1 convolutions (WINOGRAD_LIMITS) run as
   Winograd F(4x4, 3x3) (cpu_winograd.py): native transforms around 36 GEMMs on the native
   pool (native_blas.py) that do a quarter of the multiplies.
+- With the native extension, a batch of small images (MIN_IMAGES_PER_THREAD) runs one image
+  at a time on the pool (kernels/cpu/conv_images.cpp): each task fuses an image's im2col with
+  its GEMM against NCHW directly, where a chunk's one GEMM needs layout copies between its
+  (K, N*OH*OW) product and NCHW.
 
 Without the extension "cpu" runs them on NumPy's im2col/col2im and np.matmul (no Winograd:
 the NumPy transforms are slower than im2col); `native_conv_kernels` builds them on `_C`'s
-im2col/col2im, Winograd transforms and batched GEMM, the native wrappers defined here.
+im2col/col2im, Winograd transforms, batched GEMM and per-image convolutions, the native
+wrappers defined here.
 """
 
 from __future__ import annotations
@@ -36,10 +41,14 @@ def _chunks_of(images: int, per_image: int):
     return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
+def _cols_bytes(input_shape, kernel, out_hw, itemsize: int) -> int:
+    """The size of one image's im2col buffer (C*KH*KW, OH*OW)."""
+    return input_shape[1] * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] * itemsize
+
+
 def _image_chunks(input_shape, kernel, out_hw, itemsize: int):
     """The batch cut into chunks whose im2col buffer fits in CHUNK_BYTES (_chunks_of)."""
-    per_image = input_shape[1] * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] * itemsize
-    return _chunks_of(input_shape[0], per_image)
+    return _chunks_of(input_shape[0], _cols_bytes(input_shape, kernel, out_hw, itemsize))
 
 
 def _pixels_first(grad):
@@ -61,11 +70,20 @@ def _winograd_bytes(input_shape, out_hw, itemsize: int) -> int:
     return cpu_winograd.POINTS * input_shape[1] * tiles[0] * tiles[1] * itemsize
 
 
+# The per-image convolutions take a batch when it has at least this many images per thread
+# (fewer leave threads idle, where a chunk's GEMM is shared out over all of them) and one
+# image's cols fits in CHUNK_BYTES (each task keeps one in cache).
+MIN_IMAGES_PER_THREAD = 2
+
+
 def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im,
-                      winograd=None, gemm=np.matmul) -> dict:
+                      winograd=None, gemm=np.matmul, image_kernels=None) -> dict:
     """conv2d forward/backward kernels built on the given im2col/col2im and GEMM (NumPy or
     native), and on the given Winograd pieces if any: the transforms, named as in
-    cpu_winograd.TRANSFORMS, and a "batched_gemm" like cpu_winograd.batched_gemm.
+    cpu_winograd.TRANSFORMS, and a "batched_gemm" like cpu_winograd.batched_gemm; and on the
+    given per-image convolutions if any ("conv2d", "backward_input", "backward_weight", as
+    native_conv_kernels' `_C.conv2d_images*`), with two functions: whether they are "usable"
+    and the "threads" they share the images out over.
 
     With transforms, a 3x3 stride-1 convolution as large as WINOGRAD_LIMITS asks runs as
     Winograd F(4x4, 3x3) (cpu_winograd.py): its GEMMs do a quarter of the multiplies and the
@@ -86,11 +104,22 @@ def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im
                 and any(out_hw[0] * out_hw[1] >= pixels and min(weight_shape[:2]) >= channels
                         for pixels, channels in WINOGRAD_LIMITS))
 
+    def one_image_at_a_time(input_shape, dtype, kernel, out_hw, *others) -> bool:
+        return (image_kernels is not None and dtype in (np.float32, np.float64)
+                and all(other is None or other.dtype == dtype for other in others)
+                and _cols_bytes(input_shape, kernel, out_hw, dtype.itemsize) <= CHUNK_BYTES
+                and image_kernels["usable"]()
+                and input_shape[0] >= MIN_IMAGES_PER_THREAD * image_kernels["threads"]())
+
     def conv2d(x, weight, bias, stride, padding, dilation):
         k, kernel = weight.shape[0], weight.shape[2:]
         oh, ow = reference_conv.output_hw(x.shape, kernel, stride, padding, dilation)
         if use_winograd(x, weight.shape, stride, dilation, (oh, ow), weight, bias):
             return _winograd_conv2d(x, weight, bias, padding, (oh, ow))
+        if one_image_at_a_time(x.shape, x.dtype, kernel, (oh, ow), weight, bias):
+            return image_kernels["conv2d"](x, np.ascontiguousarray(weight),
+                                    None if bias is None else np.ascontiguousarray(bias),
+                                    *_pairs(stride, padding, dilation))
         filters = weight.reshape(k, -1)
         out = np.empty((x.shape[0], k, oh * ow), dtype=np.result_type(x, weight))
         for images in _image_chunks(x.shape, kernel, (oh, ow), x.itemsize):
@@ -135,6 +164,10 @@ def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im
 
     def _backward_input_by_col2im(grad, weight, input_shape, stride, padding, dilation):
         k, kernel = weight.shape[0], weight.shape[2:]
+        if one_image_at_a_time(input_shape, grad.dtype, kernel, grad.shape[2:], weight):
+            return image_kernels["backward_input"](grad, np.ascontiguousarray(weight),
+                                            tuple(input_shape), *_pairs(stride, padding,
+                                                                        dilation))
         filters_t = weight.reshape(k, -1).T
         grad = grad.reshape(grad.shape[0], k, -1)
         dx = np.empty(input_shape, dtype=grad.dtype)
@@ -149,6 +182,9 @@ def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im
         grad = np.ascontiguousarray(grad)
         if use_winograd(x, weight_shape, stride, dilation, grad.shape[2:], grad):
             return _winograd_backward_weight(grad, x, weight_shape, padding)
+        if one_image_at_a_time(x.shape, x.dtype, kernel, grad.shape[2:], grad):
+            return image_kernels["backward_weight"](grad, x, tuple(weight_shape),
+                                             *_pairs(stride, padding, dilation))
         grad = grad.reshape(grad.shape[0], k, -1)
         # accumulated transposed, as cols @ grad^T: OpenBLAS runs this orientation of the
         # skinny product faster than grad @ cols^T (the conv2d benchmark case)
@@ -202,9 +238,14 @@ def native_conv_kernels() -> dict:
     # they need no wrapper
     winograd = {name: getattr(native._C, f"winograd_{name}") for name in WINOGRAD_TRANSFORMS}
     winograd["batched_gemm"] = native_blas.batched_gemm
+    # their GEMMs call BLAS from the pool's tasks: usable once native_blas has set it up
+    image_kernels = {"conv2d": native._C.conv2d_images,
+              "backward_input": native._C.conv2d_images_backward_input,
+              "backward_weight": native._C.conv2d_images_backward_weight,
+              "usable": native_blas.available, "threads": native.get_num_threads}
     kernels = make_conv_kernels(native_im2col(reference_conv.im2col),
                                 native_col2im(reference_conv.col2im), winograd,
-                                native_blas.matmul)
+                                native_blas.matmul, image_kernels)
     for kernel in kernels.values():
         kernel.native_label = "_C Winograd/im2col+BLAS"  # for backend_info
     return kernels

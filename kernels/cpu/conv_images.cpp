@@ -1,4 +1,5 @@
-// conv2d one image at a time, im2col and GEMM fused, for batches of small images.
+// conv2d one image at a time, for batches of small images: im2col fused with each image's
+// GEMM, and Winograd's transforms with its 36 GEMMs (winograd_conv2d_images, at the end).
 //
 // The batched im2col (im2col.cpp) lays every image of a chunk side by side in one cols
 // (C*KH*KW, N*OH*OW), so one GEMM covers the chunk, but its product is (K, N*OH*OW): NumPy
@@ -17,14 +18,24 @@
 #include <memory>
 #include <optional>
 
+#include <vector>
+
 #include "blas.h"
 #include "common.h"
 #include "im2col.h"
+#include "winograd.h"
 
 namespace {
 
 using tg::conv::Geometry;
 using tg::conv::Pair;
+using tg::winograd::input_transform_plane;
+using tg::winograd::kPoints;
+using tg::winograd::kSpan;
+using tg::winograd::kTile;
+using tg::winograd::output_adjoint_plane;
+using tg::winograd::output_transform_plane;
+using tg::winograd::tile_counts;
 
 // The sums backward-weight keeps, one per range of images (more ranges than threads, so a
 // thread that lost its core costs only its share; each sum is one weight-sized array).
@@ -102,8 +113,9 @@ template <typename T>
 carray<T> conv2d_images(py::array_t<T, 0> x, carray<T> weight, std::optional<carray<T>> bias,
                         Pair stride, Pair padding, Pair dilation) {
     require(tg::has_blas(), "conv2d_images: no BLAS routines were set (set_blas)");
-    const Problem p = problem(shape4(x, "conv2d_images: x"), shape4(weight, "conv2d_images: weight"),
-                              stride, padding, dilation, "conv2d_images");
+    const Problem p = problem(shape4(x, "conv2d_images: x"),
+                              shape4(weight, "conv2d_images: weight"), stride, padding, dilation,
+                              "conv2d_images");
     require(!bias || (bias->ndim() == 1 && bias->shape(0) == p.filters),
             "conv2d_images: the bias is not (K,)");
     carray<T> out = tg::new_array<T>({p.images, p.filters, p.g.out_h, p.g.out_w});
@@ -207,6 +219,120 @@ carray<T> conv2d_images_backward_weight(carray<T> grad, py::array_t<T, 0> x,
     return dweight;
 }
 
+// Winograd F(4x4, 3x3) one image at a time (winograd.h): each task transforms an image's
+// input into a V of its own (36, C, TH*TW), runs the 36 GEMMs M[e] = U[e] @ V[e] (U, the
+// transformed filters, is (36, K, C)) and transforms M into the image's output, so V and M
+// stay in the task's cache and the pool meets no barrier between the three steps (winograd.cpp's chunked transforms run each step over the pool
+// in turn, around native_blas.py's batched GEMM).
+template <typename T>
+carray<T> winograd_conv2d_images(py::array_t<T, 0> x, carray<T> u,
+                                 std::optional<carray<T>> bias, Pair padding, Pair output_hw) {
+    require(tg::has_blas(), "winograd_conv2d_images: no BLAS routines were set (set_blas)");
+    require(x.ndim() == 4 && u.ndim() == 3 && u.shape(0) == kPoints && u.shape(2) == x.shape(1),
+            "winograd_conv2d_images: expected x (N, C, H, W) and U (36, K, C)");
+    const int64_t n = x.shape(0), c = x.shape(1), height = x.shape(2), width = x.shape(3);
+    const int64_t k = u.shape(1), out_h = output_hw[0], out_w = output_hw[1];
+    require(!bias || bias->size() == k, "winograd_conv2d_images: bias must have K elements");
+    require(padding[0] >= 0 && padding[1] >= 0 && out_h > 0 && out_w > 0,
+            "winograd_conv2d_images: padding must be >= 0 and the output not empty");
+    const Pair tiles = tile_counts(out_h, out_w);
+    const int64_t per_image = tiles[0] * tiles[1];
+    carray<T> y = tg::new_array<T>({n, k, out_h, out_w});
+    const int64_t s0 = x.strides(0) / int64_t(sizeof(T)), s1 = x.strides(1) / int64_t(sizeof(T));
+    const int64_t s2 = x.strides(2) / int64_t(sizeof(T)), s3 = x.strides(3) / int64_t(sizeof(T));
+    const T* in = x.data();
+    const T* filters = u.data();
+    const T* shift = bias ? bias->data() : nullptr;
+    T* out = y.mutable_data();
+    const int64_t scratch = std::max((2 * kSpan + 1) * kTile * (tiles[1] + 1),
+                                     kTile * kSpan * tiles[1]);
+    {
+        py::gil_scoped_release release;
+        tg::SingleThreadedBlas single_threaded;
+        tg::parallel_ranges(n, tg::range_count(n, n * kPoints * (c + k) * per_image),
+                            [&](int64_t, int64_t begin, int64_t end) {
+            std::vector<T> v(kPoints * c * per_image), m(kPoints * k * per_image), rows(scratch);
+            for (int64_t image = begin; image < end; ++image) {
+                for (int64_t channel = 0; channel < c; ++channel)
+                    input_transform_plane(in + image * s0 + channel * s1, s2, s3, height, width,
+                                          padding, tiles, v.data() + channel * per_image,
+                                          c * per_image, rows.data());
+                for (int64_t e = 0; e < kPoints; ++e)
+                    tg::gemm<T>(false, false, k, per_image, c, filters + e * k * c, c,
+                                v.data() + e * c * per_image, per_image, T(0),
+                                m.data() + e * k * per_image, per_image);
+                for (int64_t channel = 0; channel < k; ++channel)
+                    output_transform_plane(m.data() + channel * per_image, k * per_image, tiles,
+                                           out_h, out_w, shift ? shift[channel] : T(0),
+                                           out + (image * k + channel) * out_h * out_w,
+                                           rows.data());
+            }
+        });
+    }
+    return y;
+}
+
+// Backward-weight one image at a time, as winograd_conv2d_images: each task transforms an
+// image's input (V) and its output gradient (dM = the output transform's adjoint), and adds
+// dM[e] @ V[e]^T into a sum of its own, for its range of images. The ranges follow the
+// shapes alone (at most kWinogradGradientRanges: each sum is 36 weight-sized matrices), and
+// their sums are added in order, so the rounding is the same on any number of threads.
+// Returns dU (36, K, C); cpu_winograd.filter_transform_adjoint makes it dW.
+constexpr int64_t kWinogradGradientRanges = 8;
+
+template <typename T>
+carray<T> winograd_backward_weight_images(carray<T> grad, py::array_t<T, 0> x, Pair padding) {
+    require(tg::has_blas(),
+            "winograd_backward_weight_images: no BLAS routines were set (set_blas)");
+    require(grad.ndim() == 4 && x.ndim() == 4 && grad.shape(0) == x.shape(0),
+            "winograd_backward_weight_images: expected grad (N, K, OH, OW) and x (N, C, H, W)");
+    const int64_t n = x.shape(0), c = x.shape(1), height = x.shape(2), width = x.shape(3);
+    const int64_t k = grad.shape(1), out_h = grad.shape(2), out_w = grad.shape(3);
+    require(padding[0] >= 0 && padding[1] >= 0 && out_h > 0 && out_w > 0,
+            "winograd_backward_weight_images: padding must be >= 0 and grad not empty");
+    const Pair tiles = tile_counts(out_h, out_w);
+    const int64_t per_image = tiles[0] * tiles[1], size = kPoints * k * c;
+    carray<T> grad_u = tg::new_array<T>({kPoints, k, c});
+    T* total = grad_u.mutable_data();
+    const int64_t ranges = std::max<int64_t>(1, std::min(n, kWinogradGradientRanges));
+    std::vector<T> sums(ranges * size, T(0));
+    const int64_t s0 = x.strides(0) / int64_t(sizeof(T)), s1 = x.strides(1) / int64_t(sizeof(T));
+    const int64_t s2 = x.strides(2) / int64_t(sizeof(T)), s3 = x.strides(3) / int64_t(sizeof(T));
+    const T* in = x.data();
+    const T* dy = grad.data();
+    const int64_t scratch = std::max((2 * kSpan + 1) * kTile * (tiles[1] + 1),
+                                     (kTile + kSpan) * kTile * tiles[1]);
+    {
+        py::gil_scoped_release release;
+        tg::SingleThreadedBlas single_threaded;
+        tg::parallel_ranges(n, ranges, [&](int64_t range, int64_t begin, int64_t end) {
+            std::vector<T> v(kPoints * c * per_image), dm(kPoints * k * per_image),
+                rows(scratch);
+            T* sum = sums.data() + range * size;
+            for (int64_t image = begin; image < end; ++image) {
+                for (int64_t channel = 0; channel < c; ++channel)
+                    input_transform_plane(in + image * s0 + channel * s1, s2, s3, height, width,
+                                          padding, tiles, v.data() + channel * per_image,
+                                          c * per_image, rows.data());
+                for (int64_t channel = 0; channel < k; ++channel)
+                    output_adjoint_plane(dy + (image * k + channel) * out_h * out_w, tiles,
+                                         out_h, out_w, dm.data() + channel * per_image,
+                                         k * per_image, rows.data());
+                for (int64_t e = 0; e < kPoints; ++e)
+                    tg::gemm<T>(false, true, k, c, per_image, dm.data() + e * k * per_image,
+                                per_image, v.data() + e * c * per_image, per_image, T(1),
+                                sum + e * k * c, c);
+            }
+        });
+        tg::parallel_for(size, ranges * size, [&](int64_t i) {
+            T value = sums[i];
+            for (int64_t r = 1; r < ranges; ++r) value += sums[r * size + i];
+            total[i] = value;
+        });
+    }
+    return grad_u;
+}
+
 template <typename T>
 void register_for(py::module_& m) {
     m.def("conv2d_images", &conv2d_images<T>, py::arg("x").noconvert(),
@@ -218,6 +344,11 @@ void register_for(py::module_& m) {
     m.def("conv2d_images_backward_weight", &conv2d_images_backward_weight<T>,
           py::arg("grad").noconvert(), py::arg("x").noconvert(), py::arg("weight_shape"),
           py::arg("stride"), py::arg("padding"), py::arg("dilation"));
+    m.def("winograd_conv2d_images", &winograd_conv2d_images<T>, py::arg("x").noconvert(),
+          py::arg("u").noconvert(), py::arg("bias").noconvert() = py::none(),
+          py::arg("padding"), py::arg("output_hw"));
+    m.def("winograd_backward_weight_images", &winograd_backward_weight_images<T>,
+          py::arg("grad").noconvert(), py::arg("x").noconvert(), py::arg("padding"));
 }
 
 }  // namespace

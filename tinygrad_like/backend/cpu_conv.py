@@ -72,7 +72,8 @@ def _winograd_bytes(input_shape, out_hw, itemsize: int) -> int:
 
 # The per-image convolutions take a batch when it has at least this many images per thread
 # (fewer leave threads idle, where a chunk's GEMM is shared out over all of them) and one
-# image's cols fits in CHUNK_BYTES (each task keeps one in cache).
+# image's buffers fit in CHUNK_BYTES (each task keeps its own in cache): im2col's cols, or
+# Winograd's transformed input and product (docs/performance.md, "conv2d one image at a time").
 MIN_IMAGES_PER_THREAD = 2
 
 
@@ -81,45 +82,57 @@ def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im
     """conv2d forward/backward kernels built on the given im2col/col2im and GEMM (NumPy or
     native), and on the given Winograd pieces if any: the transforms, named as in
     cpu_winograd.TRANSFORMS, and a "batched_gemm" like cpu_winograd.batched_gemm; and on the
-    given per-image convolutions if any ("conv2d", "backward_input", "backward_weight", as
-    native_conv_kernels' `_C.conv2d_images*`), with two functions: whether they are "usable"
-    and the "threads" they share the images out over.
+    given per-image convolutions if any ("conv2d", "backward_input", "backward_weight",
+    "winograd_conv2d", "winograd_backward_weight", as native_conv_kernels' `_C` functions),
+    with two functions: whether they are "usable" and the "threads" they share images out over.
 
     With transforms, a 3x3 stride-1 convolution as large as WINOGRAD_LIMITS asks runs as
     Winograd F(4x4, 3x3) (cpu_winograd.py): its GEMMs do a quarter of the multiplies and the
     input is expanded 2.25x instead of 9x. Only the native transforms are passed in: the
     NumPy ones (the references they are tested against) are slower than im2col.
 
-    The batch is processed a few images at a time: each chunk's cols is written and read back
-    by its GEMM while it is still in cache, instead of one (C*KH*KW, N*OH*OW) buffer many times
-    the cache size. A chunk is one GEMM however many images it holds, where a GEMM per image
-    was slower on small images (docs/performance.md, "conv2d in chunks of images").
+    With per-image convolutions, a batch of enough small images (MIN_IMAGES_PER_THREAD) runs
+    one image per task: the transforms or im2col, the GEMMs and the layout all in the task's
+    cache, and no barrier between them. Otherwise the batch is processed a few images at a
+    time: each chunk's cols is written and read back by its GEMM while it is still in cache,
+    instead of one (C*KH*KW, N*OH*OW) buffer many times the cache size. A chunk is one GEMM
+    however many images it holds (docs/performance.md, "conv2d in chunks of images").
     Backward-weight rebuilds each chunk's cols the same way rather than keeping the forward's.
     """
 
+    def floats(dtype, *others) -> bool:
+        return (dtype in (np.float32, np.float64)
+                and all(other is None or other.dtype == dtype for other in others))
+
     def use_winograd(x, weight_shape, stride, dilation, out_hw, *others) -> bool:
         return (winograd is not None and cpu_winograd.applies(weight_shape, stride, dilation)
-                and x.dtype in (np.float32, np.float64)
-                and all(other is None or other.dtype == x.dtype for other in others)
+                and floats(x.dtype, *others)
                 and any(out_hw[0] * out_hw[1] >= pixels and min(weight_shape[:2]) >= channels
                         for pixels, channels in WINOGRAD_LIMITS))
 
-    def one_image_at_a_time(input_shape, dtype, kernel, out_hw, *others) -> bool:
-        return (image_kernels is not None and dtype in (np.float32, np.float64)
-                and all(other is None or other.dtype == dtype for other in others)
-                and _cols_bytes(input_shape, kernel, out_hw, dtype.itemsize) <= CHUNK_BYTES
+    def one_image_at_a_time(images: int, per_image_bytes: int) -> bool:
+        return (image_kernels is not None and per_image_bytes <= CHUNK_BYTES
                 and image_kernels["usable"]()
-                and input_shape[0] >= MIN_IMAGES_PER_THREAD * image_kernels["threads"]())
+                and images >= MIN_IMAGES_PER_THREAD * image_kernels["threads"]())
+
+    def im2col_by_image(input_shape, dtype, kernel, out_hw, *others) -> bool:
+        return floats(dtype, *others) and one_image_at_a_time(
+            input_shape[0], _cols_bytes(input_shape, kernel, out_hw, dtype.itemsize))
+
+    def winograd_by_image(input_shape, filters: int, out_hw, itemsize: int) -> bool:
+        transformed = _winograd_bytes(input_shape, out_hw, itemsize)  # V; M has K channels
+        return one_image_at_a_time(input_shape[0],
+                                   transformed + transformed * filters // input_shape[1])
 
     def conv2d(x, weight, bias, stride, padding, dilation):
         k, kernel = weight.shape[0], weight.shape[2:]
         oh, ow = reference_conv.output_hw(x.shape, kernel, stride, padding, dilation)
         if use_winograd(x, weight.shape, stride, dilation, (oh, ow), weight, bias):
             return _winograd_conv2d(x, weight, bias, padding, (oh, ow))
-        if one_image_at_a_time(x.shape, x.dtype, kernel, (oh, ow), weight, bias):
+        if im2col_by_image(x.shape, x.dtype, kernel, (oh, ow), weight, bias):
             return image_kernels["conv2d"](x, np.ascontiguousarray(weight),
-                                    None if bias is None else np.ascontiguousarray(bias),
-                                    *_pairs(stride, padding, dilation))
+                                           None if bias is None else np.ascontiguousarray(bias),
+                                           *_pairs(stride, padding, dilation))
         filters = weight.reshape(k, -1)
         out = np.empty((x.shape[0], k, oh * ow), dtype=np.result_type(x, weight))
         for images in _image_chunks(x.shape, kernel, (oh, ow), x.itemsize):
@@ -137,6 +150,8 @@ def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im
         tiles = cpu_winograd.tile_counts(out_hw)
         filters = cpu_winograd.filter_transform(weight, winograd["batched_gemm"])
         bias = None if bias is None else np.ascontiguousarray(bias)
+        if winograd_by_image(x.shape, k, out_hw, x.itemsize):
+            return image_kernels["winograd_conv2d"](x, filters, bias, tuple(padding), out_hw)
         out = np.empty((n, k) + out_hw, dtype=x.dtype)
         for images in _chunks_of(n, _winograd_bytes(x.shape, out_hw, x.itemsize)):
             transformed = winograd["input_transform"](x[images], padding, tiles)
@@ -164,7 +179,7 @@ def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im
 
     def _backward_input_by_col2im(grad, weight, input_shape, stride, padding, dilation):
         k, kernel = weight.shape[0], weight.shape[2:]
-        if one_image_at_a_time(input_shape, grad.dtype, kernel, grad.shape[2:], weight):
+        if im2col_by_image(input_shape, grad.dtype, kernel, grad.shape[2:], weight):
             return image_kernels["backward_input"](grad, np.ascontiguousarray(weight),
                                             tuple(input_shape), *_pairs(stride, padding,
                                                                         dilation))
@@ -182,7 +197,7 @@ def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im
         grad = np.ascontiguousarray(grad)
         if use_winograd(x, weight_shape, stride, dilation, grad.shape[2:], grad):
             return _winograd_backward_weight(grad, x, weight_shape, padding)
-        if one_image_at_a_time(x.shape, x.dtype, kernel, grad.shape[2:], grad):
+        if im2col_by_image(x.shape, x.dtype, kernel, grad.shape[2:], grad):
             return image_kernels["backward_weight"](grad, x, tuple(weight_shape),
                                              *_pairs(stride, padding, dilation))
         grad = grad.reshape(grad.shape[0], k, -1)
@@ -196,6 +211,10 @@ def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im
 
     def _winograd_backward_weight(grad, x, weight_shape, padding):
         # dU[e] = dM[e] @ V[e]^T summed over the tiles, then the filter transform's adjoint
+        if winograd_by_image(x.shape, weight_shape[0], grad.shape[2:], x.itemsize):
+            return cpu_winograd.filter_transform_adjoint(
+                image_kernels["winograd_backward_weight"](grad, x, tuple(padding)),
+                winograd["batched_gemm"])
         tiles = cpu_winograd.tile_counts(grad.shape[2:])
         grad_filters = np.zeros((cpu_winograd.POINTS, *weight_shape[:2]), dtype=x.dtype)
         for images in _chunks_of(x.shape[0], _winograd_bytes(x.shape, grad.shape[2:],
@@ -242,6 +261,8 @@ def native_conv_kernels() -> dict:
     image_kernels = {"conv2d": native._C.conv2d_images,
               "backward_input": native._C.conv2d_images_backward_input,
               "backward_weight": native._C.conv2d_images_backward_weight,
+              "winograd_conv2d": native._C.winograd_conv2d_images,
+              "winograd_backward_weight": native._C.winograd_backward_weight_images,
               "usable": native_blas.available, "threads": native.get_num_threads}
     kernels = make_conv_kernels(native_im2col(reference_conv.im2col),
                                 native_col2im(reference_conv.col2im), winograd,

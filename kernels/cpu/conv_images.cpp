@@ -199,7 +199,7 @@ carray<T> conv2d_images_backward_weight(carray<T> grad, py::array_t<T, 0> x,
         for (int64_t n = begin; n < end; ++n) {
             image_cols(in + n * s0, s1, s2, s3, cols, p);
             // cols @ grad[n]^T: OpenBLAS runs this orientation of the skinny product faster
-            // than grad[n] @ cols^T (0.052 against 0.060 ms for the CNN's second conv)
+            // than grad[n] @ cols^T (docs/performance.md, "conv2d one image at a time")
             tg::gemm<T>(false, true, p.patch(), p.filters, p.pixels, cols, p.pixels,
                         dy + n * p.filters * p.pixels, p.pixels, n == begin ? T(0) : T(1), sum,
                         p.filters);

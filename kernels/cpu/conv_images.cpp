@@ -37,6 +37,18 @@ using tg::winograd::output_adjoint_plane;
 using tg::winograd::output_transform_plane;
 using tg::winograd::tile_counts;
 
+// A task's scratch buffer, left uninitialised (std::vector would zero it, a pass over the
+// memory that every use overwrites first).
+template <typename T>
+class Buffer {
+  public:
+    explicit Buffer(int64_t size) : data_(new T[size]) {}
+    T* data() { return data_.get(); }
+
+  private:
+    std::unique_ptr<T[]> data_;
+};
+
 // The sums backward-weight keeps, one per range of images (more ranges than threads, so a
 // thread that lost its core costs only its share; each sum is one weight-sized array).
 constexpr int64_t kWeightGradientRanges = 16;
@@ -100,8 +112,8 @@ void over_image_ranges(const Problem& p, int64_t ranges, RangeBody range_body) {
     py::gil_scoped_release release;
     tg::SingleThreadedBlas single_threaded;
     tg::parallel_ranges(p.images, ranges, [&](int64_t range, int64_t begin, int64_t end) {
-        std::unique_ptr<T[]> cols(new T[p.patch() * p.pixels]);
-        range_body(range, begin, end, cols.get());
+        Buffer<T> cols(p.patch() * p.pixels);
+        range_body(range, begin, end, cols.data());
     });
 }
 
@@ -189,13 +201,13 @@ carray<T> conv2d_images_backward_weight(carray<T> grad, py::array_t<T, 0> x,
     const int64_t ranges = p.images * p.patch() * p.pixels > tg::kParallelGrain
                                ? std::min(p.images, kWeightGradientRanges)
                                : 1;
-    std::unique_ptr<T[]> sums(new T[ranges * size]);  // each (C*KH*KW, K): dW^T
+    Buffer<T> sums(ranges * size);  // each (C*KH*KW, K): dW^T
     const int64_t s0 = x.strides(0) / int64_t(sizeof(T)), s1 = x.strides(1) / int64_t(sizeof(T));
     const int64_t s2 = x.strides(2) / int64_t(sizeof(T)), s3 = x.strides(3) / int64_t(sizeof(T));
     const T* in = x.data();
     const T* dy = grad.data();
     over_image_ranges<T>(p, ranges, [&](int64_t range, int64_t begin, int64_t end, T* cols) {
-        T* sum = sums.get() + range * size;
+        T* sum = sums.data() + range * size;
         for (int64_t n = begin; n < end; ++n) {
             image_cols(in + n * s0, s1, s2, s3, cols, p);
             // cols @ grad[n]^T: OpenBLAS runs this orientation of the skinny product faster
@@ -208,10 +220,11 @@ carray<T> conv2d_images_backward_weight(carray<T> grad, py::array_t<T, 0> x,
     // dW[k, j] = the ranges' dW^T[j, k], added in range order
     {
         py::gil_scoped_release release;
+        const T* partial = sums.data();
         tg::parallel_for(p.filters, ranges * size, [&](int64_t k) {
             for (int64_t j = 0; j < p.patch(); ++j) {
-                T total = sums[j * p.filters + k];
-                for (int64_t r = 1; r < ranges; ++r) total += sums[r * size + j * p.filters + k];
+                T total = partial[j * p.filters + k];
+                for (int64_t r = 1; r < ranges; ++r) total += partial[r * size + j * p.filters + k];
                 dw[k * p.patch() + j] = total;
             }
         });
@@ -222,8 +235,9 @@ carray<T> conv2d_images_backward_weight(carray<T> grad, py::array_t<T, 0> x,
 // Winograd F(4x4, 3x3) one image at a time (winograd.h): each task transforms an image's
 // input into a V of its own (36, C, TH*TW), runs the 36 GEMMs M[e] = U[e] @ V[e] (U, the
 // transformed filters, is (36, K, C)) and transforms M into the image's output, so V and M
-// stay in the task's cache and the pool meets no barrier between the three steps (winograd.cpp's chunked transforms run each step over the pool
-// in turn, around native_blas.py's batched GEMM).
+// stay in the task's cache and the pool meets no barrier between the three steps
+// (winograd.cpp's chunked transforms run each step over the pool in turn, around
+// native_blas.py's batched GEMM).
 template <typename T>
 carray<T> winograd_conv2d_images(py::array_t<T, 0> x, carray<T> u,
                                  std::optional<carray<T>> bias, Pair padding, Pair output_hw) {
@@ -251,7 +265,7 @@ carray<T> winograd_conv2d_images(py::array_t<T, 0> x, carray<T> u,
         tg::SingleThreadedBlas single_threaded;
         tg::parallel_ranges(n, tg::range_count(n, n * kPoints * (c + k) * per_image),
                             [&](int64_t, int64_t begin, int64_t end) {
-            std::vector<T> v(kPoints * c * per_image), m(kPoints * k * per_image), rows(scratch);
+            Buffer<T> v(kPoints * c * per_image), m(kPoints * k * per_image), rows(scratch);
             for (int64_t image = begin; image < end; ++image) {
                 for (int64_t channel = 0; channel < c; ++channel)
                     input_transform_plane(in + image * s0 + channel * s1, s2, s3, height, width,
@@ -294,8 +308,12 @@ carray<T> winograd_backward_weight_images(carray<T> grad, py::array_t<T, 0> x, P
     const int64_t per_image = tiles[0] * tiles[1], size = kPoints * k * c;
     carray<T> grad_u = tg::new_array<T>({kPoints, k, c});
     T* total = grad_u.mutable_data();
-    const int64_t ranges = std::max<int64_t>(1, std::min(n, kWinogradGradientRanges));
-    std::vector<T> sums(ranges * size, T(0));
+    if (n == 0) {
+        std::fill(total, total + size, T(0));
+        return grad_u;
+    }
+    const int64_t ranges = std::min(n, kWinogradGradientRanges);
+    Buffer<T> sums(ranges * size);  // the first image of a range writes its sum, the rest add
     const int64_t s0 = x.strides(0) / int64_t(sizeof(T)), s1 = x.strides(1) / int64_t(sizeof(T));
     const int64_t s2 = x.strides(2) / int64_t(sizeof(T)), s3 = x.strides(3) / int64_t(sizeof(T));
     const T* in = x.data();
@@ -306,8 +324,7 @@ carray<T> winograd_backward_weight_images(carray<T> grad, py::array_t<T, 0> x, P
         py::gil_scoped_release release;
         tg::SingleThreadedBlas single_threaded;
         tg::parallel_ranges(n, ranges, [&](int64_t range, int64_t begin, int64_t end) {
-            std::vector<T> v(kPoints * c * per_image), dm(kPoints * k * per_image),
-                rows(scratch);
+            Buffer<T> v(kPoints * c * per_image), dm(kPoints * k * per_image), rows(scratch);
             T* sum = sums.data() + range * size;
             for (int64_t image = begin; image < end; ++image) {
                 for (int64_t channel = 0; channel < c; ++channel)
@@ -318,15 +335,17 @@ carray<T> winograd_backward_weight_images(carray<T> grad, py::array_t<T, 0> x, P
                     output_adjoint_plane(dy + (image * k + channel) * out_h * out_w, tiles,
                                          out_h, out_w, dm.data() + channel * per_image,
                                          k * per_image, rows.data());
+                const T beta = image == begin ? T(0) : T(1);
                 for (int64_t e = 0; e < kPoints; ++e)
                     tg::gemm<T>(false, true, k, c, per_image, dm.data() + e * k * per_image,
-                                per_image, v.data() + e * c * per_image, per_image, T(1),
+                                per_image, v.data() + e * c * per_image, per_image, beta,
                                 sum + e * k * c, c);
             }
         });
+        const T* partial = sums.data();
         tg::parallel_for(size, ranges * size, [&](int64_t i) {
-            T value = sums[i];
-            for (int64_t r = 1; r < ranges; ++r) value += sums[r * size + i];
+            T value = partial[i];
+            for (int64_t r = 1; r < ranges; ++r) value += partial[r * size + i];
             total[i] = value;
         });
     }

@@ -133,20 +133,30 @@ def _pool_operands(first, a, b):
     return operands if dense else None
 
 
+# The NumPy ufunc behind each entry, which _binary calls itself for small float operands
+_UFUNCS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide}
+
+
 def _binary(name: str):
     """+ - * / on the pool for large operands (see _pool_operands); the NumPy ufunc otherwise."""
     # locals of the closure, not global and attribute lookups: read on every op
-    grain, ndarray = (_C.parallel_grain if _C is not None else 0), np.ndarray
+    grain, ndarray, ufunc = (_C.parallel_grain if _C is not None else 0), np.ndarray, _UFUNCS[name]
+    float32, float64 = _FLOATS
 
     def make(reference):
         def binary(a, b):
             # small operands go to NumPy before any call: for them the per-op overhead is all
             # that matters
             first = a if type(a) is ndarray else b
-            if type(first) is ndarray and first.size > grain:
-                operands = _pool_operands(first, a, b)
-                if operands is not None:
-                    return getattr(_C, name)(*operands)
+            if type(first) is ndarray:
+                if first.size > grain:
+                    operands = _pool_operands(first, a, b)
+                    if operands is not None:
+                        return getattr(_C, name)(*operands)
+                elif first.dtype is float32 or first.dtype is float64:
+                    # the reference's own ufunc, less its wrapper: the reference (bfloat16's,
+                    # backend/cpu_bfloat16.py) differs from it only on other dtypes
+                    return ufunc(a, b)
             return reference(a, b)
         binary.__name__ = name
         return binary

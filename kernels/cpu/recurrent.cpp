@@ -8,9 +8,19 @@
 // sigmoid is 1 / (1 + exp(-x)), one exp and one division, where the reference's
 // (tanh(x / 2) + 1) / 2 made the forward no faster than NumPy's. Rows go to the pool when a
 // step is large; a typical step (32 x 256) runs on the calling thread.
+//
+// The whole GRU sequence, forward and backward (reference_rnn.py's gru_sequence and its
+// backward), runs here too, its steps' GEMMs and gates shared out by blocks of hidden units
+// (the section "a whole GRU layer direction" below).
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "blas.h"
 #include "common.h"
 #include "vector_math.h"
 
@@ -19,38 +29,42 @@ namespace {
 using tg::sigmoid_of;
 using tg::tanh_of;
 
-// r, z, n, h_n (hp's third part, kept for backward) and h' for one row: x and hp are (3H,)
-// rows, h and the outputs (H,)
+// r, z, n, h_n (hp's third part, kept for backward) and h' for `count` units of one row: x
+// and hp hold the units' r, z and n parts `x_gap` and `hp_gap` apart (the hidden size, for
+// whole (3H,) rows), h and the outputs the units themselves
 template <typename T>
-TG_TARGET_ISA void gru_row(const T* x, const T* hp, const T* h, T* out, T* r, T* z, T* n,
-                             T* h_n, int64_t hidden) {
+TG_TARGET_ISA void gru_units(const T* x, int64_t x_gap, const T* hp, int64_t hp_gap,
+                               const T* h, T* out, T* r, T* z, T* n, T* h_n, int64_t count) {
 #pragma omp simd
-    for (int64_t j = 0; j < hidden; ++j) {
+    for (int64_t j = 0; j < count; ++j) {
         const T reset = sigmoid_of(x[j] + hp[j]);
-        const T update = sigmoid_of(x[hidden + j] + hp[hidden + j]);
-        const T candidate = tanh_of(x[2 * hidden + j] + reset * hp[2 * hidden + j]);
+        const T update = sigmoid_of(x[x_gap + j] + hp[hp_gap + j]);
+        const T candidate = tanh_of(x[2 * x_gap + j] + reset * hp[2 * hp_gap + j]);
         r[j] = reset;
         z[j] = update;
         n[j] = candidate;
-        h_n[j] = hp[2 * hidden + j];
+        h_n[j] = hp[2 * hp_gap + j];
         out[j] = candidate + update * (h[j] - candidate);
     }
 }
 
+// The backward of gru_units for `count` units of one row: grad + carry (the gradient from
+// the output and from the next step) -> d x_proj and d h_proj (their r, z, n parts `gap`
+// apart, the hidden size for whole (3H,) rows) and d h along the direct path.
 template <typename T>
-TG_TARGET_ISA void gru_backward_row(const T* grad, const T* r, const T* z, const T* n,
-                                      const T* h_n, const T* h, T* d_x, T* d_hp, T* d_h,
-                                      int64_t hidden) {
+TG_TARGET_ISA void gru_backward_units(const T* grad, const T* carry, const T* r, const T* z,
+                                        const T* n, const T* h_n, const T* h, T* d_x, T* d_hp,
+                                        int64_t gap, T* d_h, int64_t count) {
 #pragma omp simd
-    for (int64_t j = 0; j < hidden; ++j) {
-        const T g = grad[j], reset = r[j], update = z[j], candidate = n[j];
+    for (int64_t j = 0; j < count; ++j) {
+        const T g = grad[j] + carry[j], reset = r[j], update = z[j], candidate = n[j];
         const T d_n = g * (T(1) - update) * (T(1) - candidate * candidate);
         const T d_r = d_n * h_n[j] * reset * (T(1) - reset);
         const T d_z = g * (h[j] - candidate) * update * (T(1) - update);
         d_x[j] = d_hp[j] = d_r;
-        d_x[hidden + j] = d_hp[hidden + j] = d_z;
-        d_x[2 * hidden + j] = d_n;
-        d_hp[2 * hidden + j] = d_n * reset;
+        d_x[gap + j] = d_hp[gap + j] = d_z;
+        d_x[2 * gap + j] = d_n;
+        d_hp[2 * gap + j] = d_n * reset;
         d_h[j] = g * update;
     }
 }
@@ -117,9 +131,10 @@ py::tuple gru_gates(carray<T> x_proj, carray<T> h_proj, carray<T> h) {
     {
         py::gil_scoped_release release;
         tg::parallel_for(rows, 7 * plane, [&](int64_t row) {
-            gru_row(x + row * 3 * hidden, hp + row * 3 * hidden, state + row * hidden,
-                    o + row * hidden, s + row * hidden, s + plane + row * hidden,
-                    s + 2 * plane + row * hidden, s + 3 * plane + row * hidden, hidden);
+            gru_units(x + row * 3 * hidden, hidden, hp + row * 3 * hidden, hidden,
+                      state + row * hidden, o + row * hidden, s + row * hidden,
+                      s + plane + row * hidden, s + 2 * plane + row * hidden,
+                      s + 3 * plane + row * hidden, hidden);
         });
     }
     return py::make_tuple(out, saved);
@@ -139,13 +154,203 @@ py::tuple gru_gates_backward(carray<T> grad, carray<T> r, carray<T> z, carray<T>
     T *dx = d_x.mutable_data(), *dhp = d_hp.mutable_data(), *dh = d_h.mutable_data();
     {
         py::gil_scoped_release release;
+        const std::vector<T> no_carry(hidden, T(0));
         tg::parallel_for(rows, 12 * rows * hidden, [&](int64_t row) {
             const int64_t at = row * hidden;
-            gru_backward_row(g + at, rr + at, zz + at, nn + at, hn + at, hh + at,
-                             dx + 3 * at, dhp + 3 * at, dh + at, hidden);
+            gru_backward_units(g + at, no_carry.data(), rr + at, zz + at, nn + at, hn + at,
+                               hh + at, dx + 3 * at, dhp + 3 * at, hidden, dh + at, hidden);
         });
     }
     return py::make_tuple(d_x, d_hp, d_h);
+}
+
+// ---- a whole GRU layer direction ------------------------------------------------------------
+//
+// reference_rnn.gru_sequence's loops, here. A forward step is h_proj = h @ W_hh^T (+ b_hh)
+// and the gates; a backward step the gates' backward, then d h = d h_direct + d h_proj @ W_hh.
+// The hidden units are cut into blocks, one per thread, and each step's work into one task per
+// block: the GEMMs of a block read only its slices of W_hh, which stay in that thread's cache
+// from step to step. A step needs all of the previous one's h (or d h), so the tasks run in
+// stages (run_stages): the pool's threads are woken once for the whole sequence instead of
+// for every step's GEMM (docs/performance.md, "The GRU sequence on the pool").
+
+// Work (multiply-adds per step) below which a sequence runs on one thread, as a GEMM does
+// (blas.cpp, kGemmParallelWork).
+constexpr int64_t kSequenceParallelWork = int64_t(1) << 21;
+
+// Blocks of hidden units for a step of `work` multiply-adds: one per thread, of at least 16
+// units (below that a GEMM call spends its time packing).
+int64_t unit_blocks(int64_t hidden, int64_t work) {
+    return work >= kSequenceParallelWork ? std::clamp<int64_t>(tg::num_threads(), 1, hidden / 16)
+                                         : 1;
+}
+
+void wait_until(const std::atomic<int64_t>& done, int64_t count) {
+    for (int spins = 0; done.load(std::memory_order_acquire) < count; ++spins) {
+        if (spins < 4096) {
+#if defined(__x86_64__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            std::this_thread::yield();  // the thread it waits for has lost its core
+        }
+    }
+}
+
+// body(stage, block) for every stage in order and every block of each, on the pool. The tasks
+// (stage, block) are claimed in order from one counter, and each waits until the previous
+// stage's are done. A thread that claims a task has finished its earlier ones, and every task
+// it waits for was claimed before, by a thread that is running it, so the wait ends; on one
+// thread the tasks run in order. Two tasks of one block never run at once, so a block may
+// keep scratch buffers of its own.
+template <typename Body>
+void run_stages(int64_t stages, int64_t blocks, Body body) {
+    std::atomic<int64_t> next{0}, done{0};
+    const int64_t tasks = stages * blocks;
+    tg::run_tasks(blocks, [&](int64_t) {
+        for (int64_t task = next.fetch_add(1); task < tasks; task = next.fetch_add(1)) {
+            wait_until(done, task / blocks * blocks);
+            body(task / blocks, task % blocks);
+            done.fetch_add(1, std::memory_order_release);
+        }
+    });
+}
+
+// Units [first, first + count) of block `block` of `blocks`.
+struct Units {
+    int64_t first, count;
+    Units(int64_t block, int64_t blocks, int64_t hidden)
+        : first(block * hidden / blocks), count((block + 1) * hidden / blocks - first) {}
+};
+
+// The gates of one step for units [first, first + count) of every row: hp holds the block's
+// r, z, n parts of h_proj, (rows, 3 * count), and gets b_hh added first.
+template <typename T>
+TG_TARGET_ISA void gru_block(const T* x, T* hp, const T* bias, const T* h, T* out, T* r,
+                               T* z, T* n, T* h_n, int64_t rows, int64_t hidden, Units units) {
+    for (int64_t row = 0; row < rows; ++row) {
+        T* parts = hp + row * 3 * units.count;
+        if (bias) {
+            for (int64_t part = 0; part < 3; ++part) {
+#pragma omp simd
+                for (int64_t j = 0; j < units.count; ++j)
+                    parts[part * units.count + j] += bias[part * hidden + units.first + j];
+            }
+        }
+        const int64_t at = row * hidden + units.first;
+        gru_units(x + row * 3 * hidden + units.first, hidden, parts, units.count, h + at,
+                  out + at, r + at, z + at, n + at, h_n + at, units.count);
+    }
+}
+
+// x_proj (L, N, 3H), h0 (N, H), W_hh (3H, H), b_hh (3H,) or None -> (out (L, N, H), gates
+// (4, L, N, H): r, z, n and h_n of every step, what gru_sequence_backward reads)
+template <typename T>
+py::tuple gru_sequence(carray<T> x_proj, carray<T> h0, carray<T> weight_hh,
+                       std::optional<carray<T>> bias_hh, bool reverse) {
+    require(tg::has_blas(), "gru_sequence: no BLAS routines were set (set_blas)");
+    require(h0.ndim() == 2 && h0.shape(0) > 0 && h0.shape(1) > 0,
+            "gru_sequence: expected a non-empty h0 (N, H)");
+    const int64_t rows = h0.shape(0), hidden = h0.shape(1);
+    require(x_proj.ndim() == 3 && x_proj.shape(1) == rows && x_proj.shape(2) == 3 * hidden,
+            "gru_sequence: x_proj is not (L, N, 3H) for h0 (N, H)");
+    require_rows(weight_hh, 3 * hidden, hidden, "gru_sequence: weight_hh");
+    require(!bias_hh || (bias_hh->ndim() == 1 && bias_hh->shape(0) == 3 * hidden),
+            "gru_sequence: bias_hh is not (3H,)");
+    const int64_t length = x_proj.shape(0), plane = rows * hidden;
+    carray<T> out = tg::new_array<T>({length, rows, hidden});
+    carray<T> gates = tg::new_array<T>({int64_t(4), length, rows, hidden});
+    const T *x = x_proj.data(), *start = h0.data(), *w = weight_hh.data();
+    const T* bias = bias_hh ? bias_hh->data() : nullptr;
+    T *o = out.mutable_data(), *saved = gates.mutable_data();
+    const int64_t blocks = unit_blocks(hidden, 3 * plane * hidden);
+    const int64_t widest = (hidden + blocks - 1) / blocks;
+    std::vector<T> hp(blocks * rows * 3 * widest);  // each block's part of h_proj
+    {
+        py::gil_scoped_release release;
+        tg::SingleThreadedBlas single_threaded;
+        run_stages(length, blocks, [&](int64_t step, int64_t block) {
+            const Units units(block, blocks, hidden);
+            const int64_t t = reverse ? length - 1 - step : step;
+            const T* h = step == 0 ? start : o + (reverse ? t + 1 : t - 1) * plane;
+            T* parts = hp.data() + block * rows * 3 * widest;
+            for (int64_t part = 0; part < 3; ++part)
+                tg::gemm<T>(false, true, rows, units.count, hidden, h, hidden,
+                            w + (part * hidden + units.first) * hidden, hidden, T(0),
+                            parts + part * units.count, 3 * units.count);
+            T* step_gates = saved + t * plane;
+            gru_block(x + t * 3 * plane, parts, bias, h, o + t * plane, step_gates,
+                      step_gates + length * plane, step_gates + 2 * length * plane,
+                      step_gates + 3 * length * plane, rows, hidden, units);
+        });
+    }
+    return py::make_tuple(out, gates);
+}
+
+// grad_out (L, N, H), the forward's gates (4, L, N, H), h0 (N, H), out (L, N, H) and W_hh
+// (3H, H) -> (d x_proj (L, N, 3H), d h_proj (L, N, 3H), d h0 (N, H)); the weight and bias
+// gradients are sums over d h_proj, one GEMM for the caller. Each step is two stages: the
+// gates' backward for a block's units, then that block's units of d h, which need all of the
+// step's d h_proj.
+template <typename T>
+py::tuple gru_sequence_backward(carray<T> grad_out, carray<T> gates, carray<T> h0,
+                                carray<T> out, carray<T> weight_hh, bool reverse) {
+    require(tg::has_blas(), "gru_sequence_backward: no BLAS routines were set (set_blas)");
+    require(h0.ndim() == 2 && h0.shape(0) > 0 && h0.shape(1) > 0,
+            "gru_sequence_backward: expected a non-empty h0 (N, H)");
+    const int64_t rows = h0.shape(0), hidden = h0.shape(1);
+    require(out.ndim() == 3 && out.shape(1) == rows && out.shape(2) == hidden &&
+                grad_out.ndim() == 3 && grad_out.shape(0) == out.shape(0) &&
+                grad_out.shape(1) == rows && grad_out.shape(2) == hidden,
+            "gru_sequence_backward: grad_out and out are not (L, N, H) for h0 (N, H)");
+    const int64_t length = out.shape(0), plane = rows * hidden;
+    require(gates.ndim() == 4 && gates.shape(0) == 4 && gates.shape(1) == length &&
+                gates.shape(2) == rows && gates.shape(3) == hidden,
+            "gru_sequence_backward: gates are not (4, L, N, H)");
+    require_rows(weight_hh, 3 * hidden, hidden, "gru_sequence_backward: weight_hh");
+    carray<T> d_x = tg::new_array<T>({length, rows, 3 * hidden});
+    carray<T> d_hp = tg::new_array<T>({length, rows, 3 * hidden});
+    carray<T> d_h0 = tg::new_array<T>({rows, hidden});
+    const T *g = grad_out.data(), *saved = gates.data(), *start = h0.data(), *o = out.data(),
+            *w = weight_hh.data();
+    T *dx = d_x.mutable_data(), *dhp = d_hp.mutable_data();
+    // d h flowing into each step, by step parity, and each step's direct part
+    std::vector<T> carry(2 * plane, T(0)), direct(plane);
+    const int64_t blocks = unit_blocks(hidden, 3 * plane * hidden);
+    {
+        py::gil_scoped_release release;
+        tg::SingleThreadedBlas single_threaded;
+        run_stages(2 * length, blocks, [&](int64_t stage, int64_t block) {
+            const Units units(block, blocks, hidden);
+            const int64_t step = stage / 2, t = reverse ? step : length - 1 - step;
+            const T* into = carry.data() + (step % 2) * plane;
+            T* onward = carry.data() + ((step + 1) % 2) * plane;
+            if (stage % 2 == 0) {  // the gates' backward for this block's units
+                const T* h = (reverse ? t == length - 1 : t == 0)
+                                 ? start
+                                 : o + (reverse ? t + 1 : t - 1) * plane;
+                const T* step_gates = saved + t * plane;
+                for (int64_t row = 0; row < rows; ++row) {
+                    const int64_t at = row * hidden + units.first;
+                    const int64_t wide = t * 3 * plane + row * 3 * hidden + units.first;
+                    gru_backward_units(g + t * plane + at, into + at, step_gates + at,
+                                       step_gates + length * plane + at,
+                                       step_gates + 2 * length * plane + at,
+                                       step_gates + 3 * length * plane + at, h + at, dx + wide,
+                                       dhp + wide, hidden, direct.data() + at, units.count);
+                }
+            } else {  // d h for this block's units: direct + d h_proj @ W_hh[:, units]
+                for (int64_t row = 0; row < rows; ++row)
+                    std::copy_n(direct.data() + row * hidden + units.first, units.count,
+                                onward + row * hidden + units.first);
+                tg::gemm<T>(false, false, rows, units.count, 3 * hidden, dhp + t * 3 * plane,
+                            3 * hidden, w + units.first, hidden, T(1), onward + units.first,
+                            hidden);
+            }
+        });
+    }
+    std::copy_n(carry.data() + (length % 2) * plane, plane, d_h0.mutable_data());
+    return py::make_tuple(d_x, d_hp, d_h0);
 }
 
 // x_proj, h_proj (N, 4H) and c (N, H) -> ((h', c') as (2, N, H), gates (N, 4H), tanh(c'))
@@ -203,6 +408,12 @@ void register_for(py::module_& m) {
     m.def("gru_gates_backward", &gru_gates_backward<T>, py::arg("grad").noconvert(),
           py::arg("r").noconvert(), py::arg("z").noconvert(), py::arg("n").noconvert(),
           py::arg("h_n").noconvert(), py::arg("h").noconvert());
+    m.def("gru_sequence", &gru_sequence<T>, py::arg("x_proj").noconvert(),
+          py::arg("h0").noconvert(), py::arg("weight_hh").noconvert(),
+          py::arg("bias_hh").noconvert() = py::none(), py::arg("reverse") = false);
+    m.def("gru_sequence_backward", &gru_sequence_backward<T>, py::arg("grad_out").noconvert(),
+          py::arg("gates").noconvert(), py::arg("h0").noconvert(), py::arg("out").noconvert(),
+          py::arg("weight_hh").noconvert(), py::arg("reverse") = false);
     m.def("lstm_gates", &lstm_gates<T>, py::arg("x_proj").noconvert(),
           py::arg("h_proj").noconvert(), py::arg("c").noconvert());
     m.def("lstm_gates_backward", &lstm_gates_backward<T>, py::arg("grad").noconvert(),

@@ -332,6 +332,41 @@ def _gru_gates_backward(reference):
     return gru_gates_backward
 
 
+def _gru_sequence(reference):
+    """A GRU layer direction's forward as one _C call: the time loop, the GEMMs on the pool and
+    the gates (kernels/cpu/recurrent.cpp), where native_blas gives _C a BLAS; `reference`
+    (the Python loop over the native gates) for anything else."""
+    def gru_sequence(x_proj, h0, weight_hh, bias_hh, reverse):
+        if (h0.ndim != 2 or x_proj.ndim != 3 or 0 in x_proj.shape or 0 in h0.shape
+                or not _same_float_dtype(h0, x_proj, weight_hh, bias_hh)
+                or not native_blas.available()):
+            return reference(x_proj, h0, weight_hh, bias_hh, reverse)
+        out, gates = _C.gru_sequence(_contiguous(x_proj), _contiguous(h0),
+                                     _contiguous(weight_hh),
+                                     None if bias_hh is None else _contiguous(bias_hh),
+                                     bool(reverse))
+        return out, (gates, h0, out, weight_hh, reverse)
+    return gru_sequence
+
+
+def _gru_sequence_backward(reference):
+    """gru_sequence's backward through time as one _C call (as _gru_sequence), then the
+    weight and bias gradients as sums over every step: one GEMM and one column sum."""
+    def gru_sequence_backward(grad_out, saved):
+        gates, h0, out, weight_hh, reverse = saved
+        if (h0.ndim != 2 or 0 in out.shape or 0 in h0.shape
+                or not _same_float_dtype(h0, grad_out, gates, out, weight_hh)
+                or not native_blas.available()):
+            return reference(grad_out, saved)
+        d_x_proj, d_h_proj, d_h0 = _C.gru_sequence_backward(
+            *(_contiguous(a) for a in (grad_out, gates, h0, out, weight_hh)), bool(reverse))
+        flat = d_h_proj.reshape(-1, d_h_proj.shape[-1])
+        previous = reference_rnn.previous_states(h0, out, reverse)
+        d_weight = native_blas.matmul(flat.T, previous.reshape(-1, previous.shape[-1]))
+        return d_x_proj, d_h0, d_weight, flat.sum(axis=0)
+    return gru_sequence_backward
+
+
 def _lstm_gates(reference):
     def lstm_gates(x_proj, h_proj, c):
         if c.ndim != 2 or not _same_float_dtype(c, x_proj, h_proj):
@@ -428,13 +463,17 @@ NATIVE = {
 def make_kernels(reference: dict) -> dict:
     """The entries of the NumPy kernels `reference` (cpu.numpy_kernels) that the extension
     replaces, as {name: kernel}; empty when the extension is not available. The whole-sequence
-    GRU is rebuilt on the native gates; conv2d's native kernels are cpu_conv.py's."""
+    GRU is one native call each way (_gru_sequence, _gru_sequence_backward), which hands what
+    it does not take to the Python loop over the native gates; conv2d's native kernels are
+    cpu_conv.py's."""
     if _C is None:
         return {}
     kernels = {name: make(reference[name]) for name, make in NATIVE.items()}
     kernels.update(reference_rnn.make_sequence_kernels(kernels["gru_gates"],
                                                        kernels["gru_gates_backward"],
                                                        native_blas.matmul))
+    kernels["gru_sequence"] = _gru_sequence(kernels["gru_sequence"])
+    kernels["gru_sequence_backward"] = _gru_sequence_backward(kernels["gru_sequence_backward"])
     for kernel in kernels.values():
         kernel.native = True  # what tg.backend_info() reports
     return kernels

@@ -80,7 +80,7 @@ def lstm_gates_backward(grad, saved):
     return d_pre, d_c * f
 
 
-def _previous_states(h0, out, reverse: bool):
+def previous_states(h0, out, reverse: bool):
     """h_{t-1} for every t of the loop order, as one (L, N, H) array."""
     if reverse:
         return np.concatenate([out[1:], h0[None]])
@@ -119,7 +119,7 @@ def make_sequence_kernels(step=gru_gates, step_backward=gru_gates_backward,
         """
         gates, h0, out, weight_hh, reverse = saved
         length = out.shape[0]
-        previous = _previous_states(h0, out, reverse)
+        previous = previous_states(h0, out, reverse)
         d_x_proj = np.empty_like(h0, shape=(length,) + h0.shape[:-1] + (weight_hh.shape[0],))
         d_h_proj = np.empty_like(d_x_proj)
         d_h = np.zeros_like(h0)

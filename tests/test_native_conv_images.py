@@ -125,15 +125,20 @@ def test_mismatched_shapes_are_named(call, message):
         call()
 
 
-def recording_image_kernels(monkeypatch) -> list:
-    """Records which of _C's per-image convolutions the next native_conv_kernels calls."""
+def recording(monkeypatch, names) -> list:
+    """The names of the _C functions among `names` that are called from now on, in order
+    (native_conv_kernels built afterwards reads the recording ones)."""
     calls = []
-    for name in ("conv2d_images", "conv2d_images_backward_input",
-                 "conv2d_images_backward_weight"):
+    for name in names:
         run = getattr(native._C, name)
         monkeypatch.setattr(native._C, name,
                             lambda *args, name=name, run=run: calls.append(name) or run(*args))
     return calls
+
+
+def recording_image_kernels(monkeypatch) -> list:
+    return recording(monkeypatch, ("conv2d_images", "conv2d_images_backward_input",
+                                   "conv2d_images_backward_weight"))
 
 
 @pytest.mark.parametrize("images, threads, expected", [
@@ -218,13 +223,8 @@ def test_winograd_by_image_names_bad_shapes():
 
 
 def recording_winograd(monkeypatch) -> list:
-    calls = []
-    for name in ("winograd_conv2d_images", "winograd_backward_weight_images",
-                 "winograd_input_transform"):
-        run = getattr(native._C, name)
-        monkeypatch.setattr(native._C, name,
-                            lambda *args, name=name, run=run: calls.append(name) or run(*args))
-    return calls
+    return recording(monkeypatch, ("winograd_conv2d_images", "winograd_backward_weight_images",
+                                   "winograd_input_transform"))
 
 
 @pytest.mark.parametrize("images, expected", [(4, True), (3, False)])

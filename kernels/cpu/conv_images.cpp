@@ -73,6 +73,14 @@ Problem problem(std::array<int64_t, 4> input_shape, std::array<int64_t, 4> weigh
     return p;
 }
 
+// An (N, C, H, W) input's strides, in elements: the kernels read it in place, views included.
+template <typename T>
+std::array<int64_t, 4> element_strides(const py::array_t<T, 0>& x) {
+    std::array<int64_t, 4> strides{};
+    for (int axis = 0; axis < 4; ++axis) strides[axis] = x.strides(axis) / int64_t(sizeof(T));
+    return strides;
+}
+
 std::array<int64_t, 4> shape4(const py::array& a, const char* what) {
     require(a.ndim() == 4, std::string(what) + " must have 4 dimensions");
     return {a.shape(0), a.shape(1), a.shape(2), a.shape(3)};
@@ -131,15 +139,14 @@ carray<T> conv2d_images(py::array_t<T, 0> x, carray<T> weight, std::optional<car
     require(!bias || (bias->ndim() == 1 && bias->shape(0) == p.filters),
             "conv2d_images: the bias is not (K,)");
     carray<T> out = tg::new_array<T>({p.images, p.filters, p.g.out_h, p.g.out_w});
-    const int64_t s0 = x.strides(0) / int64_t(sizeof(T)), s1 = x.strides(1) / int64_t(sizeof(T));
-    const int64_t s2 = x.strides(2) / int64_t(sizeof(T)), s3 = x.strides(3) / int64_t(sizeof(T));
+    const std::array<int64_t, 4> s = element_strides(x);
     const T* in = x.data();
     const T* w = weight.data();
     const T* b = bias ? bias->data() : nullptr;
     T* y = out.mutable_data();
     over_image_ranges<T>(p, ranges_for(p), [&](int64_t, int64_t begin, int64_t end, T* cols) {
         for (int64_t n = begin; n < end; ++n) {
-            image_cols(in + n * s0, s1, s2, s3, cols, p);
+            image_cols(in + n * s[0], s[1], s[2], s[3], cols, p);
             T* image_out = y + n * p.filters * p.pixels;
             tg::gemm<T>(false, false, p.filters, p.pixels, p.patch(), w, p.patch(), cols,
                         p.pixels, T(0), image_out, p.pixels);
@@ -202,14 +209,13 @@ carray<T> conv2d_images_backward_weight(carray<T> grad, py::array_t<T, 0> x,
                                ? std::min(p.images, kWeightGradientRanges)
                                : 1;
     Buffer<T> sums(ranges * size);  // each (C*KH*KW, K): dW^T
-    const int64_t s0 = x.strides(0) / int64_t(sizeof(T)), s1 = x.strides(1) / int64_t(sizeof(T));
-    const int64_t s2 = x.strides(2) / int64_t(sizeof(T)), s3 = x.strides(3) / int64_t(sizeof(T));
+    const std::array<int64_t, 4> s = element_strides(x);
     const T* in = x.data();
     const T* dy = grad.data();
     over_image_ranges<T>(p, ranges, [&](int64_t range, int64_t begin, int64_t end, T* cols) {
         T* sum = sums.data() + range * size;
         for (int64_t n = begin; n < end; ++n) {
-            image_cols(in + n * s0, s1, s2, s3, cols, p);
+            image_cols(in + n * s[0], s[1], s[2], s[3], cols, p);
             // cols @ grad[n]^T: OpenBLAS runs this orientation of the skinny product faster
             // than grad[n] @ cols^T (docs/performance.md, "conv2d one image at a time")
             tg::gemm<T>(false, true, p.patch(), p.filters, p.pixels, cols, p.pixels,
@@ -232,6 +238,16 @@ carray<T> conv2d_images_backward_weight(carray<T> grad, py::array_t<T, 0> x,
     return dweight;
 }
 
+// One image's V (36, C, TH*TW), from an input image read through the strides s.
+template <typename T>
+void transformed_image(const T* image, const std::array<int64_t, 4>& s, int64_t channels,
+                       int64_t height, int64_t width, Pair padding, Pair tiles, T* v, T* rows) {
+    const int64_t per_image = tiles[0] * tiles[1];
+    for (int64_t channel = 0; channel < channels; ++channel)
+        input_transform_plane(image + channel * s[1], s[2], s[3], height, width, padding, tiles,
+                              v + channel * per_image, channels * per_image, rows);
+}
+
 // Winograd F(4x4, 3x3) one image at a time (winograd.h): each task transforms an image's
 // input into a V of its own (36, C, TH*TW), runs the 36 GEMMs M[e] = U[e] @ V[e] (U, the
 // transformed filters, is (36, K, C)) and transforms M into the image's output, so V and M
@@ -252,8 +268,7 @@ carray<T> winograd_conv2d_images(py::array_t<T, 0> x, carray<T> u,
     const Pair tiles = tile_counts(out_h, out_w);
     const int64_t per_image = tiles[0] * tiles[1];
     carray<T> y = tg::new_array<T>({n, k, out_h, out_w});
-    const int64_t s0 = x.strides(0) / int64_t(sizeof(T)), s1 = x.strides(1) / int64_t(sizeof(T));
-    const int64_t s2 = x.strides(2) / int64_t(sizeof(T)), s3 = x.strides(3) / int64_t(sizeof(T));
+    const std::array<int64_t, 4> s = element_strides(x);
     const T* in = x.data();
     const T* filters = u.data();
     const T* shift = bias ? bias->data() : nullptr;
@@ -267,10 +282,8 @@ carray<T> winograd_conv2d_images(py::array_t<T, 0> x, carray<T> u,
                             [&](int64_t, int64_t begin, int64_t end) {
             Buffer<T> v(kPoints * c * per_image), m(kPoints * k * per_image), rows(scratch);
             for (int64_t image = begin; image < end; ++image) {
-                for (int64_t channel = 0; channel < c; ++channel)
-                    input_transform_plane(in + image * s0 + channel * s1, s2, s3, height, width,
-                                          padding, tiles, v.data() + channel * per_image,
-                                          c * per_image, rows.data());
+                transformed_image(in + image * s[0], s, c, height, width, padding, tiles,
+                                  v.data(), rows.data());
                 for (int64_t e = 0; e < kPoints; ++e)
                     tg::gemm<T>(false, false, k, per_image, c, filters + e * k * c, c,
                                 v.data() + e * c * per_image, per_image, T(0),
@@ -314,8 +327,7 @@ carray<T> winograd_backward_weight_images(carray<T> grad, py::array_t<T, 0> x, P
     }
     const int64_t ranges = std::min(n, kWinogradGradientRanges);
     Buffer<T> sums(ranges * size);  // the first image of a range writes its sum, the rest add
-    const int64_t s0 = x.strides(0) / int64_t(sizeof(T)), s1 = x.strides(1) / int64_t(sizeof(T));
-    const int64_t s2 = x.strides(2) / int64_t(sizeof(T)), s3 = x.strides(3) / int64_t(sizeof(T));
+    const std::array<int64_t, 4> s = element_strides(x);
     const T* in = x.data();
     const T* dy = grad.data();
     const int64_t scratch = std::max((2 * kSpan + 1) * kTile * (tiles[1] + 1),
@@ -327,10 +339,8 @@ carray<T> winograd_backward_weight_images(carray<T> grad, py::array_t<T, 0> x, P
             Buffer<T> v(kPoints * c * per_image), dm(kPoints * k * per_image), rows(scratch);
             T* sum = sums.data() + range * size;
             for (int64_t image = begin; image < end; ++image) {
-                for (int64_t channel = 0; channel < c; ++channel)
-                    input_transform_plane(in + image * s0 + channel * s1, s2, s3, height, width,
-                                          padding, tiles, v.data() + channel * per_image,
-                                          c * per_image, rows.data());
+                transformed_image(in + image * s[0], s, c, height, width, padding, tiles,
+                                  v.data(), rows.data());
                 for (int64_t channel = 0; channel < k; ++channel)
                     output_adjoint_plane(dy + (image * k + channel) * out_h * out_w, tiles,
                                          out_h, out_w, dm.data() + channel * per_image,

@@ -11,9 +11,10 @@ against them), faster:
   Winograd F(4x4, 3x3) (cpu_winograd.py): native transforms around 36 GEMMs on the native
   pool (native_blas.py) that do a quarter of the multiplies.
 - With the native extension, a batch of small images (MIN_IMAGES_PER_THREAD) runs one image
-  at a time on the pool (kernels/cpu/conv_images.cpp): each task fuses an image's im2col with
-  its GEMM against NCHW directly, where a chunk's one GEMM needs layout copies between its
-  (K, N*OH*OW) product and NCHW.
+  per pool task (kernels/cpu/conv_images.cpp): a task fuses the image's im2col with its GEMM
+  against NCHW directly, where a chunk's one GEMM needs layout copies between its
+  (K, N*OH*OW) product and NCHW, or runs Winograd's transforms and 36 GEMMs for the image in
+  its own cache.
 
 Without the extension "cpu" runs them on NumPy's im2col/col2im and np.matmul (no Winograd:
 the NumPy transforms are slower than im2col); `native_conv_kernels` builds them on `_C`'s
@@ -181,8 +182,8 @@ def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im
         k, kernel = weight.shape[0], weight.shape[2:]
         if im2col_by_image(input_shape, grad.dtype, kernel, grad.shape[2:], weight):
             return image_kernels["backward_input"](grad, np.ascontiguousarray(weight),
-                                            tuple(input_shape), *_pairs(stride, padding,
-                                                                        dilation))
+                                                   tuple(input_shape),
+                                                   *_pairs(stride, padding, dilation))
         filters_t = weight.reshape(k, -1).T
         grad = grad.reshape(grad.shape[0], k, -1)
         dx = np.empty(input_shape, dtype=grad.dtype)
@@ -199,7 +200,7 @@ def make_conv_kernels(im2col=reference_conv.im2col, col2im=reference_conv.col2im
             return _winograd_backward_weight(grad, x, weight_shape, padding)
         if im2col_by_image(x.shape, x.dtype, kernel, grad.shape[2:], grad):
             return image_kernels["backward_weight"](grad, x, tuple(weight_shape),
-                                             *_pairs(stride, padding, dilation))
+                                                    *_pairs(stride, padding, dilation))
         grad = grad.reshape(grad.shape[0], k, -1)
         # accumulated transposed, as cols @ grad^T: OpenBLAS runs this orientation of the
         # skinny product faster than grad @ cols^T (the conv2d benchmark case)
@@ -259,11 +260,11 @@ def native_conv_kernels() -> dict:
     winograd["batched_gemm"] = native_blas.batched_gemm
     # their GEMMs call BLAS from the pool's tasks: usable once native_blas has set it up
     image_kernels = {"conv2d": native._C.conv2d_images,
-              "backward_input": native._C.conv2d_images_backward_input,
-              "backward_weight": native._C.conv2d_images_backward_weight,
-              "winograd_conv2d": native._C.winograd_conv2d_images,
-              "winograd_backward_weight": native._C.winograd_backward_weight_images,
-              "usable": native_blas.available, "threads": native.get_num_threads}
+                     "backward_input": native._C.conv2d_images_backward_input,
+                     "backward_weight": native._C.conv2d_images_backward_weight,
+                     "winograd_conv2d": native._C.winograd_conv2d_images,
+                     "winograd_backward_weight": native._C.winograd_backward_weight_images,
+                     "usable": native_blas.available, "threads": native.get_num_threads}
     kernels = make_conv_kernels(native_im2col(reference_conv.im2col),
                                 native_col2im(reference_conv.col2im), winograd,
                                 native_blas.matmul, image_kernels)

@@ -351,7 +351,7 @@ def _gru_sequence(reference):
 
 def _gru_sequence_backward(reference):
     """gru_sequence's backward through time as one _C call (as _gru_sequence), then the
-    weight and bias gradients as sums over every step: one GEMM and one column sum."""
+    weight and bias gradients as the Python loop computes them (weight_gradients)."""
     def gru_sequence_backward(grad_out, saved):
         gates, h0, out, weight_hh, reverse = saved
         if (h0.ndim != 2 or 0 in out.shape or 0 in h0.shape
@@ -360,10 +360,9 @@ def _gru_sequence_backward(reference):
             return reference(grad_out, saved)
         d_x_proj, d_h_proj, d_h0 = _C.gru_sequence_backward(
             *(_contiguous(a) for a in (grad_out, gates, h0, out, weight_hh)), bool(reverse))
-        flat = d_h_proj.reshape(-1, d_h_proj.shape[-1])
         previous = reference_rnn.previous_states(h0, out, reverse)
-        d_weight = native_blas.matmul(flat.T, previous.reshape(-1, previous.shape[-1]))
-        return d_x_proj, d_h0, d_weight, flat.sum(axis=0)
+        return (d_x_proj, d_h0) + reference_rnn.weight_gradients(d_h_proj, previous,
+                                                                  native_blas.matmul)
     return gru_sequence_backward
 
 

@@ -87,6 +87,13 @@ def previous_states(h0, out, reverse: bool):
     return np.concatenate([h0[None], out[:-1]])
 
 
+def weight_gradients(d_h_proj, previous, gemm=np.matmul) -> tuple:
+    """(d W_hh, d b_hh) from every step's d h_proj (L, N, 3H) and h_{t-1} (L, N, H): sums over
+    the steps, one GEMM and one column sum."""
+    flat = d_h_proj.reshape(-1, d_h_proj.shape[-1])
+    return gemm(flat.T, previous.reshape(-1, previous.shape[-1])), flat.sum(axis=0)
+
+
 def make_sequence_kernels(step=gru_gates, step_backward=gru_gates_backward,
                           gemm=np.matmul) -> dict:
     """gru_sequence and gru_sequence_backward built on the given one-step gate kernels and
@@ -127,9 +134,7 @@ def make_sequence_kernels(step=gru_gates, step_backward=gru_gates_backward,
             step_saved = (gates[0, t], gates[1, t], gates[2, t], gates[3, t], previous[t])
             d_x_proj[t], d_h_proj[t], d_h_direct = step_backward(grad_out[t] + d_h, step_saved)
             d_h = d_h_direct + gemm(d_h_proj[t], weight_hh)
-        flat = d_h_proj.reshape(-1, d_h_proj.shape[-1])
-        d_weight = gemm(flat.T, previous.reshape(-1, previous.shape[-1]))
-        return d_x_proj, d_h, d_weight, flat.sum(axis=0)
+        return (d_x_proj, d_h) + weight_gradients(d_h_proj, previous, gemm)
 
     return {"gru_sequence": gru_sequence, "gru_sequence_backward": gru_sequence_backward}
 

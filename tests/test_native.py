@@ -12,6 +12,7 @@ variable forces NumPy, backend_info reports it, and the package works without _C
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -390,6 +391,27 @@ def test_softmax_forward_and_backward_match_numpy(dtype, shape, values, name):
 
 
 @needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 7), (5, 4097), (64, 1024)], ids=str)
+def test_softmax_backward_streamed_gives_the_plain_loops_bits(stores, dtype, shape):
+    grad, probabilities = randn(shape, dtype), _C_MODULE.softmax(randn(shape, dtype))
+    got = _C_MODULE.softmax_backward(grad, probabilities)
+    native.set_streaming_min_bytes(1 << 62)
+    np.testing.assert_array_equal(got, _C_MODULE.softmax_backward(grad, probabilities))
+
+
+@needs_native
+def test_streaming_threshold_defaults_to_8_mib_and_resets_with_0():
+    assert native.build_info()["streaming_stores"] == (platform.machine() in ("x86_64", "AMD64"))
+    try:
+        native.set_streaming_min_bytes(1)
+        assert native.streaming_min_bytes() == 1
+    finally:
+        native.set_streaming_min_bytes(0)
+    assert native.streaming_min_bytes() == 8 << 20
+
+
+@needs_native
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 @pytest.mark.parametrize("case", ["noncontiguous", "first axis", "float16", "0-d"])
 def test_softmax_outside_the_contiguous_last_axis_uses_the_reference(monkeypatch, name, case):
@@ -497,6 +519,20 @@ BINARY_UFUNCS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": n
 LARGE = (700, 400)  # above the pool's grain, so these go to the extension
 
 
+@pytest.fixture(params=["plain stores", "streaming stores", "streaming, unaligned outputs"])
+def stores(request):
+    """How large outputs are written: with ordinary stores, or every one with streaming
+    stores, and then also with the buffer cache off, so that outputs come from malloc, aligned
+    to 16 bytes rather than to a vector, and the streaming loops' scalar ends run too."""
+    limit = native.cache_limit()
+    native.set_streaming_min_bytes(1 << 62 if request.param == "plain stores" else 1)
+    if request.param == "streaming, unaligned outputs":
+        native.set_cache_limit(0)
+    yield request.param
+    native.set_streaming_min_bytes(0)
+    native.set_cache_limit(limit)
+
+
 def _binary_operands(case, dtype):
     a, b = randn(LARGE, dtype), randn(LARGE, dtype)
     b[0, :4] = [0.0, np.inf, np.nan, -0.0]  # IEEE edge cases: x / 0, inf, nan, signed zero
@@ -591,7 +627,7 @@ def test_attention_on_the_native_steps_matches_the_reference(monkeypatch, dtype,
 @pytest.mark.parametrize("case", ["arrays", "array, float", "int, array",
                                   "array, broadcast value", "broadcast value, array"])
 @pytest.mark.parametrize("name", BINARY_UFUNCS)
-def test_binary_ops_on_the_pool_give_numpys_bits(monkeypatch, dtype, case, name):
+def test_binary_ops_on_the_pool_give_numpys_bits(monkeypatch, stores, dtype, case, name):
     a, b = _binary_operands(case, dtype)
     calls = []
     monkeypatch.setattr(native_kernels, "_C", SimpleNamespace(
@@ -625,7 +661,7 @@ def test_binary_ops_leave_everything_else_to_numpy(monkeypatch, case):
 @needs_native
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [LARGE, (3, 7)], ids=["pool", "small"])
-def test_relu_and_its_backward_natively_give_numpys_bits(monkeypatch, dtype, shape):
+def test_relu_and_its_backward_natively_give_numpys_bits(monkeypatch, stores, dtype, shape):
     x, grad = randn(shape, dtype), randn(shape, dtype)
     x[0, :5] = [np.nan, -0.0, 0.0, np.inf, -np.inf]
     grad[1, :3] = [np.nan, np.inf, -np.inf]

@@ -2,6 +2,7 @@
 // each kernel family registers its functions here. backend/native.py picks the build, wraps
 // its functions into kernel-table entries and decides which ones are used.
 #include "common.h"
+#include "streaming.h"
 
 namespace {
 
@@ -56,6 +57,9 @@ PYBIND11_MODULE(TG_MODULE_NAME, m) {
     m.def("cache_limit", &tg::cache_limit);
     m.def("cached_bytes", &tg::cached_bytes, "Bytes of freed output blocks held for reuse now");
     m.def("empty_cache", &tg::empty_cache, "Hand every cached block back to the system");
+    m.def("set_streaming_min_bytes", &tg::set_streaming_min_bytes, py::arg("bytes"),
+          "Smallest output written with streaming stores (0: the default, 8 MiB)");
+    m.def("streaming_min_bytes", [] { return tg::streaming_min_bytes().load(); });
     m.def("cpu_isa_levels", &cpu_isa_levels,
           "The instruction-set levels this CPU runs, best first ('baseline' always)");
     m.def("build_info", [] {
@@ -64,6 +68,7 @@ PYBIND11_MODULE(TG_MODULE_NAME, m) {
         info["isa"] = TG_ISA_LEVEL;
         info["compiler"] = __VERSION__;
         info["malloc"] = malloc_setting;
+        info["streaming_stores"] = tg::kCanStream;
         return info;
     });
 }

@@ -33,6 +33,10 @@ namespace py = pybind11;
 // A helper of a TG_TARGET_ISA function must be inlined into it to be compiled for its level.
 #define TG_INLINE inline __attribute__((always_inline))
 
+// One written on GCC/Clang vector types (streaming.h) needs the level's attribute as well: its
+// vector operations are lowered to the registers of its own level before it is inlined.
+#define TG_VECTOR_INLINE TG_INLINE TG_TARGET_ISA
+
 template <typename T>
 using carray = py::array_t<T, py::array::c_style>;
 

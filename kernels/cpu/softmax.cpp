@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common.h"
+#include "streaming.h"
 #include "vector_math.h"
 
 namespace {
@@ -54,6 +55,18 @@ TG_INLINE double row_sum(const T* x, int64_t columns) {
     return sum;
 }
 
+// The backward's output, when it is larger than the caches, is written with streaming stores
+// (streaming.h), through an element function taken on scalars or vector lanes alike. The
+// forward's is not: it is bound by vector_exp's arithmetic, and streamed it ran slower
+// (docs/performance.md, "Streaming stores").
+template <typename T>
+struct SoftmaxGrad {
+    T dot;
+
+    template <typename V>
+    TG_VECTOR_INLINE V operator()(V y, V grad) const { return y * (grad - dot); }
+};
+
 template <typename T>
 TG_TARGET_ISA void softmax_row(const T* x, T* out, int64_t columns) {
     const T top = row_max(x, columns);
@@ -77,19 +90,25 @@ TG_TARGET_ISA void log_softmax_row(const T* x, T* out, int64_t columns) {
 
 // y * (g - <g, y>)
 template <typename T>
-TG_TARGET_ISA void softmax_backward_row(const T* grad, const T* out, T* dx, int64_t columns) {
+TG_TARGET_ISA void softmax_backward_row(const T* grad, const T* out, T* dx, int64_t columns,
+                                        bool streaming) {
     double dot = 0;
 #pragma omp simd reduction(+ : dot)
     for (int64_t c = 0; c < columns; ++c) dot += double(grad[c]) * out[c];
-    const T dot_t = T(dot);
+    const SoftmaxGrad<T> softmax_grad{T(dot)};
+    if (streaming) {
+        tg::stream_map(dx, columns, softmax_grad, tg::Operand<T, 1>{out}, tg::Operand<T, 1>{grad});
+        return;
+    }
 #pragma omp simd
-    for (int64_t c = 0; c < columns; ++c) dx[c] = out[c] * (grad[c] - dot_t);
+    for (int64_t c = 0; c < columns; ++c) dx[c] = softmax_grad(out[c], grad[c]);
 }
 
-// g - exp(y) * sum(g)
+// g - exp(y) * sum(g); never streamed (`streaming` unused): vector_exp is written for the
+// vectoriser, not on vector types
 template <typename T>
-TG_TARGET_ISA void log_softmax_backward_row(const T* grad, const T* out, T* dx,
-                                              int64_t columns) {
+TG_TARGET_ISA void log_softmax_backward_row(const T* grad, const T* out, T* dx, int64_t columns,
+                                            bool /*streaming*/) {
     double sum = 0;
 #pragma omp simd reduction(+ : sum)
     for (int64_t c = 0; c < columns; ++c) sum += grad[c];
@@ -114,7 +133,7 @@ carray<T> forward(carray<T> x) {
     return out;
 }
 
-template <typename T, void (*Row)(const T*, const T*, T*, int64_t)>
+template <typename T, void (*Row)(const T*, const T*, T*, int64_t, bool)>
 carray<T> backward(carray<T> grad, carray<T> out) {
     require(grad.ndim() == 2 && out.ndim() == 2 && grad.shape(0) == out.shape(0) &&
                 grad.shape(1) == out.shape(1),
@@ -123,10 +142,16 @@ carray<T> backward(carray<T> grad, carray<T> out) {
     carray<T> dx = tg::new_array<T>({rows, columns});
     const T *g = grad.data(), *y = out.data();
     T* d = dx.mutable_data();
+    const bool streaming = tg::streams(dx.nbytes());
     {
         py::gil_scoped_release release;
-        tg::parallel_for(rows, rows * columns, [&](int64_t row) {
-            Row(g + row * columns, y + row * columns, d + row * columns, columns);
+        tg::parallel_ranges(rows, tg::range_count(rows, rows * columns),
+                            [&](int64_t, int64_t begin, int64_t end) {
+            for (int64_t row = begin; row < end; ++row) {
+                const int64_t at = row * columns;
+                Row(g + at, y + at, d + at, columns, streaming);
+            }
+            if (streaming) tg::stream_fence();
         });
     }
     return dx;

@@ -98,6 +98,17 @@ def cached_bytes() -> int:
     return _C.cached_bytes() if _C is not None else 0
 
 
+def set_streaming_min_bytes(size_bytes: int) -> None:
+    """Smallest output the elementwise kernels write with streaming stores, which skip the
+    cache (0: the default, 8 MiB; kernels/cpu/streaming.h says why)."""
+    if _C is not None:
+        _C.set_streaming_min_bytes(int(size_bytes))
+
+
+def streaming_min_bytes() -> int:
+    return _C.streaming_min_bytes() if _C is not None else 0
+
+
 def available() -> bool:
     """True when tinygrad_like._C is built, importable and not disabled by the environment."""
     return _C is not None

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from tinygrad_like.backend import (cpu, cpu_attention, cpu_conv, native, native_kernels,
-                                   reference_attention, reference_conv)
+                                   native_recurrent, reference_attention, reference_conv)
 
 RNG = np.random.default_rng(0)
 DTYPES = [np.float32, np.float64]
@@ -323,7 +323,7 @@ def test_recurrent_gates_other_layouts_and_dtypes(monkeypatch, name, case):
     grad = np.ones_like(expected_out)
     expected_grads = getattr(REFERENCE, backward)(grad, expected_saved)
     if case != "noncontiguous":  # everything else is the reference's
-        monkeypatch.setattr(native_kernels, "_C", None)
+        monkeypatch.setattr(native_recurrent, "_C", None)
     out, saved = getattr(NATIVE, gates)(x_proj, h_proj, state)
     np.testing.assert_allclose(out, expected_out, rtol=1e-5, atol=1e-6)
     for ours, reference in zip(getattr(NATIVE, backward)(grad, saved), expected_grads,

@@ -1,5 +1,5 @@
 """The whole-sequence GRU on the native pool (kernels/cpu/recurrent.cpp `gru_sequence` and
-`gru_sequence_backward`, backend/native_kernels.py) against the Python loop it replaces
+`gru_sequence_backward`, backend/native_recurrent.py) against the Python loop it replaces
 (backend/reference_rnn.py's, on NumPy's gates and np.matmul).
 
 The native loop cuts each step's hidden units into one block per thread and runs the steps

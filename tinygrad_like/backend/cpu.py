@@ -179,12 +179,12 @@ def numpy_kernels() -> dict:
 
 def native_kernels(numpy_path: dict) -> dict:
     """The entries of `numpy_path` (numpy_kernels()) that the native extension replaces: the
-    per-op wrappers of backend/native_kernels.py and conv2d on cpu_conv.py's native pieces;
-    empty without the extension."""
-    from tinygrad_like.backend import cpu_conv
-    from tinygrad_like.backend.native_kernels import make_kernels
+    per-op wrappers of backend/native_kernels.py, the recurrent ones of native_recurrent.py
+    and conv2d on cpu_conv.py's native pieces; empty without the extension."""
+    from tinygrad_like.backend import cpu_conv, native_kernels as per_op, native_recurrent
 
-    kernels = {**make_kernels(numpy_path), **cpu_conv.native_conv_kernels()}
+    kernels = {**per_op.make_kernels(numpy_path), **native_recurrent.make_kernels(numpy_path),
+               **cpu_conv.native_conv_kernels()}
     for kernel in kernels.values():
         kernel.native = True  # what tg.backend_info() reports
     return kernels

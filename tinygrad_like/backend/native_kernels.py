@@ -17,13 +17,13 @@ import math
 
 import numpy as np
 
-from tinygrad_like.backend import cpu, cpu_attention, native_blas, reference_rnn
+from tinygrad_like.backend import cpu, cpu_attention, native_blas
 from tinygrad_like.backend.native import _C
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _contiguous(array):
+def contiguous(array):
     return np.ascontiguousarray(array)
 
 
@@ -46,52 +46,52 @@ def _pairs(*options) -> list:
 
 @floats_or_reference
 def _max_pool2d(x, kernel, stride, padding, dilation):
-    return _C.max_pool2d(_contiguous(x), *_pairs(kernel, stride, padding, dilation))
+    return _C.max_pool2d(contiguous(x), *_pairs(kernel, stride, padding, dilation))
 
 
 @floats_or_reference
 def _max_pool2d_backward(grad, indices, input_shape):
-    return _C.max_pool2d_backward(_contiguous(grad), np.ascontiguousarray(indices, np.int64),
+    return _C.max_pool2d_backward(contiguous(grad), np.ascontiguousarray(indices, np.int64),
                                   tuple(input_shape))
 
 
 @floats_or_reference
 def _avg_pool2d(x, kernel, stride, padding, count_include_pad):
-    return _C.avg_pool2d(_contiguous(x), *_pairs(kernel, stride, padding),
+    return _C.avg_pool2d(contiguous(x), *_pairs(kernel, stride, padding),
                          bool(count_include_pad))
 
 
 @floats_or_reference
 def _avg_pool2d_backward(grad, input_shape, kernel, stride, padding, count_include_pad):
-    return _C.avg_pool2d_backward(_contiguous(grad), *_pairs(input_shape, kernel, stride,
+    return _C.avg_pool2d_backward(contiguous(grad), *_pairs(input_shape, kernel, stride,
                                                              padding), bool(count_include_pad))
 
 
 @floats_or_reference
 def _embedding_backward(grad, indices, num_weights, padding_idx):
-    return _C.embedding_backward(_contiguous(grad), np.ascontiguousarray(indices, np.int64),
+    return _C.embedding_backward(contiguous(grad), np.ascontiguousarray(indices, np.int64),
                                  int(num_weights), -1 if padding_idx is None else int(padding_idx))
 
 
-def _same_float_dtype(*arrays) -> bool:
+def same_float_dtype(*arrays) -> bool:
     dtype = arrays[0].dtype
     return dtype in _FLOATS and all(a is None or a.dtype == dtype for a in arrays)
 
 
 def _layer_norm(reference):
     def layer_norm(x, weight, bias, eps):
-        if not _same_float_dtype(x, weight, bias):
+        if not same_float_dtype(x, weight, bias):
             return reference(x, weight, bias, eps)
-        weight, bias = (None if a is None else _contiguous(a) for a in (weight, bias))
-        return _C.layer_norm(_contiguous(x), weight, bias, float(eps))
+        weight, bias = (None if a is None else contiguous(a) for a in (weight, bias))
+        return _C.layer_norm(contiguous(x), weight, bias, float(eps))
     return layer_norm
 
 
 def _layer_norm_backward(reference):
     def layer_norm_backward(grad, x, mean, rstd, weight):
-        if not _same_float_dtype(x, grad, mean, rstd, weight):
+        if not same_float_dtype(x, grad, mean, rstd, weight):
             return reference(grad, x, mean, rstd, weight)
-        return _C.layer_norm_backward(*(None if a is None else _contiguous(a)
+        return _C.layer_norm_backward(*(None if a is None else contiguous(a)
                                         for a in (grad, x, mean, rstd, weight)))
     return layer_norm_backward
 
@@ -260,24 +260,24 @@ def _sum(reference):
 
 @floats_or_reference
 def _cross_entropy(logits, target, ignore_index, label_smoothing):
-    return _C.cross_entropy(_contiguous(logits), np.ascontiguousarray(target, np.int64),
+    return _C.cross_entropy(contiguous(logits), np.ascontiguousarray(target, np.int64),
                             int(ignore_index), float(label_smoothing))
 
 
 def _cross_entropy_backward(reference):
     def cross_entropy_backward(grad, logits, target, lse, ignore_index, label_smoothing):
-        if not _same_float_dtype(logits, grad, lse):
+        if not same_float_dtype(logits, grad, lse):
             return reference(grad, logits, target, lse, ignore_index, label_smoothing)
         return _C.cross_entropy_backward(
-            _contiguous(grad), _contiguous(logits), np.ascontiguousarray(target, np.int64),
-            _contiguous(lse), int(ignore_index), float(label_smoothing))
+            contiguous(grad), contiguous(logits), np.ascontiguousarray(target, np.int64),
+            contiguous(lse), int(ignore_index), float(label_smoothing))
     return cross_entropy_backward
 
 
 def _rows_in_place(*arrays) -> bool:
     """Whether the attention steps can update these in place through row views: one float
     dtype, and C-contiguous, so that reshaping gives views rather than copies."""
-    return _same_float_dtype(*arrays) and all(a.flags.c_contiguous for a in arrays)
+    return same_float_dtype(*arrays) and all(a.flags.c_contiguous for a in arrays)
 
 
 def _online_softmax_step(scores, row_max, row_sum):
@@ -314,76 +314,6 @@ def _attention_backward(reference):
     return attention_backward
 
 
-def _gru_gates(reference):
-    def gru_gates(x_proj, h_proj, h):
-        if h.ndim != 2 or not _same_float_dtype(h, x_proj, h_proj):
-            return reference(x_proj, h_proj, h)
-        out, (r, z, n, h_n) = _C.gru_gates(_contiguous(x_proj), _contiguous(h_proj),
-                                           _contiguous(h))
-        return out, (r, z, n, h_n, h)
-    return gru_gates
-
-
-def _gru_gates_backward(reference):
-    def gru_gates_backward(grad, saved):
-        if saved[-1].ndim != 2 or not _same_float_dtype(grad, *saved):
-            return reference(grad, saved)
-        return _C.gru_gates_backward(*(_contiguous(a) for a in (grad, *saved)))
-    return gru_gates_backward
-
-
-def _gru_sequence(reference):
-    """A GRU layer direction's forward as one _C call: the time loop, the GEMMs on the pool and
-    the gates (kernels/cpu/recurrent.cpp), where native_blas gives _C a BLAS; `reference`
-    (the Python loop over the native gates) for anything else."""
-    def gru_sequence(x_proj, h0, weight_hh, bias_hh, reverse):
-        if (h0.ndim != 2 or x_proj.ndim != 3 or 0 in x_proj.shape or 0 in h0.shape
-                or not _same_float_dtype(h0, x_proj, weight_hh, bias_hh)
-                or not native_blas.available()):
-            return reference(x_proj, h0, weight_hh, bias_hh, reverse)
-        out, gates = _C.gru_sequence(_contiguous(x_proj), _contiguous(h0),
-                                     _contiguous(weight_hh),
-                                     None if bias_hh is None else _contiguous(bias_hh),
-                                     bool(reverse))
-        return out, (gates, h0, out, weight_hh, reverse)
-    return gru_sequence
-
-
-def _gru_sequence_backward(reference):
-    """gru_sequence's backward through time as one _C call (as _gru_sequence), then the
-    weight and bias gradients as the Python loop computes them (weight_gradients)."""
-    def gru_sequence_backward(grad_out, saved):
-        gates, h0, out, weight_hh, reverse = saved
-        if (h0.ndim != 2 or 0 in out.shape or 0 in h0.shape
-                or not _same_float_dtype(h0, grad_out, gates, out, weight_hh)
-                or not native_blas.available()):
-            return reference(grad_out, saved)
-        d_x_proj, d_h_proj, d_h0 = _C.gru_sequence_backward(
-            *(_contiguous(a) for a in (grad_out, gates, h0, out, weight_hh)), bool(reverse))
-        previous = reference_rnn.previous_states(h0, out, reverse)
-        return (d_x_proj, d_h0) + reference_rnn.weight_gradients(d_h_proj, previous,
-                                                                  native_blas.matmul)
-    return gru_sequence_backward
-
-
-def _lstm_gates(reference):
-    def lstm_gates(x_proj, h_proj, c):
-        if c.ndim != 2 or not _same_float_dtype(c, x_proj, h_proj):
-            return reference(x_proj, h_proj, c)
-        state, gates, tanh_c = _C.lstm_gates(_contiguous(x_proj), _contiguous(h_proj),
-                                             _contiguous(c))
-        return state, (gates, c, tanh_c)
-    return lstm_gates
-
-
-def _lstm_gates_backward(reference):
-    def lstm_gates_backward(grad, saved):
-        if saved[1].ndim != 2 or not _same_float_dtype(grad, *saved):
-            return reference(grad, saved)
-        return _C.lstm_gates_backward(*(_contiguous(a) for a in (grad, *saved)))
-    return lstm_gates_backward
-
-
 def _sgd_step(reference):
     def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, nesterov,
                  weight_decay, maximize, first_step):
@@ -413,8 +343,8 @@ def _adam_step(reference):
 
 
 # entry of backend/table.py -> wrapper factory (given the NumPy kernel it replaces); only
-# kernels that beat NumPy. make_kernels adds gru_sequence, built on these; conv2d's
-# native kernels are built in cpu_conv.py (native_conv_kernels).
+# kernels that beat NumPy. The recurrent ones are native_recurrent.py's, conv2d's
+# cpu_conv.py's (cpu.native_kernels puts them together).
 def _on_the_pool_gemm(make_kernel):
     """cpu.linear_on / cpu.matmul_on with the large GEMMs on _C's pool (native_blas.py), for
     float32 and float64; other dtypes go to the reference (bfloat16's float32 path)."""
@@ -450,29 +380,14 @@ NATIVE = {
     "cross_entropy_backward": _cross_entropy_backward,
     "attention": _attention,
     "attention_backward": _attention_backward,
-    "gru_gates": _gru_gates,
-    "gru_gates_backward": _gru_gates_backward,
-    "lstm_gates": _lstm_gates,
-    "lstm_gates_backward": _lstm_gates_backward,
     "sgd_step": _sgd_step,
     "adam_step": _adam_step,
 }
 
 
 def make_kernels(reference: dict) -> dict:
-    """The entries of the NumPy kernels `reference` (cpu.numpy_kernels) that the extension
-    replaces, as {name: kernel}; empty when the extension is not available. The whole-sequence
-    GRU is one native call each way (_gru_sequence, _gru_sequence_backward), which hands what
-    it does not take to the Python loop over the native gates; conv2d's native kernels are
-    cpu_conv.py's."""
+    """The entries of the NumPy kernels `reference` (cpu.numpy_kernels) that NATIVE replaces,
+    as {name: kernel}; empty when the extension is not available."""
     if _C is None:
         return {}
-    kernels = {name: make(reference[name]) for name, make in NATIVE.items()}
-    kernels.update(reference_rnn.make_sequence_kernels(kernels["gru_gates"],
-                                                       kernels["gru_gates_backward"],
-                                                       native_blas.matmul))
-    kernels["gru_sequence"] = _gru_sequence(kernels["gru_sequence"])
-    kernels["gru_sequence_backward"] = _gru_sequence_backward(kernels["gru_sequence_backward"])
-    for kernel in kernels.values():
-        kernel.native = True  # what tg.backend_info() reports
-    return kernels
+    return {name: make(reference[name]) for name, make in NATIVE.items()}

@@ -9,7 +9,8 @@ cannot take the declared parameters. Where each device's kernels come from:
 - "cpu" (backend/cpu.py): the NumPy kernels of `cpu.numpy_kernels` (the references every
   device is tested against, except conv2d and attention, the tuned cpu_conv.py and
   cpu_attention.py, whose references are reference_conv.py and reference_attention.py),
-  replaced by the native `_C` ones that beat them (backend/native_kernels.py: NATIVE).
+  replaced by the native `_C` ones that beat them (backend/native_kernels.py and
+  native_recurrent.py: NATIVE).
 - "interp" (backend/interp.py): the Triton launchers of backend/triton_kernels.py
   (TRITON_KERNELS), run by Triton's interpreter; every other entry falls back to "cpu".
 - "cuda" (backend/cuda_device.py): CuPy ufuncs, the CUDA C launchers of kernels/cuda (KERNELS)

@@ -43,6 +43,31 @@ def test_graph_is_only_recorded_when_needed():
         assert (a * w)._ctx is None and not (a * w).requires_grad
 
 
+def test_recording_is_off_inside_a_forward_that_may_call_ops():
+    """Binary and Unary compute on raw arrays, so apply leaves recording on around their
+    forward; a subclass with a forward of its own gets it turned off again."""
+    from tinygrad_like.ops.unary import Unary
+
+    seen = []
+
+    class Doubled(Unary):
+        @staticmethod
+        def forward(ctx, x):
+            seen.append(tg.is_grad_enabled())
+            return (x * 2)._array  # an op inside forward: must not be recorded
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2
+
+    x = tg.ones(3, requires_grad=True)
+    y = Doubled.apply(x)
+    assert seen == [False] and Doubled.calls_ops and not Unary.calls_ops
+    assert [type(edge) for edge in y._ctx.edges] == [tg.Tensor]  # x itself, no inner node
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2, 2, 2])
+
+
 def test_grad_mode_context_managers_and_decorators():
     w = tg.randn(2, requires_grad=True)
     with tg.no_grad():

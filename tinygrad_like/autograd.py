@@ -142,6 +142,15 @@ class Function:
     # the output Tensor is appended to what forward saved, so double backward still sees
     # how it depends on the input.
     saves_output = False
+    # False for ops whose forward computes on raw arrays only (Binary, Unary): apply then
+    # need not turn recording off around it. A subclass with a forward of its own is taken to
+    # call ops unless it says otherwise.
+    calls_ops = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "forward" in vars(cls) and "calls_ops" not in vars(cls):
+            cls.calls_ops = True
 
     @staticmethod
     def forward(ctx: Context, *args, **kwargs):
@@ -167,11 +176,14 @@ class Function:
                     needs.append(False)
                     edges.append(None)
             ctx = Context(cls, first.backend, tuple(needs))
-            state.grad_enabled = False  # a forward built from other ops must not record them
-            try:
+            if cls.calls_ops:
+                state.grad_enabled = False  # a forward built from other ops must not record them
+                try:
+                    result = cls.forward(ctx, *args, **kwargs)
+                finally:
+                    state.grad_enabled = True
+            else:
                 result = cls.forward(ctx, *args, **kwargs)
-            finally:
-                state.grad_enabled = True
         else:  # no_grad, and every op of a backward without create_graph: nothing to record
             needs = None
             result = cls.forward(Context(cls, first.backend, ()), *args, **kwargs)

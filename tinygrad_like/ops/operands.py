@@ -112,6 +112,7 @@ class Binary(Function):
     arithmetic ops, which a backend may run on several cores) or `compute` on the raw arrays."""
 
     kernel: str | None = None
+    calls_ops = False  # forward computes on the raw arrays
     # Add and Sub need only the input shapes, and save no tensors, as PyTorch's: so an
     # in-place write to an input afterwards is no error there either
     saves_inputs = True

@@ -21,6 +21,8 @@ class Unary(Function):
     Ops whose derivative is cheapest from y = f(x) set `saves_output`; the rest save x.
     """
 
+    calls_ops = False  # forward computes on the raw array
+
     @classmethod
     def forward(cls, ctx, x):
         if not cls.saves_output:

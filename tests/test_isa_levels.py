@@ -25,6 +25,7 @@ TESTS = Path(__file__).resolve().parent
 # Every test file that compares with PyTorch on the "cpu" device...
 PARITY_TESTS = ["test_amp.py", "test_autograd.py", "test_bfloat16.py", "test_fused_ops.py",
                 "test_lr_scheduler.py", "test_native.py", "test_native_conv_images.py",
+                "test_native_short_attention.py",
                 "test_nn.py",
                 "test_nn_layers_torch_api.py", "test_nn_module_api.py",
                 "test_nn_transformer_decoder.py", "test_ops.py", "test_optim.py",

@@ -29,6 +29,7 @@ void register_embedding(py::module_& m);
 void register_layer_norm(py::module_& m);
 void register_optim(py::module_& m);
 void register_softmax(py::module_& m);
+void register_short_attention(py::module_& m);
 void register_reduce(py::module_& m);
 void register_recurrent(py::module_& m);
 void register_winograd(py::module_& m);
@@ -45,6 +46,7 @@ PYBIND11_MODULE(TG_MODULE_NAME, m) {
     register_layer_norm(m);
     register_optim(m);
     register_softmax(m);
+    register_short_attention(m);
     register_reduce(m);
     register_recurrent(m);
     register_winograd(m);

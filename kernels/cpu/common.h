@@ -46,3 +46,12 @@ using carray = py::array_t<T, py::array::c_style>;
 inline void require(bool ok, const std::string& message) {
     if (!ok) throw py::value_error("tinygrad_like._C: " + message);
 }
+
+// An array's shape as Python writes it, "(2, 3)" or "(5,)", for error messages
+inline std::string shape_text(const py::array& a) {
+    std::string text = "(";
+    for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+        text += (d ? ", " : "") + std::to_string(a.shape(d));
+    }
+    return text + (a.ndim() == 1 ? ",)" : ")");
+}

@@ -111,12 +111,8 @@ TG_TARGET_ISA void lstm_backward_row(const T* d_h, const T* d_c_new, const T* ga
 
 void require_rows(const py::array& a, int64_t rows, int64_t columns, const char* what) {
     if (a.ndim() == 2 && a.shape(0) == rows && a.shape(1) == columns) return;
-    std::string shape = "(";
-    for (py::ssize_t d = 0; d < a.ndim(); ++d) {
-        shape += (d ? ", " : "") + std::to_string(a.shape(d));
-    }
     require(false, std::string(what) + ": expected (" + std::to_string(rows) + ", " +
-                       std::to_string(columns) + "), got " + shape + ")");
+                       std::to_string(columns) + "), got " + shape_text(a));
 }
 
 // x_proj, h_proj (N, 3H) and h (N, H) -> (h' (N, H), r z n h_n as one (4, N, H) array)

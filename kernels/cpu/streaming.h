@@ -8,9 +8,9 @@
 // reads them, and there ordinary stores are the faster ones (streaming_min_bytes;
 // docs/performance.md, "Streaming stores").
 //
-// The streaming loops are written on GCC/Clang vector types of the module's width (16 bytes
-// on the baseline, 32 for x86-64-v3, 64 for x86-64-v4): the vectoriser cannot be told to
-// stream its stores, and staging a piece in L1 to copy it out costs more than it saves.
+// The streaming loops are written on vector_types.h's vectors of the module's width: the
+// vectoriser cannot be told to stream its stores, and staging a piece in L1 to copy it out
+// costs more than it saves.
 // Arithmetic on these types is the same IEEE operation per lane as the scalar loop's.
 // Without SSE2 (not x86-64) nothing streams.
 #pragma once
@@ -18,7 +18,8 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <string_view>
+
+#include "vector_types.h"
 
 #if defined(__SSE2__)
 #include <immintrin.h>
@@ -52,19 +53,6 @@ inline bool streams(int64_t output_bytes) {
     return kCanStream && output_bytes >= streaming_min_bytes().load(std::memory_order_relaxed);
 }
 
-constexpr int64_t kVectorBytes = std::string_view(TG_ISA_LEVEL) == "x86-64-v4"   ? 64
-                                 : std::string_view(TG_ISA_LEVEL) == "x86-64-v3" ? 32
-                                                                                 : 16;
-
-template <typename T>
-struct Vector {
-    typedef T type __attribute__((vector_size(kVectorBytes)));
-    static constexpr int64_t lanes = kVectorBytes / int64_t(sizeof(T));
-};
-
-template <typename T>
-using vector_t = typename Vector<T>::type;
-
 // An input of stream_map: `step` 1 for an array, 0 for a scalar.
 template <typename T, int64_t step>
 struct Operand {
@@ -78,9 +66,7 @@ struct Operand {
         if constexpr (step == 0) {
             return data[0] - vector_t<T>{};  // the scalar in every lane (- 0 keeps a -0.0)
         } else {
-            vector_t<T> v;
-            std::memcpy(&v, data + i, sizeof v);
-            return v;
+            return load_vector(data + i);
         }
     }
 };

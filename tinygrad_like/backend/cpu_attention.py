@@ -26,7 +26,9 @@ broadcastable to (Z, L, S) (-inf hides a key). A row whose every key is hidden g
 output 0 and lse = +inf, so that its recomputed probabilities are exactly 0.
 
 This is the tuned path, tested (tests/test_cpu_attention.py) against the plain reference
-that writes the whole score matrix out, backend/reference_attention.py.
+that writes the whole score matrix out, backend/reference_attention.py. Where the native
+extension is built, unmasked attention over short key sequences skips it for a fused kernel
+(backend/native_kernels.py, SHORT_ATTENTION_MAX_KEYS).
 """
 
 from __future__ import annotations

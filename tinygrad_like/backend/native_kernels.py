@@ -289,11 +289,28 @@ def _online_softmax_step(scores, row_max, row_sum):
     return rescale.reshape(row_max.shape)
 
 
+# Attention with at most this many keys (and no mask) runs in _C's fused per-head kernels
+# (kernels/cpu/short_attention.cpp): faster than the tiled path at every length measured;
+# beyond it the tiled path's blocks keep the working memory small (docs/performance.md, "CPU
+# attention: short sequences").
+SHORT_ATTENTION_MAX_KEYS = 1024
+
+
+def _short_attention(q, k, v, mask) -> bool:
+    return (mask is None and q.ndim == 3 and k.ndim == 3 and v.ndim == 3
+            and 0 < k.shape[1] <= SHORT_ATTENTION_MAX_KEYS and 0 not in q.shape
+            and v.shape[2] > 0 and same_float_dtype(q, k, v))
+
+
 def _attention(reference):
-    """Tiled attention's forward with the native online-softmax step between its GEMMs."""
+    """Attention's forward: _C's fused kernel for short key sequences, else the tiled path
+    with the native online-softmax step between its GEMMs."""
     def attention(q, k, v, mask, is_causal, scale):
+        if _short_attention(q, k, v, mask):
+            return tuple(_C.short_attention(contiguous(q), contiguous(k), contiguous(v),
+                                            bool(is_causal), float(scale)))
         return reference(q, k, v, mask, is_causal, scale, softmax_step=_online_softmax_step)
-    attention.native_label = "BLAS + _C softmax steps"  # for backend_info
+    attention.native_label = "_C fused per head (short), BLAS + _C softmax steps"
     return attention
 
 
@@ -307,8 +324,12 @@ def _attention_backward_step(scores, lse, dscores, delta):
 
 
 def _attention_backward(reference):
-    """Tiled attention's backward with the native probability and score-gradient step."""
+    """Attention's backward, taken as the forward is (_attention)."""
     def attention_backward(grad_out, q, k, v, out, lse, mask, is_causal, scale):
+        if _short_attention(q, k, v, mask) and same_float_dtype(q, grad_out, out, lse):
+            return tuple(_C.short_attention_backward(
+                *(contiguous(a) for a in (grad_out, q, k, v, out, lse)), bool(is_causal),
+                float(scale)))
         return reference(grad_out, q, k, v, out, lse, mask, is_causal, scale,
                          backward_step=_attention_backward_step)
     return attention_backward

@@ -51,12 +51,22 @@ TG_TARGET_ISA void backward_row(const T* grad, const T* x, const T* weight, T me
         sum_g_xhat += g * xhat;
     }
     const T mean_g = T(sum_g / columns), mean_g_xhat = T(sum_g_xhat / columns);
-    for (int64_t c = 0; c < columns; ++c) {
-        const T xhat = (x[c] - mean) * rstd;
-        const T g = weight ? grad[c] * weight[c] : grad[c];
-        dx[c] = rstd * (g - mean_g - xhat * mean_g_xhat);
-        if (dweight) dweight[c] += double(grad[c]) * xhat;
-        dbias[c] += grad[c];
+    // two loops rather than one with the weight tests inside: that one stayed scalar
+    if (weight) {
+#pragma omp simd
+        for (int64_t c = 0; c < columns; ++c) {
+            const T xhat = (x[c] - mean) * rstd;
+            dx[c] = rstd * (grad[c] * weight[c] - mean_g - xhat * mean_g_xhat);
+            dweight[c] += double(grad[c]) * xhat;
+            dbias[c] += grad[c];
+        }
+    } else {
+#pragma omp simd
+        for (int64_t c = 0; c < columns; ++c) {
+            const T xhat = (x[c] - mean) * rstd;
+            dx[c] = rstd * (grad[c] - mean_g - xhat * mean_g_xhat);
+            dbias[c] += grad[c];
+        }
     }
 }
 

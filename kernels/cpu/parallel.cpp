@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -26,6 +27,13 @@ struct Job {
 };
 
 thread_local bool t_inside_task = false;
+
+// How long a caller that has run out of tasks polls for the workers' last ones before it
+// sleeps. Its core has nothing else to do meanwhile, and a sleeping caller is woken by the
+// last worker through the kernel, which on a VM takes tens of microseconds: a tenth of the
+// MLP training step (docs/performance.md, "The native pool"). The workers themselves never
+// poll: a polling worker takes a core from the Python thread and from other libraries'.
+constexpr auto kCallerPoll = std::chrono::microseconds(200);
 
 class Pool {
 public:
@@ -56,6 +64,11 @@ public:
         }
         wake_.notify_all();
         drain(*job);
+        const auto poll_until = std::chrono::steady_clock::now() + kCallerPoll;
+        while (job->finished.load(std::memory_order_acquire) != tasks &&
+               std::chrono::steady_clock::now() < poll_until) {
+            cpu_relax();
+        }
         std::unique_lock<std::mutex> lock(mutex_);
         done_.wait(lock, [&] { return job->finished.load() == tasks; });
         job_.reset();

@@ -27,6 +27,15 @@ void set_num_threads(int threads);  // 0: one per CPU this process may run on
 // are done. Called from inside a task, or with one thread, it runs them in order here.
 void run_tasks(int64_t tasks, const std::function<void(int64_t)>& task);
 
+// A hint to the CPU that this thread is polling a flag another thread will set.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
 // Ranges per thread. One per thread would be enough on idle cores, but a worker can lose
 // its core for a while: right after a GEMM, OpenBLAS's threads spin waiting for the next
 // one, and on 2 cores the pool's worker then runs at half speed. With one range each, the

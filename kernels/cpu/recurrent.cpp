@@ -186,9 +186,7 @@ int64_t unit_blocks(int64_t hidden, int64_t work) {
 void wait_until(const std::atomic<int64_t>& done, int64_t count) {
     for (int spins = 0; done.load(std::memory_order_acquire) < count; ++spins) {
         if (spins < 4096) {
-#if defined(__x86_64__)
-            __builtin_ia32_pause();
-#endif
+            tg::cpu_relax();
         } else {
             std::this_thread::yield();  // the thread it waits for has lost its core
         }

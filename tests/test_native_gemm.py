@@ -52,14 +52,50 @@ def test_matmul_on_the_pool_matches_numpy(dtype, a_shape, b_shape, transpose_a, 
     assert_gemm_close(native_blas.matmul(a, b), a, b)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("a_shape, b_shape", SHAPES)
+@pytest.mark.parametrize("transpose_a", [False, True])
+def test_a_bias_is_added_by_the_gemm(dtype, a_shape, b_shape, transpose_a):
+    a, b = operand(a_shape, dtype, transpose_a), operand(b_shape, dtype, True)
+    bias = RNG.standard_normal(b_shape[-1]).astype(dtype)
+    ours = native_blas.matmul(a, b, bias)
+    # the bias is one more term of each dot product: inside the same bound, with |bias|
+    exact = np.matmul(a.astype(np.float64), b.astype(np.float64)) + bias
+    bound = np.matmul(np.abs(a).astype(np.float64), np.abs(b).astype(np.float64)) + abs(bias)
+    assert ours.shape == exact.shape and ours.dtype == a.dtype
+    assert np.all(np.abs(ours - exact) <= (a.shape[-1] + 3) * np.finfo(dtype).eps * bound)
+
+
+def test_the_native_gemm_fills_blocks_with_the_bias_on_every_thread(monkeypatch):
+    calls = []
+    run = native._C.matmul
+    monkeypatch.setattr(native._C, "matmul", lambda *args: calls.append(args) or run(*args))
+    # cut by rows (tall) and by columns (wide): every block starts from the bias, not zeros
+    for a_shape, b_shape in [((512, 64), (64, 32)), ((32, 64), (64, 512))]:
+        a, b = operand(a_shape, np.float32, False), operand(b_shape, np.float32, False)
+        bias = np.full(b_shape[1], 1e3, np.float32)
+        np.testing.assert_allclose(native_blas.matmul(a, b, bias), np.matmul(a, b) + bias,
+                                   rtol=1e-6, atol=1e-3)
+    assert len(calls) == 2 and all(call[-1] is not None for call in calls)
+
+
+def test_a_bias_the_pool_cannot_take_is_added_after_numpys_product(monkeypatch):
+    monkeypatch.setattr(native._C, "matmul", None)  # would fail if called
+    a, b = operand((300, 200), np.float32, False), operand((200, 100), np.float32, False)
+    for bias in (np.full(100, 0.1, np.float64), np.ones((300, 100), np.float32)):
+        expected = np.matmul(a, b)
+        expected += bias  # in place: a float64 bias keeps a float32 product float32
+        np.testing.assert_array_equal(native_blas.matmul(a, b, bias), expected)
+
+
 def test_large_gemms_go_to_the_pool_and_small_ones_to_numpy(monkeypatch):
     calls = []
     run = native._C.matmul
     monkeypatch.setattr(native._C, "matmul", lambda *args: calls.append(args) or run(*args))
     big = operand((256, 256), np.float32, False)
     native_blas.matmul(big, big.T)
-    (stored_a, stored_b, transpose_a, transpose_b), = calls
-    assert (transpose_a, transpose_b) == (False, True)  # b^T read in place, not copied
+    (stored_a, stored_b, transpose_a, transpose_b, bias), = calls
+    assert (transpose_a, transpose_b, bias) == (False, True, None)  # b^T read in place
     assert np.shares_memory(stored_b, big)
     small = operand((8, 8), np.float32, False)
     native_blas.matmul(small, small)
@@ -87,6 +123,8 @@ def test_the_native_c_call_names_itself_on_bad_shapes():
         native._C.matmul(np.ones((1, 3, 4)), np.ones((1, 5, 6)))
     with pytest.raises(ValueError, match="matmul: the batch sizes do not broadcast"):
         native._C.matmul(np.ones((2, 3, 4)), np.ones((3, 4, 6)))
+    with pytest.raises(ValueError, match="matmul: the bias is not a vector of the product's 6"):
+        native._C.matmul(np.ones((1, 3, 4)), np.ones((1, 4, 6)), bias=np.ones(5))
 
 
 def test_the_cpu_table_runs_matmul_and_linear_on_the_pool():

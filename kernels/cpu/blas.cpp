@@ -5,6 +5,7 @@
 #include <climits>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -104,9 +105,13 @@ constexpr int64_t kGemmParallelWork = int64_t(1) << 21;
 // transpose_b; a batch of 1 is shared by every p, as np.matmul broadcasts it. The output
 // (P, M, N) is cut into blocks of rows, or of columns when it is wider than tall, and the
 // blocks are shared out over the pool, each one GEMM on its own thread. A transposed operand
-// is read in place (BLAS's trans flag), so the backward's a^T @ g copies nothing.
+// is read in place (BLAS's trans flag), so the backward's a^T @ g copies nothing. With a
+// `bias` (N,), each block is first filled with it and the GEMM adds its product (beta = 1):
+// BLAS clears the block before a beta = 0 product anyway, so the bias costs no pass of its
+// own over the output (linear's x @ W^T + b, as PyTorch's addmm).
 template <typename T>
-carray<T> matmul(carray<T> a, carray<T> b, bool transpose_a, bool transpose_b) {
+carray<T> matmul(carray<T> a, carray<T> b, bool transpose_a, bool transpose_b,
+                 std::optional<carray<T>> bias) {
     require(has_blas(), "matmul: no BLAS routines were set (set_blas)");
     require(a.ndim() == 3 && b.ndim() == 3, "matmul: expected two stacks of matrices");
     const int64_t batch = std::max(a.shape(0), b.shape(0));
@@ -116,13 +121,29 @@ carray<T> matmul(carray<T> a, carray<T> b, bool transpose_a, bool transpose_b) {
     const int64_t n = b.shape(transpose_b ? 1 : 2);
     require(b.shape(transpose_b ? 2 : 1) == k, "matmul: the inner sizes differ");
     require(std::max({m, n, k}) < INT_MAX, "matmul: a size exceeds BLAS's int");
+    require(!bias || (bias->ndim() == 1 && bias->shape(0) == n),
+            "matmul: the bias is not a vector of the product's " + std::to_string(n) +
+                " columns");
+    const T* pbias = bias ? bias->data() : nullptr;
     carray<T> out = new_array<T>({batch, m, n});
     T* pc = out.mutable_data();
     if (batch == 0 || m == 0 || n == 0) return out;
+    // rows begin..end, columns first..last of every matrix of c: the bias, or zeros
+    auto fill = [&](T* c, int64_t rows, int64_t first, int64_t last) {
+        for (int64_t row = 0; row < rows; ++row) {
+            T* c_row = c + row * n;
+            if (pbias) {
+                std::copy(pbias + first, pbias + last, c_row + first);
+            } else {
+                std::fill(c_row + first, c_row + last, T(0));
+            }
+        }
+    };
     if (k == 0) {  // BLAS rejects a zero leading dimension; the products are empty sums
-        std::fill(pc, pc + batch * m * n, T(0));
+        fill(pc, batch * m, 0, n);
         return out;
     }
+    const T beta = pbias ? T(1) : T(0);
     const T* pa = a.data();
     const T* pb = b.data();
     const int64_t a_step = a.shape(0) == 1 ? 0 : m * k, b_step = b.shape(0) == 1 ? 0 : k * n;
@@ -151,13 +172,15 @@ carray<T> matmul(carray<T> a, carray<T> b, bool transpose_a, bool transpose_b) {
         if (by_rows) {  // rows begin..end of op(a) and of the output
             a_block += transpose_a ? begin : begin * k;
             c_block += begin * n;
+            if (pbias) fill(c_block, end - begin, 0, n);
             gemm<T>(transpose_a, transpose_b, end - begin, n, k, a_block, lda, b_block, ldb,
-                    T(0), c_block, n);
+                    beta, c_block, n);
         } else {  // columns begin..end of op(b) and of the output
             b_block += transpose_b ? begin * k : begin;
+            if (pbias) fill(c_block, m, begin, end);
             c_block += begin;
             gemm<T>(transpose_a, transpose_b, m, end - begin, k, a_block, lda, b_block, ldb,
-                    T(0), c_block, n);
+                    beta, c_block, n);
         }
     });
     return out;
@@ -219,7 +242,8 @@ void register_batched_gemm(py::module_& m) {
           py::arg("b").noconvert(), py::arg("transpose_b") = false,
           py::arg("into").noconvert() = py::none());
     m.def("matmul", &tg::matmul<T>, py::arg("a").noconvert(), py::arg("b").noconvert(),
-          py::arg("transpose_a") = false, py::arg("transpose_b") = false);
+          py::arg("transpose_a") = false, py::arg("transpose_b") = false,
+          py::arg("bias").noconvert() = py::none());
 }
 
 }  // namespace

@@ -13,9 +13,17 @@ import numpy as np
 import scipy.special
 
 
+def numpy_gemm(a, b, bias=None):
+    """np.matmul(a, b), plus `bias` (added in place) when given."""
+    out = np.matmul(a, b)
+    if bias is not None:
+        out += bias
+    return out
+
+
 def linear_on(gemm):
-    """The "linear" kernel with its product computed by `gemm` (np.matmul here; the native
-    extension's pool: backend/native_blas.py)."""
+    """The "linear" kernel with its product computed by `gemm(a, b, bias)` (numpy_gemm here;
+    the native extension's pool, which adds the bias inside the GEMM: backend/native_blas.py)."""
 
     def linear(x, weight, bias=None):
         """x @ weight.T + bias for x (..., in) and weight (out, in); BLAS reads weight.T in
@@ -24,9 +32,7 @@ def linear_on(gemm):
         Leading dimensions are folded into the rows first: one (N*L, in) GEMM runs several
         times faster than N small ones, which is what np.matmul does with a 3-D x.
         """
-        out = gemm(_rows(x), weight.T)
-        if bias is not None:
-            out += bias
+        out = gemm(_rows(x), weight.T, bias)
         return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     return linear
@@ -45,7 +51,7 @@ def matmul_on(gemm):
     return matmul
 
 
-linear, matmul = linear_on(np.matmul), matmul_on(np.matmul)
+linear, matmul = linear_on(numpy_gemm), matmul_on(np.matmul)
 
 
 def _rows(x):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinygrad_like.backend import cpu_winograd, native
+from tinygrad_like.backend import cpu, cpu_winograd, native
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -146,23 +146,27 @@ def batched_gemm(a, b, transpose_b=False, into=None):
 NATIVE_MATMUL_WORK = 1 << 18
 
 
-def matmul(a, b):
-    """np.matmul(a, b), with the large float32/float64 GEMMs on _C's pool (`_C.matmul`).
+def matmul(a, b, bias=None):
+    """np.matmul(a, b) (+ bias), with the large float32/float64 GEMMs on _C's pool
+    (`_C.matmul`).
 
     Two matrices, or stacks of them whose batch shapes are equal or one of them 1 (or 2-D),
     of one float dtype and at least NATIVE_MATMUL_WORK multiply-adds go to _C; a transposed
-    view goes as its stored matrix with BLAS's trans flag. Everything else is np.matmul."""
+    view goes as its stored matrix with BLAS's trans flag, and a bias vector of their dtype
+    is added by the GEMM itself. Everything else is np.matmul, the bias added after."""
     if (a.ndim < 2 or b.ndim < 2 or max(a.ndim, b.ndim) > 3 or a.dtype not in _FLOATS
             or b.dtype != a.dtype or not available()):
-        return np.matmul(a, b)
+        return cpu.numpy_gemm(a, b, bias)
     batch_a = a.shape[0] if a.ndim == 3 else 1
     batch_b = b.shape[0] if b.ndim == 3 else 1
     if (batch_a != batch_b and 1 not in (batch_a, batch_b)) or a.shape[-1] != b.shape[-2] \
             or max(batch_a, batch_b) * a.shape[-2] * a.shape[-1] * b.shape[-1] \
-            < NATIVE_MATMUL_WORK:
-        return np.matmul(a, b)  # np.matmul names a shape mismatch itself
+            < NATIVE_MATMUL_WORK \
+            or (bias is not None and (bias.dtype != a.dtype or bias.shape != b.shape[-1:])):
+        return cpu.numpy_gemm(a, b, bias)  # np.matmul names a shape mismatch itself
     (stored_a, transpose_a), (stored_b, transpose_b) = _as_stored(a), _as_stored(b)
-    out = native._C.matmul(stored_a, stored_b, transpose_a, transpose_b)
+    out = native._C.matmul(stored_a, stored_b, transpose_a, transpose_b,
+                           None if bias is None else np.ascontiguousarray(bias))
     return out if max(a.ndim, b.ndim) == 3 else out[0]
 
 

@@ -70,12 +70,17 @@ def test_the_native_gemm_fills_blocks_with_the_bias_on_every_thread(monkeypatch)
     calls = []
     run = native._C.matmul
     monkeypatch.setattr(native._C, "matmul", lambda *args: calls.append(args) or run(*args))
-    # cut by rows (tall) and by columns (wide): every block starts from the bias, not zeros
-    for a_shape, b_shape in [((512, 64), (64, 32)), ((32, 64), (64, 512))]:
-        a, b = operand(a_shape, np.float32, False), operand(b_shape, np.float32, False)
-        bias = np.full(b_shape[1], 1e3, np.float32)
-        np.testing.assert_allclose(native_blas.matmul(a, b, bias), np.matmul(a, b) + bias,
-                                   rtol=1e-6, atol=1e-3)
+    threads = native.get_num_threads()
+    native.set_num_threads(3)  # three blocks, above kGemmParallelWork (2^21 multiply-adds)
+    try:
+        # cut by rows (tall) and by columns (wide): every block starts from the bias
+        for a_shape, b_shape in [((1024, 64), (64, 40)), ((40, 64), (64, 1024))]:
+            a, b = operand(a_shape, np.float32, False), operand(b_shape, np.float32, False)
+            bias = np.full(b_shape[1], 1e3, np.float32)
+            np.testing.assert_allclose(native_blas.matmul(a, b, bias), np.matmul(a, b) + bias,
+                                       rtol=1e-6, atol=1e-3)
+    finally:
+        native.set_num_threads(threads)
     assert len(calls) == 2 and all(call[-1] is not None for call in calls)
 
 

@@ -29,10 +29,11 @@ struct Job {
 thread_local bool t_inside_task = false;
 
 // How long a caller that has run out of tasks polls for the workers' last ones before it
-// sleeps. Its core has nothing else to do meanwhile, and a sleeping caller is woken by the
-// last worker through the kernel, which on a VM takes tens of microseconds: a tenth of the
-// MLP training step (docs/performance.md, "The native pool"). The workers themselves never
-// poll: a polling worker takes a core from the Python thread and from other libraries'.
+// sleeps. A sleeping caller is woken by the last worker through the kernel, which on a VM
+// takes tens of microseconds: a tenth of the MLP training step (docs/performance.md, "The
+// native pool"). It polls by yielding, so that a thread waiting for its core (another
+// process's, where several share the cores) runs meanwhile. The workers never poll: a
+// polling worker takes a core from the Python thread and from other libraries'.
 constexpr auto kCallerPoll = std::chrono::microseconds(200);
 
 class Pool {
@@ -67,7 +68,7 @@ public:
         const auto poll_until = std::chrono::steady_clock::now() + kCallerPoll;
         while (job->finished.load(std::memory_order_acquire) != tasks &&
                std::chrono::steady_clock::now() < poll_until) {
-            cpu_relax();
+            std::this_thread::yield();
         }
         std::unique_lock<std::mutex> lock(mutex_);
         done_.wait(lock, [&] { return job->finished.load() == tasks; });

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 import frameworks
+import machine_probe
 from frameworks import bench_threads
 from tinygrad_like.backend import native
 
@@ -73,6 +74,20 @@ def pinned_threads():
     if leaked:
         raise RuntimeError(f"BENCH_FRAMEWORKS={','.join(frameworks.selected())}, but this "
                            f"process imported {leaked}: its timings are not isolated")
+
+
+@pytest.fixture(autouse=True)
+def probe_the_machine(request):
+    """The machine probe just before and just after each timed case (machine_probe.py), so
+    that report.py can tell a case timed in one of the host's slow stretches."""
+    benchmark = (request.getfixturevalue("benchmark") if "benchmark" in request.fixturenames
+                 else None)
+    if benchmark is None or benchmark.disabled:  # --benchmark-disable (CI) times nothing
+        yield
+        return
+    before = machine_probe.slowest_cpu_us()
+    yield
+    benchmark.extra_info["probe_us"] = [before, machine_probe.slowest_cpu_us()]
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

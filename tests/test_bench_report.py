@@ -1,0 +1,82 @@
+"""benchmarks/report.py on made-up results: the ratios, and the machine probe's marks.
+
+The probe itself (benchmarks/machine_probe.py) is timed, so only its contract is checked:
+a positive time, with the thread's CPUs restored afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+GROUP = "matmul 1024x1024 @ 1024x1024 float32, forward"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def report():
+    return _load("report")
+
+
+def case(framework: str, median: float, probe_us: tuple[float, float] | None) -> dict:
+    extra = {} if probe_us is None else {"probe_us": list(probe_us)}
+    return {"group": GROUP, "name": f"test_matmul_forward[{framework}]",
+            "params": {"framework": framework}, "extra_info": extra,
+            "stats": {"median": median, "iqr": median / 20, "rounds": 10}}
+
+
+def results(*cases: dict) -> dict:
+    return {"datetime": "2026-12-07T14:00:00", "benchmarks": list(cases),
+            "machine_info": {"python_version": "3.11", "cpu": {"brand_raw": "test CPU"},
+                             "threads": 2, "frameworks": ["tinygrad_like", "torch"]}}
+
+
+def summary_cell(text: str) -> str:
+    row = next(line for line in text.splitlines() if line.startswith(f"| {GROUP} |"))
+    return row.split("|")[2].strip()
+
+
+def test_evenly_probed_ratio_is_unmarked(report):
+    text = report.report(results(case("tinygrad_like", 0.010, (900, 950)),
+                                 case("torch", 0.011, (1000, 910))),
+                         separate=[results(case("tinygrad_like", 0.010, (900, 900))),
+                                   results(case("torch", 0.012, (905, 1100)))])
+    assert summary_cell(text) == "0.91 / 0.83"
+    assert "fastest 900 µs" in text and "0 of 2 cases timed in a slow stretch" in text
+
+
+def test_ratio_across_a_slow_stretch_is_marked(report):
+    # PyTorch's case ran while the host was slow (1400 against 900 µs): its ratio is marked,
+    # in the same-process run and, compared across processes, in the separate one
+    text = report.report(results(case("tinygrad_like", 0.010, (900, 950)),
+                                 case("torch", 0.015, (1400, 1390))),
+                         separate=[results(case("tinygrad_like", 0.020, (1300, 1250))),
+                                   results(case("torch", 0.012, (1000, 990)))])
+    assert summary_cell(text) == "0.67* / 1.67*"
+    assert "1 of 2 cases timed in a slow stretch" in text
+    table = text[text.index(f"### {GROUP}"):]
+    assert "| probe |" in table and "| 1.56× |" in table  # 1400 ÷ the run's fastest 900
+
+
+def test_files_without_probes_report_as_before(report):
+    text = report.report(results(case("tinygrad_like", 0.010, None), case("torch", 0.020, None)))
+    assert "probe" not in text
+    assert "| 0.50× |" in text
+
+
+def test_probe_times_each_cpu_and_restores_the_mask():
+    probe = _load("machine_probe")
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    assert probe.slowest_cpu_us() > 0
+    if allowed is not None:
+        assert os.sched_getaffinity(0) == allowed

@@ -79,7 +79,7 @@ def pinned_threads():
 @pytest.fixture(autouse=True)
 def probe_the_machine(request):
     """The machine probe just before and just after each timed case (machine_probe.py), so
-    that report.py can tell a case timed in one of the host's slow stretches."""
+    that report.py can say how steady the machine was over the run."""
     benchmark = (request.getfixturevalue("benchmark") if "benchmark" in request.fixturenames
                  else None)
     if benchmark is None or benchmark.disabled:  # --benchmark-disable (CI) times nothing

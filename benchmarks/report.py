@@ -19,10 +19,10 @@ The native-kernel cases (test_bench_native.py, whose extra_info names a kernel) 
 table at the end instead: each native kernel's median beside the NumPy kernel it replaces,
 at one workload's calls.
 
-conftest.py probes the machine just before and after each case (machine_probe.py). The group
-tables give each case's slower probe ÷ its run's fastest; at SLOW_PROBE or more the case was
-timed in one of the host's slow stretches. The summary marks with * each ratio whose two
-cases' probes differ by SLOW_PROBE or more: the host ran at another speed for one of them.
+conftest.py probes the machine just before and after each case (machine_probe.py), and the
+report says how steady the machine was over each kind of run. It marks no single case: the
+host changes speed from one second to the next, and two probes per case did not tell which
+ratios were off (docs/performance.md, "The machine's slow stretches").
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ EXTRA_COLUMNS = {"gflop_per_s": ("GFLOP/s", "{:.1f}"), "us_per_op": ("µs per op
                  "torch_peak_mib": ("PyTorch peak MiB", "{:.0f}"),
                  "jax_peak_mib": ("JAX peak MiB", "{:.0f}")}
 SAME, SEPARATE, ONE_THREAD = "same process", "separate processes", "1 thread"
-# The probe's fast seconds spread by under 1.1x and its slow ones start at 1.3x its fastest
-# (docs/performance.md, "The machine's slow stretches")
+# A probe this many times its runs' fastest or slower fell in one of the host's slow
+# stretches: the probe's fast seconds spread by under 1.1x, its slow ones start at 1.3x
+# (docs/performance.md, "The machine's slow stretches").
 SLOW_PROBE = 1.25
 # the runs beside the same-process one: their column headings
 OTHER_RUNS = {SEPARATE: "own process", ONE_THREAD: "1 thread"}
@@ -70,39 +71,14 @@ def format_ratio(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}×"
 
 
-def mark_probes(datasets: list[dict]) -> None:
-    """Give each case of a run its `probe_slowdown`: its slower probe ÷ the run's fastest."""
-    for data in datasets:
-        probed = [b for b in data["benchmarks"] if "probe_us" in b["extra_info"]]
-        if not probed:
-            continue  # a file from before the probe
-        fastest = min(min(b["extra_info"]["probe_us"]) for b in probed)
-        for bench in probed:
-            bench["probe_slowdown"] = max(bench["extra_info"]["probe_us"]) / fastest
-
-
-def slow_stretch(case: dict) -> bool:
-    return case.get("probe_slowdown", 0.0) >= SLOW_PROBE
-
-
-def unevenly_timed(first: dict | None, second: dict | None) -> bool:
-    """Whether the probe ran SLOW_PROBE times slower around one case than around the other:
-    their ratio then compares two speeds of the machine as much as two frameworks."""
-    probes = [max(case["extra_info"]["probe_us"]) for case in (first, second)
-              if case is not None and "probe_us" in case["extra_info"]]
-    return len(probes) == 2 and max(probes) >= SLOW_PROBE * min(probes)
-
-
 def group_table(group: str, runs: Runs) -> list[str]:
     same = runs[SAME][group]
     others = [kind for kind in OTHER_RUNS if group in runs.get(kind, {})]
     whos = list(same) + [who for kind in others for who in runs[kind][group] if who not in same]
     benches = list(same.values())
     extras = [key for key in EXTRA_COLUMNS if any(key in b["extra_info"] for b in benches)]
-    probed = any("probe_slowdown" in b for b in benches)
     headings = (["framework", "median", "IQR", "rounds"]
-                + [EXTRA_COLUMNS[key][0] for key in extras] + ["probe"] * probed
-                + [f"{SUBJECT} ÷ this"])
+                + [EXTRA_COLUMNS[key][0] for key in extras] + [f"{SUBJECT} ÷ this"])
     for kind in others:
         headings += [f"median, {OTHER_RUNS[kind]}", f"÷ this, {OTHER_RUNS[kind]}"]
     lines = [f"### {group}", "", "| " + " | ".join(headings) + " |",
@@ -121,10 +97,8 @@ def group_table(group: str, runs: Runs) -> list[str]:
             for key in extras:
                 value = bench["extra_info"].get(key)
                 cells.append("" if value is None else EXTRA_COLUMNS[key][1].format(value))
-            if probed:
-                cells.append(format_ratio(bench.get("probe_slowdown")))
         else:
-            cells += [""] * (3 + len(extras) + probed)
+            cells += [""] * (3 + len(extras))
         cells.append(format_ratio(ratio(same, who)))
         for kind in others:
             case = runs[kind][group].get(who)
@@ -140,9 +114,7 @@ def summary_table(runs: Runs) -> list[str]:
     peers = [who for who in LABELS if who != SUBJECT
              and any(who in cases for cases in runs[SAME].values())]
     lines = ["## tinygrad_like's time ÷ each peer's (lower is better)", "",
-             f"Each cell: {' / '.join(kinds)}; — where a run has no such case; * where the "
-             f"machine probe ran {SLOW_PROBE}× slower or more around one of the two cases "
-             "than around the other (the host's speed changed between them).", "",
+             f"Each cell: {' / '.join(kinds)}; — where a run has no such case.", "",
              "| workload | " + " | ".join(LABELS[who] for who in peers) + " |",
              "|---|" + "---:|" * len(peers)]
     for group, same in runs[SAME].items():
@@ -150,13 +122,9 @@ def summary_table(runs: Runs) -> list[str]:
             continue
         cells = []
         for who in peers:
-            texts = []
-            for kind in kinds:
-                cases = runs[kind].get(group, {})
-                value = ratio(cases, who)
-                mark = "*" if unevenly_timed(cases.get(SUBJECT), cases.get(who)) else ""
-                texts.append("—" if value is None else f"{value:.2f}{mark}")
-            cells.append("" if who not in same else " / ".join(texts))
+            values = [ratio(runs[kind].get(group, {}), who) for kind in kinds]
+            cells.append("" if who not in same else " / ".join(
+                "—" if value is None else f"{value:.2f}" for value in values))
         lines.append(f"| {group} | " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -169,27 +137,30 @@ def machine_lines(data: dict) -> list[str]:
     coretype = info.get("openblas_coretype")
     coretype = (f"set to {coretype} in the environment" if coretype
                 else "not set: OpenBLAS chose its kernels for this CPU")
-    return [f"- run: {data['datetime']}, Python {info['python_version']}, {cpu}",
-            f"- threads: {info.get('threads')} for PyTorch, NumPy's BLAS and tinygrad_like's "
-            f"native kernels ({pinned}); JAX: {info.get('jax_threads', 'not run')}",
-            f"- numpy {info.get('numpy')} ({blas}), torch {info.get('torch', 'not loaded')}, "
-            f"jax {info.get('jax', 'not loaded')}",
-            f"- OPENBLAS_CORETYPE {coretype}",
-            f"- tinygrad_like's native kernels: {info.get('native_isa', 'not loaded')}",
-            *probe_lines(data), ""]
+    lines = [f"- run: {data['datetime']}, Python {info['python_version']}, {cpu}",
+             f"- threads: {info.get('threads')} for PyTorch, NumPy's BLAS and tinygrad_like's "
+             f"native kernels ({pinned}); JAX: {info.get('jax_threads', 'not run')}",
+             f"- numpy {info.get('numpy')} ({blas}), torch {info.get('torch', 'not loaded')}, "
+             f"jax {info.get('jax', 'not loaded')}",
+             f"- OPENBLAS_CORETYPE {coretype}",
+             f"- tinygrad_like's native kernels: {info.get('native_isa', 'not loaded')}"]
+    summary = probe_summary([data])
+    if summary:
+        lines.append(f"- machine probe (a pure-Python loop on the slower CPU, before and after "
+                     f"each case): {summary}")
+    return lines + [""]
 
 
-def probe_lines(data: dict) -> list[str]:
-    """The machine probe over a run: how fast, and how many cases ran in a slow stretch."""
-    probed = [b for b in data["benchmarks"] if "probe_slowdown" in b]
-    if not probed:
-        return []
-    probes = sorted(us for b in probed for us in b["extra_info"]["probe_us"])
-    slow = sum(slow_stretch(b) for b in probed)
-    return [f"- machine probe (a pure-Python loop on the slowest CPU, before and after each "
-            f"case): fastest {probes[0]:.0f} µs, median {probes[len(probes) // 2]:.0f} µs; "
-            f"{slow} of {len(probed)} cases timed in a slow stretch (probe ≥ {SLOW_PROBE}× "
-            "its fastest)"]
+def probe_summary(datasets: list[dict]) -> str:
+    """How steady the machine was over these runs, from the probes of all their cases; ""
+    for files from before the probe."""
+    probes = sorted(us for data in datasets for bench in data["benchmarks"]
+                    for us in bench["extra_info"].get("probe_us", ()))
+    if not probes:
+        return ""
+    slow = sum(us >= SLOW_PROBE * probes[0] for us in probes)
+    return (f"fastest {probes[0]:.0f} µs, median {probes[len(probes) // 2]:.0f} µs; {slow} of "
+            f"{len(probes)} probes at {SLOW_PROBE}× the fastest or slower")
 
 
 def run_lines(kind: str, datasets: list[dict]) -> list[str]:
@@ -200,9 +171,8 @@ def run_lines(kind: str, datasets: list[dict]) -> list[str]:
     jax_threads = sorted({info["jax_threads"] for info in infos if "jax" in info})
     jax_note = f"; JAX: {', '.join(jax_threads)}" if jax_threads else ""
     layout = "one process each for" if kind == SEPARATE else "one process for"
-    probed = [b for data in datasets for b in data["benchmarks"] if "probe_slowdown" in b]
-    probe_note = (f"; {sum(slow_stretch(b) for b in probed)} of {len(probed)} cases timed in a "
-                  "slow stretch" if probed else "")
+    summary = probe_summary(datasets)
+    probe_note = f"; machine probe {summary}" if summary else ""
     return [f"- {kind}: {layout} {who}, {threads} threads{jax_note}, "
             f"from {min(data['datetime'] for data in datasets)}{probe_note}"]
 
@@ -235,7 +205,6 @@ def by_group(datasets: list[dict]) -> dict[str, dict[str, dict]]:
 
 def report(data: dict, separate: list[dict] = (), one_thread: list[dict] = ()) -> str:
     others = {SEPARATE: list(separate), ONE_THREAD: list(one_thread)}
-    mark_probes([data, *separate, *one_thread])
     runs: Runs = {SAME: by_group([data])}
     runs.update({kind: by_group(datasets) for kind, datasets in others.items() if datasets})
     native_groups: dict[str, list[dict]] = {}

@@ -6,26 +6,17 @@ a positive time, with the thread's CPUs restored afterwards.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
+from benchmark_modules import load
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 GROUP = "matmul 1024x1024 @ 1024x1024 float32, forward"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def report():
-    return _load("report")
+    return load("report")
 
 
 def case(framework: str, median: float, probe_us: tuple[float, float] | None) -> dict:
@@ -76,7 +67,7 @@ def test_files_without_probes_say_nothing_of_them(report):
 
 
 def test_probe_times_each_cpu_and_restores_the_mask():
-    probe = _load("machine_probe")
+    probe = load("machine_probe")
     allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     assert probe.slowest_cpu_us() > 0
     if allowed is not None:

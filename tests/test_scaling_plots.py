@@ -7,25 +7,16 @@ JSON are written.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from benchmark_modules import BENCHMARKS, load
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 PARTS = ("per_op", "matmul", "attention", "conv2d", "training")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +24,7 @@ def scaling():
     # scaling.py imports its sibling modules by name, as when it runs as a script
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        yield _load("scaling")
+        yield load("scaling")
     finally:
         sys.path.remove(str(BENCHMARKS))
 

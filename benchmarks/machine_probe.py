@@ -3,13 +3,13 @@
     python benchmarks/machine_probe.py 20   # each CPU's probe, second by second, for 20 s
 
 The benchmark machines are VMs on shared hosts. Each of a VM's CPUs can run at one speed for a
-second and at two thirds of it the next (why is the host's business: another guest on the
-same core, its clock), and everything the VM runs slows together: Python, a GEMM, a whole
+second and at about two thirds of it the next (why is the host's business: another guest on
+the same core, its clock), and everything the VM runs slows together: Python, a GEMM, a whole
 training step. A case timed across such a change shows a ratio that says nothing about either
-framework (docs/performance.md, "The machine's slow
-stretches"). conftest.py runs this probe just before and just after each timed case, never
-during one, and stores the slowest CPU's time in the case's extra_info; report.py says from
-them how steady the machine was over each run.
+framework (docs/performance.md, "The machine's slow stretches"). conftest.py runs this probe
+just before and just after each timed case, never during one, and stores the slowest CPU's
+time in the case's extra_info; report.py says from them how steady the machine was over each
+run.
 
 The probe is a loop of the interpreter itself, with no library, no thread and no memory
 beyond the cache: it measures how fast the host is running the CPU, not the framework under

@@ -39,7 +39,7 @@ EXTRA_COLUMNS = {"gflop_per_s": ("GFLOP/s", "{:.1f}"), "us_per_op": ("µs per op
                  "torch_peak_mib": ("PyTorch peak MiB", "{:.0f}"),
                  "jax_peak_mib": ("JAX peak MiB", "{:.0f}")}
 SAME, SEPARATE, ONE_THREAD = "same process", "separate processes", "1 thread"
-# A probe this many times its runs' fastest or slower fell in one of the host's slow
+# A probe this many times its run's fastest or slower fell in one of the host's slow
 # stretches: the probe's fast seconds spread by under 1.1x, its slow ones start at 1.3x
 # (docs/performance.md, "The machine's slow stretches").
 SLOW_PROBE = 1.25

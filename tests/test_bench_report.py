@@ -1,7 +1,7 @@
 """benchmarks/report.py on made-up results: the ratios, and the machine probe's summary.
 
 The probe itself (benchmarks/machine_probe.py) is timed, so only its contract is checked:
-a positive time, with the thread's CPUs restored afterwards.
+a positive time, with the thread's CPUs (or the pool's thread count) restored afterwards.
 """
 
 from __future__ import annotations
@@ -72,3 +72,15 @@ def test_probe_times_each_cpu_and_restores_the_mask():
     assert probe.slowest_cpu_us() > 0
     if allowed is not None:
         assert os.sched_getaffinity(0) == allowed
+
+
+def test_pool_probe_times_blocks_and_restores_the_thread_count():
+    from tinygrad_like.backend import native
+
+    if not native.available():
+        pytest.skip(f"the native pool is not in use: {native.reason()}")
+    probe = load("machine_probe")
+    threads = native.get_num_threads()
+    one_thread, blocks = probe.pool_gemm_blocks(2, calls=2)
+    assert one_thread > 0 and len(blocks) == 2 and all(ms > 0 for ms in blocks)
+    assert native.get_num_threads() == threads

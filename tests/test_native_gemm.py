@@ -140,3 +140,58 @@ def test_the_cpu_table_runs_matmul_and_linear_on_the_pool():
     bias = operand((300,), np.float32, False)
     expected = cpu.linear(x, weight, bias)
     np.testing.assert_allclose(table.linear(x, weight, bias), expected, rtol=1e-5, atol=1e-4)
+
+
+# ---- the packed float32 GEMM (kernels/cpu/packed_gemm.cpp) ---------------------------------
+# It takes float32 products of one matrix pair in the AVX-512 build; elsewhere BLAS does.
+# Shapes past its blocking: 1024-deep panels (k of 2100: three, the last one short), blocks
+# of 64 rows and tiles of 8 x 32 with tails, a short wide product cut into column ranges, and
+# products narrower than a tile, which stay on BLAS.
+PACKED_SHAPES = [((300, 2100), (2100, 70)), ((77, 129), (129, 1000)), ((8, 3000), (3000, 33)),
+                 ((1000, 17), (17, 200)), ((2049, 128), (128, 40)), ((1000, 129), (129, 17)),
+                 ((5, 3000), (3000, 300))]
+
+
+def packed_gemm_built() -> bool:
+    return native.build_info().get("isa") == "x86-64-v4"
+
+
+@pytest.fixture(params=["packed", "blas"])
+def float32_gemm(request):
+    """Which GEMM float32 products take: the packed one (where built) or BLAS's."""
+    if request.param == "packed" and not packed_gemm_built():
+        pytest.skip("the packed GEMM is built for x86-64-v4 (AVX-512) only")
+    native._C.set_packed_gemm(request.param == "packed")
+    yield request.param
+    native._C.set_packed_gemm(True)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("a_shape, b_shape", PACKED_SHAPES + SHAPES[:3])
+@pytest.mark.parametrize("transpose_a, transpose_b", [(False, False), (True, False),
+                                                      (False, True), (True, True)])
+def test_float32_products_on_either_gemm_match_numpy(float32_gemm, threads, a_shape, b_shape,
+                                                      transpose_a, transpose_b):
+    a = operand(a_shape, np.float32, transpose_a)
+    b = operand(b_shape, np.float32, transpose_b)
+    bias = RNG.standard_normal(b_shape[-1]).astype(np.float32)
+    saved = native.get_num_threads()
+    native.set_num_threads(threads)
+    try:
+        plain, biased = native_blas.matmul(a, b), native_blas.matmul(a, b, bias)
+    finally:
+        native.set_num_threads(saved)
+    assert_gemm_close(plain, a, b)
+    # the bias is one more term of each dot product (test_a_bias_is_added_by_the_gemm)
+    exact = np.matmul(a.astype(np.float64), b.astype(np.float64)) + bias
+    bound = np.matmul(np.abs(a).astype(np.float64), np.abs(b).astype(np.float64)) + abs(bias)
+    assert np.all(np.abs(biased - exact) <= (a.shape[-1] + 3) * np.finfo(np.float32).eps * bound)
+
+
+def test_the_avx512_build_runs_float32_products_on_the_packed_gemm():
+    assert native._C.packed_gemm() == packed_gemm_built()
+    native._C.set_packed_gemm(False)
+    try:
+        assert not native._C.packed_gemm()
+    finally:
+        native._C.set_packed_gemm(True)

@@ -2,6 +2,7 @@
 #include "blas.h"
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <mutex>
 #include <optional>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "common.h"
+#include "packed_gemm.h"
 
 namespace tg {
 namespace {
@@ -21,6 +23,9 @@ using FortranGemm = void (*)(const char* transa, const char* transb, const Int* 
                              const Int* k, const T* alpha, const T* a, const Int* lda,
                              const T* b, const Int* ldb, const T* beta, T* c, const Int* ldc);
 
+// Whether float32 products go to packed_sgemm where it takes them (set_packed_gemm): on,
+// but for tests and benchmarks comparing it with BLAS.
+std::atomic<bool> g_packed_gemm{true};
 void* g_sgemm = nullptr;
 void* g_dgemm = nullptr;
 bool g_ilp64 = false;
@@ -161,6 +166,16 @@ carray<T> matmul(carray<T> a, carray<T> b, bool transpose_a, bool transpose_b,
                                          std::max<int64_t>(1, extent / 16))
                    : 1;
     py::gil_scoped_release release;
+    if constexpr (std::is_same_v<T, float>) {
+        // one product on our own GEMM, whose threads share the packed right operand
+        if (batch == 1 && shared_out && g_packed_gemm.load(std::memory_order_relaxed) &&
+            packed_sgemm_takes(m, n, k)) {
+            if (pbias) fill(pc, m, 0, n);
+            packed_sgemm(transpose_a, transpose_b, m, n, k, pa, lda, pb, ldb, pbias != nullptr,
+                         pc, n);
+            return out;
+        }
+    }
     SingleThreadedBlas single_threaded;
     // parallel_items runs the tasks here when told of no work
     parallel_items(batch * blocks, shared_out ? work : 0, [&](int64_t task) {
@@ -255,6 +270,12 @@ void register_blas(py::module_& m) {
           "whether their integers are 64-bit, and the addresses of each BLAS library's "
           "(openblas_set_num_threads, openblas_get_num_threads)");
     m.def("has_blas", &tg::has_blas);
+    m.def("set_packed_gemm", [](bool enabled) { tg::g_packed_gemm = enabled; },
+          py::arg("enabled"),
+          "Whether matmul runs float32 products on the packed AVX-512 GEMM where this build "
+          "has it (the default) or on BLAS");
+    m.def("packed_gemm", [] { return tg::g_packed_gemm && tg::packed_sgemm_takes(8, 32, 1); },
+          "Whether matmul runs float32 products on the packed AVX-512 GEMM");
     register_batched_gemm<float>(m);
     register_batched_gemm<double>(m);
 }

@@ -1,0 +1,27 @@
+// A float32 GEMM of our own, for the AVX-512 build, whose threads share one packed copy of the
+// right operand.
+//
+// Why: handed to single-threaded BLAS calls, one per block of the output's rows, every block
+// repacks the whole right operand, while OpenBLAS's own threads share one packed copy; on two
+// threads that repacking was the 1-4% by which matmul 1024^3 trailed NumPy's. Here each panel
+// of op(b) is packed once, by the first thread to need it, and blocks of rows are claimed
+// from the pool one at a time. Its micro-kernel keeps an 8 x 32 tile of c in registers for
+// 1024 steps of k, and it ran the benchmarks' float32 GEMMs in 0.84-1.00 of the time of
+// OpenBLAS's blocks (docs/performance.md, "An own GEMM for float32").
+#pragma once
+
+#include <cstdint>
+
+namespace tg {
+
+// Whether packed_sgemm takes an (m x k) @ (k x n) product: in the module built for x86-64-v4
+// (AVX-512), for products of at least one tile (8 x 32); BLAS takes the others.
+bool packed_sgemm_takes(int64_t m, int64_t n, int64_t k);
+
+// Row-major c (m x n) = op(a) @ op(b) (+ c with `accumulate`), op as in gemm (blas.h), on the
+// pool. Only for products packed_sgemm_takes.
+void packed_sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
+                  const float* a, int64_t lda, const float* b, int64_t ldb, bool accumulate,
+                  float* c, int64_t ldc);
+
+}  // namespace tg

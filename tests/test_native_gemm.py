@@ -145,11 +145,12 @@ def test_the_cpu_table_runs_matmul_and_linear_on_the_pool():
 # ---- the packed float32 GEMM (kernels/cpu/packed_gemm.cpp) ---------------------------------
 # It takes float32 products of one matrix pair in the AVX-512 build; elsewhere BLAS does.
 # Shapes past its blocking: 1024-deep panels (k of 2100: three, the last one short), blocks
-# of 64 rows and tiles of 8 x 32 with tails, a short wide product cut into column ranges, and
-# products narrower than a tile, which stay on BLAS.
+# of up to 64 rows and tiles of 8 x 32 with tails, a short wide product cut into column
+# ranges, and products it leaves to BLAS: narrower than a tile, shallower than 128, or with
+# most of the last tile's columns padding.
 PACKED_SHAPES = [((300, 2100), (2100, 70)), ((77, 129), (129, 1000)), ((8, 3000), (3000, 33)),
                  ((1000, 17), (17, 200)), ((2049, 128), (128, 40)), ((1000, 129), (129, 17)),
-                 ((5, 3000), (3000, 300))]
+                 ((5, 3000), (3000, 300)), ((65, 300), (300, 260)), ((2048, 64), (64, 768))]
 
 
 def packed_gemm_built() -> bool:

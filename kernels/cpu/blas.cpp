@@ -274,7 +274,7 @@ void register_blas(py::module_& m) {
           py::arg("enabled"),
           "Whether matmul runs float32 products on the packed AVX-512 GEMM where this build "
           "has it (the default) or on BLAS");
-    m.def("packed_gemm", [] { return tg::g_packed_gemm && tg::packed_sgemm_takes(8, 32, 1); },
+    m.def("packed_gemm", [] { return tg::g_packed_gemm && tg::packed_sgemm_built(); },
           "Whether matmul runs float32 products on the packed AVX-512 GEMM");
     register_batched_gemm<float>(m);
     register_batched_gemm<double>(m);

@@ -40,6 +40,8 @@ constexpr int64_t kRows = 8, kCols = 32;
 // floats (128 KB), stays in L2 while the block's slivers of op(a) go by
 // (docs/performance.md, "An own GEMM for float32").
 constexpr int64_t kDepth = 1024;
+// The shallowest product taken (packed_sgemm_takes).
+constexpr int64_t kMinDepth = 128;
 // Rows of op(a) a task packs and multiplies: 64 x kDepth floats (256 KB, L2).
 constexpr int64_t kBlockRows = 64;
 // Columns of op(b) packed as one unit, by whichever thread needs them first: narrow enough
@@ -295,12 +297,17 @@ class PackedGemm {
 
 }  // namespace
 
+bool packed_sgemm_built() { return kBuiltForAvx512; }
+
 bool packed_sgemm_takes(int64_t m, int64_t n, int64_t k) {
     // Tiles are 32 columns wide: past the last full one, the rest of a tile is computed for
     // nothing, and where that is more than an eighth of the product BLAS does better (n = 65
-    // ran at 1.27 of its time; docs/performance.md, "An own GEMM for float32")
+    // ran at 1.27 of its time). Shallow products (k below kMinDepth) write c at a rate two
+    // threads share badly: at k = 64 and 65, 0.90 of BLAS's time on one thread but 0.96-1.42
+    // on two (docs/performance.md, "An own GEMM for float32").
     const int64_t padded_cols = (n + kCols - 1) / kCols * kCols;
-    return kBuiltForAvx512 && m >= kRows && n >= kCols && k > 0 && (padded_cols - n) * 8 <= n;
+    return kBuiltForAvx512 && m >= kRows && n >= kCols && k >= kMinDepth &&
+           (padded_cols - n) * 8 <= n;
 }
 
 void packed_sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
@@ -313,6 +320,8 @@ void packed_sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int6
 }
 
 #else  // not x86-64 with GCC or Clang: BLAS takes every product
+
+bool packed_sgemm_built() { return false; }
 
 bool packed_sgemm_takes(int64_t, int64_t, int64_t) { return false; }
 

@@ -14,8 +14,11 @@
 
 namespace tg {
 
-// Whether packed_sgemm takes an (m x k) @ (k x n) product: in the module built for x86-64-v4
-// (AVX-512), for products of at least one tile (8 x 32); BLAS takes the others.
+// Whether this module has the packed GEMM: the one built for x86-64-v4 (AVX-512).
+bool packed_sgemm_built();
+
+// Whether packed_sgemm takes an (m x k) @ (k x n) product: where built, for products of at
+// least one tile (8 x 32) and 128 deep; BLAS takes the others.
 bool packed_sgemm_takes(int64_t m, int64_t n, int64_t k);
 
 // Row-major c (m x n) = op(a) @ op(b) (+ c with `accumulate`), op as in gemm (blas.h), on the

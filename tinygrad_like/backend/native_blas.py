@@ -125,7 +125,11 @@ def available() -> bool:
 def status() -> str:
     """Where the large GEMMs run, for tg.backend_info()."""
     where, why = _single_threaded_blas()
-    return f"NumPy's matmul ({why})" if where is None else where
+    if where is None:
+        return f"NumPy's matmul ({why})"
+    if native._C.packed_gemm():  # kernels/cpu/packed_gemm.h
+        return f"_C's own AVX-512 GEMM for float32, {where} for the rest"
+    return where
 
 
 def batched_gemm(a, b, transpose_b=False, into=None):

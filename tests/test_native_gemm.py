@@ -196,3 +196,14 @@ def test_the_avx512_build_runs_float32_products_on_the_packed_gemm():
         assert not native._C.packed_gemm()
     finally:
         native._C.set_packed_gemm(True)
+
+
+@pytest.mark.parametrize("m, n, k, taken", [
+    (1024, 1024, 1024, True), (8, 32, 128, True), (7, 1024, 1024, False),  # a tile's rows
+    (1024, 31, 1024, False), (1024, 1024, 127, False),  # a tile's columns; 128 deep
+    (1024, 65, 1024, False), (1024, 260, 1024, True),  # padding at most an eighth of n
+    (8, 4096, 4096, True), (8, 4097, 4096, False)])  # op(b) of at most 2^24 floats, padded
+def test_which_products_the_packed_gemm_takes(m, n, k, taken):
+    if not packed_gemm_built():
+        pytest.skip("the packed GEMM is built for x86-64-v4 (AVX-512) only")
+    assert native._C.packed_gemm_takes(m, n, k) == taken

@@ -276,6 +276,8 @@ void register_blas(py::module_& m) {
           "has it (the default) or on BLAS");
     m.def("packed_gemm", [] { return tg::g_packed_gemm && tg::packed_sgemm_built(); },
           "Whether matmul runs float32 products on the packed AVX-512 GEMM");
+    m.def("packed_gemm_takes", &tg::packed_sgemm_takes, py::arg("m"), py::arg("n"), py::arg("k"),
+          "Whether the packed GEMM takes an (m x k) @ (k x n) float32 product, where it is on");
     register_batched_gemm<float>(m);
     register_batched_gemm<double>(m);
 }

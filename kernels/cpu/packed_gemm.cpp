@@ -40,8 +40,10 @@ constexpr int64_t kRows = 8, kCols = 32;
 // floats (128 KB), stays in L2 while the block's slivers of op(a) go by
 // (docs/performance.md, "An own GEMM for float32").
 constexpr int64_t kDepth = 1024;
-// The shallowest product taken (packed_sgemm_takes).
-constexpr int64_t kMinDepth = 128;
+// The shallowest product taken, and the largest op(b) (floats): its packed copy is the whole
+// of it, where BLAS packs a panel at a time, so a product with a huge op(b) stays with BLAS
+// rather than doubling the memory it needs (packed_sgemm_takes).
+constexpr int64_t kMinDepth = 128, kMaxPackedFloats = int64_t(1) << 24;
 // Rows of op(a) a task packs and multiplies: 64 x kDepth floats (256 KB, L2).
 constexpr int64_t kBlockRows = 64;
 // Columns of op(b) packed as one unit, by whichever thread needs them first: narrow enough
@@ -307,7 +309,7 @@ bool packed_sgemm_takes(int64_t m, int64_t n, int64_t k) {
     // on two (docs/performance.md, "An own GEMM for float32").
     const int64_t padded_cols = (n + kCols - 1) / kCols * kCols;
     return kBuiltForAvx512 && m >= kRows && n >= kCols && k >= kMinDepth &&
-           (padded_cols - n) * 8 <= n;
+           (padded_cols - n) * 8 <= n && k * padded_cols <= kMaxPackedFloats;
 }
 
 void packed_sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,

@@ -18,7 +18,7 @@ namespace tg {
 bool packed_sgemm_built();
 
 // Whether packed_sgemm takes an (m x k) @ (k x n) product: where built, for products of at
-// least one tile (8 x 32) and 128 deep; BLAS takes the others.
+// least one tile (8 x 32), 128 deep, and an op(b) of at most 64 MiB; BLAS takes the others.
 bool packed_sgemm_takes(int64_t m, int64_t n, int64_t k);
 
 // Row-major c (m x n) = op(a) @ op(b) (+ c with `accumulate`), op as in gemm (blas.h), on the

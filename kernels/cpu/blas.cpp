@@ -170,9 +170,7 @@ carray<T> matmul(carray<T> a, carray<T> b, bool transpose_a, bool transpose_b,
         // one product on our own GEMM, whose threads share the packed right operand
         if (batch == 1 && shared_out && g_packed_gemm.load(std::memory_order_relaxed) &&
             packed_sgemm_takes(m, n, k)) {
-            if (pbias) fill(pc, m, 0, n);
-            packed_sgemm(transpose_a, transpose_b, m, n, k, pa, lda, pb, ldb, pbias != nullptr,
-                         pc, n);
+            packed_sgemm(transpose_a, transpose_b, m, n, k, pa, lda, pb, ldb, pbias, pc, n);
             return out;
         }
     }

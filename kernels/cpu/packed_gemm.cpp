@@ -166,14 +166,20 @@ TG_AVX512 void pack_b(Operand b, int64_t k0, int64_t depth, int64_t j0, int64_t 
     }
 }
 
-// The `rows` x 32 tile at c (row stride ldc) = (c if accumulate) + a_sliver @ b_sliver over
-// `depth` steps; only `rows` rows and the columns in the masks are read and written.
+// The `rows` x 32 tile at c (row stride ldc) = (c if accumulate, else `start`'s 32 values in
+// every row, or zeros without it) + a_sliver @ b_sliver over `depth` steps; only `rows` rows
+// and the columns in the masks are read and written.
 TG_AVX512 inline __attribute__((always_inline)) void micro_kernel(
     int64_t depth, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
-    bool accumulate, int64_t rows, __mmask16 low, __mmask16 high) {
+    bool accumulate, const float* start, int64_t rows, __mmask16 low, __mmask16 high) {
+    const bool from_start = !accumulate && start != nullptr;
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512 start0 = from_start ? _mm512_maskz_loadu_ps(low, start) : zero;
+    const __m512 start1 = from_start ? _mm512_maskz_loadu_ps(high, start + 16) : zero;
     __m512 acc[kRows][2];
     for (int r = 0; r < kRows; ++r) {
-        acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+        acc[r][0] = start0;
+        acc[r][1] = start1;
         // c's tile is wanted at the end; fetching it now hides the miss behind the loop
         _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16), _MM_HINT_T0);
@@ -213,9 +219,9 @@ struct Floats {
 
 class PackedGemm {
   public:
-    PackedGemm(Operand a, Operand b, int64_t m, int64_t n, int64_t k, bool accumulate, float* c,
-               int64_t ldc)
-        : a_(a), b_(b), m_(m), n_(n), k_(k), accumulate_(accumulate), c_(c), ldc_(ldc),
+    PackedGemm(Operand a, Operand b, int64_t m, int64_t n, int64_t k, const float* bias,
+               float* c, int64_t ldc)
+        : a_(a), b_(b), m_(m), n_(n), k_(k), bias_(bias), c_(c), ldc_(ldc),
           depths_((k + kDepth - 1) / kDepth), slivers_((n + kCols - 1) / kCols),
           chunks_((n + kChunkCols - 1) / kChunkCols),
           packed_b_(depths_ * slivers_ * kDepth * kCols), chunk_state_(depths_ * chunks_) {
@@ -281,7 +287,8 @@ class PackedGemm {
                 for (int64_t s = 0; s * kRows < rows; ++s) {
                     micro_kernel(depth, packed_a.get() + s * kDepth * kRows, b_sliver,
                                  c_ + (first + s * kRows) * ldc_ + p * kCols, ldc_,
-                                 accumulate_ || d > 0, rows - s * kRows, low, high);
+                                 d > 0, bias_ ? bias_ + p * kCols : nullptr, rows - s * kRows,
+                                 low, high);
                 }
             }
         }
@@ -289,7 +296,7 @@ class PackedGemm {
 
     const Operand a_, b_;
     const int64_t m_, n_, k_;
-    const bool accumulate_;
+    const float* const bias_;
     float* const c_;
     const int64_t ldc_, depths_, slivers_, chunks_;
     int64_t row_slivers_ = 0, row_blocks_ = 0, column_ranges_ = 0;
@@ -313,11 +320,10 @@ bool packed_sgemm_takes(int64_t m, int64_t n, int64_t k) {
 }
 
 void packed_sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
-                  const float* a, int64_t lda, const float* b, int64_t ldb, bool accumulate,
+                  const float* a, int64_t lda, const float* b, int64_t ldb, const float* bias,
                   float* c, int64_t ldc) {
     PackedGemm(Operand{a, transpose_a ? 1 : lda, transpose_a ? lda : 1},
-               Operand{b, transpose_b ? 1 : ldb, transpose_b ? ldb : 1}, m, n, k, accumulate, c,
-               ldc)
+               Operand{b, transpose_b ? 1 : ldb, transpose_b ? ldb : 1}, m, n, k, bias, c, ldc)
         .run();
 }
 
@@ -328,7 +334,7 @@ bool packed_sgemm_built() { return false; }
 bool packed_sgemm_takes(int64_t, int64_t, int64_t) { return false; }
 
 void packed_sgemm(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*,
-                  int64_t, bool, float*, int64_t) {}
+                  int64_t, const float*, float*, int64_t) {}
 
 #endif
 

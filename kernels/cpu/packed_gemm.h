@@ -21,10 +21,11 @@ bool packed_sgemm_built();
 // least one tile (8 x 32), 128 deep, and an op(b) of at most 64 MiB; BLAS takes the others.
 bool packed_sgemm_takes(int64_t m, int64_t n, int64_t k);
 
-// Row-major c (m x n) = op(a) @ op(b) (+ c with `accumulate`), op as in gemm (blas.h), on the
-// pool. Only for products packed_sgemm_takes.
+// Row-major c (m x n) = op(a) @ op(b) (+ bias, n values, in every row, where not null), op as
+// in gemm (blas.h), on the pool: the bias is where each tile's sums start, so it costs no pass
+// over c. Only for products packed_sgemm_takes.
 void packed_sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
-                  const float* a, int64_t lda, const float* b, int64_t ldb, bool accumulate,
+                  const float* a, int64_t lda, const float* b, int64_t ldb, const float* bias,
                   float* c, int64_t ldc);
 
 }  // namespace tg

@@ -15,11 +15,10 @@ read transposed). docs/performance.md ("An own GEMM for float32") has what it me
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 
+from machine_probe import gemm_median_ms  # benchmarks/, this script's folder
 from tinygrad_like.backend import native, native_blas
 
 # workload, m, n, k, transpose_a, transpose_b: op(a) is (m x k), op(b) (k x n)
@@ -46,15 +45,6 @@ def operand(rng, rows: int, cols: int, transposed: bool) -> np.ndarray:
     return rng.standard_normal((rows, cols), dtype=np.float32)
 
 
-def median_ms(a, b) -> float:
-    times = []
-    for _ in range(CALLS):
-        start = time.perf_counter()
-        native_blas.matmul(a, b)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
 def compare(a, b, threads: int) -> dict:
     """{packed: best median ms} on `threads` threads, the two GEMMs alternating per round."""
     native.set_num_threads(threads)
@@ -62,8 +52,8 @@ def compare(a, b, threads: int) -> dict:
     for round_ in range(ROUNDS):
         for packed in (False, True) if round_ % 2 == 0 else (True, False):
             native._C.set_packed_gemm(packed)
-            median_ms(a, b)  # warm-up
-            best[packed] = min(best.get(packed, float("inf")), median_ms(a, b))
+            gemm_median_ms(a, b, CALLS)  # warm-up
+            best[packed] = min(best.get(packed, float("inf")), gemm_median_ms(a, b, CALLS))
     return best
 
 

@@ -83,12 +83,24 @@ def watch(seconds: int) -> None:
                                           for cpu in cpus), flush=True)
 
 
+def gemm_median_ms(a, b, calls: int) -> float:
+    """The median ms of `calls` calls of native_blas.matmul(a, b), as tinygrad_like runs it."""
+    from tinygrad_like.backend import native_blas
+
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        native_blas.matmul(a, b)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
 def pool_gemm_blocks(blocks: int, calls: int = 10) -> tuple[float, list[float]]:
     """(the median ms of POOL_GEMM on one thread, the median ms of each of `blocks` blocks of
     `calls` on the native pool's threads); the pool's thread count is left as it was."""
     import numpy as np
 
-    from tinygrad_like.backend import native, native_blas
+    from tinygrad_like.backend import native
 
     if not native.available():
         raise RuntimeError(f"the native pool is not in use: {native.reason()}")
@@ -97,12 +109,7 @@ def pool_gemm_blocks(blocks: int, calls: int = 10) -> tuple[float, list[float]]:
     a, b = (rng.standard_normal(shape, dtype=np.float32) for shape in ((m, k), (k, n)))
 
     def block_ms() -> float:
-        times = []
-        for _ in range(calls):
-            start = time.perf_counter()
-            native_blas.matmul(a, b)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times) * 1e3
+        return gemm_median_ms(a, b, calls)
 
     threads = native.get_num_threads()
     try:
